@@ -1,0 +1,48 @@
+"""Roles, the permissions they carry and who may grant them: one table for every service."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    LEADER = "leader"
+    DISPATCHER = "dispatcher"
+    UNIT_STAFF = "unit_staff"
+    GOVERNOR = "governor"
+    ASSISTANT = "assistant"
+    SUPERVISOR = "supervisor"
+    RESIDENT = "resident"
+
+
+class Permission(StrEnum):
+    USERS_READ = "users.read"
+    USERS_WRITE = "users.write"
+    ROLES_GRANT = "roles.grant"
+    SERVICE_ACCOUNTS_MANAGE = "service_accounts.manage"
+    SIGNING_KEYS_ROTATE = "signing_keys.rotate"
+
+
+_STAFF_ADMIN = frozenset({Permission.USERS_READ, Permission.USERS_WRITE, Permission.ROLES_GRANT})
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.LEADER: _STAFF_ADMIN,
+    Role.DISPATCHER: _STAFF_ADMIN,
+    Role.UNIT_STAFF: frozenset(),
+    Role.GOVERNOR: frozenset(),
+    Role.ASSISTANT: frozenset(),
+    Role.SUPERVISOR: frozenset(),
+    Role.RESIDENT: frozenset(),
+}
+
+# Which roles a holder of each role may grant (always within the scope of their own binding).
+# Nobody grants a role stronger than their own, so delegation cannot escalate.
+GRANTABLE: dict[Role, frozenset[Role]] = {
+    Role.ADMIN: frozenset(Role),
+    Role.LEADER: frozenset(Role) - {Role.ADMIN},
+    Role.DISPATCHER: frozenset(
+        {Role.UNIT_STAFF, Role.GOVERNOR, Role.ASSISTANT, Role.SUPERVISOR, Role.RESIDENT}
+    ),
+}

@@ -1,0 +1,128 @@
+"""Verification of access tokens (ES256 JWTs) against a JWKS, cached and refreshed on an unknown key id."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any, Protocol
+
+import grpc
+import jwt
+
+from govkit.auth.principal import Binding, Principal
+from govkit.auth.roles import Role
+from govkit.errors import Unauthenticated
+
+ALGORITHM = "ES256"
+AUDIENCE = "gov-platform"
+DEFAULT_ISSUER = "gov-identity"
+
+
+class JwksSource(Protocol):
+    async def fetch_jwks(self) -> dict[str, Any]: ...
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        source: JwksSource,
+        *,
+        issuer: str = DEFAULT_ISSUER,
+        audience: str = AUDIENCE,
+        min_refresh_interval: float = 5.0,
+        leeway: float = 5.0,
+    ) -> None:
+        self.source = source
+        self.issuer = issuer
+        self.audience = audience
+        self.min_refresh_interval = min_refresh_interval
+        self.leeway = leeway
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return bool(self._keys)
+
+    async def refresh(self, *, force: bool = False) -> None:
+        async with self._lock:
+            # An unknown kid refetches at most once per interval, so forged kids cannot flood identity.
+            if not force and time.monotonic() - self._fetched_at < self.min_refresh_interval:
+                return
+            document = await self.source.fetch_jwks()
+            keys = {}
+            for jwk in document.get("keys", []):
+                if jwk.get("kid") and jwk.get("alg", ALGORITHM) == ALGORITHM:
+                    keys[jwk["kid"]] = jwt.PyJWK(jwk, algorithm=ALGORITHM).key
+            self._keys = keys
+            self._fetched_at = time.monotonic()
+
+    async def _key_for(self, kid: str) -> Any:
+        key = self._keys.get(kid)
+        if key is None:
+            await self.refresh()
+            key = self._keys.get(kid)
+        if key is None:
+            raise Unauthenticated("token signed by an unknown key")
+        return key
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthenticated("malformed token") from None
+        if header.get("alg") != ALGORITHM or not isinstance(header.get("kid"), str):
+            raise Unauthenticated("token not signed with a platform key")
+        key = await self._key_for(header["kid"])
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": ["exp", "iat", "sub", "jti"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("token expired") from None
+        except jwt.PyJWTError:
+            raise Unauthenticated("invalid token") from None
+        return principal_from_claims(claims)
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    if claims.get("typ") != "access":
+        raise Unauthenticated("not an access token")
+    try:
+        bindings = tuple(Binding(Role(role), str(scope)) for role, scope in claims.get("roles", []))
+    except (ValueError, TypeError):
+        raise Unauthenticated("invalid role claims") from None
+    return Principal(subject=str(claims["sub"]), bindings=bindings, token_id=str(claims["jti"]))
+
+
+def bearer_token(metadata: dict[str, str]) -> str:
+    value = metadata.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("missing bearer token")
+    return token.strip()
+
+
+class GrpcJwksSource:
+    """Fetches the JWKS from the identity service (its GetJwks method is public)."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        from gov.identity.v1 import identity_pb2, identity_pb2_grpc
+
+        self._stub = identity_pb2_grpc.IdentityServiceStub(channel)
+        self._request = identity_pb2.GetJwksRequest()
+
+    async def fetch_jwks(self) -> dict[str, Any]:
+        try:
+            reply = await self._stub.GetJwks(self._request, timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            raise Unauthenticated(f"cannot fetch signing keys: {exc.code().name}") from None
+        return json.loads(reply.json)

@@ -1,0 +1,53 @@
+"""Settings from environment variables, validated at start-up.
+
+Every component subclasses `BaseSettings` below. A missing or malformed variable
+stops the process with a message naming the variable, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings as _PydanticSettings
+from pydantic_settings import SettingsConfigDict
+
+ENV_PREFIX = "GOV_"
+
+
+class BaseSettings(_PydanticSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+
+class ServiceSettings(BaseSettings):
+    """What every gRPC service needs: its database, the message bus and a port."""
+
+    database_url: str = Field(
+        ..., description="SQLAlchemy async URL (sqlite+aiosqlite:// or postgresql+asyncpg://)"
+    )
+    nats_url: str = Field("nats://127.0.0.1:4222", pattern=r"^(nats|tls)://")
+    grpc_host: str = "0.0.0.0"  # noqa: S104 - a service must be reachable from other pods
+    grpc_port: int = Field(50051, ge=1, le=65535)
+    shutdown_grace_seconds: float = Field(10.0, gt=0)
+    # Where to fetch the JWKS from; empty means "this process is identity and signs its own".
+    identity_addr: str = ""
+
+
+S = TypeVar("S", bound=_PydanticSettings)
+
+
+def load(settings_cls: type[S]) -> S:
+    """Build settings from the environment or exit with one line per bad variable."""
+    try:
+        return settings_cls()
+    except ValidationError as exc:
+        prefix = settings_cls.model_config.get("env_prefix", "")
+        lines = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "?"
+            lines.append(f"  {prefix}{field.upper()}: {err['msg']}")
+        sys.stderr.write("configuration error:\n" + "\n".join(lines) + "\n")
+        raise SystemExit(2) from None

@@ -1,0 +1,166 @@
+"""Event consumer runner: durable pull consumer, explicit ack, bounded redelivery, dead letters.
+
+A handler runs inside a database transaction together with the insert of the event id
+into `processed_events`; a redelivered event whose id is already there is acked and
+skipped. A handler that keeps failing is retried with backoff up to `max_deliver`
+times, then copied to `deadletter.<consumer>.<subject>` and acked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gov.common.v1 import event_pb2
+from govkit.crashpoint import crashpoint
+from govkit.db import Database, utcnow
+from govkit.events import MSG_ID_HEADER, dead_letter_subject, extract_trace, parse_event
+from govkit.tables import PlatformTables
+from govkit.telemetry import meter, tracer
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncSession, event_pb2.Event], Awaitable[None]]
+
+_handled = meter.create_counter("gov.consumer.handled", description="events handled, by outcome")
+
+
+@dataclass
+class ConsumerSpec:
+    durable: str
+    stream: str
+    subjects: Sequence[str]
+    handler: Handler
+    max_deliver: int = 5
+    ack_wait: float = 30.0
+    # Delay before each redelivery after a failure; the last value repeats.
+    backoff: Sequence[float] = field(default_factory=lambda: (1.0, 5.0, 30.0, 120.0))
+    batch: int = 20
+
+
+class EventConsumer:
+    def __init__(
+        self, spec: ConsumerSpec, js: JetStreamContext, db: Database, tables: PlatformTables
+    ) -> None:
+        self.spec = spec
+        self.js = js
+        self.db = db
+        self.processed = tables.processed_events
+        self._stopping = False
+        self.pending = 0
+
+    async def run(self) -> None:
+        spec = self.spec
+        config = ConsumerConfig(
+            durable_name=spec.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=spec.ack_wait,
+            max_deliver=spec.max_deliver,
+            filter_subjects=list(spec.subjects) if len(spec.subjects) > 1 else None,
+            filter_subject=spec.subjects[0] if len(spec.subjects) == 1 else None,
+        )
+        sub = await self.js.pull_subscribe(
+            spec.subjects[0], durable=spec.durable, stream=spec.stream, config=config
+        )
+        while not self._stopping:
+            try:
+                messages = await sub.fetch(batch=spec.batch, timeout=1.0)
+            except nats.errors.TimeoutError:
+                continue
+            for msg in messages:
+                await self.handle(msg)
+
+    def stop(self) -> None:
+        """Finish the current batch, then return from `run()`."""
+        self._stopping = True
+
+    async def handle(self, msg: Msg) -> None:
+        headers = msg.headers or {}
+        producer = trace.get_current_span(extract_trace(headers)).get_span_context()
+        links = [Link(producer)] if producer.is_valid else []
+        with tracer.start_as_current_span(
+            f"{msg.subject} process", kind=SpanKind.CONSUMER, links=links
+        ) as span:
+            span.set_attribute("messaging.system", "nats")
+            span.set_attribute("messaging.consumer.group.name", self.spec.durable)
+            span.set_attribute("messaging.destination.name", msg.subject)
+            try:
+                event = parse_event(msg.data)
+                span.set_attribute("messaging.message.id", event.id)
+                applied = await self._apply_once(event)
+                crashpoint("consumer.after_commit")
+                await msg.ack()
+                _handled.add(
+                    1, {"consumer": self.spec.durable, "outcome": "applied" if applied else "duplicate"}
+                )
+            except Exception as exc:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR))
+                await self._failed(msg, exc)
+
+    async def _apply_once(self, event: event_pb2.Event) -> bool:
+        if not event.id:
+            raise ValueError("event without id")
+        try:
+            async with self.db.transaction() as session:
+                seen = await session.scalar(
+                    select(self.processed.c.event_id).where(
+                        self.processed.c.consumer == self.spec.durable, self.processed.c.event_id == event.id
+                    )
+                )
+                if seen:
+                    return False
+                await session.execute(
+                    insert(self.processed).values(
+                        consumer=self.spec.durable, event_id=event.id, processed_at=utcnow()
+                    )
+                )
+                await self.spec.handler(session, event)
+                crashpoint("consumer.before_commit")
+        except IntegrityError:
+            # Another replica recorded the same event id first.
+            return False
+        return True
+
+    async def _failed(self, msg: Msg, exc: Exception) -> None:
+        delivered = msg.metadata.num_delivered if msg.metadata else 1
+        if delivered >= self.spec.max_deliver:
+            subject = dead_letter_subject(self.spec.durable, msg.subject)
+            headers = dict(msg.headers or {})
+            headers["Gov-Error"] = repr(exc)[:500]
+            msg_id = (msg.headers or {}).get(MSG_ID_HEADER, "")
+            headers[MSG_ID_HEADER] = f"{msg_id}:{self.spec.durable}"
+            await self.js.publish(subject, msg.data, headers=headers)
+            await msg.ack()
+            _handled.add(1, {"consumer": self.spec.durable, "outcome": "dead_letter"})
+            log.error(
+                "event dead-lettered after %d deliveries",
+                delivered,
+                extra={"subject": msg.subject, "dead_letter_subject": subject, "error": repr(exc)},
+            )
+            return
+        delay = self.spec.backoff[min(delivered - 1, len(self.spec.backoff) - 1)]
+        log.warning(
+            "event handler failed; redelivering in %.1fs",
+            delay,
+            extra={"subject": msg.subject, "delivery": delivered, "error": repr(exc)},
+        )
+        await msg.nak(delay=delay)
+        _handled.add(1, {"consumer": self.spec.durable, "outcome": "retry"})
+
+
+async def run_consumers(consumers: Sequence[EventConsumer]) -> None:
+    await asyncio.gather(*(c.run() for c in consumers))

@@ -1,0 +1,51 @@
+"""Alembic, run the same way for every service: `python -m services.<name> migrate`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import MetaData, pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from govkit.db import is_sqlite, make_engine
+
+
+def alembic_config(migrations_dir: Path, database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def upgrade(migrations_dir: Path, database_url: str, revision: str = "head") -> None:
+    if is_sqlite(database_url):
+        make_engine(database_url)  # creates the data folder
+    command.upgrade(alembic_config(migrations_dir, database_url), revision)
+
+
+def run_env(context: object, metadata: MetaData) -> None:
+    """Body of every service's migrations/env.py."""
+    config = context.config  # type: ignore[attr-defined]
+    url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
+
+    def do_run(connection: Connection) -> None:
+        context.configure(  # type: ignore[attr-defined]
+            connection=connection,
+            target_metadata=metadata,
+            render_as_batch=is_sqlite(url),  # SQLite alters tables by copying them
+            compare_type=True,
+        )
+        with context.begin_transaction():  # type: ignore[attr-defined]
+            context.run_migrations()  # type: ignore[attr-defined]
+
+    async def run_async() -> None:
+        engine = create_async_engine(url, poolclass=pool.NullPool)
+        async with engine.connect() as connection:
+            await connection.run_sync(do_run)
+        await engine.dispose()
+
+    asyncio.run(run_async())

@@ -1,0 +1,56 @@
+"""Tables every service database carries: the outbox and the processed-event log."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text
+
+from govkit.db import UtcDateTime
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+_Seq = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "outbox",
+        metadata,
+        Column("seq", _Seq, primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("subject", String(200), nullable=False),
+        Column("data", LargeBinary, nullable=False),
+        Column("headers", Text, nullable=False),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("published_at", UtcDateTime, nullable=True),
+        Index("ix_outbox_unpublished", "published_at", "seq"),
+    )
+
+
+def processed_events_table(metadata: MetaData) -> Table:
+    return Table(
+        "processed_events",
+        metadata,
+        Column("consumer", String(100), primary_key=True),
+        Column("event_id", String(36), primary_key=True),
+        Column("processed_at", UtcDateTime, nullable=False),
+    )
+
+
+def idempotency_table(metadata: MetaData) -> Table:
+    """Client request ids of mutating calls and the resource each one produced."""
+    return Table(
+        "idempotency_keys",
+        metadata,
+        Column("scope", String(100), primary_key=True),  # method + caller
+        Column("request_id", String(100), primary_key=True),
+        Column("resource", String(200), nullable=False),
+        Column("created_at", UtcDateTime, nullable=False),
+    )
+
+
+class PlatformTables:
+    """The shared tables bound to one service's metadata."""
+
+    def __init__(self, metadata: MetaData) -> None:
+        self.outbox = outbox_table(metadata)
+        self.processed_events = processed_events_table(metadata)
+        self.idempotency = idempotency_table(metadata)

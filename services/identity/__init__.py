@@ -1,0 +1,1 @@
+"""Identity: users, credentials, scoped role bindings, service accounts and signing keys."""

@@ -1,0 +1,101 @@
+"""`python -m services.identity serve|migrate|create-admin`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import os
+import sys
+from pathlib import Path
+
+from gov.identity.v1 import identity_pb2_grpc
+from govkit import config, migrations
+from govkit.auth.tokens import TokenVerifier
+from govkit.db import Database
+from govkit.grpc_server import ServiceDefinition, ServiceRuntime, serve
+from services.identity.flows import IdentityFlows
+from services.identity.grpc_api import PUBLIC_METHODS, SERVICE, IdentityServicer
+from services.identity.keys import KeyRing
+from services.identity.models import platform
+from services.identity.settings import IdentitySettings
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _key_ring(db: Database, settings: IdentitySettings) -> KeyRing:
+    return KeyRing(
+        db,
+        settings.signing_key_passphrase.get_secret_value().encode(),
+        access_ttl=dt.timedelta(seconds=settings.access_token_ttl_seconds),
+        rotation=dt.timedelta(days=settings.key_rotation_days),
+    )
+
+
+def definition(settings: IdentitySettings) -> ServiceDefinition:
+    state: dict[str, KeyRing] = {}
+
+    def make_verifier(runtime: ServiceRuntime) -> TokenVerifier:
+        keys = _key_ring(runtime.db, settings)
+        state["keys"] = keys
+        return TokenVerifier(keys, issuer=settings.token_issuer)
+
+    def register(server, runtime: ServiceRuntime) -> None:  # type: ignore[no-untyped-def]
+        flows = IdentityFlows(runtime.db, settings, state["keys"])
+        identity_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(flows), server)
+
+    async def refresh_keys(runtime: ServiceRuntime) -> None:
+        # Picks up rotations made by other replicas and rotates keys that grew too old.
+        while True:
+            try:
+                await state["keys"].load()
+            except Exception:
+                log.exception("cannot refresh signing keys")
+            await asyncio.sleep(30)
+
+    return ServiceDefinition(
+        name="identity",
+        settings=settings,
+        tables=platform,
+        register=register,
+        service_names=(SERVICE,),
+        public_methods=PUBLIC_METHODS,
+        make_verifier=make_verifier,
+        background=[refresh_keys],
+    )
+
+
+async def _create_admin(settings: IdentitySettings) -> int:
+    login = os.environ.get("ADMIN_LOGIN", "")
+    password = os.environ.get("ADMIN_PASSWORD", "")
+    if not login or not password:
+        sys.stderr.write("create-admin: set ADMIN_LOGIN and ADMIN_PASSWORD\n")
+        return 2
+    db = Database(settings.database_url)
+    try:
+        flows = IdentityFlows(db, settings, _key_ring(db, settings))
+        created = await flows.ensure_admin(login, password, os.environ.get("ADMIN_PHONE", "13800000000"))
+    finally:
+        await db.close()
+    print(f"admin '{login}' " + ("created" if created else "already exists; password left unchanged"))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.identity")
+    parser.add_argument("command", choices=["serve", "migrate", "create-admin"])
+    args = parser.parse_args(argv)
+    settings = config.load(IdentitySettings)
+    if args.command == "migrate":
+        migrations.upgrade(MIGRATIONS, settings.database_url)
+        return 0
+    if args.command == "create-admin":
+        return asyncio.run(_create_admin(settings))
+    asyncio.run(serve(definition(settings)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

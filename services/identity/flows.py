@@ -1,0 +1,719 @@
+"""Identity's business logic: every use case as one method, each a single transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gov.identity.v1 import events_pb2
+from govkit import idempotency, pagination
+from govkit.auth.principal import Principal
+from govkit.auth.roles import Permission, Role
+from govkit.auth.scopes import GLOBAL, validate_path
+from govkit.auth.tokens import AUDIENCE
+from govkit.db import Database, new_id, utcnow
+from govkit.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+)
+from govkit.events import build_event
+from govkit.outbox import add_event
+from services.identity import convert, domain, repository
+from services.identity.keys import KeyRing
+from services.identity.models import LoginAttempts, RefreshToken, RoleBinding, ServiceAccount, User, platform
+from services.identity.settings import IdentitySettings
+
+BAD_CREDENTIALS = "wrong login or password"
+
+
+@dataclass(frozen=True)
+class Tokens:
+    access_token: str
+    expires_in: int
+    refresh_token: str = ""
+    refresh_expire_time: dt.datetime | None = None
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _actor(principal: Principal | None) -> str:
+    return principal.subject if principal else "system"
+
+
+class IdentityFlows:
+    def __init__(self, db: Database, settings: IdentitySettings, keys: KeyRing) -> None:
+        self.db = db
+        self.settings = settings
+        self.keys = keys
+        self.hasher = PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+        )
+        self.lockout = domain.LockoutPolicy(
+            threshold=settings.lockout_threshold,
+            window=dt.timedelta(seconds=settings.lockout_window_seconds),
+            duration=dt.timedelta(seconds=settings.lockout_duration_seconds),
+        )
+        # Verified against when the login is unknown, so both answers take the same time.
+        self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+
+    # ----------------------------------------------------------------- passwords
+
+    async def _hash(self, password: str) -> str:
+        # argon2 releases the GIL: hashing in threads keeps the event loop responsive.
+        return await asyncio.to_thread(self.hasher.hash, password)
+
+    async def _verify(self, stored: str, password: str) -> bool:
+        try:
+            return await asyncio.to_thread(self.hasher.verify, stored, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    # ----------------------------------------------------------------- tokens
+
+    def _access_token(self, subject: str, bindings: list[RoleBinding], now: dt.datetime) -> str:
+        ttl = self.settings.access_token_ttl_seconds
+        return self.keys.sign(
+            {
+                "iss": self.settings.token_issuer,
+                "aud": AUDIENCE,
+                "sub": subject,
+                "typ": "access",
+                "iat": int(now.timestamp()),
+                "exp": int(now.timestamp()) + ttl,
+                "jti": new_id(),
+                "roles": [[b.role, b.scope] for b in bindings],
+            }
+        )
+
+    async def _issue(self, session: AsyncSession, subject: str, family_id: str, now: dt.datetime) -> Tokens:
+        bindings = await repository.bindings_of(session, subject)
+        refresh = secrets.token_urlsafe(32)
+        expire = now + dt.timedelta(seconds=self.settings.refresh_token_ttl_seconds)
+        session.add(
+            RefreshToken(
+                id=new_id(),
+                family_id=family_id,
+                principal=subject,
+                token_hash=_hash_token(refresh),
+                create_time=now,
+                expire_time=expire,
+                used_at=None,
+                revoked_at=None,
+            )
+        )
+        return Tokens(
+            access_token=self._access_token(subject, bindings, now),
+            expires_in=self.settings.access_token_ttl_seconds,
+            refresh_token=refresh,
+            refresh_expire_time=expire,
+        )
+
+    async def login(self, login: str, password: str) -> Tokens:
+        if not login.strip():
+            raise InvalidArgument("is required", field="login")
+        if not password:
+            raise InvalidArgument("is required", field="password")
+        if len(login) > 100 or len(password) > domain.PASSWORD_MAX:
+            raise Unauthenticated(BAD_CREDENTIALS)
+        key = domain.login_key(login)
+        now = utcnow()
+        async with self.db.sessions() as session:
+            attempts = await session.get(LoginAttempts, key)
+            locked_until = domain.is_locked(self._state(attempts), now)
+            if locked_until:
+                raise self._locked_error(locked_until, now)
+            phone = key if key.startswith("+86") else None
+            user = await repository.user_by_login(session, phone, None if phone else key)
+        ok = await self._verify(user.password_hash if user else self._dummy_hash, password)
+        if not ok or user is None:
+            await self._record_failure(key, user)
+            raise Unauthenticated(BAD_CREDENTIALS)
+        if user.state != "active":
+            raise Unauthenticated("this account is disabled")
+        async with self.db.transaction() as session:
+            await session.execute(delete(LoginAttempts).where(LoginAttempts.login_key == key))
+            if self.hasher.check_needs_rehash(user.password_hash):
+                row = await session.get(User, user.id)
+                if row is not None:
+                    row.password_hash = await self._hash(password)
+            return await self._issue(session, f"users/{user.id}", new_id(), now)
+
+    @staticmethod
+    def _state(row: LoginAttempts | None) -> domain.AttemptState | None:
+        if row is None:
+            return None
+        return domain.AttemptState(row.failures, row.window_start, row.locked_until)
+
+    @staticmethod
+    def _locked_error(until: dt.datetime, now: dt.datetime) -> ResourceExhausted:
+        seconds = max(1, int((until - now).total_seconds()))
+        return ResourceExhausted(
+            f"too many failed logins; try again in {seconds} seconds", retry_after=seconds
+        )
+
+    async def _record_failure(self, key: str, user: User | None) -> None:
+        now = utcnow()
+        async with self.db.transaction() as session:
+            row = await session.get(LoginAttempts, key, with_for_update=True)
+            state = domain.record_failure(self._state(row), now, self.lockout)
+            if row is None:
+                session.add(
+                    LoginAttempts(
+                        login_key=key,
+                        failures=state.failures,
+                        window_start=state.window_start,
+                        locked_until=state.locked_until,
+                    )
+                )
+            else:
+                row.failures, row.window_start, row.locked_until = (
+                    state.failures,
+                    state.window_start,
+                    state.locked_until,
+                )
+            just_locked = state.locked_until is not None and state.failures == self.lockout.threshold
+            if just_locked and user is not None:
+                await add_event(
+                    session,
+                    platform.outbox,
+                    build_event(
+                        "identity.v1.login.locked",
+                        events_pb2.LoginLocked(
+                            user=f"users/{user.id}",
+                            failed_attempts=state.failures,
+                            locked_seconds=self.settings.lockout_duration_seconds,
+                        ),
+                        actor="system",
+                        resource=f"users/{user.id}",
+                    ),
+                )
+
+    async def refresh(self, refresh_token: str) -> Tokens:
+        if not refresh_token:
+            raise InvalidArgument("is required", field="refresh_token")
+        now = utcnow()
+        refused: str | None = None
+        async with self.db.transaction() as session:
+            row = await session.scalar(
+                select(RefreshToken)
+                .where(RefreshToken.token_hash == _hash_token(refresh_token))
+                .with_for_update()
+            )
+            if row is None:
+                raise Unauthenticated("invalid refresh token")
+            if row.revoked_at is not None or row.used_at is not None:
+                # A spent token presented again means it leaked: end the whole session family.
+                await repository.revoke_family(session, row.family_id, now)
+                refused = "refresh token reuse detected; the session has been revoked"
+            elif row.expire_time <= now:
+                refused = "refresh token expired"
+            elif not await self._principal_active(session, row.principal):
+                await repository.revoke_family(session, row.family_id, now)
+                refused = "this account is disabled"
+            elif not await repository.mark_used(session, row.id, now):
+                await repository.revoke_family(session, row.family_id, now)
+                refused = "refresh token reuse detected; the session has been revoked"
+            else:
+                return await self._issue(session, row.principal, row.family_id, now)
+        # Raised after commit, so the revocation above sticks.
+        raise Unauthenticated(refused)
+
+    async def _principal_active(self, session: AsyncSession, principal: str) -> bool:
+        if principal.startswith("users/"):
+            user = await session.get(User, principal.removeprefix("users/"))
+            return user is not None and user.state == "active"
+        return False
+
+    async def logout(self, refresh_token: str) -> None:
+        if not refresh_token:
+            raise InvalidArgument("is required", field="refresh_token")
+        async with self.db.transaction() as session:
+            row = await session.scalar(
+                select(RefreshToken).where(RefreshToken.token_hash == _hash_token(refresh_token))
+            )
+            if row is not None:
+                await repository.revoke_family(session, row.family_id, utcnow())
+
+    async def service_token(self, client_id: str, client_secret: str) -> Tokens:
+        if not client_id:
+            raise InvalidArgument("is required", field="client_id")
+        if not client_secret:
+            raise InvalidArgument("is required", field="client_secret")
+        async with self.db.sessions() as session:
+            account = await session.scalar(
+                select(ServiceAccount).where(ServiceAccount.client_id == client_id[:64])
+            )
+            subject = f"serviceAccounts/{account.id}" if account else ""
+            bindings = await repository.bindings_of(session, subject) if account else []
+        ok = await self._verify(account.secret_hash if account else self._dummy_hash, client_secret)
+        if not ok or account is None or account.disabled:
+            raise Unauthenticated("invalid client credentials")
+        return Tokens(
+            access_token=self._access_token(subject, bindings, utcnow()),
+            expires_in=self.settings.access_token_ttl_seconds,
+        )
+
+    # ----------------------------------------------------------------- users
+
+    async def caller(self, principal: Principal) -> tuple[User | None, list[RoleBinding]]:
+        async with self.db.sessions() as session:
+            user = await session.get(User, principal.user_id) if principal.user_id else None
+            return user, await repository.bindings_of(session, principal.subject)
+
+    async def create_user(
+        self,
+        principal: Principal,
+        *,
+        phone: str,
+        username: str,
+        display_name: str,
+        scope: str,
+        password: str,
+        request_id: str = "",
+    ) -> User:
+        phone_e164 = domain.normalize_phone(phone)
+        username_n = domain.normalize_username(username)
+        name = domain.display_name(display_name)
+        scope_n = domain.user_scope(scope, principal)
+        domain.check_password(password)
+        request_id = request_id.strip()
+        if len(request_id) > 100:
+            raise InvalidArgument("must be at most 100 characters", field="request_id")
+        principal.require(Permission.USERS_WRITE, scope_n)
+        password_hash = await self._hash(password)
+        now = utcnow()
+        idem_scope = f"CreateUser:{principal.subject}"
+        try:
+            async with self.db.transaction() as session:
+                earlier = await idempotency.recall(session, platform.idempotency, idem_scope, request_id)
+                if earlier:
+                    found = await session.get(User, earlier.removeprefix("users/"))
+                    if found is None:
+                        raise NotFound("the user created by this request id no longer exists")
+                    return found
+                await self._ensure_unique(session, phone_e164, username_n)
+                user = User(
+                    id=new_id(),
+                    phone=phone_e164,
+                    username=username_n,
+                    display_name=name,
+                    scope=scope_n,
+                    state="active",
+                    password_hash=password_hash,
+                    create_time=now,
+                    update_time=now,
+                )
+                session.add(user)
+                await session.flush()
+                await idempotency.remember(
+                    session, platform.idempotency, idem_scope, request_id, f"users/{user.id}"
+                )
+                await self._emit(
+                    session,
+                    principal,
+                    "identity.v1.user.created",
+                    events_pb2.UserCreated(user=convert.user(user)),
+                    f"users/{user.id}",
+                )
+                return user
+        except IntegrityError:
+            # A concurrent create took the phone or username between our check and insert.
+            raise AlreadyExists("a user with this phone or username already exists") from None
+
+    async def _ensure_unique(
+        self, session: AsyncSession, phone: str | None, username: str | None, exclude: str | None = None
+    ) -> None:
+        if phone:
+            other = await session.scalar(select(User.id).where(User.phone == phone))
+            if other and other != exclude:
+                raise AlreadyExists("a user with this phone already exists", field="phone")
+        if username:
+            other = await session.scalar(select(User.id).where(User.username == username))
+            if other and other != exclude:
+                raise AlreadyExists("a user with this username already exists", field="username")
+
+    async def _emit(
+        self, session: AsyncSession, principal: Principal | None, event_type: str, payload, resource: str
+    ) -> None:  # type: ignore[no-untyped-def]
+        await add_event(
+            session,
+            platform.outbox,
+            build_event(event_type, payload, actor=_actor(principal), resource=resource),
+        )
+
+    async def _load_user(self, session: AsyncSession, user_id: str, *, lock: bool = False) -> User:
+        user = await session.get(User, user_id, with_for_update=lock)
+        if user is None:
+            raise NotFound(f"users/{user_id} not found")
+        return user
+
+    async def get_user(self, principal: Principal, user_id: str) -> User:
+        async with self.db.sessions() as session:
+            user = await session.get(User, user_id)
+        # Same answer for "missing" and "not yours", so ids can't be probed.
+        if user is None or not domain.can_read_user(principal, user.id, user.scope):
+            raise NotFound(f"users/{user_id} not found")
+        return user
+
+    async def list_users(
+        self,
+        principal: Principal,
+        *,
+        page_size: int,
+        page_token: str,
+        scope: str,
+        state: int,
+        role: int,
+        query: str,
+    ) -> tuple[list[User], str]:
+        visible = domain.readable_scopes(principal)
+        if not visible:
+            raise PermissionDenied("the caller may not list users")
+        scope_f = validate_path(scope, field="scope") if scope else None
+        state_f = convert.state_from_pb(state) if state else None
+        role_f = convert.role_from_pb(role) if role else None
+        if state and state_f is None:
+            raise InvalidArgument("unknown state", field="state")
+        if role and role_f is None:
+            raise InvalidArgument("unknown role", field="role")
+        query_f = query.strip()
+        if len(query_f) > 64:
+            raise InvalidArgument("must be at most 64 characters", field="query")
+        size = pagination.page_size(page_size)
+        fp = pagination.fingerprint(principal.subject, scope_f, state_f, role_f, query_f)
+        cursor = pagination.decode_token(page_token, fp)
+        after = (dt.datetime.fromisoformat(cursor["t"]), cursor["id"]) if cursor else None
+        async with self.db.sessions() as session:
+            rows = await repository.list_users(
+                session,
+                visible_scopes=visible,
+                scope=scope_f,
+                state=state_f,
+                role=role_f,
+                query=query_f or None,
+                after=after,
+                limit=size + 1,
+            )
+        next_token = ""
+        if len(rows) > size:
+            rows = rows[:size]
+            last = rows[-1]
+            next_token = pagination.encode_token({"t": last.create_time.isoformat(), "id": last.id}, fp)
+        return rows, next_token
+
+    async def update_user(self, principal: Principal, user_id: str, changes: dict[str, str]) -> User:
+        allowed = {"display_name", "username", "scope", "phone"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise InvalidArgument(f"cannot update {', '.join(sorted(unknown))}", field="update_mask")
+        if not changes:
+            raise InvalidArgument("names no field to update", field="update_mask")
+        clean: dict[str, str | None] = {}
+        if "display_name" in changes:
+            clean["display_name"] = domain.display_name(changes["display_name"])
+        if "username" in changes:
+            clean["username"] = domain.normalize_username(changes["username"])
+        if "phone" in changes:
+            clean["phone"] = domain.normalize_phone(changes["phone"])
+        if "scope" in changes:
+            clean["scope"] = domain.user_scope(changes["scope"], principal)
+        async with self.db.transaction() as session:
+            user = await self._load_user(session, user_id, lock=True)
+            self_edit_name_only = principal.user_id == user.id and set(clean) == {"display_name"}
+            if not self_edit_name_only:
+                bindings = repository.as_bindings(await repository.bindings_of(session, f"users/{user.id}"))
+                domain.require_manage(principal, user.scope, bindings)
+                if "scope" in clean:
+                    principal.require(Permission.USERS_WRITE, str(clean["scope"]))
+            await self._ensure_unique(session, clean.get("phone"), clean.get("username"), exclude=user.id)
+            changed = [k for k, v in clean.items() if getattr(user, k) != v]
+            for key in changed:
+                setattr(user, key, clean[key])
+            if changed:
+                user.update_time = utcnow()
+                await self._emit(
+                    session,
+                    principal,
+                    "identity.v1.user.updated",
+                    events_pb2.UserUpdated(user=convert.user(user), changed_fields=changed),
+                    f"users/{user.id}",
+                )
+            return user
+
+    async def set_disabled(self, principal: Principal, user_id: str, disabled: bool) -> User:
+        async with self.db.transaction() as session:
+            user = await self._load_user(session, user_id, lock=True)
+            bindings = repository.as_bindings(await repository.bindings_of(session, f"users/{user.id}"))
+            domain.require_manage(principal, user.scope, bindings)
+            if disabled and principal.user_id == user.id:
+                raise FailedPrecondition("you cannot disable your own account")
+            target = "disabled" if disabled else "active"
+            if user.state == target:
+                return user
+            now = utcnow()
+            user.state, user.update_time = target, now
+            if disabled:
+                await repository.revoke_principal_tokens(session, f"users/{user.id}", now)
+                await self._emit(
+                    session,
+                    principal,
+                    "identity.v1.user.disabled",
+                    events_pb2.UserDisabled(user=convert.user(user)),
+                    f"users/{user.id}",
+                )
+            else:
+                await self._emit(
+                    session,
+                    principal,
+                    "identity.v1.user.enabled",
+                    events_pb2.UserEnabled(user=convert.user(user)),
+                    f"users/{user.id}",
+                )
+            return user
+
+    async def change_password(self, principal: Principal, current: str, new: str) -> None:
+        if principal.user_id is None:
+            raise FailedPrecondition("only users have passwords")
+        if not current:
+            raise InvalidArgument("is required", field="current_password")
+        domain.check_password(new, field="new_password")
+        async with self.db.sessions() as session:
+            user = await self._load_user(session, principal.user_id)
+        if not await self._verify(user.password_hash, current):
+            raise PermissionDenied("the current password is wrong")
+        new_hash = await self._hash(new)
+        async with self.db.transaction() as session:
+            row = await self._load_user(session, user.id, lock=True)
+            row.password_hash, row.update_time = new_hash, utcnow()
+            # Other devices must log in again with the new password.
+            await repository.revoke_principal_tokens(session, f"users/{user.id}", utcnow())
+
+    async def reset_password(self, principal: Principal, user_id: str, new: str) -> None:
+        domain.check_password(new, field="new_password")
+        new_hash = await self._hash(new)
+        async with self.db.transaction() as session:
+            user = await self._load_user(session, user_id, lock=True)
+            bindings = repository.as_bindings(await repository.bindings_of(session, f"users/{user.id}"))
+            domain.require_manage(principal, user.scope, bindings)
+            user.password_hash, user.update_time = new_hash, utcnow()
+            await repository.revoke_principal_tokens(session, f"users/{user.id}", utcnow())
+            await session.execute(delete(LoginAttempts).where(LoginAttempts.login_key == user.phone))
+
+    # ----------------------------------------------------------------- role bindings
+
+    async def _principal_exists(self, session: AsyncSession, principal: str) -> bool:
+        if principal.startswith("users/"):
+            return await session.get(User, principal.removeprefix("users/")) is not None
+        if principal.startswith("serviceAccounts/"):
+            return await session.get(ServiceAccount, principal.removeprefix("serviceAccounts/")) is not None
+        return False
+
+    async def grant(self, principal: Principal, target: str, role_value: int, scope: str) -> RoleBinding:
+        if not target.startswith(("users/", "serviceAccounts/")):
+            raise InvalidArgument("must be 'users/{id}' or 'serviceAccounts/{id}'", field="parent")
+        role = convert.role_from_pb(role_value)
+        if role is None:
+            raise InvalidArgument("is required", field="role_binding.role")
+        scope_n = validate_path(scope.strip(), field="role_binding.scope")
+        domain.require_grant(principal, role, scope_n)
+        try:
+            async with self.db.transaction() as session:
+                if not await self._principal_exists(session, target):
+                    raise NotFound(f"{target} not found")
+                existing = await session.scalar(
+                    select(RoleBinding).where(
+                        RoleBinding.principal == target,
+                        RoleBinding.role == role.value,
+                        RoleBinding.scope == scope_n,
+                    )
+                )
+                if existing:
+                    raise AlreadyExists(f"{target} already has {role.value} at {scope_n}")
+                binding = RoleBinding(
+                    id=new_id(),
+                    principal=target,
+                    role=role.value,
+                    scope=scope_n,
+                    granted_by=principal.subject,
+                    create_time=utcnow(),
+                )
+                session.add(binding)
+                await session.flush()
+                await self._emit(
+                    session,
+                    principal,
+                    "identity.v1.role.granted",
+                    events_pb2.RoleGranted(role_binding=convert.role_binding(binding)),
+                    f"{target}/roleBindings/{binding.id}",
+                )
+                return binding
+        except IntegrityError:
+            raise AlreadyExists(f"{target} already has {role.value} at {scope_n}") from None
+
+    async def list_bindings(
+        self, principal: Principal, *, parent: str, scope: str, page_size: int, page_token: str
+    ) -> tuple[list[RoleBinding], str]:
+        scope_f = validate_path(scope, field="scope") if scope else None
+        own = parent and parent == principal.subject
+        visible: list[str] | None = None if own else domain.readable_scopes(principal)
+        if visible is not None and not visible:
+            raise PermissionDenied("the caller may not list role bindings")
+        size = pagination.page_size(page_size)
+        fp = pagination.fingerprint(principal.subject, parent, scope_f)
+        cursor = pagination.decode_token(page_token, fp)
+        after = (dt.datetime.fromisoformat(cursor["t"]), cursor["id"]) if cursor else None
+        async with self.db.sessions() as session:
+            rows = await repository.list_bindings(
+                session,
+                principal=parent or None,
+                visible_scopes=visible,
+                scope=scope_f,
+                after=after,
+                limit=size + 1,
+            )
+        next_token = ""
+        if len(rows) > size:
+            rows = rows[:size]
+            next_token = pagination.encode_token(
+                {"t": rows[-1].create_time.isoformat(), "id": rows[-1].id}, fp
+            )
+        return rows, next_token
+
+    async def revoke(self, principal: Principal, binding_id: str) -> None:
+        async with self.db.transaction() as session:
+            binding = await session.get(RoleBinding, binding_id, with_for_update=True)
+            if binding is None:
+                raise NotFound(f"roleBindings/{binding_id} not found")
+            domain.require_grant(principal, Role(binding.role), binding.scope)
+            if binding.role == Role.ADMIN and binding.scope == GLOBAL:
+                remaining = await session.scalar(
+                    select(RoleBinding.id).where(
+                        RoleBinding.role == Role.ADMIN.value,
+                        RoleBinding.scope == GLOBAL,
+                        RoleBinding.id != binding.id,
+                    )
+                )
+                if remaining is None:
+                    raise FailedPrecondition("cannot revoke the last global admin binding")
+            await session.delete(binding)
+            await self._emit(
+                session,
+                principal,
+                "identity.v1.role.revoked",
+                events_pb2.RoleRevoked(role_binding=convert.role_binding(binding)),
+                f"{binding.principal}/roleBindings/{binding.id}",
+            )
+
+    # ----------------------------------------------------------------- service accounts, keys
+
+    async def create_service_account(
+        self, principal: Principal, display_name: str
+    ) -> tuple[ServiceAccount, str]:
+        principal.require(Permission.SERVICE_ACCOUNTS_MANAGE, GLOBAL)
+        name = domain.display_name(display_name)
+        secret = secrets.token_urlsafe(32)
+        secret_hash = await self._hash(secret)
+        async with self.db.transaction() as session:
+            account = ServiceAccount(
+                id=new_id(),
+                client_id=f"sa-{secrets.token_hex(8)}",
+                display_name=name,
+                secret_hash=secret_hash,
+                disabled=False,
+                create_time=utcnow(),
+            )
+            session.add(account)
+        return account, secret
+
+    async def list_service_accounts(
+        self, principal: Principal, *, page_size: int, page_token: str
+    ) -> tuple[list[ServiceAccount], str]:
+        principal.require(Permission.SERVICE_ACCOUNTS_MANAGE, GLOBAL)
+        size = pagination.page_size(page_size)
+        fp = pagination.fingerprint("service_accounts")
+        cursor = pagination.decode_token(page_token, fp)
+        after = (dt.datetime.fromisoformat(cursor["t"]), cursor["id"]) if cursor else None
+        async with self.db.sessions() as session:
+            rows = await repository.list_service_accounts(session, after=after, limit=size + 1)
+        next_token = ""
+        if len(rows) > size:
+            rows = rows[:size]
+            next_token = pagination.encode_token(
+                {"t": rows[-1].create_time.isoformat(), "id": rows[-1].id}, fp
+            )
+        return rows, next_token
+
+    async def rotate_signing_key(self, principal: Principal):  # type: ignore[no-untyped-def]
+        principal.require(Permission.SIGNING_KEYS_ROTATE, GLOBAL)
+        return await self.keys.rotate()
+
+    # ----------------------------------------------------------------- bootstrap
+
+    async def ensure_admin(self, login: str, password: str, phone: str) -> bool:
+        """Create the first global admin unless that login exists. True if created."""
+        domain.check_password(password, field="ADMIN_PASSWORD")
+        key = domain.login_key(login)
+        phone_e164 = key if key.startswith("+86") else domain.normalize_phone(phone, field="ADMIN_PHONE")
+        username = None if key.startswith("+86") else domain.normalize_username(login, field="ADMIN_LOGIN")
+        password_hash = await self._hash(password)
+        now = utcnow()
+        async with self.db.transaction() as session:
+            if await repository.user_by_login(session, phone_e164, None) or (
+                username and await repository.user_by_login(session, None, username)
+            ):
+                return False
+            user = User(
+                id=new_id(),
+                phone=phone_e164,
+                username=username,
+                display_name="Administrator",
+                scope=GLOBAL,
+                state="active",
+                password_hash=password_hash,
+                create_time=now,
+                update_time=now,
+            )
+            session.add(user)
+            binding = RoleBinding(
+                id=new_id(),
+                principal=f"users/{user.id}",
+                role=Role.ADMIN.value,
+                scope=GLOBAL,
+                granted_by="system",
+                create_time=now,
+            )
+            session.add(binding)
+            await session.flush()
+            await self._emit(
+                session,
+                None,
+                "identity.v1.user.created",
+                events_pb2.UserCreated(user=convert.user(user)),
+                f"users/{user.id}",
+            )
+            await self._emit(
+                session,
+                None,
+                "identity.v1.role.granted",
+                events_pb2.RoleGranted(role_binding=convert.role_binding(binding)),
+                f"users/{user.id}/roleBindings/{binding.id}",
+            )
+        return True

@@ -1,0 +1,150 @@
+"""Identity's data access. Functions take the caller's session so flows own the transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from govkit.auth.principal import Binding
+from govkit.auth.roles import Role
+from govkit.auth.scopes import GLOBAL
+from services.identity.models import RefreshToken, RoleBinding, ServiceAccount, User
+
+
+def _within(column, scope: str):  # type: ignore[no-untyped-def]
+    """SQL for "column is `scope` or below it"."""
+    if scope == GLOBAL:
+        return True
+    return or_(column == scope, column.startswith(scope + "/", autoescape=True))
+
+
+async def user_by_login(session: AsyncSession, phone: str | None, username: str | None) -> User | None:
+    if phone:
+        return await session.scalar(select(User).where(User.phone == phone))
+    if username:
+        return await session.scalar(select(User).where(User.username == username))
+    return None
+
+
+async def bindings_of(session: AsyncSession, principal: str) -> list[RoleBinding]:
+    return list(
+        (
+            await session.scalars(
+                select(RoleBinding)
+                .where(RoleBinding.principal == principal)
+                .order_by(RoleBinding.create_time)
+            )
+        ).all()
+    )
+
+
+def as_bindings(rows: Sequence[RoleBinding]) -> tuple[Binding, ...]:
+    return tuple(Binding(Role(r.role), r.scope) for r in rows)
+
+
+async def list_users(
+    session: AsyncSession,
+    *,
+    visible_scopes: Sequence[str],
+    scope: str | None,
+    state: str | None,
+    role: Role | None,
+    query: str | None,
+    after: tuple[dt.datetime, str] | None,
+    limit: int,
+) -> list[User]:
+    stmt = select(User).where(or_(*(_within(User.scope, s) for s in visible_scopes)))
+    if scope:
+        stmt = stmt.where(_within(User.scope, scope))
+    if state:
+        stmt = stmt.where(User.state == state)
+    if role:
+        stmt = stmt.where(
+            exists().where(RoleBinding.principal == "users/" + User.id, RoleBinding.role == role.value)
+        )
+    if query:
+        stmt = stmt.where(
+            or_(
+                User.phone.contains(query, autoescape=True),
+                func.lower(User.username).contains(query.lower(), autoescape=True),
+                func.lower(User.display_name).contains(query.lower(), autoescape=True),
+            )
+        )
+    if after:
+        t, uid = after
+        stmt = stmt.where(or_(User.create_time > t, and_(User.create_time == t, User.id > uid)))
+    stmt = stmt.order_by(User.create_time, User.id).limit(limit)
+    return list((await session.scalars(stmt)).all())
+
+
+async def list_bindings(
+    session: AsyncSession,
+    *,
+    principal: str | None,
+    visible_scopes: Sequence[str] | None,
+    scope: str | None,
+    after: tuple[dt.datetime, str] | None,
+    limit: int,
+) -> list[RoleBinding]:
+    stmt = select(RoleBinding)
+    if principal:
+        stmt = stmt.where(RoleBinding.principal == principal)
+    if visible_scopes is not None:
+        stmt = stmt.where(or_(*(_within(RoleBinding.scope, s) for s in visible_scopes)))
+    if scope:
+        stmt = stmt.where(_within(RoleBinding.scope, scope))
+    if after:
+        t, bid = after
+        stmt = stmt.where(
+            or_(RoleBinding.create_time > t, and_(RoleBinding.create_time == t, RoleBinding.id > bid))
+        )
+    stmt = stmt.order_by(RoleBinding.create_time, RoleBinding.id).limit(limit)
+    return list((await session.scalars(stmt)).all())
+
+
+async def list_service_accounts(
+    session: AsyncSession, *, after: tuple[dt.datetime, str] | None, limit: int
+) -> list[ServiceAccount]:
+    stmt = select(ServiceAccount)
+    if after:
+        t, sid = after
+        stmt = stmt.where(
+            or_(
+                ServiceAccount.create_time > t, and_(ServiceAccount.create_time == t, ServiceAccount.id > sid)
+            )
+        )
+    return list(
+        (
+            await session.scalars(stmt.order_by(ServiceAccount.create_time, ServiceAccount.id).limit(limit))
+        ).all()
+    )
+
+
+async def revoke_family(session: AsyncSession, family_id: str, now: dt.datetime) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+async def revoke_principal_tokens(
+    session: AsyncSession, principal: str, now: dt.datetime, *, except_family: str | None = None
+) -> None:
+    stmt = update(RefreshToken).where(RefreshToken.principal == principal, RefreshToken.revoked_at.is_(None))
+    if except_family:
+        stmt = stmt.where(RefreshToken.family_id != except_family)
+    await session.execute(stmt.values(revoked_at=now))
+
+
+async def mark_used(session: AsyncSession, token_id: str, now: dt.datetime) -> bool:
+    """Spend a refresh token; False if someone spent it first (a concurrent reuse)."""
+    result = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == token_id, RefreshToken.used_at.is_(None))
+        .values(used_at=now)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]

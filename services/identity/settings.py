@@ -1,0 +1,24 @@
+"""Identity's configuration (environment variables with the GOV_ prefix)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from govkit.auth.tokens import DEFAULT_ISSUER
+from govkit.config import ServiceSettings
+
+
+class IdentitySettings(ServiceSettings):
+    database_url: str = "sqlite+aiosqlite:///.data/identity.db"
+    # Encrypts the private signing keys at rest. Required: there is no safe default.
+    signing_key_passphrase: SecretStr = Field(..., min_length=16)
+    token_issuer: str = DEFAULT_ISSUER
+    access_token_ttl_seconds: int = Field(300, ge=30, le=3600)
+    refresh_token_ttl_seconds: int = Field(30 * 86400, ge=300, le=180 * 86400)
+    key_rotation_days: int = Field(30, ge=1, le=365)
+    lockout_threshold: int = Field(5, ge=1, le=100)
+    lockout_window_seconds: int = Field(900, ge=1)
+    lockout_duration_seconds: int = Field(900, ge=1)
+    argon2_time_cost: int = Field(3, ge=1, le=20)
+    argon2_memory_kib: int = Field(65536, ge=1024, le=4 * 1024 * 1024)
+    argon2_parallelism: int = Field(1, ge=1, le=16)

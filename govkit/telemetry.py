@@ -22,6 +22,10 @@ def _disabled() -> bool:
     return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
 
 
+def enabled() -> bool:
+    return _configured
+
+
 def _exporter_name() -> str:
     explicit = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
     if explicit:

@@ -12,7 +12,7 @@ import jwt
 
 from govkit.auth.principal import Binding, Principal
 from govkit.auth.roles import Role
-from govkit.errors import Unauthenticated
+from govkit.errors import Unauthenticated, Unavailable
 
 ALGORITHM = "ES256"
 AUDIENCE = "gov-platform"
@@ -124,5 +124,5 @@ class GrpcJwksSource:
         try:
             reply = await self._stub.GetJwks(self._request, timeout=5)
         except grpc.aio.AioRpcError as exc:
-            raise Unauthenticated(f"cannot fetch signing keys: {exc.code().name}") from None
+            raise Unavailable(f"cannot fetch signing keys: {exc.code().name}") from None
         return json.loads(reply.json)

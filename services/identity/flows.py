@@ -597,10 +597,10 @@ class IdentityFlows:
             )
         return rows, next_token
 
-    async def revoke(self, principal: Principal, binding_id: str) -> None:
+    async def revoke(self, principal: Principal, binding_id: str, owner: str | None = None) -> None:
         async with self.db.transaction() as session:
             binding = await session.get(RoleBinding, binding_id, with_for_update=True)
-            if binding is None:
+            if binding is None or (owner is not None and binding.principal != owner):
                 raise NotFound(f"roleBindings/{binding_id} not found")
             domain.require_grant(principal, Role(binding.role), binding.scope)
             if binding.role == Role.ADMIN and binding.scope == GLOBAL:

@@ -139,10 +139,11 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     async def DeleteRoleBinding(self, request: pb.DeleteRoleBindingRequest, context) -> empty_pb2.Empty:
         # `users/{uid}/roleBindings/{id}`, `serviceAccounts/{sid}/roleBindings/{id}` or the bare id.
-        binding_id = request.name.rsplit("/", 1)[-1]
-        if not binding_id or len(binding_id) > 64:
+        owner, _, binding_id = request.name.rpartition("/roleBindings/")
+        binding_id = binding_id or request.name
+        if not binding_id or "/" in binding_id or len(binding_id) > 64:
             raise InvalidArgument("must name a role binding", field="name")
-        await self.flows.revoke(current_principal(), binding_id)
+        await self.flows.revoke(current_principal(), binding_id, owner or None)
         return empty_pb2.Empty()
 
     async def CreateServiceAccount(self, request, context) -> pb.CreateServiceAccountResponse:

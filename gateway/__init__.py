@@ -1,0 +1,1 @@
+"""The REST/JSON API gateway for frontends: OpenAPI, problem+json errors, token auth."""

@@ -1,0 +1,34 @@
+"""`python -m gateway`: serve the REST API with uvicorn."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from govkit import config, telemetry
+from govkit.logs import setup_logging
+
+
+def main() -> None:
+    settings = config.load(GatewaySettings)
+    setup_logging("gateway", settings.log_level)
+    telemetry.setup_telemetry("gateway")
+    app = create_app(settings)
+    if telemetry.enabled():
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
+    # uvicorn handles SIGTERM: stops accepting, waits for in-flight requests, runs the lifespan exit.
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+
+from gateway import problems
+from gateway.routes import admin, auth, meta, users
+from gateway.settings import GatewaySettings
+from gateway.upstream import Upstreams
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+
+DESCRIPTION = """
+REST API of the block-based community governance platform.
+
+**Authentication**: press *Authorize* and log in with a phone number (or username) and password;
+the access token is a short-lived JWT, verifiable with `/.well-known/jwks.json`.
+
+**Errors** are RFC 9457 `application/problem+json` documents: `type`, `title`, `status`, `detail`,
+`instance`, `request_id`, and `errors` (a list of `{field, message}`) for invalid input.
+
+**Pagination**: list endpoints take `page_size` (1-200, default 50) and `page_token`, and return
+`items` and `next_page_token` (empty on the last page).
+
+**Scopes**: every account and role binding sits at a node of the region tree, named by its path
+of codes (`yuhu/wanlou/taoyuan/b07`); a role at a node covers everything below it.
+"""
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.upstreams = Upstreams(settings)
+        yield
+        await app.state.upstreams.close()
+
+    app = FastAPI(
+        title="Community governance platform API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    problems.install(app)
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        incoming = request.headers.get("x-request-id", "")
+        request.state.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request.state.request_id
+        return response
+
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Location", "Retry-After"],
+            max_age=600,
+        )
+    for router in (meta.router, auth.router, users.router, admin.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,335 @@
+{{/* ---------------------------------------------------------------- names and labels */}}
+
+{{- define "gov.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "gov.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "<fullname>-<component>": Deployment, Service, ServiceAccount, HPA, PDB names. Args: root, name */}}
+{{- define "gov.componentFullname" -}}
+{{- printf "%s-%s" (include "gov.fullname" .root | trunc 40 | trimSuffix "-") .name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "gov.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Selector labels. Args: root, component (label value) */}}
+{{- define "gov.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "gov.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Common labels. Args: root, component */}}
+{{- define "gov.labels" -}}
+helm.sh/chart: {{ include "gov.chart" .root }}
+{{ include "gov.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: {{ include "gov.name" .root }}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------- component settings */}}
+
+{{/*
+Deep merge of two maps without sprig's mergeOverwrite pitfalls: an override of false, 0, "" or []
+wins, a null override removes the key, maps merge key by key, everything else is replaced.
+Args: base, over. Returns YAML.
+*/}}
+{{- define "gov.merge" -}}
+{{- $out := deepCopy (.base | default dict) -}}
+{{- range $k, $v := (.over | default dict) -}}
+{{- $cur := get $out $k -}}
+{{- if kindIs "invalid" $v -}}
+{{- $_ := unset $out $k -}}
+{{- else if and (kindIs "map" $v) (kindIs "map" $cur) -}}
+{{- $_ := set $out $k (include "gov.merge" (dict "base" $cur "over" $v) | fromYaml) -}}
+{{- else -}}
+{{- $_ := set $out $k $v -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{/* componentDefaults merged with components.<name>, plus name. Args: root, name. Returns YAML. */}}
+{{- define "gov.component" -}}
+{{- $c := include "gov.merge" (dict "base" .root.Values.componentDefaults "over" (index .root.Values.components .name)) | fromYaml -}}
+{{- $_ := set $c "name" .name -}}
+{{- if not $c.module -}}
+{{- fail (printf "components.%s.module is required (the Python module run as `python -m <module>`)" .name) -}}
+{{- end -}}
+{{- if and $c.migrations (eq $c.type "http") -}}
+{{- fail (printf "components.%s: migrations are only defined for gRPC services" .name) -}}
+{{- end -}}
+{{- toYaml $c -}}
+{{- end -}}
+
+{{/* Sorted names of the enabled components. Args: root. Returns a YAML list. */}}
+{{- define "gov.enabledComponents" -}}
+{{- $names := list -}}
+{{- range $name := keys .root.Values.components | sortAlpha -}}
+{{- $c := include "gov.component" (dict "root" $.root "name" $name) | fromYaml -}}
+{{- if $c.enabled -}}
+{{- $names = append $names $name -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $names -}}
+{{- end -}}
+
+{{/* Service port of a component. Args: c */}}
+{{- define "gov.servicePort" -}}
+{{- if .c.service.port -}}{{ .c.service.port | int }}{{- else -}}{{ .c.port | int }}{{- end -}}
+{{- end -}}
+
+{{/* Named port: grpc or http. Args: c */}}
+{{- define "gov.portName" -}}
+{{- if eq .c.type "http" -}}http{{- else -}}grpc{{- end -}}
+{{- end -}}
+
+{{/* Image reference. Args: root, c */}}
+{{- define "gov.image" -}}
+{{- $g := .root.Values.global.image -}}
+{{- $o := .c.image | default dict -}}
+{{- $repo := $o.repository | default $g.repository -}}
+{{- $digest := $o.digest | default $g.digest -}}
+{{- $tag := $o.tag | default $g.tag | default .root.Chart.AppVersion -}}
+{{- if $digest -}}
+{{- printf "%s@%s" $repo $digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo (toString $tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "gov.pullPolicy" -}}
+{{- $o := .c.image | default dict -}}
+{{- $o.pullPolicy | default .root.Values.global.image.pullPolicy -}}
+{{- end -}}
+
+{{/* ServiceAccount name of the long-running pods. Args: root, c */}}
+{{- define "gov.serviceAccountName" -}}
+{{- if .c.serviceAccount.create -}}
+{{- .c.serviceAccount.name | default (include "gov.componentFullname" (dict "root" .root "name" .c.name)) -}}
+{{- else -}}
+{{- .c.serviceAccount.name | default "default" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* An env value as a string; whole numbers never come out in exponent form. */}}
+{{- define "gov.envValue" -}}
+{{- if kindIs "float64" . -}}
+{{- if eq . (float64 (int64 .)) -}}{{ int64 . }}{{- else -}}{{ . }}{{- end -}}
+{{- else -}}
+{{- toString . -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Container env. Precedence: component env > global env > computed values. Secret env (global
+secretEnv, then component secretEnv) always comes from secretKeyRef and removes a plain value of
+the same name. Args: root, c
+*/}}
+{{- define "gov.env" -}}
+{{- $root := .root -}}
+{{- $c := .c -}}
+{{- $v := $root.Values -}}
+{{- $computed := dict -}}
+{{- if eq $c.type "http" -}}
+{{- $_ := set $computed "GOV_HTTP_PORT" (toString ($c.port | int)) -}}
+{{- else -}}
+{{- $_ := set $computed "GOV_GRPC_PORT" (toString ($c.port | int)) -}}
+{{- end -}}
+{{/* GOV_<NAME>_ADDR of every enabled gRPC component, e.g. GOV_IDENTITY_ADDR=<release>-gov-platform-identity:50051 */}}
+{{- range $other := include "gov.enabledComponents" (dict "root" $root) | fromYamlArray -}}
+{{- $oc := include "gov.component" (dict "root" $root "name" $other) | fromYaml -}}
+{{- if eq $oc.type "grpc" -}}
+{{- $key := printf "GOV_%s_ADDR" ($other | upper | replace "-" "_") -}}
+{{- $_ := set $computed $key (printf "%s:%s" (include "gov.componentFullname" (dict "root" $root "name" $other)) (include "gov.servicePort" (dict "c" $oc))) -}}
+{{- end -}}
+{{- end -}}
+{{- if not $v.global.nats.existingSecret.name -}}
+{{- $_ := set $computed "GOV_NATS_URL" $v.global.nats.url -}}
+{{- end -}}
+{{- $_ := set $computed "OTEL_SERVICE_NAME" ($c.otelServiceName | default $c.name) -}}
+{{- $_ := set $computed "OTEL_RESOURCE_ATTRIBUTES" (printf "service.namespace=%s,service.version=%s,deployment.environment.name=%s,k8s.namespace.name=$(K8S_NAMESPACE),k8s.pod.name=$(K8S_POD_NAME),k8s.node.name=$(K8S_NODE_NAME)" $v.global.otel.serviceNamespace $root.Chart.AppVersion $root.Release.Namespace) -}}
+{{- if $v.global.otel.enabled -}}
+{{- $_ := set $computed "OTEL_SDK_DISABLED" "false" -}}
+{{- $_ := set $computed "OTEL_TRACES_EXPORTER" "otlp" -}}
+{{- if $v.global.otel.endpoint -}}
+{{- $_ := set $computed "OTEL_EXPORTER_OTLP_ENDPOINT" $v.global.otel.endpoint -}}
+{{- end -}}
+{{- else -}}
+{{- $_ := set $computed "OTEL_SDK_DISABLED" "true" -}}
+{{- $_ := set $computed "OTEL_TRACES_EXPORTER" "none" -}}
+{{- end -}}
+{{- $plain := merge (dict) ($c.env | default dict) ($v.global.env | default dict) $computed -}}
+{{/* Secret env: NAME -> {name, key} */}}
+{{- $secrets := dict -}}
+{{- if $v.global.nats.existingSecret.name -}}
+{{- $_ := set $secrets "GOV_NATS_URL" (dict "name" $v.global.nats.existingSecret.name "key" $v.global.nats.existingSecret.key) -}}
+{{- end -}}
+{{- range $name, $ref := ($v.global.secretEnv | default dict) -}}
+{{- $_ := set $secrets $name (dict "name" $ref.name "key" $ref.key) -}}
+{{- end -}}
+{{- $defaultSecret := $c.existingSecret | default (include "gov.componentFullname" (dict "root" $root "name" $c.name)) -}}
+{{- range $name, $ref := ($c.secretEnv | default dict) -}}
+{{- if kindIs "map" $ref -}}
+{{- $_ := set $secrets $name (dict "name" ($ref.name | default $defaultSecret) "key" $ref.key) -}}
+{{- else -}}
+{{- $_ := set $secrets $name (dict "name" $defaultSecret "key" $ref) -}}
+{{- end -}}
+{{- end -}}
+- name: K8S_POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: K8S_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: K8S_NODE_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: spec.nodeName
+{{- range $name := keys $plain | sortAlpha }}
+{{- if not (hasKey $secrets $name) }}
+- name: {{ $name }}
+  value: {{ include "gov.envValue" (get $plain $name) | quote }}
+{{- end }}
+{{- end }}
+{{- range $name := keys $secrets | sortAlpha }}
+{{- $ref := get $secrets $name }}
+- name: {{ $name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $ref.name }}
+      key: {{ $ref.key }}
+{{- end }}
+{{- end -}}
+
+{{/* Secrets a component needs, as "secret/key" strings (for NOTES). Args: root, c */}}
+{{- define "gov.secretRefs" -}}
+{{- $defaultSecret := .c.existingSecret | default (include "gov.componentFullname" (dict "root" .root "name" .c.name)) -}}
+{{- $out := list -}}
+{{- range $name, $ref := (.c.secretEnv | default dict) -}}
+{{- if kindIs "map" $ref -}}
+{{- $out = append $out (printf "%s: secret %s key %s" $name ($ref.name | default $defaultSecret) $ref.key) -}}
+{{- else -}}
+{{- $out = append $out (printf "%s: secret %s key %s" $name $defaultSecret $ref) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml (sortAlpha $out) -}}
+{{- end -}}
+
+{{/*
+Pod spec shared by the Deployment and the migration Job. Args: root, c, job (bool)
+*/}}
+{{- define "gov.podSpec" -}}
+{{- $root := .root -}}
+{{- $c := .c -}}
+{{- $portName := include "gov.portName" (dict "c" $c) -}}
+{{- if .job }}
+{{- /* Pre-install hooks run before the chart's ServiceAccounts exist: use an existing one only. */}}
+{{- if and (not $c.serviceAccount.create) $c.serviceAccount.name }}
+serviceAccountName: {{ $c.serviceAccount.name }}
+{{- end }}
+restartPolicy: Never
+{{- else }}
+serviceAccountName: {{ include "gov.serviceAccountName" (dict "root" $root "c" $c) }}
+{{- end }}
+automountServiceAccountToken: false
+enableServiceLinks: false
+terminationGracePeriodSeconds: {{ $c.terminationGracePeriodSeconds | int }}
+{{- with $root.Values.global.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $c.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+securityContext:
+  {{- toYaml $c.podSecurityContext | nindent 2 }}
+containers:
+  - name: {{ if .job }}migrate{{ else }}{{ $c.name }}{{ end }}
+    image: {{ include "gov.image" (dict "root" $root "c" $c) | quote }}
+    imagePullPolicy: {{ include "gov.pullPolicy" (dict "root" $root "c" $c) }}
+    {{- if .job }}
+    args: [{{ $c.module | quote }}, "migrate"]
+    {{- else }}
+    args:
+      {{- toYaml (prepend ($c.args | default list) $c.module) | nindent 6 }}
+    ports:
+      - name: {{ $portName }}
+        containerPort: {{ $c.port | int }}
+        protocol: TCP
+    {{- if eq $c.type "http" }}
+    startupProbe:
+      httpGet:
+        path: {{ $c.httpProbePaths.liveness }}
+        port: {{ $portName }}
+      {{- toYaml $c.probes.startup | nindent 6 }}
+    livenessProbe:
+      httpGet:
+        path: {{ $c.httpProbePaths.liveness }}
+        port: {{ $portName }}
+      {{- toYaml $c.probes.liveness | nindent 6 }}
+    readinessProbe:
+      httpGet:
+        path: {{ $c.httpProbePaths.readiness }}
+        port: {{ $portName }}
+      {{- toYaml $c.probes.readiness | nindent 6 }}
+    {{- else }}
+    startupProbe:
+      grpc:
+        port: {{ $c.port | int }}
+      {{- toYaml $c.probes.startup | nindent 6 }}
+    livenessProbe:
+      grpc:
+        port: {{ $c.port | int }}
+      {{- toYaml $c.probes.liveness | nindent 6 }}
+    readinessProbe:
+      grpc:
+        port: {{ $c.port | int }}
+      {{- toYaml $c.probes.readiness | nindent 6 }}
+    {{- end }}
+    {{- end }}
+    env:
+      {{- include "gov.env" (dict "root" $root "c" $c) | nindent 6 }}
+    {{- with $c.resources }}
+    resources:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    securityContext:
+      {{- toYaml $c.securityContext | nindent 6 }}
+    volumeMounts:
+      - name: tmp
+        mountPath: /tmp
+volumes:
+  - name: tmp
+    emptyDir:
+      sizeLimit: {{ $c.tmpSizeLimit }}
+{{- with $c.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $c.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $c.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,141 @@
+"""`make run`: the whole platform on one machine, with an embedded NATS server and SQLite."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import sys
+import time
+
+from govkit.devstack import REPO, SERVICES, Stack
+
+DATA = REPO / ".data"
+SECRETS_FILE = DATA / "dev-secrets.env"
+
+
+def dev_secrets() -> dict[str, str]:
+    """Random secrets made on first run and kept in .data/ (git-ignored), never in code."""
+    values: dict[str, str] = {}
+    if SECRETS_FILE.exists():
+        for line in SECRETS_FILE.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                values[key.strip()] = value.strip()
+    wanted = {
+        "GOV_SIGNING_KEY_PASSPHRASE": lambda: secrets.token_urlsafe(32),
+        "DEV_ADMIN_PASSWORD": lambda: "Gov-" + secrets.token_urlsafe(9),
+    }
+    changed = False
+    for key, make in wanted.items():
+        if key not in values:
+            values[key] = make()
+            changed = True
+    if changed:
+        DATA.mkdir(exist_ok=True)
+        SECRETS_FILE.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+        SECRETS_FILE.chmod(0o600)
+    return values
+
+
+def service_env(service: str, passphrase: str) -> dict[str, str]:
+    env = {
+        "GOV_DATABASE_URL": os.environ.get(
+            f"{service.upper()}_DATABASE_URL", f"sqlite+aiosqlite:///{DATA}/{service}.db"
+        )
+    }
+    if service == "identity":
+        env["GOV_SIGNING_KEY_PASSPHRASE"] = os.environ.get("GOV_SIGNING_KEY_PASSPHRASE", passphrase)
+    return env
+
+
+def migrate(stack: Stack, passphrase: str) -> None:
+    for service in SERVICES:
+        stack.run_command(service, "migrate", service_env(service, passphrase))
+        print(f"  migrated {service}")
+
+
+def run() -> int:
+    values = dev_secrets()
+    passphrase = values["GOV_SIGNING_KEY_PASSPHRASE"]
+    admin_login = os.environ.get("ADMIN_LOGIN", "admin")
+    admin_password = os.environ.get("ADMIN_PASSWORD", values["DEV_ADMIN_PASSWORD"])
+    http_port = int(os.environ.get("GOV_HTTP_PORT", "8080"))
+    stack = Stack(DATA, base_env={"OTEL_SDK_DISABLED": os.environ.get("OTEL_SDK_DISABLED", "false")})
+
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        print("starting NATS (JetStream, data in .data/nats) ...")
+        stack.start_nats()
+        migrate(stack, passphrase)
+        stack.run_command(
+            "identity",
+            "create-admin",
+            {
+                **service_env("identity", passphrase),
+                "ADMIN_LOGIN": admin_login,
+                "ADMIN_PASSWORD": admin_password,
+            },
+        )
+        for service in SERVICES:
+            stack.start_service(service, service_env(service, passphrase))
+            print(f"  {service} serving on {stack.addrs[service]}")
+        stack.start_gateway(http_port)
+    except (RuntimeError, TimeoutError, KeyboardInterrupt) as exc:
+        print(f"start-up failed: {exc}", file=sys.stderr)
+        for proc in stack.procs:
+            print(f"--- {proc.name} (last lines of {proc.log_path})\n{proc.tail()}", file=sys.stderr)
+        stack.stop()
+        return 1
+
+    url = stack.gateway_url
+    print(
+        f"""
+The platform is running.
+  API docs (Swagger UI)  {url}/docs
+  OpenAPI document       {url}/openapi.json
+  Health                 {url}/healthz  {url}/readyz
+  NATS                   {stack.nats_url}
+  Logs                   {DATA / "logs"}/
+  Admin login            {admin_login}
+  Admin password         {admin_password}   (set ADMIN_LOGIN / ADMIN_PASSWORD to choose your own)
+
+Try:  curl -s -d 'username={admin_login}&password=<password>' {url}/api/v1/auth/token
+Press Ctrl-C to stop.
+""",
+        flush=True,
+    )
+    try:
+        while not stopping:
+            for proc in stack.procs:
+                if proc.popen.poll() is not None:
+                    print(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}", file=sys.stderr)
+                    stopping = True
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    print("\nstopping ...")
+    stack.stop()
+    print("stopped.")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m govkit.devrun")
+    parser.add_argument("command", choices=["run", "migrate"])
+    args = parser.parse_args()
+    if args.command == "migrate":
+        migrate(Stack(DATA), dev_secrets()["GOV_SIGNING_KEY_PASSPHRASE"])
+        return 0
+    return run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

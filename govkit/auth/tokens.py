@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import grpc
@@ -32,8 +33,13 @@ class TokenVerifier:
         audience: str = AUDIENCE,
         min_refresh_interval: float = 5.0,
         leeway: float = 5.0,
+        local_jwks: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.source = source
+        # In the process that signs (identity), its in-memory key set: a rotation made here is
+        # seen at once, without waiting out the refresh interval.
+        self.local_jwks = local_jwks
+        self._document: dict[str, Any] | None = None
         self.issuer = issuer
         self.audience = audience
         self.min_refresh_interval = min_refresh_interval
@@ -51,16 +57,22 @@ class TokenVerifier:
             # An unknown kid refetches at most once per interval, so forged kids cannot flood identity.
             if not force and time.monotonic() - self._fetched_at < self.min_refresh_interval:
                 return
-            document = await self.source.fetch_jwks()
-            keys = {}
-            for jwk in document.get("keys", []):
-                if jwk.get("kid") and jwk.get("alg", ALGORITHM) == ALGORITHM:
-                    keys[jwk["kid"]] = jwt.PyJWK(jwk, algorithm=ALGORITHM).key
-            self._keys = keys
+            self._use(await self.source.fetch_jwks())
             self._fetched_at = time.monotonic()
+
+    def _use(self, document: dict[str, Any]) -> None:
+        keys = {}
+        for jwk in document.get("keys", []):
+            if jwk.get("kid") and jwk.get("alg", ALGORITHM) == ALGORITHM:
+                keys[jwk["kid"]] = jwt.PyJWK(jwk, algorithm=ALGORITHM).key
+        self._keys = keys
+        self._document = document
 
     async def _key_for(self, kid: str) -> Any:
         key = self._keys.get(kid)
+        if key is None and self.local_jwks is not None and self.local_jwks() is not self._document:
+            self._use(self.local_jwks())
+            key = self._keys.get(kid)
         if key is None:
             await self.refresh()
             key = self._keys.get(kid)

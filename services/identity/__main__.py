@@ -40,7 +40,10 @@ def definition(settings: IdentitySettings) -> ServiceDefinition:
     def make_verifier(runtime: ServiceRuntime) -> TokenVerifier:
         keys = _key_ring(runtime.db, settings)
         state["keys"] = keys
-        return TokenVerifier(keys, issuer=settings.token_issuer)
+        # Another replica's rotation is read from the database at most once a second.
+        return TokenVerifier(
+            keys, issuer=settings.token_issuer, min_refresh_interval=1.0, local_jwks=keys.jwks
+        )
 
     def register(server, runtime: ServiceRuntime) -> None:  # type: ignore[no-untyped-def]
         flows = IdentityFlows(runtime.db, settings, state["keys"])

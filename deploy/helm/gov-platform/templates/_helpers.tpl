@@ -160,10 +160,13 @@ the same name. Args: root, c
 {{- end -}}
 {{- end -}}
 {{- if not $v.global.nats.existingSecret.name -}}
+{{- if not $v.global.nats.url -}}
+{{- fail "global.nats.url or global.nats.existingSecret.name is required" -}}
+{{- end -}}
 {{- $_ := set $computed "GOV_NATS_URL" $v.global.nats.url -}}
 {{- end -}}
 {{- $_ := set $computed "OTEL_SERVICE_NAME" ($c.otelServiceName | default $c.name) -}}
-{{- $_ := set $computed "OTEL_RESOURCE_ATTRIBUTES" (printf "service.namespace=%s,service.version=%s,deployment.environment.name=%s,k8s.namespace.name=$(K8S_NAMESPACE),k8s.pod.name=$(K8S_POD_NAME),k8s.node.name=$(K8S_NODE_NAME)" $v.global.otel.serviceNamespace $root.Chart.AppVersion $root.Release.Namespace) -}}
+{{- $_ := set $computed "OTEL_RESOURCE_ATTRIBUTES" (printf "service.namespace=%s,service.version=%s,k8s.namespace.name=$(K8S_NAMESPACE),k8s.pod.name=$(K8S_POD_NAME),k8s.node.name=$(K8S_NODE_NAME)" $v.global.otel.serviceNamespace $root.Chart.AppVersion) -}}
 {{- if $v.global.otel.enabled -}}
 {{- $_ := set $computed "OTEL_SDK_DISABLED" "false" -}}
 {{- $_ := set $computed "OTEL_TRACES_EXPORTER" "otlp" -}}

@@ -1,0 +1,76 @@
+"""Shared fixtures: every integration test runs against real processes on SQLite and PostgreSQL.
+
+The `backend` fixture is parametrized; PostgreSQL is skipped only when it is unreachable
+and GOV_TEST_REQUIRE_POSTGRES is not set (CI sets it whenever PostgreSQL answers).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import pytest_asyncio
+
+from govkit.devstack import Stack
+from tests.support.databases import Databases, postgres_reachable
+from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD, IdentityClient
+
+CORS_ORIGIN = "https://ops.example.org"
+
+# Cheap hashing and a short lockout keep the suite fast; production defaults are in settings.py.
+IDENTITY_ENV = {
+    "GOV_SIGNING_KEY_PASSPHRASE": "test-passphrase-not-a-secret",
+    "GOV_ARGON2_TIME_COST": "1",
+    "GOV_ARGON2_MEMORY_KIB": "1024",
+    "GOV_LOCKOUT_THRESHOLD": "3",
+    "GOV_LOCKOUT_WINDOW_SECONDS": "60",
+    "GOV_LOCKOUT_DURATION_SECONDS": "3",
+}
+
+# Telemetry on (so trace context is real), exported nowhere.
+TELEMETRY_ENV = {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "GOV_LOG_LEVEL": "WARNING"}
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgres" and not postgres_reachable():
+        if os.environ.get("GOV_TEST_REQUIRE_POSTGRES") == "1":
+            pytest.fail("GOV_TEST_REQUIRE_POSTGRES=1 but PostgreSQL is not reachable")
+        pytest.skip("PostgreSQL not reachable on 127.0.0.1:5432")
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def databases(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    dbs = Databases(backend, tmp_path_factory.mktemp(f"db-{backend}"))
+    yield dbs
+    dbs.drop_all()
+
+
+def identity_env(db_url: str) -> dict[str, str]:
+    return {**IDENTITY_ENV, "GOV_DATABASE_URL": db_url}
+
+
+@pytest.fixture(scope="session")
+def stack(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = Stack(tmp_path_factory.mktemp("stack"), base_env=TELEMETRY_ENV)
+    try:
+        s.start_nats()
+        env = identity_env(databases.url("identity"))
+        s.run_command("identity", "migrate", env)
+        s.run_command(
+            "identity", "create-admin", {**env, "ADMIN_LOGIN": ADMIN_LOGIN, "ADMIN_PASSWORD": ADMIN_PASSWORD}
+        )
+        s.start_service("identity", env)
+        s.start_gateway(env={"GOV_CORS_ORIGINS": CORS_ORIGIN})
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def identity(stack: Stack) -> AsyncIterator[IdentityClient]:
+    client = await IdentityClient(stack.addrs["identity"]).start()
+    yield client
+    await client.close()

@@ -1,0 +1,61 @@
+"""Fresh databases for a test session: SQLite files, or new PostgreSQL databases dropped afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import socket
+import uuid
+from pathlib import Path
+
+import asyncpg
+
+PG_HOST = os.environ.get("GOV_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("GOV_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("GOV_TEST_PG_USER", "postgres")
+PG_ADMIN_DB = os.environ.get("GOV_TEST_PG_DATABASE", "test")
+
+
+def postgres_reachable() -> bool:
+    try:
+        with socket.create_connection((PG_HOST, PG_PORT), 1):
+            return True
+    except OSError:
+        return False
+
+
+def _run(coro):  # type: ignore[no-untyped-def]
+    # Sync fixtures may run while the session's event loop exists; use a thread of our own.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+class Databases:
+    def __init__(self, backend: str, folder: Path) -> None:
+        self.backend = backend
+        self.folder = folder
+        self.created: list[str] = []
+
+    def url(self, name: str) -> str:
+        suffix = uuid.uuid4().hex[:8]
+        if self.backend == "sqlite":
+            return f"sqlite+aiosqlite:///{self.folder}/{name}-{suffix}.db"
+        db = f"gov_test_{name}_{suffix}"
+        _run(self._admin(f'CREATE DATABASE "{db}"'))
+        self.created.append(db)
+        return f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{db}"
+
+    async def _admin(self, sql: str) -> None:
+        conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    def drop_all(self) -> None:
+        for db in self.created:
+            with contextlib.suppress(Exception):
+                _run(self._admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+        self.created.clear()

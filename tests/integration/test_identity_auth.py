@@ -22,7 +22,7 @@ SERVICE = "gov.identity.v1.IdentityService"
 
 async def test_health_is_serving_and_reflection_lists_services(identity: IdentityClient) -> None:
     health = health_pb2_grpc.HealthStub(identity.channel)
-    for service in ("", SERVICE):
+    for service in ("", SERVICE, "liveness"):
         reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
     stub = reflection_pb2_grpc.ServerReflectionStub(identity.channel)

@@ -137,9 +137,10 @@ Args: base, over. Returns YAML.
 {{- end -}}
 
 {{/*
-Container env. Precedence: component env > global env > computed values. Secret env (global
-secretEnv, then component secretEnv) always comes from secretKeyRef and removes a plain value of
-the same name. Args: root, c
+Container env. Computed: GOV_GRPC_PORT or GOV_HTTP_HOST/GOV_HTTP_PORT, GOV_<OTHER>_ADDR for every
+other enabled gRPC component, GOV_NATS_URL, OTEL_*. Precedence: component env > global env >
+computed values. Secret env (global secretEnv, then component secretEnv) always comes from a
+secretKeyRef and removes a plain value of the same name. Args: root, c
 */}}
 {{- define "gov.env" -}}
 {{- $root := .root -}}
@@ -147,6 +148,7 @@ the same name. Args: root, c
 {{- $v := $root.Values -}}
 {{- $computed := dict -}}
 {{- if eq $c.type "http" -}}
+{{- $_ := set $computed "GOV_HTTP_HOST" "0.0.0.0" -}}
 {{- $_ := set $computed "GOV_HTTP_PORT" (toString ($c.port | int)) -}}
 {{- else -}}
 {{- $_ := set $computed "GOV_GRPC_PORT" (toString ($c.port | int)) -}}
@@ -154,7 +156,8 @@ the same name. Args: root, c
 {{/* GOV_<NAME>_ADDR of every enabled gRPC component, e.g. GOV_IDENTITY_ADDR=<release>-gov-platform-identity:50051 */}}
 {{- range $other := include "gov.enabledComponents" (dict "root" $root) | fromYamlArray -}}
 {{- $oc := include "gov.component" (dict "root" $root "name" $other) | fromYaml -}}
-{{- if eq $oc.type "grpc" -}}
+{{- /* not a component's own address: an empty GOV_IDENTITY_ADDR is how identity knows it signs itself */ -}}
+{{- if and (eq $oc.type "grpc") (ne $other $c.name) -}}
 {{- $key := printf "GOV_%s_ADDR" ($other | upper | replace "-" "_") -}}
 {{- $_ := set $computed $key (printf "%s:%s" (include "gov.componentFullname" (dict "root" $root "name" $other)) (include "gov.servicePort" (dict "c" $oc))) -}}
 {{- end -}}
@@ -165,7 +168,7 @@ the same name. Args: root, c
 {{- end -}}
 {{- $_ := set $computed "GOV_NATS_URL" $v.global.nats.url -}}
 {{- end -}}
-{{- $_ := set $computed "OTEL_SERVICE_NAME" ($c.otelServiceName | default $c.name) -}}
+{{- $_ := set $computed "OTEL_SERVICE_NAME" ($c.otelServiceName | default (printf "gov-%s" $c.name)) -}}
 {{- $_ := set $computed "OTEL_RESOURCE_ATTRIBUTES" (printf "service.namespace=%s,service.version=%s,k8s.namespace.name=$(K8S_NAMESPACE),k8s.pod.name=$(K8S_POD_NAME),k8s.node.name=$(K8S_NODE_NAME)" $v.global.otel.serviceNamespace $root.Chart.AppVersion) -}}
 {{- if $v.global.otel.enabled -}}
 {{- $_ := set $computed "OTEL_SDK_DISABLED" "false" -}}
@@ -294,17 +297,27 @@ containers:
         port: {{ $portName }}
       {{- toYaml $c.probes.readiness | nindent 6 }}
     {{- else }}
-    startupProbe:
+    {{- /* Liveness/startup must not fail while a dependency is down: see grpcProbes in values.yaml. */}}
+    {{- range $probe := list "startup" "liveness" }}
+    {{ $probe }}Probe:
+      {{- if eq $c.grpcProbes.liveness "grpc" }}
       grpc:
         port: {{ $c.port | int }}
-      {{- toYaml $c.probes.startup | nindent 6 }}
-    livenessProbe:
-      grpc:
-        port: {{ $c.port | int }}
-      {{- toYaml $c.probes.liveness | nindent 6 }}
+        {{- with $c.grpcProbes.livenessService }}
+        service: {{ . | quote }}
+        {{- end }}
+      {{- else }}
+      tcpSocket:
+        port: {{ $portName }}
+      {{- end }}
+      {{- toYaml (get $c.probes $probe) | nindent 6 }}
+    {{- end }}
     readinessProbe:
       grpc:
         port: {{ $c.port | int }}
+        {{- with $c.grpcProbes.readinessService }}
+        service: {{ . | quote }}
+        {{- end }}
       {{- toYaml $c.probes.readiness | nindent 6 }}
     {{- end }}
     {{- end }}

@@ -74,3 +74,22 @@ async def identity(stack: Stack) -> AsyncIterator[IdentityClient]:
     client = await IdentityClient(stack.addrs["identity"]).start()
     yield client
     await client.close()
+
+
+_skipped_postgres: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "postgres" in report.nodeid:
+        _skipped_postgres.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With PostgreSQL required, a skipped PostgreSQL test fails the run instead of passing quietly."""
+    if os.environ.get("GOV_TEST_REQUIRE_POSTGRES") == "1" and _skipped_postgres:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"FAILED: {len(_skipped_postgres)} PostgreSQL tests were skipped:", red=True)
+            for nodeid in _skipped_postgres[:20]:
+                reporter.write_line(f"  {nodeid}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,0 +1,101 @@
+"""What ops teams rely on: configuration errors, health, migrations and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from govkit import migrations
+from govkit.devstack import REPO, Stack, free_port, wait_serving
+from services.identity.models import Base
+from tests.conftest import TELEMETRY_ENV, identity_env
+from tests.support.databases import Databases
+
+
+def test_missing_or_bad_setting_stops_with_its_name(tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": f"{REPO}:{REPO / 'gen'}",
+        "GOV_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db",
+    }
+    missing = subprocess.run(
+        [sys.executable, "-m", "services.identity", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 2
+    assert "GOV_SIGNING_KEY_PASSPHRASE" in missing.stderr and "Traceback" not in missing.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "services.identity", "serve"],
+        env={**env, "GOV_SIGNING_KEY_PASSPHRASE": "x" * 20, "GOV_GRPC_PORT": "not-a-port"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "GOV_GRPC_PORT" in bad.stderr
+    # The secret's value is never echoed back.
+    assert "x" * 20 not in bad.stderr
+
+
+def _status(addr: str) -> int | None:
+    with grpc.insecure_channel(addr) as channel:
+        try:
+            return (
+                health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1).status
+            )
+        except grpc.RpcError:
+            return None
+
+
+def test_not_serving_until_nats_is_reachable_then_drains_on_sigterm(
+    databases: Databases, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    stack = Stack(tmp_path_factory.mktemp("ops"), base_env=TELEMETRY_ENV)
+    try:
+        env = identity_env(databases.url("identity"))
+        stack.run_command("identity", "migrate", env)
+        nats_port, grpc_port = free_port(), free_port()
+        addr = f"127.0.0.1:{grpc_port}"
+        proc = stack.spawn(
+            "identity",
+            [sys.executable, "-m", "services.identity", "serve"],
+            stack.env(**env, GOV_GRPC_PORT=str(grpc_port), GOV_NATS_URL=f"nats://127.0.0.1:{nats_port}"),
+        )
+        deadline = time.monotonic() + 20
+        while _status(addr) is None:
+            assert time.monotonic() < deadline and proc.popen.poll() is None
+            time.sleep(0.1)
+        time.sleep(1.5)  # the database answers; the message bus does not
+        assert _status(addr) == health_pb2.HealthCheckResponse.NOT_SERVING
+        stack.start_nats(port=nats_port)
+        wait_serving(addr, 20, proc.popen)
+        assert stack.stop_proc(proc) == 0  # SIGTERM: drained and exited cleanly
+    finally:
+        stack.stop()
+
+
+async def test_migrations_produce_exactly_the_models(databases: Databases) -> None:
+    url = databases.url("identity")
+    # Alembic runs its own event loop; keep it off the test's loop.
+    await asyncio.to_thread(migrations.upgrade, Path(REPO / "services/identity/migrations"), url)
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata)
+            )
+    finally:
+        await engine.dispose()
+    assert diff == [], f"models and migrations differ: {diff}"

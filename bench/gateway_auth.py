@@ -1,0 +1,679 @@
+"""Benchmark the gateway's two authentication paths against a real local stack.
+
+    .venv/bin/python bench/gateway_auth.py [--backend sqlite|postgres] [--duration SECONDS]
+                                           [--concurrency N] [--json OUT]
+
+Starts NATS, identity and the gateway as real processes in a temporary directory (the same
+`govkit.devstack.Stack` that `make run` and the integration tests use), creates a few users, then
+runs two timed phases of concurrent keep-alive HTTP clients:
+
+  login  POST /api/v1/auth/token (password grant): argon2id verify + a refresh token written.
+  me     GET  /api/v1/me with a bearer token: JWT checked by the gateway, then GetCaller over gRPC.
+
+It reports per phase the request count, errors, throughput and latency percentiles, and per
+process (nats, identity, gateway, and the load generator itself) the resident memory idle and at
+peak under load, and the CPU used. Password hashing uses the production argon2 parameters unless
+overridden on the command line. See bench/README.md for how to read the numbers.
+
+The load generator runs on the same machine and shares its CPUs with the system under test.
+All traffic goes to 127.0.0.1; every phase is bounded in time and in request count. Exits 1 if
+any phase had more than 1% errors, 2 if the stack could not be started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import itertools
+import json
+import os
+import platform
+import secrets
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import psutil
+
+from govkit.devstack import Stack
+from services.identity.settings import IdentitySettings
+
+HOST = "127.0.0.1"
+PG_PORT = 5432
+PG_USER = "postgres"
+PG_ADMIN_DB = "test"
+
+ADMIN_LOGIN = "admin"
+USER_PASSWORD = "bench-" + secrets.token_urlsafe(12)
+SCOPE = "yuhu/wanlou"
+
+MAX_DURATION = 300.0  # seconds per phase
+MAX_CONCURRENCY = 256
+REQUEST_TIMEOUT = 30.0  # seconds per request
+SAMPLE_INTERVAL = 0.5  # seconds between RSS samples
+SETTLE_SECONDS = 2.0
+ERROR_BUDGET = 0.01  # a phase fails above 1% errors
+
+PROCESS_NAMES = ("nats", "identity", "gateway")
+LOADGEN = "loadgen"  # this process: the HTTP clients
+
+SHARED_CPU_NOTE = (
+    "The load generator runs on the same machine and shares its {cpus} CPU(s) with NATS, identity and "
+    "the gateway: the numbers are a lower bound on what the services do on their own cores."
+)
+
+
+def production_argon2() -> dict[str, int]:
+    """The defaults identity uses in production, read from its settings so they cannot drift."""
+    fields = IdentitySettings.model_fields
+    return {
+        "time_cost": fields["argon2_time_cost"].default,
+        "memory_kib": fields["argon2_memory_kib"].default,
+        "parallelism": fields["argon2_parallelism"].default,
+    }
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def percentile(sorted_values: list[float], pct: float) -> float:
+    """Nearest-rank percentile of an ascending list (0 for an empty one)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, -(-len(sorted_values) * pct // 100))  # ceil(n * pct / 100), at least 1
+    return sorted_values[int(rank) - 1]
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    concurrency: int
+    duration_target: float
+    elapsed: float = 0.0
+    latencies: list[float] = field(default_factory=list)  # seconds, successful and failed requests
+    errors: int = 0
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    warmup_errors: int = 0
+    capped: bool = False  # stopped by --max-requests rather than by time
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 1.0
+
+    @property
+    def failed(self) -> bool:
+        return self.requests == 0 or self.error_rate > ERROR_BUDGET or self.warmup_errors > 0
+
+    def summary(self) -> dict[str, Any]:
+        ordered = sorted(self.latencies)
+        ms = 1000.0
+        return {
+            "concurrency": self.concurrency,
+            "duration_target_s": self.duration_target,
+            "elapsed_s": round(self.elapsed, 3),
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_rate": round(self.error_rate, 5),
+            "error_kinds": dict(self.error_kinds),
+            "warmup_errors": self.warmup_errors,
+            "capped_by_max_requests": self.capped,
+            "throughput_rps": round(self.requests / self.elapsed, 2) if self.elapsed else 0.0,
+            "latency_ms": {
+                "mean": round(sum(ordered) / len(ordered) * ms, 2) if ordered else 0.0,
+                "p50": round(percentile(ordered, 50) * ms, 2),
+                "p90": round(percentile(ordered, 90) * ms, 2),
+                "p99": round(percentile(ordered, 99) * ms, 2),
+                "max": round(ordered[-1] * ms, 2) if ordered else 0.0,
+            },
+        }
+
+
+# ----------------------------------------------------------------------------- process monitor
+
+
+def _vm_hwm_mib(pid: int) -> float | None:
+    """The kernel's peak-RSS high-water mark for a process (Linux only)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+class Monitor:
+    """Samples RSS of each process every SAMPLE_INTERVAL seconds in a thread, keeping the max per phase.
+
+    A thread rather than an asyncio task, so that a busy event loop in the load generator does not
+    delay the samples. CPU use per phase comes from the processes' cumulative CPU times.
+    """
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self.peaks: dict[str, dict[str, float]] = {}
+        self.cpu: dict[str, dict[str, float]] = {}
+        self._phase = ""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._cpu_start: dict[str, float] = {}
+        self._t0 = 0.0
+
+    def rss_mib(self) -> dict[str, float]:
+        out = {}
+        for name, proc in self.procs.items():
+            with contextlib.suppress(psutil.Error):
+                out[name] = proc.memory_info().rss / (1024 * 1024)
+        return out
+
+    def hwm_mib(self) -> dict[str, float | None]:
+        return {name: _vm_hwm_mib(proc.pid) for name, proc in self.procs.items()}
+
+    def _cpu_seconds(self) -> dict[str, float]:
+        out = {}
+        for name, proc in self.procs.items():
+            with contextlib.suppress(psutil.Error):
+                t = proc.cpu_times()
+                out[name] = t.user + t.system
+        return out
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(SAMPLE_INTERVAL)
+
+    def sample(self) -> None:
+        rss = self.rss_mib()
+        with self._lock:
+            if not self._phase:
+                return
+            peaks = self.peaks.setdefault(self._phase, {})
+            for name, value in rss.items():
+                peaks[name] = max(peaks.get(name, 0.0), value)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+    def begin(self, phase: str) -> None:
+        with self._lock:
+            self._phase = phase
+        self._cpu_start = self._cpu_seconds()
+        self._t0 = time.monotonic()
+        self.sample()
+
+    def end(self) -> None:
+        self.sample()
+        elapsed = max(time.monotonic() - self._t0, 1e-9)
+        now = self._cpu_seconds()
+        phase = self._phase
+        self.cpu[phase] = {
+            name: 100.0 * (now[name] - self._cpu_start[name]) / elapsed
+            for name in now
+            if name in self._cpu_start
+        }
+        with self._lock:
+            self._phase = ""
+
+
+# ----------------------------------------------------------------------------- load
+
+
+class Budget:
+    """A shared cap on the number of timed requests of one phase."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+        self.exhausted = False
+
+    def take(self) -> bool:
+        if self.left <= 0:
+            self.exhausted = True
+            return False
+        self.left -= 1
+        return True
+
+
+async def _one(client: httpx.AsyncClient, request: httpx.Request) -> tuple[float, str | None]:
+    """Send one request; returns (latency, error kind or None)."""
+    start = time.perf_counter()
+    kind: str | None = None
+    try:
+        response = await client.send(request)
+        if not 200 <= response.status_code < 300:
+            kind = f"HTTP {response.status_code}"
+    except httpx.HTTPError as exc:
+        kind = type(exc).__name__
+    return time.perf_counter() - start, kind
+
+
+async def run_phase(
+    name: str,
+    base_url: str,
+    make_request: Any,  # (client, worker index, iteration) -> httpx.Request
+    concurrency: int,
+    duration: float,
+    max_requests: int,
+    monitor: Monitor,
+) -> PhaseResult:
+    result = PhaseResult(name, concurrency, duration)
+    budget = Budget(max_requests)
+    clients = [
+        httpx.AsyncClient(
+            base_url=base_url,
+            timeout=REQUEST_TIMEOUT,
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            trust_env=False,  # never through a proxy: straight to 127.0.0.1
+        )
+        for _ in range(concurrency)
+    ]
+    try:
+        # Warm-up (not timed): one request per client opens its keep-alive connection.
+        warm = await asyncio.gather(
+            *(_one(c, make_request(c, i, 0)) for i, c in enumerate(clients)),
+        )
+        result.warmup_errors = sum(1 for _, kind in warm if kind)
+
+        monitor.begin(name)
+        t0 = time.monotonic()
+        deadline = t0 + duration
+
+        async def worker(index: int, client: httpx.AsyncClient) -> None:
+            for iteration in itertools.count(1):
+                if time.monotonic() >= deadline or not budget.take():
+                    return
+                latency, kind = await _one(client, make_request(client, index, iteration))
+                result.latencies.append(latency)
+                if kind:
+                    result.errors += 1
+                    result.error_kinds[kind] = result.error_kinds.get(kind, 0) + 1
+
+        await asyncio.gather(*(worker(i, c) for i, c in enumerate(clients)))
+        result.elapsed = time.monotonic() - t0
+        result.capped = budget.exhausted
+        monitor.end()
+    finally:
+        await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
+    return result
+
+
+async def admin_token(base_url: str, password: str) -> str:
+    async with httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT, trust_env=False) as client:
+        response = await client.post(
+            "/api/v1/auth/token", data={"username": ADMIN_LOGIN, "password": password}
+        )
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+
+async def create_users(base_url: str, token: str, count: int) -> list[str]:
+    """Create `count` users (a few at a time: each one is an argon2 hash); returns their phones."""
+    phones = [f"139{n:08d}" for n in range(10_000_001, 10_000_001 + count)]
+    gate = asyncio.Semaphore(4)
+    async with httpx.AsyncClient(
+        base_url=base_url,
+        timeout=REQUEST_TIMEOUT,
+        headers={"Authorization": f"Bearer {token}"},
+        trust_env=False,
+    ) as client:
+
+        async def create(index: int, phone: str) -> None:
+            async with gate:
+                response = await client.post(
+                    "/api/v1/users",
+                    json={
+                        "phone": phone,
+                        "display_name": f"压测用户{index:03d}",
+                        "scope": SCOPE,
+                        "password": USER_PASSWORD,
+                    },
+                )
+            if response.status_code != 201:
+                raise RuntimeError(f"creating user {phone}: HTTP {response.status_code} {response.text}")
+
+        await asyncio.gather(*(create(i, p) for i, p in enumerate(phones)))
+    return phones
+
+
+async def user_tokens(base_url: str, phones: list[str]) -> list[str]:
+    async with httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT, trust_env=False) as client:
+        tokens = []
+        for phone in phones:
+            response = await client.post(
+                "/api/v1/auth/token", data={"username": phone, "password": USER_PASSWORD}
+            )
+            response.raise_for_status()
+            tokens.append(response.json()["access_token"])
+        return tokens
+
+
+async def run_load(
+    args: argparse.Namespace, stack: Stack, admin_password: str, monitor: Monitor
+) -> dict[str, PhaseResult]:
+    base = stack.gateway_url
+    token = await admin_token(base, admin_password)
+    phones = await create_users(base, token, args.users)
+    results: dict[str, PhaseResult] = {}
+
+    if "login" in args.phases:
+
+        def login_request(client: httpx.AsyncClient, worker: int, iteration: int) -> httpx.Request:
+            # Always the right password, spread over the accounts: nothing can lock out.
+            phone = phones[(worker + iteration * args.login_concurrency) % len(phones)]
+            return client.build_request(
+                "POST", "/api/v1/auth/token", data={"username": phone, "password": USER_PASSWORD}
+            )
+
+        print(f"phase login: {args.login_concurrency} clients for {args.duration:g}s ...", flush=True)
+        results["login"] = await run_phase(
+            "login", base, login_request, args.login_concurrency, args.duration, args.max_requests, monitor
+        )
+
+    if "me" in args.phases:
+        tokens = await user_tokens(base, phones)
+
+        def me_request(client: httpx.AsyncClient, worker: int, iteration: int) -> httpx.Request:
+            bearer = tokens[(worker + iteration) % len(tokens)]
+            return client.build_request("GET", "/api/v1/me", headers={"Authorization": f"Bearer {bearer}"})
+
+        print(f"phase me: {args.me_concurrency} clients for {args.duration:g}s ...", flush=True)
+        results["me"] = await run_phase(
+            "me", base, me_request, args.me_concurrency, args.duration, args.max_requests, monitor
+        )
+    return results
+
+
+# ----------------------------------------------------------------------------- PostgreSQL
+
+
+async def _pg_admin(sql: str) -> None:
+    conn = await asyncpg.connect(host=HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB, timeout=10)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def create_pg_database() -> tuple[str, str]:
+    name = f"gov_bench_identity_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    return name, f"postgresql+asyncpg://{PG_USER}@{HOST}:{PG_PORT}/{name}"
+
+
+def drop_pg_database(name: str) -> None:
+    try:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    except Exception as exc:  # report, but never hide the benchmark's own outcome
+        print(f"warning: could not drop database {name}: {exc}", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def build_report(
+    args: argparse.Namespace,
+    argon2: dict[str, int],
+    results: dict[str, PhaseResult],
+    monitor: Monitor,
+    rss_idle: dict[str, float],
+    rss_after: dict[str, float],
+    hwm: dict[str, float | None],
+) -> dict[str, Any]:
+    cpus = os.cpu_count() or 0
+    names = [*PROCESS_NAMES, LOADGEN]
+    memory = {}
+    for name in names:
+        entry: dict[str, float | None] = {"idle": _r(rss_idle.get(name))}
+        for phase in results:
+            entry[f"{phase}_peak"] = _r(monitor.peaks.get(phase, {}).get(name))
+        entry["after"] = _r(rss_after.get(name))
+        entry["hwm"] = _r(hwm.get(name))
+        memory[name] = entry
+    return {
+        "benchmark": "gateway_auth",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "backend": args.backend,
+        "machine": {
+            "cpu_count": cpus,
+            "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus,
+            "cpu_model": cpu_model(),
+            "memory_mib": round(psutil.virtual_memory().total / (1024 * 1024)),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "argon2": {**argon2, "production_defaults": argon2 == production_argon2()},
+        "note": SHARED_CPU_NOTE.format(cpus=cpus),
+        "phases": {name: r.summary() for name, r in results.items()},
+        "rss_mib": memory,
+        "cpu_percent": {
+            phase: {name: round(value, 1) for name, value in monitor.cpu.get(phase, {}).items()}
+            for phase in results
+        },
+    }
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def print_report(report: dict[str, Any]) -> None:
+    m = report["machine"]
+    a = report["argon2"]
+    phases = report["phases"]
+    print()
+    print(f"gateway_auth benchmark  {report['date']}  backend={report['backend']}")
+    print(
+        f"machine: {m['cpu_count']} CPUs ({m['cpu_affinity']} usable), {m['cpu_model']}, "
+        f"{m['memory_mib']} MiB RAM"
+    )
+    tag = "production defaults" if a["production_defaults"] else "NOT the production defaults"
+    print(
+        f"argon2id: time_cost={a['time_cost']} memory={a['memory_kib']} KiB "
+        f"parallelism={a['parallelism']} ({tag})"
+    )
+    print(f"note: {report['note']}")
+    print()
+    header = (
+        f"{'phase':<6} {'conc':>4} {'requests':>8} {'errors':>6} {'req/s':>8} "
+        f"{'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, p in phases.items():
+        lat = p["latency_ms"]
+        print(
+            f"{name:<6} {p['concurrency']:>4} {p['requests']:>8} {p['errors']:>6} "
+            f"{p['throughput_rps']:>8.1f} {lat['p50']:>8.1f} {lat['p90']:>8.1f} "
+            f"{lat['p99']:>8.1f} {lat['max']:>8.1f}"
+        )
+        if p["errors"] or p["warmup_errors"]:
+            print(f"       errors: {p['error_kinds']}  warm-up errors: {p['warmup_errors']}")
+        if p["capped_by_max_requests"]:
+            print("       (stopped early by --max-requests)")
+    print()
+    cols = ["idle", *(f"{ph}_peak" for ph in phases), "after", "hwm"]
+    titles = {"idle": "idle", "after": "after", "hwm": "VmHWM"} | {f"{ph}_peak": f"{ph} pk" for ph in phases}
+    header = f"{'RSS MiB':<9}" + "".join(f"{titles[c]:>10}" for c in cols)
+    cpu = report["cpu_percent"]
+    header += "".join(f"{'CPU% ' + ph:>12}" for ph in phases)
+    print(header)
+    print("-" * len(header))
+    for name, entry in report["rss_mib"].items():
+        line = f"{name:<9}" + "".join(f"{_fmt(entry.get(c)):>10}" for c in cols)
+        line += "".join(f"{_fmt(cpu.get(ph, {}).get(name)):>12}" for ph in phases)
+        print(line)
+    print(
+        "(peak = max of samples every 0.5 s during the phase; VmHWM = the kernel's lifetime peak RSS; "
+        "CPU% = 100 per fully used core)"
+    )
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Benchmark gateway login and /me against a fresh local stack.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds per phase")
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="clients in every phase (overrides the two below)"
+    )
+    parser.add_argument("--login-concurrency", type=int, default=8, help="clients in the login phase")
+    parser.add_argument("--me-concurrency", type=int, default=16, help="clients in the me phase")
+    parser.add_argument("--users", type=int, default=16, help="accounts the logins are spread over")
+    parser.add_argument("--phases", default="login,me", help="comma-separated subset of login,me")
+    parser.add_argument("--max-requests", type=int, default=200_000, help="cap on timed requests per phase")
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the numbers here")
+    prod = production_argon2()
+    parser.add_argument("--argon2-time-cost", type=int, default=prod["time_cost"])
+    parser.add_argument("--argon2-memory-kib", type=int, default=prod["memory_kib"])
+    parser.add_argument("--argon2-parallelism", type=int, default=prod["parallelism"])
+    parser.add_argument("--otel", action="store_true", help="enable OpenTelemetry (exporter none)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite file)")
+    args = parser.parse_args(argv)
+
+    if args.concurrency is not None:
+        args.login_concurrency = args.me_concurrency = args.concurrency
+    args.phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    if not args.phases or any(p not in ("login", "me") for p in args.phases):
+        parser.error("--phases takes login, me or login,me")
+    if not 0 < args.duration <= MAX_DURATION:
+        parser.error(f"--duration must be in (0, {MAX_DURATION:g}]")
+    for name in ("login_concurrency", "me_concurrency", "users"):
+        if not 1 <= getattr(args, name) <= MAX_CONCURRENCY:
+            parser.error(f"--{name.replace('_', '-')} must be in [1, {MAX_CONCURRENCY}]")
+    if args.max_requests < 1:
+        parser.error("--max-requests must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    argon2 = {
+        "time_cost": args.argon2_time_cost,
+        "memory_kib": args.argon2_memory_kib,
+        "parallelism": args.argon2_parallelism,
+    }
+    tmp = Path(tempfile.mkdtemp(prefix="gov-bench-"))
+    base_env = {"GOV_LOG_LEVEL": "WARNING"}
+    if args.otel:
+        base_env |= {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"}
+    else:
+        base_env["OTEL_SDK_DISABLED"] = "true"
+    stack = Stack(tmp / "stack", base_env=base_env)
+    admin_password = "Bench-" + secrets.token_urlsafe(16)
+    pg_db = ""
+    monitor: Monitor | None = None
+    try:
+        if args.backend == "postgres":
+            pg_db, db_url = create_pg_database()
+        else:
+            db_url = f"sqlite+aiosqlite:///{tmp}/identity.db"
+        env = {
+            "GOV_DATABASE_URL": db_url,
+            "GOV_SIGNING_KEY_PASSPHRASE": secrets.token_urlsafe(24),
+            # Set explicitly, so a GOV_ARGON2_* left in the shell cannot skew the result.
+            "GOV_ARGON2_TIME_COST": str(argon2["time_cost"]),
+            "GOV_ARGON2_MEMORY_KIB": str(argon2["memory_kib"]),
+            "GOV_ARGON2_PARALLELISM": str(argon2["parallelism"]),
+            # Tokens fetched before the `me` phase must outlive it; the TTL does not affect the cost.
+            "GOV_ACCESS_TOKEN_TTL_SECONDS": "3600",
+        }
+        print(f"starting stack in {tmp} (backend {args.backend}) ...", flush=True)
+        try:
+            stack.start_nats()
+            stack.run_command("identity", "migrate", env)
+            stack.run_command(
+                "identity",
+                "create-admin",
+                {**env, "ADMIN_LOGIN": ADMIN_LOGIN, "ADMIN_PASSWORD": admin_password},
+            )
+            stack.start_service("identity", env)
+            stack.start_gateway()
+        except Exception as exc:
+            print(f"error: the stack did not start: {exc}", file=sys.stderr)
+            for proc in stack.procs:
+                print(f"--- {proc.name} log ---\n{proc.tail()}", file=sys.stderr)
+            return 2
+
+        pids = {proc.name: proc.popen.pid for proc in stack.procs}
+        pids[LOADGEN] = os.getpid()
+        monitor = Monitor(pids)
+        time.sleep(SETTLE_SECONDS)
+        rss_idle = monitor.rss_mib()
+        monitor.start()
+
+        results = asyncio.run(run_load(args, stack, admin_password, monitor))
+
+        time.sleep(SETTLE_SECONDS)
+        rss_after = monitor.rss_mib()
+        hwm = monitor.hwm_mib()
+        dead = [p.name for p in stack.procs if p.popen.poll() is not None]
+
+        report = build_report(args, argon2, results, monitor, rss_idle, rss_after, hwm)
+        print_report(report)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+            print(f"wrote {args.json}")
+
+        failed_phases = [name for name, r in results.items() if r.failed]
+        for name in dead:
+            print(f"error: {name} exited during the benchmark", file=sys.stderr)
+        if failed_phases or dead:
+            for proc in stack.procs:
+                print(f"--- {proc.name} log (tail) ---\n{proc.tail()}", file=sys.stderr)
+        if failed_phases:
+            print(
+                f"FAILED: more than {ERROR_BUDGET:.0%} errors in {', '.join(failed_phases)}", file=sys.stderr
+            )
+        return 1 if failed_phases or dead else 0
+    finally:
+        if monitor is not None:
+            monitor.close()
+        stack.stop()
+        if pg_db:
+            drop_pg_database(pg_db)
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,8 @@ class PhaseResult:
     duration_target: float
     elapsed: float = 0.0
     latencies: list[float] = field(default_factory=list)  # seconds, successful and failed requests
+    finished_at: list[float] = field(default_factory=list)  # seconds since the phase began
+    failed_at: list[float] = field(default_factory=list)
     errors: int = 0
     error_kinds: dict[str, int] = field(default_factory=dict)
     warmup_errors: int = 0
@@ -139,7 +142,25 @@ class PhaseResult:
                 "p99": round(percentile(ordered, 99) * ms, 2),
                 "max": round(ordered[-1] * ms, 2) if ordered else 0.0,
             },
+            "per_second": self.timeline(),
         }
+
+    def timeline(self) -> list[dict[str, float]]:
+        """Requests finished, errors and the slowest request in each second of the phase: shows stalls."""
+        seconds = int(self.elapsed) + 1
+        done = [0] * seconds
+        failed = [0] * seconds
+        slowest = [0.0] * seconds
+        for at, latency in zip(self.finished_at, self.latencies, strict=True):
+            i = min(int(at), seconds - 1)
+            done[i] += 1
+            slowest[i] = max(slowest[i], latency)
+        for at in self.failed_at:
+            failed[min(int(at), seconds - 1)] += 1
+        return [
+            {"second": i, "requests": done[i], "errors": failed[i], "max_ms": round(slowest[i] * 1000, 1)}
+            for i in range(seconds)
+        ]
 
 
 # ----------------------------------------------------------------------------- process monitor
@@ -238,6 +259,10 @@ class Monitor:
 # ----------------------------------------------------------------------------- load
 
 
+# (client, worker index, iteration) -> the request to send
+RequestFactory = Callable[[httpx.AsyncClient, int, int], httpx.Request]
+
+
 class Budget:
     """A shared cap on the number of timed requests of one phase."""
 
@@ -269,7 +294,7 @@ async def _one(client: httpx.AsyncClient, request: httpx.Request) -> tuple[float
 async def run_phase(
     name: str,
     base_url: str,
-    make_request: Any,  # (client, worker index, iteration) -> httpx.Request
+    make_request: RequestFactory,
     concurrency: int,
     duration: float,
     max_requests: int,
@@ -303,7 +328,9 @@ async def run_phase(
                     return
                 latency, kind = await _one(client, make_request(client, index, iteration))
                 result.latencies.append(latency)
+                result.finished_at.append(time.monotonic() - t0)
                 if kind:
+                    result.failed_at.append(result.finished_at[-1])
                     result.errors += 1
                     result.error_kinds[kind] = result.error_kinds.get(kind, 0) + 1
 

@@ -12,29 +12,12 @@ from govkit.auth.principal import Binding, Principal
 from govkit.auth.roles import Permission, Role
 from govkit.auth.scopes import GLOBAL, covers, validate_path
 from govkit.errors import InvalidArgument, PermissionDenied
+from govkit.validation import normalize_phone
 
-_PHONE_SEPARATORS = re.compile(r"[\s\-()]")
-_MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _USERNAME = re.compile(r"^[a-z][a-z0-9_.-]{2,31}$")
 
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
-
-
-def normalize_phone(raw: str, field: str = "phone") -> str:
-    """Mainland mobile numbers in any common spelling -> E.164 (`+8613812345678`)."""
-    digits = _PHONE_SEPARATORS.sub("", raw.strip())
-    if len(digits) > 20:
-        raise InvalidArgument("is too long for a phone number", field=field)
-    if digits.startswith("+86"):
-        digits = digits[3:]
-    elif digits.startswith("0086"):
-        digits = digits[4:]
-    elif digits.startswith("86") and len(digits) == 13:
-        digits = digits[2:]
-    if not _MAINLAND_MOBILE.match(digits):
-        raise InvalidArgument("must be a mainland mobile number such as 13812345678", field=field)
-    return "+86" + digits
 
 
 def normalize_username(raw: str, field: str = "username") -> str | None:

@@ -1,0 +1,1 @@
+"""Blocks: the region tree, 1+N+1 block staffing, boundaries, buildings, households and visits."""

@@ -3,17 +3,19 @@
     .venv/bin/python bench/gateway_auth.py [--backend sqlite|postgres] [--duration SECONDS]
                                            [--concurrency N] [--json OUT]
 
-Starts NATS, identity and the gateway as real processes in a temporary directory (the same
-`govkit.devstack.Stack` that `make run` and the integration tests use), creates a few users, then
-runs two timed phases of concurrent keep-alive HTTP clients:
+Starts NATS, every service `make run` starts (identity, blocks, ...) and the gateway as real
+processes in a temporary directory (the same `govkit.devstack.Stack` that `make run` and the
+integration tests use), each service on a fresh database; creates a few users, then runs two timed
+phases of concurrent keep-alive HTTP clients (only identity and the gateway are under load):
 
   login  POST /api/v1/auth/token (password grant): argon2id verify + a refresh token written.
   me     GET  /api/v1/me with a bearer token: JWT checked by the gateway, then GetCaller over gRPC.
 
 It reports per phase the request count, errors, throughput and latency percentiles, and per
-process (nats, identity, gateway, and the load generator itself) the resident memory idle and at
-peak under load, and the CPU used. Password hashing uses the production argon2 parameters unless
-overridden on the command line. See bench/README.md for how to read the numbers.
+process (nats, each service, the gateway, and the load generator itself) the resident memory idle
+and at peak under load, and the CPU used (plus PostgreSQL's, and the rest of the machine's).
+Password hashing uses the production argon2 parameters unless overridden on the command line.
+See bench/README.md for how to read the numbers.
 
 The load generator runs on the same machine and shares its CPUs with the system under test.
 All traffic goes to 127.0.0.1; every phase is bounded in time and in request count. Exits 1 if
@@ -34,6 +36,7 @@ import secrets
 import shutil
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 import uuid
@@ -46,7 +49,7 @@ import asyncpg
 import httpx
 import psutil
 
-from govkit.devstack import Stack
+from govkit.devstack import SERVICES, Stack
 from services.identity.settings import IdentitySettings
 
 HOST = "127.0.0.1"
@@ -65,12 +68,15 @@ SAMPLE_INTERVAL = 0.5  # seconds between RSS samples
 SETTLE_SECONDS = 2.0
 ERROR_BUDGET = 0.01  # a phase fails above 1% errors
 
-PROCESS_NAMES = ("nats", "identity", "gateway")
 LOADGEN = "loadgen"  # this process: the HTTP clients
+POSTGRES = "postgres"  # the PostgreSQL server's processes (postgres backend only)
+OTHER = "other"  # everything else on the host: should be ~0, or a neighbour disturbed the run
+MACHINE = "machine"  # all CPUs, every process: shows whether the CPUs were saturated
+OTHER_CPU_WARNING = 15.0  # % of one core used by unrelated processes that makes a run suspect
 
 SHARED_CPU_NOTE = (
-    "The load generator runs on the same machine and shares its {cpus} CPU(s) with NATS, identity and "
-    "the gateway: the numbers are a lower bound on what the services do on their own cores."
+    "The load generator runs on the same machine and shares its {cpus} CPU(s) with NATS, the services "
+    "and the gateway: the numbers are a lower bound on what the services do on their own cores."
 )
 
 
@@ -177,6 +183,16 @@ def _vm_hwm_mib(pid: int) -> float | None:
     return None
 
 
+def _postgres_cpu_seconds() -> dict[int, float]:
+    """CPU seconds of each PostgreSQL server process on this host (read-only, by process name)."""
+    out = {}
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        times = proc.info.get("cpu_times")
+        if proc.info.get("name") in ("postgres", "postmaster") and times is not None:
+            out[proc.pid] = times.user + times.system
+    return out
+
+
 class Monitor:
     """Samples RSS of each process every SAMPLE_INTERVAL seconds in a thread, keeping the max per phase.
 
@@ -184,8 +200,9 @@ class Monitor:
     delay the samples. CPU use per phase comes from the processes' cumulative CPU times.
     """
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    def __init__(self, pids: dict[str, int], *, watch_postgres: bool = False) -> None:
         self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self.watch_postgres = watch_postgres
         self.peaks: dict[str, dict[str, float]] = {}
         self.cpu: dict[str, dict[str, float]] = {}
         self._phase = ""
@@ -206,11 +223,15 @@ class Monitor:
         return {name: _vm_hwm_mib(proc.pid) for name, proc in self.procs.items()}
 
     def _cpu_seconds(self) -> dict[str, float]:
-        out = {}
+        total = psutil.cpu_times()
+        busy = ("user", "nice", "system", "irq", "softirq")  # guest time is already inside user/nice
+        out = {MACHINE: sum(getattr(total, f, 0.0) for f in busy)}
         for name, proc in self.procs.items():
             with contextlib.suppress(psutil.Error):
                 t = proc.cpu_times()
                 out[name] = t.user + t.system
+        if self.watch_postgres:
+            out |= {f"pg:{pid}": used for pid, used in _postgres_cpu_seconds().items()}
         return out
 
     def _run(self) -> None:
@@ -247,11 +268,18 @@ class Monitor:
         elapsed = max(time.monotonic() - self._t0, 1e-9)
         now = self._cpu_seconds()
         phase = self._phase
-        self.cpu[phase] = {
+        cpu = {
             name: 100.0 * (now[name] - self._cpu_start[name]) / elapsed
             for name in now
-            if name in self._cpu_start
+            if name in self._cpu_start and not name.startswith("pg:")
         }
+        if self.watch_postgres:
+            # Server processes started during the phase count from zero; ones that exited are missed.
+            used = sum(v - self._cpu_start.get(k, 0.0) for k, v in now.items() if k.startswith("pg:"))
+            cpu[POSTGRES] = 100.0 * used / elapsed
+        ours = sum(v for k, v in cpu.items() if k != MACHINE)
+        cpu[OTHER] = max(0.0, cpu[MACHINE] - ours)
+        self.cpu[phase] = cpu
         with self._lock:
             self._phase = ""
 
@@ -440,8 +468,8 @@ async def _pg_admin(sql: str) -> None:
         await conn.close()
 
 
-def create_pg_database() -> tuple[str, str]:
-    name = f"gov_bench_identity_{uuid.uuid4().hex[:8]}"
+def create_pg_database(service: str) -> tuple[str, str]:
+    name = f"gov_bench_{service}_{uuid.uuid4().hex[:8]}"
     asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
     return name, f"postgresql+asyncpg://{PG_USER}@{HOST}:{PG_PORT}/{name}"
 
@@ -474,9 +502,8 @@ def build_report(
     hwm: dict[str, float | None],
 ) -> dict[str, Any]:
     cpus = os.cpu_count() or 0
-    names = [*PROCESS_NAMES, LOADGEN]
     memory = {}
-    for name in names:
+    for name in monitor.procs:  # nats, the services, the gateway, then the load generator
         entry: dict[str, float | None] = {"idle": _r(rss_idle.get(name))}
         for phase in results:
             entry[f"{phase}_peak"] = _r(monitor.peaks.get(phase, {}).get(name))
@@ -504,6 +531,12 @@ def build_report(
             phase: {name: round(value, 1) for name, value in monitor.cpu.get(phase, {}).items()}
             for phase in results
         },
+        "warnings": [
+            f"processes outside the benchmark used {monitor.cpu[phase][OTHER]:.0f}% CPU during '{phase}': "
+            "another workload shared the machine, so this run's numbers are disturbed; rerun when it is quiet"
+            for phase in results
+            if monitor.cpu.get(phase, {}).get(OTHER, 0.0) > OTHER_CPU_WARNING
+        ],
     }
 
 
@@ -530,7 +563,7 @@ def print_report(report: dict[str, Any]) -> None:
         f"argon2id: time_cost={a['time_cost']} memory={a['memory_kib']} KiB "
         f"parallelism={a['parallelism']} ({tag})"
     )
-    print(f"note: {report['note']}")
+    print(textwrap.fill(f"note: {report['note']}", width=100, subsequent_indent="      "))
     print()
     header = (
         f"{'phase':<6} {'conc':>4} {'requests':>8} {'errors':>6} {'req/s':>8} "
@@ -557,14 +590,18 @@ def print_report(report: dict[str, Any]) -> None:
     header += "".join(f"{'CPU% ' + ph:>12}" for ph in phases)
     print(header)
     print("-" * len(header))
-    for name, entry in report["rss_mib"].items():
+    extra = [POSTGRES] if report["backend"] == "postgres" else []
+    rows = [*report["rss_mib"].items(), *((name, {}) for name in (*extra, OTHER, MACHINE))]
+    for name, entry in rows:
         line = f"{name:<9}" + "".join(f"{_fmt(entry.get(c)):>10}" for c in cols)
         line += "".join(f"{_fmt(cpu.get(ph, {}).get(name)):>12}" for ph in phases)
         print(line)
-    print(
-        "(peak = max of samples every 0.5 s during the phase; VmHWM = the kernel's lifetime peak RSS; "
-        "CPU% = 100 per fully used core)"
-    )
+    full = report["machine"]["cpu_count"] * 100
+    print("pk: max of RSS samples taken every 0.5 s during the phase; after: 2 s after the last phase;")
+    print("VmHWM: the kernel's lifetime peak RSS of the process; CPU%: 100 per fully used core,")
+    print(f"{full}% = every CPU busy. 'machine' is the whole host; 'other' is the host minus the rows above.")
+    for warning in report["warnings"]:
+        print(textwrap.fill(f"WARNING: {warning}", width=100, subsequent_indent="         "))
 
 
 # ----------------------------------------------------------------------------- main
@@ -624,15 +661,10 @@ def main(argv: list[str] | None = None) -> int:
         base_env["OTEL_SDK_DISABLED"] = "true"
     stack = Stack(tmp / "stack", base_env=base_env)
     admin_password = "Bench-" + secrets.token_urlsafe(16)
-    pg_db = ""
+    pg_dbs: list[str] = []
     monitor: Monitor | None = None
     try:
-        if args.backend == "postgres":
-            pg_db, db_url = create_pg_database()
-        else:
-            db_url = f"sqlite+aiosqlite:///{tmp}/identity.db"
-        env = {
-            "GOV_DATABASE_URL": db_url,
+        identity_env = {
             "GOV_SIGNING_KEY_PASSPHRASE": secrets.token_urlsafe(24),
             # Set explicitly, so a GOV_ARGON2_* left in the shell cannot skew the result.
             "GOV_ARGON2_TIME_COST": str(argon2["time_cost"]),
@@ -641,16 +673,23 @@ def main(argv: list[str] | None = None) -> int:
             # Tokens fetched before the `me` phase must outlive it; the TTL does not affect the cost.
             "GOV_ACCESS_TOKEN_TTL_SECONDS": "3600",
         }
-        print(f"starting stack in {tmp} (backend {args.backend}) ...", flush=True)
+        print(f"starting stack in {tmp} (backend {args.backend}, services {', '.join(SERVICES)}) ...")
         try:
             stack.start_nats()
-            stack.run_command("identity", "migrate", env)
-            stack.run_command(
-                "identity",
-                "create-admin",
-                {**env, "ADMIN_LOGIN": ADMIN_LOGIN, "ADMIN_PASSWORD": admin_password},
-            )
-            stack.start_service("identity", env)
+            # Every service `make run` starts (the gateway needs them all to be ready), each with a
+            # fresh database of its own; only identity is under load.
+            for service in SERVICES:
+                if args.backend == "postgres":
+                    name, db_url = create_pg_database(service)
+                    pg_dbs.append(name)
+                else:
+                    db_url = f"sqlite+aiosqlite:///{tmp}/{service}.db"
+                env = {"GOV_DATABASE_URL": db_url, **(identity_env if service == "identity" else {})}
+                stack.run_command(service, "migrate", env)
+                if service == "identity":
+                    admin = {"ADMIN_LOGIN": ADMIN_LOGIN, "ADMIN_PASSWORD": admin_password}
+                    stack.run_command("identity", "create-admin", {**env, **admin})
+                stack.start_service(service, env)
             stack.start_gateway()
         except Exception as exc:
             print(f"error: the stack did not start: {exc}", file=sys.stderr)
@@ -660,7 +699,7 @@ def main(argv: list[str] | None = None) -> int:
 
         pids = {proc.name: proc.popen.pid for proc in stack.procs}
         pids[LOADGEN] = os.getpid()
-        monitor = Monitor(pids)
+        monitor = Monitor(pids, watch_postgres=args.backend == "postgres")
         time.sleep(SETTLE_SECONDS)
         rss_idle = monitor.rss_mib()
         monitor.start()
@@ -694,8 +733,8 @@ def main(argv: list[str] | None = None) -> int:
         if monitor is not None:
             monitor.close()
         stack.stop()
-        if pg_db:
-            drop_pg_database(pg_db)
+        for name in pg_dbs:
+            drop_pg_database(name)
         if args.keep:
             print(f"kept {tmp}")
         else:

@@ -12,6 +12,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from gateway.problems import Problem
 from gateway.settings import GatewaySettings
+from gov.blocks.v1 import blocks_pb2_grpc
 from gov.identity.v1 import identity_pb2_grpc
 from govkit.auth.principal import Principal
 from govkit.auth.tokens import GrpcJwksSource, TokenVerifier
@@ -29,9 +30,20 @@ class Upstreams:
         self.identity_channel = grpc.aio.insecure_channel(settings.identity_addr)
         self.identity = identity_pb2_grpc.IdentityServiceStub(self.identity_channel)
         self.verifier = TokenVerifier(GrpcJwksSource(self.identity_channel), issuer=settings.token_issuer)
+        self.blocks_channel = grpc.aio.insecure_channel(settings.blocks_addr)
+        self.blocks = blocks_pb2_grpc.BlocksServiceStub(self.blocks_channel)
+
+    @property
+    def health_targets(self) -> dict[str, tuple[grpc.aio.Channel, str]]:
+        """Upstreams /readyz checks: name -> (channel, health service name)."""
+        return {
+            "identity": (self.identity_channel, "gov.identity.v1.IdentityService"),
+            "blocks": (self.blocks_channel, "gov.blocks.v1.BlocksService"),
+        }
 
     async def close(self) -> None:
         await self.identity_channel.close()
+        await self.blocks_channel.close()
 
 
 @dataclass(frozen=True)

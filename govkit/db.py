@@ -59,7 +59,7 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 10, immediate: bool = True) -> AsyncEngine:
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
@@ -78,8 +78,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
-            # Take the write lock up front so concurrent writers queue instead of failing to upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock up front so concurrent writers queue instead of failing to
+            # upgrade a read lock; readers begin deferred and never block anyone (WAL).
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_no_autobegin(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -90,18 +91,24 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 
 class Database:
-    """One engine and its session factory; `transaction()` is the unit of work."""
+    """A service's database: `transaction()` is the unit of work that writes, `sessions()` reads.
+
+    On SQLite the two use separate engines, so a read never holds the write lock (a read
+    nested in a write, or beside one, cannot deadlock); on PostgreSQL they share one pool.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self.read_engine = make_engine(url, immediate=False) if is_sqlite(url) else self.engine
         # Called after a commit that staged outbox events, so the relay publishes at once.
         self.after_event_commit: Callable[[], None] | None = None
         session_cls = type("GovSession", (Session,), {})
         event.listen(session_cls, "after_commit", self._after_commit)
-        self.sessions = async_sessionmaker(
+        self.write_sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=session_cls
         )
+        self.sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
     def _after_commit(self, session: Session) -> None:
         if session.info.pop("outbox_dirty", False) and self.after_event_commit is not None:
@@ -109,7 +116,7 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session, session.begin():
+        async with self.write_sessions() as session, session.begin():
             yield session
 
     async def ping(self) -> None:
@@ -118,3 +125,5 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()

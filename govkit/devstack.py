@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 REPO = Path(__file__).resolve().parent.parent
 
 # Services in start order: identity first, every other component verifies tokens with its keys.
-SERVICES = ("identity",)
+SERVICES = ("identity", "blocks")
 
 
 def free_port() -> int:
@@ -154,12 +154,9 @@ class Stack:
 
     def start_gateway(self, port: int | None = None, env: dict[str, str] | None = None) -> Proc:
         port = port or free_port()
-        full_env = self.env(
-            GOV_HTTP_PORT=str(port),
-            GOV_HTTP_HOST="127.0.0.1",
-            GOV_IDENTITY_ADDR=self.addrs["identity"],
-            **(env or {}),
-        )
+        # Every running service's address, as GOV_<NAME>_ADDR.
+        addrs = {f"GOV_{name.upper()}_ADDR": addr for name, addr in self.addrs.items() if name in SERVICES}
+        full_env = self.env(GOV_HTTP_PORT=str(port), GOV_HTTP_HOST="127.0.0.1", **{**addrs, **(env or {})})
         proc = self.spawn("gateway", [sys.executable, "-m", "gateway"], full_env)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30

@@ -8,11 +8,20 @@ import grpc
 class DomainError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
 
-    def __init__(self, message: str, *, field: str | None = None, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        retry_after: int | None = None,
+        violations: list[tuple[str, str]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
         self.retry_after = retry_after
+        # Several (field, problem) pairs, e.g. one per bad row of an imported file.
+        self.violations = violations or []
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}" if self.field else self.message

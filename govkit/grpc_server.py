@@ -47,12 +47,13 @@ LIVENESS_SERVICE = "liveness"
 def _status_details(exc: DomainError) -> bytes:
     """google.rpc.Status with a BadRequest naming the field, so clients can point at it."""
     status = status_pb2.Status(code=exc.code.value[0], message=str(exc))
-    if exc.field:
+    pairs = ([(exc.field, exc.message)] if exc.field else []) + exc.violations
+    if pairs:
         detail = any_pb2.Any()
         detail.Pack(
             error_details_pb2.BadRequest(
                 field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=exc.field, description=exc.message)
+                    error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in pairs
                 ]
             )
         )
@@ -200,6 +201,9 @@ class ServiceRuntime:
             try:
                 await bus.ensure_domain_stream(self.js, d.name)
                 await bus.ensure_dead_letter_stream(self.js)
+                # Streams this service consumes from, so it can start before their owners do.
+                for spec in d.consumers:
+                    await bus.ensure_domain_stream(self.js, spec.stream.lower())
                 break
             except Exception as exc:
                 log.warning("cannot create streams yet; retrying", extra={"error": repr(exc)})

@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 
+import grpc
 import pytest
 import pytest_asyncio
 
+from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub as BlocksStub
 from govkit.devstack import Stack
 from tests.support.databases import Databases, postgres_reachable
 from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD, IdentityClient
@@ -63,6 +65,9 @@ def stack(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Ite
             "identity", "create-admin", {**env, "ADMIN_LOGIN": ADMIN_LOGIN, "ADMIN_PASSWORD": ADMIN_PASSWORD}
         )
         s.start_service("identity", env)
+        blocks_env = {"GOV_DATABASE_URL": databases.url("blocks")}
+        s.run_command("blocks", "migrate", blocks_env)
+        s.start_service("blocks", blocks_env)
         s.start_gateway(env={"GOV_CORS_ORIGINS": CORS_ORIGIN})
         yield s
     finally:
@@ -74,6 +79,13 @@ async def identity(stack: Stack) -> AsyncIterator[IdentityClient]:
     client = await IdentityClient(stack.addrs["identity"]).start()
     yield client
     await client.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def blocks(stack: Stack) -> AsyncIterator[BlocksStub]:
+    channel = grpc.aio.insecure_channel(stack.addrs["blocks"])
+    yield BlocksStub(channel)
+    await channel.close()
 
 
 _skipped_postgres: list[str] = []

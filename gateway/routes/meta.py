@@ -24,20 +24,21 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> JSONResponse:
     ups = upstreams(request)
     checks: dict[str, str] = {}
-    try:
-        reply = await health_pb2_grpc.HealthStub(ups.identity_channel).Check(
-            health_pb2.HealthCheckRequest(service="gov.identity.v1.IdentityService"), timeout=2
-        )
-        checks["identity"] = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-    except grpc.aio.AioRpcError as exc:
-        checks["identity"] = exc.code().name
+    for name, (channel, service) in ups.health_targets.items():
+        try:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=2
+            )
+            checks[name] = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        except grpc.aio.AioRpcError as exc:
+            checks[name] = exc.code().name
     if not ups.verifier.ready and checks["identity"] == "SERVING":
         try:
             await ups.verifier.refresh(force=True)
         except Exception as exc:
             checks["signing_keys_error"] = type(exc).__name__
     checks["signing_keys"] = "loaded" if ups.verifier.ready else "missing"
-    ready = checks["identity"] == "SERVING" and ups.verifier.ready
+    ready = all(checks[name] == "SERVING" for name in ups.health_targets) and ups.verifier.ready
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from govkit.auth.roles import GRANTABLE, ROLE_PERMISSIONS, Permission, Role
 from govkit.auth.scopes import covers
@@ -22,6 +22,8 @@ class Principal:
     subject: str
     bindings: tuple[Binding, ...]
     token_id: str = ""
+    # The verified bearer token itself, for calls made on the caller's behalf to other services.
+    token: str = field(default="", repr=False, compare=False)
 
     @property
     def is_user(self) -> bool:

@@ -22,15 +22,36 @@ class Permission(StrEnum):
     ROLES_GRANT = "roles.grant"
     SERVICE_ACCOUNTS_MANAGE = "service_accounts.manage"
     SIGNING_KEYS_ROTATE = "signing_keys.rotate"
+    # blocks
+    REGIONS_READ = "regions.read"
+    REGIONS_MANAGE = "regions.manage"
+    STAFF_ASSIGN = "staff.assign"
+    HOUSEHOLDS_READ = "households.read"
+    HOUSEHOLDS_WRITE = "households.write"
 
 
 _STAFF_ADMIN = frozenset({Permission.USERS_READ, Permission.USERS_WRITE, Permission.ROLES_GRANT})
 
+# Block staff (governor, assistants, supervisor) get their block rights from the blocks service's
+# live staffing records, not from here: removal must bite on the next call, not when a token expires.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
-    Role.LEADER: _STAFF_ADMIN,
-    Role.DISPATCHER: _STAFF_ADMIN,
-    Role.UNIT_STAFF: frozenset(),
+    # A leader reads the whole district and shapes its tree; households are read-only for them.
+    Role.LEADER: _STAFF_ADMIN
+    | {
+        Permission.REGIONS_READ,
+        Permission.REGIONS_MANAGE,
+        Permission.STAFF_ASSIGN,
+        Permission.HOUSEHOLDS_READ,
+    },
+    Role.DISPATCHER: _STAFF_ADMIN
+    | {
+        Permission.REGIONS_READ,
+        Permission.STAFF_ASSIGN,
+        Permission.HOUSEHOLDS_READ,
+        Permission.HOUSEHOLDS_WRITE,
+    },
+    Role.UNIT_STAFF: frozenset({Permission.REGIONS_READ}),
     Role.GOVERNOR: frozenset(),
     Role.ASSISTANT: frozenset(),
     Role.SUPERVISOR: frozenset(),

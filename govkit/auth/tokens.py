@@ -118,17 +118,17 @@ class TokenVerifier:
             raise Unauthenticated("token expired") from None
         except jwt.PyJWTError:
             raise Unauthenticated("invalid token") from None
-        return principal_from_claims(claims)
+        return principal_from_claims(claims, token)
 
 
-def principal_from_claims(claims: dict[str, Any]) -> Principal:
+def principal_from_claims(claims: dict[str, Any], token: str = "") -> Principal:
     if claims.get("typ") != "access":
         raise Unauthenticated("not an access token")
     try:
         bindings = tuple(Binding(Role(role), str(scope)) for role, scope in claims.get("roles", []))
     except (ValueError, TypeError):
         raise Unauthenticated("invalid role claims") from None
-    return Principal(subject=str(claims["sub"]), bindings=bindings, token_id=str(claims["jti"]))
+    return Principal(subject=str(claims["sub"]), bindings=bindings, token_id=str(claims["jti"]), token=token)
 
 
 def bearer_token(metadata: dict[str, str]) -> str:

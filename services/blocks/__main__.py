@@ -1,0 +1,105 @@
+"""`python -m services.blocks serve|migrate|import KIND FILE`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from gov.blocks.v1 import blocks_pb2 as pb
+from gov.blocks.v1 import blocks_pb2_grpc
+from gov.identity.v1 import identity_pb2_grpc
+from govkit import config, migrations
+from govkit.auth.principal import Binding, Principal
+from govkit.auth.roles import Role
+from govkit.auth.tokens import GrpcJwksSource, TokenVerifier
+from govkit.db import Database
+from govkit.errors import DomainError
+from govkit.grpc_server import ServiceDefinition, ServiceRuntime, serve
+from services.blocks.flows import BlocksFlows
+from services.blocks.grpc_api import SERVICE, BlocksServicer
+from services.blocks.households import HouseholdFlows
+from services.blocks.imports import ImportFlows
+from services.blocks.models import platform
+from services.blocks.settings import BlocksSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+KINDS = {
+    "nodes": pb.IMPORT_KIND_NODES,
+    "boundaries": pb.IMPORT_KIND_BOUNDARIES,
+    "buildings": pb.IMPORT_KIND_BUILDINGS,
+    "households": pb.IMPORT_KIND_HOUSEHOLDS,
+    "residents": pb.IMPORT_KIND_RESIDENTS,
+}
+# The import command runs as ops with shell access to the service: a system principal.
+OPERATOR = Principal("system:import-command", (Binding(Role.ADMIN, "*"),))
+
+
+def definition(settings: BlocksSettings) -> ServiceDefinition:
+    def make_verifier(runtime: ServiceRuntime) -> TokenVerifier:
+        assert runtime.identity_channel is not None
+        return TokenVerifier(GrpcJwksSource(runtime.identity_channel), issuer=settings.token_issuer)
+
+    def register(server, runtime: ServiceRuntime) -> None:  # type: ignore[no-untyped-def]
+        assert runtime.identity_channel is not None
+        tree = BlocksFlows(runtime.db, identity_pb2_grpc.IdentityServiceStub(runtime.identity_channel))
+        servicer = BlocksServicer(
+            tree, HouseholdFlows(runtime.db), ImportFlows(runtime.db, tree.index.invalidate)
+        )
+        blocks_pb2_grpc.add_BlocksServiceServicer_to_server(servicer, server)
+
+    return ServiceDefinition(
+        name="blocks",
+        settings=settings,
+        tables=platform,
+        register=register,
+        service_names=(SERVICE,),
+        make_verifier=make_verifier,
+    )
+
+
+async def _import(settings: BlocksSettings, kind: str, content: bytes, validate_only: bool) -> int:
+    db = Database(settings.database_url)
+    try:
+        flows = ImportFlows(db, lambda: None)
+        reply = await flows.import_file(OPERATOR, KINDS[kind], content, validate_only=validate_only)
+    except DomainError as exc:
+        sys.stderr.write(f"import failed: {exc.message}\n")
+        for field, message in exc.violations:
+            sys.stderr.write(f"  {field}: {message}\n")
+        return 1
+    finally:
+        await db.close()
+    for e in reply.errors:
+        sys.stderr.write(f"  line {e.line}, {e.field}: {e.message}\n")
+    verb = "checked" if validate_only else "imported"
+    print(
+        f"{kind}: {verb} {reply.rows} rows: {reply.created} created, {reply.updated} updated, "
+        f"{reply.unchanged} unchanged"
+    )
+    return 1 if reply.errors else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.blocks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve")
+    sub.add_parser("migrate")
+    imp = sub.add_parser("import", help="bulk import one file (all-or-nothing, idempotent)")
+    imp.add_argument("kind", choices=sorted(KINDS))
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--validate-only", action="store_true")
+    args = parser.parse_args(argv)
+    settings = config.load(BlocksSettings)
+    if args.command == "migrate":
+        migrations.upgrade(MIGRATIONS, settings.database_url)
+        return 0
+    if args.command == "import":
+        return asyncio.run(_import(settings, args.kind, args.file.read_bytes(), args.validate_only))
+    asyncio.run(serve(definition(settings)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

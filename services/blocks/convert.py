@@ -1,0 +1,110 @@
+"""Rows to protobuf messages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from google.protobuf import timestamp_pb2
+
+from gov.blocks.v1 import blocks_pb2 as pb
+from services.blocks import models
+
+
+def ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(value)
+    return out
+
+
+def enum_value(enum, prefix: str, name: str) -> int:  # type: ignore[no-untyped-def]
+    return enum.Value(f"{prefix}_{name.upper()}")
+
+
+def enum_name(enum, prefix: str, value: int) -> str | None:  # type: ignore[no-untyped-def]
+    if value == 0:
+        return None
+    try:
+        return enum.Name(value).removeprefix(f"{prefix}_").lower()
+    except ValueError:
+        return None
+
+
+def node(row: models.Node) -> pb.Node:
+    return pb.Node(
+        name=f"nodes/{row.path}",
+        path=row.path,
+        code=row.code,
+        parent=row.parent_path,
+        kind=enum_value(pb.NodeKind, "NODE_KIND", row.kind),
+        display_name=row.display_name,
+        boundary_geojson=row.boundary or "",
+        state=enum_value(pb.NodeState, "NODE_STATE", row.state),
+        create_time=ts(row.create_time),
+        update_time=ts(row.update_time),
+    )
+
+
+def staff(row: models.StaffAssignment, household_ids: list[str] | None = None) -> pb.StaffAssignment:
+    return pb.StaffAssignment(
+        name=f"nodes/{row.block_path}/staff/{row.id}",
+        block=row.block_path,
+        user=f"users/{row.user_id}",
+        role=enum_value(pb.StaffRole, "STAFF_ROLE", row.role),
+        assistant_kind=enum_value(pb.AssistantKind, "ASSISTANT_KIND", row.assistant_kind)
+        if row.assistant_kind
+        else 0,
+        household_ids=household_ids or [],
+        create_time=ts(row.create_time),
+    )
+
+
+def building(row: models.Building) -> pb.Building:
+    return pb.Building(
+        name=f"nodes/{row.block_path}/buildings/{row.code}",
+        block=row.block_path,
+        code=row.code,
+        display_name=row.display_name,
+        address=row.address,
+    )
+
+
+def resident(row: models.Resident) -> pb.Resident:
+    return pb.Resident(
+        id=row.id,
+        display_name=row.display_name,
+        relation=enum_value(pb.Relation, "RELATION", row.relation),
+        phone=row.phone or "",
+        birth_year=row.birth_year or 0,
+        id_suffix=row.id_suffix or "",
+        user=f"users/{row.user_id}" if row.user_id else "",
+    )
+
+
+def household(row: models.Household, residents: list[models.Resident]) -> pb.Household:
+    return pb.Household(
+        name=f"households/{row.id}",
+        id=row.id,
+        code=row.code,
+        block=row.block_path,
+        building=row.building_code or "",
+        address=row.address,
+        tags=[enum_value(pb.VulnerabilityTag, "VULNERABILITY_TAG", t) for t in row.tags.split(",") if t],
+        residents=[resident(r) for r in residents],
+        create_time=ts(row.create_time),
+        update_time=ts(row.update_time),
+    )
+
+
+def visit(row: models.Visit) -> pb.Visit:
+    return pb.Visit(
+        name=f"households/{row.household_id}/visits/{row.id}",
+        household=f"households/{row.household_id}",
+        visitor=row.visitor,
+        visit_time=ts(row.visit_time),
+        notes=row.notes,
+        issues_found=json.loads(row.issues),
+        create_time=ts(row.create_time),
+    )

@@ -1,0 +1,497 @@
+"""One household, one file: buildings, households, residents, home visits, and node statistics."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, literal, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gov.blocks.v1 import blocks_pb2 as pb
+from gov.blocks.v1 import events_pb2
+from govkit import idempotency, pagination, validation
+from govkit.auth.principal import Principal
+from govkit.auth.roles import Permission
+from govkit.db import Database, new_id, utcnow
+from govkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from govkit.events import build_event
+from govkit.outbox import add_event
+from services.blocks import convert, domain
+from services.blocks.access import load_access
+from services.blocks.flows import any_within, node_path, within
+from services.blocks.models import Building, Household, Node, Resident, StaffAssignment, Visit, platform
+
+_CODE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+_ID_SUFFIX = re.compile(r"^[0-9]{3}[0-9Xx]$|^[0-9]{4}$")
+
+
+def _tags(values: Sequence[int], field: str = "household.tags") -> str:
+    names = set()
+    for value in values:
+        name = convert.enum_name(pb.VulnerabilityTag, "VULNERABILITY_TAG", value)
+        if name is None:
+            raise InvalidArgument(f"unknown tag {value}", field=field)
+        names.add(name)
+    return ",".join(sorted(names))
+
+
+def _resident_rows(residents: Sequence[pb.Resident], household_id: str) -> list[Resident]:
+    rows, names = [], set()
+    for i, r in enumerate(residents):
+        f = f"household.residents[{i}]"
+        name = validation.text(r.display_name, f"{f}.display_name", max_len=64)
+        if name in names:
+            raise InvalidArgument("appears twice in this household", field=f"{f}.display_name")
+        names.add(name)
+        relation = convert.enum_name(pb.Relation, "RELATION", r.relation)
+        if relation is None:
+            raise InvalidArgument("is required", field=f"{f}.relation")
+        if r.birth_year and not 1900 <= r.birth_year <= utcnow().year:
+            raise InvalidArgument(f"must be between 1900 and {utcnow().year}", field=f"{f}.birth_year")
+        if r.id_suffix and not _ID_SUFFIX.match(r.id_suffix):
+            raise InvalidArgument(
+                "is the last 4 characters of an id number, never the whole number", field=f"{f}.id_suffix"
+            )
+        rows.append(
+            Resident(
+                id=new_id(),
+                household_id=household_id,
+                display_name=name,
+                relation=relation,
+                phone=validation.normalize_phone(r.phone, field=f"{f}.phone") if r.phone else None,
+                birth_year=r.birth_year or None,
+                id_suffix=r.id_suffix.upper() or None,
+                user_id=validation.resource_id(r.user, "users", field=f"{f}.user") if r.user else None,
+            )
+        )
+    return rows
+
+
+class HouseholdFlows:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def _emit(
+        self, session: AsyncSession, principal: Principal, event_type: str, payload, resource: str
+    ) -> None:  # type: ignore[no-untyped-def]
+        await add_event(
+            session,
+            platform.outbox,
+            build_event(event_type, payload, actor=principal.subject, resource=resource),
+        )
+
+    @staticmethod
+    async def _block(session: AsyncSession, path: str) -> Node:
+        node = await session.scalar(select(Node).where(Node.path == path))
+        if node is None:
+            raise NotFound(f"nodes/{path} not found")
+        if node.kind != "block" or node.state != "active":
+            raise FailedPrecondition(f"nodes/{path} is not an active block")
+        return node
+
+    @staticmethod
+    async def _residents(session: AsyncSession, household_ids: list[str]) -> dict[str, list[Resident]]:
+        out: dict[str, list[Resident]] = {h: [] for h in household_ids}
+        if household_ids:
+            rows = await session.scalars(
+                select(Resident)
+                .where(Resident.household_id.in_(household_ids))
+                .order_by(Resident.display_name)
+            )
+            for r in rows:
+                out[r.household_id].append(r)
+        return out
+
+    async def _load(
+        self, session: AsyncSession, principal: Principal, household_id: str, *, edit: bool
+    ) -> Household:
+        household = await session.get(Household, household_id)
+        if household is None:
+            raise NotFound(f"households/{household_id} not found")
+        access = await load_access(self.db, principal)
+        if edit:
+            allowed = access.can_edit(household.block_path)
+        else:
+            allowed = access.can_read(household.block_path) or await self._is_member(
+                session, principal, household
+            )
+        if not allowed:
+            # Ids are random UUIDs, so saying "not yours" reveals nothing worth hiding.
+            raise PermissionDenied(f"households/{household_id} is outside the caller's scope")
+        return household
+
+    @staticmethod
+    async def _is_member(session: AsyncSession, principal: Principal, household: Household) -> bool:
+        """A resident linked to this household sees it: their own file."""
+        if principal.user_id is None:
+            return False
+        found = await session.scalar(
+            select(Resident.id).where(
+                Resident.household_id == household.id, Resident.user_id == principal.user_id
+            )
+        )
+        return found is not None
+
+    # ------------------------------------------------------------------ buildings
+
+    async def create_building(self, principal: Principal, b: pb.Building) -> Building:
+        block = node_path(b.block, field="building.block")
+        code = b.code.strip()
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", code):
+            raise InvalidArgument("1-32 of a-z, 0-9, '_', '-'", field="building.code")
+        (await load_access(self.db, principal)).require_edit(block)
+        try:
+            async with self.db.transaction() as session:
+                await self._block(session, block)
+                row = Building(
+                    id=new_id(),
+                    block_path=block,
+                    code=code,
+                    display_name=validation.text(b.display_name, "building.display_name", max_len=64),
+                    address=validation.text(b.address, "building.address", max_len=200, required=False),
+                )
+                session.add(row)
+                return row
+        except IntegrityError:
+            raise AlreadyExists(f"building {code} already exists in {block}") from None
+
+    async def list_buildings(
+        self, principal: Principal, block: str, page_size: int, page_token: str
+    ) -> tuple[list[Building], str]:
+        block = node_path(block, field="block")
+        (await load_access(self.db, principal)).require_read(block)
+        size = pagination.page_size(page_size)
+        fp = pagination.fingerprint("buildings", block)
+        cursor = pagination.decode_token(page_token, fp)
+        stmt = select(Building).where(within(Building.block_path, block))
+        if cursor:
+            stmt = stmt.where(Building.id > cursor["i"])
+        async with self.db.sessions() as session:
+            rows = list((await session.scalars(stmt.order_by(Building.id).limit(size + 1))).all())
+        token = ""
+        if len(rows) > size:
+            rows = rows[:size]
+            token = pagination.encode_token({"i": rows[-1].id}, fp)
+        return rows, token
+
+    # ------------------------------------------------------------------ households
+
+    async def create_household(
+        self, principal: Principal, h: pb.Household, request_id: str
+    ) -> tuple[Household, list[Resident]]:
+        block = node_path(h.block, field="household.block")
+        code = h.code.strip()
+        if not _CODE.match(code):
+            raise InvalidArgument("1-40 of A-Z, a-z, 0-9, '_', '-'", field="household.code")
+        address = validation.text(h.address, "household.address", max_len=200)
+        tags = _tags(h.tags)
+        validation.request_id(request_id)
+        (await load_access(self.db, principal)).require_edit(block)
+        household_id = new_id()
+        residents = _resident_rows(h.residents, household_id)
+        now = utcnow()
+        idem = f"CreateHousehold:{principal.subject}"
+        try:
+            async with self.db.transaction() as session:
+                earlier = await idempotency.recall(session, platform.idempotency, idem, request_id)
+                if earlier:
+                    row = await session.get(Household, earlier.removeprefix("households/"))
+                    if row is None:
+                        raise NotFound("the household created by this request id no longer exists")
+                    return row, (await self._residents(session, [row.id]))[row.id]
+                await self._block(session, block)
+                if h.building and not await session.scalar(
+                    select(Building.id).where(Building.block_path == block, Building.code == h.building)
+                ):
+                    raise InvalidArgument(
+                        f"no building {h.building!r} in {block}", field="household.building"
+                    )
+                if await session.scalar(select(Household.id).where(Household.code == code)):
+                    raise AlreadyExists(
+                        f"a household with code {code} already exists", field="household.code"
+                    )
+                row = Household(
+                    id=household_id,
+                    code=code,
+                    block_path=block,
+                    building_code=h.building or None,
+                    address=address,
+                    tags=tags,
+                    create_time=now,
+                    update_time=now,
+                )
+                session.add(row)
+                await session.flush()
+                session.add_all(residents)
+                await idempotency.remember(
+                    session, platform.idempotency, idem, request_id, f"households/{row.id}"
+                )
+                await session.flush()
+                await self._emit(
+                    session,
+                    principal,
+                    "blocks.v1.household.created",
+                    events_pb2.HouseholdCreated(household=convert.household(row, residents)),
+                    f"households/{row.id}",
+                )
+                return row, residents
+        except IntegrityError:
+            raise AlreadyExists(
+                f"a household with code {code} already exists", field="household.code"
+            ) from None
+
+    async def get_household(
+        self, principal: Principal, household_id: str
+    ) -> tuple[Household, list[Resident]]:
+        async with self.db.sessions() as session:
+            row = await self._load(session, principal, household_id, edit=False)
+            return row, (await self._residents(session, [row.id]))[row.id]
+
+    async def list_households(
+        self, principal: Principal, *, node: str, page_size: int, page_token: str, tag: int, query: str
+    ) -> tuple[list[tuple[Household, list[Resident]]], str]:
+        path = node_path(node, field="node")
+        tag_name = _tags([tag], field="tag") if tag else ""
+        query = query.strip()
+        if len(query) > 64:
+            raise InvalidArgument("must be at most 64 characters", field="query")
+        access = await load_access(self.db, principal)
+        scopes = access.read_scopes()
+        if not access.can_read(path) and not any(s.startswith(path + "/") for s in scopes):
+            raise PermissionDenied(f"the caller's scope does not cover '{path}'")
+        size = pagination.page_size(page_size)
+        fp = pagination.fingerprint("households", principal.subject, path, tag_name, query)
+        cursor = pagination.decode_token(page_token, fp)
+        stmt = select(Household).where(
+            within(Household.block_path, path), any_within(Household.block_path, scopes)
+        )
+        if tag_name:
+            stmt = stmt.where((literal(",") + Household.tags + literal(",")).contains(f",{tag_name},"))
+        if query:
+            stmt = stmt.where(
+                or_(
+                    Household.address.contains(query, autoescape=True),
+                    Household.code.contains(query, autoescape=True),
+                )
+            )
+        if cursor:
+            stmt = stmt.where(Household.id > cursor["i"])
+        async with self.db.sessions() as session:
+            rows = list((await session.scalars(stmt.order_by(Household.id).limit(size + 1))).all())
+            token = ""
+            if len(rows) > size:
+                rows = rows[:size]
+                token = pagination.encode_token({"i": rows[-1].id}, fp)
+            residents = await self._residents(session, [r.id for r in rows])
+        return [(r, residents[r.id]) for r in rows], token
+
+    async def update_household(
+        self, principal: Principal, h: pb.Household, paths: Sequence[str]
+    ) -> tuple[Household, list[Resident]]:
+        allowed = {"address", "tags", "residents", "building"}
+        if not paths or set(paths) - allowed:
+            raise InvalidArgument(f"may name {', '.join(sorted(allowed))}", field="update_mask")
+        household_id = validation.resource_id(h.name, "households", field="household.name")
+        async with self.db.transaction() as session:
+            row = await self._load(session, principal, household_id, edit=True)
+            if "address" in paths:
+                row.address = validation.text(h.address, "household.address", max_len=200)
+            if "tags" in paths:
+                row.tags = _tags(h.tags)
+            if "building" in paths:
+                if h.building and not await session.scalar(
+                    select(Building.id).where(
+                        Building.block_path == row.block_path, Building.code == h.building
+                    )
+                ):
+                    raise InvalidArgument(
+                        f"no building {h.building!r} in {row.block_path}", field="household.building"
+                    )
+                row.building_code = h.building or None
+            if "residents" in paths:
+                await session.execute(delete(Resident).where(Resident.household_id == row.id))
+                session.add_all(_resident_rows(h.residents, row.id))
+            row.update_time = utcnow()
+            await session.flush()
+            return row, (await self._residents(session, [row.id]))[row.id]
+
+    async def move_household(
+        self, principal: Principal, name: str, block: str, building: str
+    ) -> tuple[Household, list[Resident]]:
+        household_id = validation.resource_id(name, "households")
+        target = node_path(block, field="block")
+        access = await load_access(self.db, principal)
+        access.require_edit(target)
+        async with self.db.transaction() as session:
+            row = await self._load(session, principal, household_id, edit=True)
+            await self._block(session, target)
+            if building and not await session.scalar(
+                select(Building.id).where(Building.block_path == target, Building.code == building)
+            ):
+                raise InvalidArgument(f"no building {building!r} in {target}", field="building")
+            previous = row.block_path
+            row.block_path, row.building_code, row.update_time = target, building or None, utcnow()
+            residents = (await self._residents(session, [row.id]))[row.id]
+            await self._emit(
+                session,
+                principal,
+                "blocks.v1.household.moved",
+                events_pb2.HouseholdMoved(
+                    household=convert.household(row, residents), previous_block=previous
+                ),
+                f"households/{row.id}",
+            )
+            return row, residents
+
+    # ------------------------------------------------------------------ visits
+
+    async def record_visit(self, principal: Principal, v: pb.Visit, request_id: str) -> Visit:
+        household_id = validation.resource_id(v.household, "households", field="visit.household")
+        notes = validation.text(v.notes, "visit.notes", max_len=4000, required=False)
+        issues = [
+            validation.text(i, f"visit.issues_found[{n}]", max_len=200) for n, i in enumerate(v.issues_found)
+        ]
+        if len(issues) > 50:
+            raise InvalidArgument("at most 50", field="visit.issues_found")
+        when = v.visit_time.ToDatetime(tzinfo=dt.UTC) if v.HasField("visit_time") else utcnow()
+        if when > utcnow() + dt.timedelta(minutes=5):
+            raise InvalidArgument("cannot be in the future", field="visit.visit_time")
+        validation.request_id(request_id)
+        idem = f"RecordVisit:{principal.subject}"
+        async with self.db.transaction() as session:
+            earlier = await idempotency.recall(session, platform.idempotency, idem, request_id)
+            if earlier:
+                found = await session.get(Visit, earlier.rsplit("/", 1)[-1])
+                if found is not None:
+                    return found
+            household = await self._load(session, principal, household_id, edit=True)
+            row = Visit(
+                id=new_id(),
+                household_id=household.id,
+                block_path=household.block_path,
+                visitor=principal.subject,
+                visit_time=when,
+                notes=notes,
+                issues=json.dumps(issues, ensure_ascii=False),
+                create_time=utcnow(),
+            )
+            session.add(row)
+            await idempotency.remember(
+                session, platform.idempotency, idem, request_id, f"households/{household.id}/visits/{row.id}"
+            )
+            await self._emit(
+                session,
+                principal,
+                "blocks.v1.visit.recorded",
+                events_pb2.VisitRecorded(visit=convert.visit(row)),
+                f"households/{household.id}/visits/{row.id}",
+            )
+            return row
+
+    async def list_visits(
+        self,
+        principal: Principal,
+        *,
+        household: str,
+        node: str,
+        start: dt.datetime | None,
+        end: dt.datetime | None,
+        page_size: int,
+        page_token: str,
+    ) -> tuple[list[Visit], str]:
+        size = pagination.page_size(page_size)
+        fp = pagination.fingerprint("visits", principal.subject, household, node, str(start), str(end))
+        cursor = pagination.decode_token(page_token, fp)
+        stmt = select(Visit)
+        async with self.db.sessions() as session:
+            if household:
+                row = await self._load(
+                    session,
+                    principal,
+                    validation.resource_id(household, "households", field="household"),
+                    edit=False,
+                )
+                stmt = stmt.where(Visit.household_id == row.id)
+            else:
+                path = node_path(node, field="node")
+                access = await load_access(self.db, principal)
+                access.require_read(path)
+                stmt = stmt.where(within(Visit.block_path, path))
+            if start:
+                stmt = stmt.where(Visit.visit_time >= start)
+            if end:
+                stmt = stmt.where(Visit.visit_time < end)
+            if cursor:
+                stmt = stmt.where(Visit.id > cursor["i"])
+            rows = list((await session.scalars(stmt.order_by(Visit.id).limit(size + 1))).all())
+        token = ""
+        if len(rows) > size:
+            rows = rows[:size]
+            token = pagination.encode_token({"i": rows[-1].id}, fp)
+        return rows, token
+
+    # ------------------------------------------------------------------ statistics
+
+    async def statistics(
+        self, principal: Principal, path: str, start: dt.datetime | None, end: dt.datetime | None
+    ) -> pb.NodeStatistics:
+        path = node_path(path)
+        (await load_access(self.db, principal)).require_read(path, Permission.REGIONS_READ)
+        end = end or utcnow()
+        start = start or end - dt.timedelta(days=30)
+        if start > end:
+            raise InvalidArgument("must be before end_time", field="start_time")
+        async with self.db.sessions() as session:
+            if not await session.scalar(select(Node.id).where(Node.path == path)):
+                raise NotFound(f"nodes/{path} not found")
+            blocks = await session.scalar(
+                select(func.count()).where(
+                    Node.kind == "block", Node.state == "active", within(Node.path, path)
+                )
+            )
+            households = await session.scalar(select(func.count()).where(within(Household.block_path, path)))
+            vulnerable = await session.scalar(
+                select(func.count()).where(within(Household.block_path, path), Household.tags != "")
+            )
+            residents = await session.scalar(
+                select(func.count(Resident.id))
+                .join(Household, Household.id == Resident.household_id)
+                .where(within(Household.block_path, path))
+            )
+            staff_rows = (
+                await session.execute(
+                    select(StaffAssignment.block_path, StaffAssignment.user_id, StaffAssignment.role).where(
+                        within(StaffAssignment.block_path, path)
+                    )
+                )
+            ).all()
+            visits = await session.scalar(
+                select(func.count()).where(
+                    within(Visit.block_path, path), Visit.visit_time >= start, Visit.visit_time < end
+                )
+            )
+            block_paths = (
+                await session.scalars(
+                    select(Node.path).where(
+                        Node.kind == "block", Node.state == "active", within(Node.path, path)
+                    )
+                )
+            ).all()
+        by_block: dict[str, list[domain.Staff]] = {b: [] for b in block_paths}
+        for b, u, r in staff_rows:
+            by_block.setdefault(b, []).append(domain.Staff(u, r))
+        full = sum(1 for b in block_paths if not domain.staffing_violations(by_block[b]))
+        return pb.NodeStatistics(
+            node=f"nodes/{path}",
+            blocks=blocks or 0,
+            households=households or 0,
+            residents=residents or 0,
+            staff=len({u for _, u, _ in staff_rows}),
+            vulnerable_households=vulnerable or 0,
+            visits=visits or 0,
+            fully_staffed_blocks=full,
+        )

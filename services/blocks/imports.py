@@ -21,7 +21,7 @@ from gov.blocks.v1 import events_pb2
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.db import Database, new_id, utcnow
-from govkit.errors import DomainError, InvalidArgument
+from govkit.errors import DomainError, InvalidArgument, PermissionDenied
 from govkit.events import build_event
 from govkit.outbox import add_event
 from services.blocks import geo, importfiles
@@ -33,6 +33,8 @@ MAX_BYTES = 200 * 1024 * 1024
 # gRPC trailers are small: the first errors travel as details, the count in the message.
 MAX_REPORTED = 100
 CHUNK = 5000
+NOT_PERMITTED_TREE = "the caller may not manage this part of the tree"
+NOT_PERMITTED_BLOCK = "the caller may not change this block"
 
 
 @dataclass
@@ -43,8 +45,10 @@ class Counts:
     unchanged: int = 0
 
 
-def _failed(kind: str, errors: list[RowError]) -> InvalidArgument:
+def _failed(kind: str, errors: list[RowError]) -> DomainError:
     first = errors[0]
+    if all(e.message in (NOT_PERMITTED_TREE, NOT_PERMITTED_BLOCK) for e in errors):
+        return PermissionDenied(f"{kind}: {first.message} (line {first.line}: {first.field})")
     return InvalidArgument(
         f"{kind}: {len(errors)} bad row(s), nothing imported; "
         f"first: line {first.line}, {first.field}: {first.message}",
@@ -150,7 +154,7 @@ class ImportFlows:
         for row in rows:  # parents come first
             parent = row.path.rpartition("/")[0]
             if not access.principal.can(Permission.REGIONS_MANAGE, parent or row.path):
-                errors.append(RowError(row.line, "path", "the caller may not manage this part of the tree"))
+                errors.append(RowError(row.line, "path", NOT_PERMITTED_TREE))
                 continue
             node = existing.get(row.path)
             if node is None:
@@ -194,7 +198,7 @@ class ImportFlows:
                 )
                 continue
             if not access.principal.can(Permission.REGIONS_MANAGE, row.path):
-                errors.append(RowError(row.line, "path", "the caller may not manage this part of the tree"))
+                errors.append(RowError(row.line, "path", NOT_PERMITTED_TREE))
                 continue
             try:
                 boundary = json.dumps(geo.to_geojson(geo.parse_boundary(row.geometry, field="geometry")))
@@ -228,7 +232,7 @@ class ImportFlows:
             if row.block_path not in blocks:
                 errors.append(RowError(row.line, "block_path", f"{row.block_path} is not an active block"))
             elif not access.can_edit(row.block_path):
-                errors.append(RowError(row.line, "block_path", "the caller may not change this block"))
+                errors.append(RowError(row.line, "block_path", NOT_PERMITTED_BLOCK))
             elif (found := existing.get((row.block_path, row.code))) is None:
                 new.append(
                     {
@@ -275,7 +279,7 @@ class ImportFlows:
                 errors.append(RowError(row.line, "block_path", f"{row.block_path} is not an active block"))
                 continue
             if editable.setdefault(row.block_path, access.can_edit(row.block_path)) is False:
-                errors.append(RowError(row.line, "block_path", "the caller may not change this block"))
+                errors.append(RowError(row.line, "block_path", NOT_PERMITTED_BLOCK))
                 continue
             if row.building_code and (row.block_path, row.building_code) not in buildings:
                 errors.append(
@@ -345,7 +349,7 @@ class ImportFlows:
                 continue
             hid, block = target
             if editable.setdefault(block, access.can_edit(block)) is False:
-                errors.append(RowError(row.line, "household_code", "the caller may not change this block"))
+                errors.append(RowError(row.line, "household_code", NOT_PERMITTED_BLOCK))
                 continue
             values = {
                 "relation": row.relation,

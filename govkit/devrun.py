@@ -6,6 +6,7 @@ import argparse
 import os
 import secrets
 import signal
+import subprocess
 import sys
 import time
 
@@ -26,6 +27,7 @@ def dev_secrets() -> dict[str, str]:
     wanted = {
         "GOV_SIGNING_KEY_PASSPHRASE": lambda: secrets.token_urlsafe(32),
         "DEV_ADMIN_PASSWORD": lambda: "Gov-" + secrets.token_urlsafe(9),
+        "DEV_STAFF_PASSWORD": lambda: "Staff-" + secrets.token_urlsafe(9),
     }
     changed = False
     for key, make in wanted.items():
@@ -87,6 +89,23 @@ def run() -> int:
         for service in SERVICES:
             stack.start_service(service, service_env(service, passphrase))
             print(f"  {service} serving on {stack.addrs[service]}")
+        print("seeding the demo street (万楼街道) ...")
+        demo = subprocess.run(
+            [sys.executable, "-m", "services.blocks.seed_demo"],
+            env=stack.env(
+                GOV_IDENTITY_ADDR=stack.addrs["identity"],
+                GOV_BLOCKS_ADDR=stack.addrs["blocks"],
+                ADMIN_LOGIN=admin_login,
+                ADMIN_PASSWORD=admin_password,
+                DEMO_STAFF_PASSWORD=values["DEV_STAFF_PASSWORD"],
+            ),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if demo.returncode != 0:
+            raise RuntimeError(f"demo seeding failed:\n{demo.stdout}{demo.stderr}")
+        demo_summary = demo.stdout.strip()
         stack.start_gateway(http_port)
     except (RuntimeError, TimeoutError, KeyboardInterrupt) as exc:
         print(f"start-up failed: {exc}", file=sys.stderr)
@@ -106,6 +125,9 @@ The platform is running.
   Logs                   {DATA / "logs"}/
   Admin login            {admin_login}
   Admin password         {admin_password}   (set ADMIN_LOGIN / ADMIN_PASSWORD to choose your own)
+
+  {demo_summary}
+  Every demo staff account above logs in by phone with the password {values["DEV_STAFF_PASSWORD"]}
 
 Try:  curl -s -d 'username={admin_login}&password=<password>' {url}/api/v1/auth/token
 Press Ctrl-C to stop.

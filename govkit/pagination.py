@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from govkit.errors import InvalidArgument
+
+T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -43,3 +46,13 @@ def decode_token(token: str, filters_fingerprint: str) -> dict[str, Any] | None:
     if not isinstance(cursor, dict):
         raise InvalidArgument("is not a token this API issued", field="page_token")
     return cursor
+
+
+def cut(
+    rows: list[T], size: int, filters_fingerprint: str, cursor: Callable[[T], dict[str, Any]]
+) -> tuple[list[T], str]:
+    """A page from `size + 1` fetched rows, and the token for the next page ("" on the last)."""
+    if len(rows) <= size:
+        return rows, ""
+    rows = rows[:size]
+    return rows, encode_token(cursor(rows[-1]), filters_fingerprint)

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
-from google.protobuf import timestamp_pb2
-
 from gov.blocks.v1 import blocks_pb2 as pb
+from govkit.protobuf import timestamp as ts
 from services.blocks import models
-
-
-def ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(value)
-    return out
 
 
 def enum_value(enum, prefix: str, name: str) -> int:  # type: ignore[no-untyped-def]

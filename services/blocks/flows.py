@@ -229,10 +229,7 @@ class BlocksFlows:
             stmt = stmt.where(Node.path > str(cursor["p"]))
         async with self.db.sessions() as session:
             rows = list((await session.scalars(stmt.order_by(Node.path).limit(size + 1))).all())
-        token = ""
-        if len(rows) > size:
-            rows = rows[:size]
-            token = pagination.encode_token({"p": rows[-1].path}, fp)
+        rows, token = pagination.cut(rows, size, fp, lambda r: {"p": r.path})
         return rows, token
 
     async def update_node(self, principal: Principal, path: str, changes: dict[str, str]) -> Node:
@@ -509,10 +506,7 @@ class BlocksFlows:
                     )
                 ).all()
             )
-        token = ""
-        if len(rows) > size:
-            rows = rows[:size]
-            token = pagination.encode_token({"b": rows[-1].block_path, "i": rows[-1].id}, fp)
+        rows, token = pagination.cut(rows, size, fp, lambda r: {"b": r.block_path, "i": r.id})
         return rows, token
 
     async def audit_staffing(self, principal: Principal, path: str) -> tuple[int, int, list[tuple[str, str]]]:

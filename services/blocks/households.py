@@ -172,10 +172,7 @@ class HouseholdFlows:
             stmt = stmt.where(Building.id > cursor["i"])
         async with self.db.sessions() as session:
             rows = list((await session.scalars(stmt.order_by(Building.id).limit(size + 1))).all())
-        token = ""
-        if len(rows) > size:
-            rows = rows[:size]
-            token = pagination.encode_token({"i": rows[-1].id}, fp)
+        rows, token = pagination.cut(rows, size, fp, lambda r: {"i": r.id})
         return rows, token
 
     # ------------------------------------------------------------------ households
@@ -282,10 +279,7 @@ class HouseholdFlows:
             stmt = stmt.where(Household.id > cursor["i"])
         async with self.db.sessions() as session:
             rows = list((await session.scalars(stmt.order_by(Household.id).limit(size + 1))).all())
-            token = ""
-            if len(rows) > size:
-                rows = rows[:size]
-                token = pagination.encode_token({"i": rows[-1].id}, fp)
+            rows, token = pagination.cut(rows, size, fp, lambda r: {"i": r.id})
             residents = await self._residents(session, [r.id for r in rows])
         return [(r, residents[r.id]) for r in rows], token
 
@@ -428,10 +422,7 @@ class HouseholdFlows:
             if cursor:
                 stmt = stmt.where(Visit.id > cursor["i"])
             rows = list((await session.scalars(stmt.order_by(Visit.id).limit(size + 1))).all())
-        token = ""
-        if len(rows) > size:
-            rows = rows[:size]
-            token = pagination.encode_token({"i": rows[-1].id}, fp)
+        rows, token = pagination.cut(rows, size, fp, lambda r: {"i": r.id})
         return rows, token
 
     # ------------------------------------------------------------------ statistics

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
-from google.protobuf import timestamp_pb2
-
 from gov.identity.v1 import identity_pb2 as pb
 from govkit.auth.roles import Role
+from govkit.protobuf import timestamp as ts
 from services.identity import models
 
 _ROLE_TO_PB = {role: pb.Role.Value(f"ROLE_{role.name}") for role in Role}
 _PB_TO_ROLE = {v: k for k, v in _ROLE_TO_PB.items()}
 _STATE_TO_PB = {"active": pb.USER_STATE_ACTIVE, "disabled": pb.USER_STATE_DISABLED}
-
-
-def ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(value)
-    return out
 
 
 def role_to_pb(role: Role) -> int:

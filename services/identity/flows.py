@@ -48,6 +48,11 @@ class Tokens:
     refresh_expire_time: dt.datetime | None = None
 
 
+def _time_cursor(row: User | RoleBinding | ServiceAccount) -> dict[str, str]:
+    """Keyset position of a row in (create_time, id) order."""
+    return {"t": row.create_time.isoformat(), "id": row.id}
+
+
 def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -412,11 +417,9 @@ class IdentityFlows:
                 after=after,
                 limit=size + 1,
             )
-        next_token = ""
-        if len(rows) > size:
-            rows = rows[:size]
-            last = rows[-1]
-            next_token = pagination.encode_token({"t": last.create_time.isoformat(), "id": last.id}, fp)
+        rows, next_token = pagination.cut(
+            rows, size, fp, lambda r: {"t": r.create_time.isoformat(), "id": r.id}
+        )
         return rows, next_token
 
     async def update_user(self, principal: Principal, user_id: str, changes: dict[str, str]) -> User:
@@ -589,12 +592,9 @@ class IdentityFlows:
                 after=after,
                 limit=size + 1,
             )
-        next_token = ""
-        if len(rows) > size:
-            rows = rows[:size]
-            next_token = pagination.encode_token(
-                {"t": rows[-1].create_time.isoformat(), "id": rows[-1].id}, fp
-            )
+        rows, next_token = pagination.cut(
+            rows, size, fp, lambda r: {"t": r.create_time.isoformat(), "id": r.id}
+        )
         return rows, next_token
 
     async def revoke(self, principal: Principal, binding_id: str, owner: str | None = None) -> None:
@@ -653,12 +653,9 @@ class IdentityFlows:
         after = (dt.datetime.fromisoformat(cursor["t"]), cursor["id"]) if cursor else None
         async with self.db.sessions() as session:
             rows = await repository.list_service_accounts(session, after=after, limit=size + 1)
-        next_token = ""
-        if len(rows) > size:
-            rows = rows[:size]
-            next_token = pagination.encode_token(
-                {"t": rows[-1].create_time.isoformat(), "id": rows[-1].id}, fp
-            )
+        rows, next_token = pagination.cut(
+            rows, size, fp, lambda r: {"t": r.create_time.isoformat(), "id": r.id}
+        )
         return rows, next_token
 
     async def rotate_signing_key(self, principal: Principal):  # type: ignore[no-untyped-def]

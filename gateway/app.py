@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 
 from gateway import problems
-from gateway.routes import admin, auth, meta, users
+from gateway.routes import admin, auth, blocks, meta, users
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstreams
 
@@ -31,6 +31,10 @@ the access token is a short-lived JWT, verifiable with `/.well-known/jwks.json`.
 
 **Scopes**: every account and role binding sits at a node of the region tree, named by its path
 of codes (`yuhu/wanlou/taoyuan/b07`); a role at a node covers everything below it.
+
+**Node paths in URLs** take one path segment, with dots instead of slashes (codes never contain
+a dot): the block `yuhu/wanlou/taoyuan/b07` is `/api/v1/nodes/yuhu.wanlou.taoyuan.b07`. Responses
+give a node's `path` (slashes) and its `ref` (dots, for URLs); JSON bodies accept either form.
 """
 
 
@@ -67,6 +71,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             expose_headers=["X-Request-ID", "Location", "Retry-After"],
             max_age=600,
         )
-    for router in (meta.router, auth.router, users.router, admin.router):
+    for router in (meta.router, auth.router, users.router, admin.router, blocks.router):
         app.include_router(router)
     return app

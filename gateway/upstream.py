@@ -30,7 +30,14 @@ class Upstreams:
         self.identity_channel = grpc.aio.insecure_channel(settings.identity_addr)
         self.identity = identity_pb2_grpc.IdentityServiceStub(self.identity_channel)
         self.verifier = TokenVerifier(GrpcJwksSource(self.identity_channel), issuer=settings.token_issuer)
-        self.blocks_channel = grpc.aio.insecure_channel(settings.blocks_addr)
+        # Bulk imports go up in one message; pages of nodes with boundaries come back large.
+        self.blocks_channel = grpc.aio.insecure_channel(
+            settings.blocks_addr,
+            options=[
+                ("grpc.max_send_message_length", 201 * 1024 * 1024),
+                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ],
+        )
         self.blocks = blocks_pb2_grpc.BlocksServiceStub(self.blocks_channel)
 
     @property
@@ -81,6 +88,8 @@ async def call(
     method: Callable[..., Awaitable[R]],
     message: Any,
     caller: Caller | None = None,
+    *,
+    deadline_seconds: float | None = None,
 ) -> R:
     """One upstream call, with the caller's token (services verify it again) and the request id."""
     metadata: list[tuple[str, str]] = [("x-request-id", request.state.request_id)]

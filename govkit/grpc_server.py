@@ -138,6 +138,8 @@ class ServiceDefinition:
     consumers: Sequence[ConsumerSpec] = ()
     make_verifier: Callable[[ServiceRuntime], TokenVerifier] | None = None
     on_start: Callable[[ServiceRuntime], Awaitable[None]] | None = None
+    # Largest request accepted; services taking bulk files raise it.
+    max_request_bytes: int = 8 * 1024 * 1024
     background: list[Callable[[ServiceRuntime], Awaitable[None]]] = field(default_factory=list)
 
 
@@ -167,7 +169,7 @@ class ServiceRuntime:
         self.verifier = d.make_verifier(self)
         self.server = grpc.aio.server(
             interceptors=[PlatformInterceptor(self.verifier, d.public_methods)],
-            options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+            options=[("grpc.max_receive_message_length", d.max_request_bytes)],
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         d.register(self.server, self)

@@ -20,7 +20,7 @@ from govkit.grpc_server import ServiceDefinition, ServiceRuntime, serve
 from services.blocks.flows import BlocksFlows
 from services.blocks.grpc_api import SERVICE, BlocksServicer
 from services.blocks.households import HouseholdFlows
-from services.blocks.imports import ImportFlows
+from services.blocks.imports import MAX_BYTES, ImportFlows
 from services.blocks.models import platform
 from services.blocks.settings import BlocksSettings
 
@@ -56,6 +56,8 @@ def definition(settings: BlocksSettings) -> ServiceDefinition:
         register=register,
         service_names=(SERVICE,),
         make_verifier=make_verifier,
+        # Bulk import files arrive in one request (a 200,000-household file is ~25 MiB).
+        max_request_bytes=MAX_BYTES + 1024 * 1024,
     )
 
 

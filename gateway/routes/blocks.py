@@ -357,6 +357,14 @@ async def list_households(
     )
 
 
+@router.get(
+    "/me/households", response_model=HouseholdPage, summary="Your own household file (as a linked resident)"
+)
+async def my_households(request: Request, caller: CallerDep) -> HouseholdPage:
+    reply = await call(request, _blocks(request).ListHouseholds, pb.ListHouseholdsRequest(), caller)
+    return HouseholdPage(items=[Household.of(h) for h in reply.households])
+
+
 @router.post("/households", response_model=Household, status_code=201, summary="Create a household")
 async def create_household(
     request: Request,

@@ -251,6 +251,8 @@ class HouseholdFlows:
     async def list_households(
         self, principal: Principal, *, node: str, page_size: int, page_token: str, tag: int, query: str
     ) -> tuple[list[tuple[Household, list[Resident]]], str]:
+        if not node.strip():
+            return await self._own_households(principal)
         path = node_path(node, field="node")
         tag_name = _tags([tag], field="tag") if tag else ""
         query = query.strip()
@@ -282,6 +284,27 @@ class HouseholdFlows:
             rows, token = pagination.cut(rows, size, fp, lambda r: {"i": r.id})
             residents = await self._residents(session, [r.id for r in rows])
         return [(r, residents[r.id]) for r in rows], token
+
+    async def _own_households(
+        self, principal: Principal
+    ) -> tuple[list[tuple[Household, list[Resident]]], str]:
+        """The households the caller is a linked resident of (a resident's own file)."""
+        if principal.user_id is None:
+            return [], ""
+        async with self.db.sessions() as session:
+            rows = list(
+                (
+                    await session.scalars(
+                        select(Household)
+                        .join(Resident, Resident.household_id == Household.id)
+                        .where(Resident.user_id == principal.user_id)
+                        .order_by(Household.id)
+                        .limit(pagination.MAX_PAGE_SIZE)
+                    )
+                ).all()
+            )
+            residents = await self._residents(session, [r.id for r in rows])
+        return [(r, residents[r.id]) for r in rows], ""
 
     async def update_household(
         self, principal: Principal, h: pb.Household, paths: Sequence[str]

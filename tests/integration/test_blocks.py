@@ -287,6 +287,8 @@ async def test_resident_sees_only_their_household(
         ),
         metadata=admin,
     )
+    own = await blocks.ListHouseholds(pb.ListHouseholdsRequest(), metadata=md(token))
+    assert [h.id for h in own.households] == [home.id]
     got = await blocks.GetHousehold(pb.GetHouseholdRequest(name=home.name), metadata=md(token))
     assert got.residents[0].display_name == "刘奶奶"
     assert (

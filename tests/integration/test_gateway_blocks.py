@@ -336,6 +336,8 @@ async def test_resident_sees_only_their_household(http: httpx.AsyncClient, ident
     )
     neighbour = await _household(http, identity.admin_token, block)
 
+    mine = await http.get(f"{API}/me/households", headers=_auth(token))
+    assert [h["id"] for h in mine.json()["items"]] == [home["id"]]
     own = await http.get(f"{API}/households/{home['id']}", headers=_auth(token))
     assert own.status_code == 200, own.text
     [person] = own.json()["residents"]

@@ -33,6 +33,9 @@ MAX_BYTES = 200 * 1024 * 1024
 # gRPC trailers are small: the first errors travel as details, the count in the message.
 MAX_REPORTED = 100
 CHUNK = 5000
+# ORM bulk inserts leave NULL columns out and split a batch wherever the set of NULL columns
+# changes (450,000 residents became 217,000 statements); rendering NULLs keeps one batch per chunk.
+BULK_INSERT = {"render_nulls": True}
 NOT_PERMITTED_TREE = "the caller may not manage this part of the tree"
 NOT_PERMITTED_BLOCK = "the caller may not change this block"
 
@@ -250,7 +253,7 @@ class ImportFlows:
                 counts.unchanged += 1
         if not errors:
             for chunk in _chunks(new):
-                await session.execute(insert(Building), chunk)
+                await session.execute(insert(Building).execution_options(**BULK_INSERT), chunk)
         counts.created = len(new)
         return counts, errors
 
@@ -305,7 +308,7 @@ class ImportFlows:
                 counts.unchanged += 1
         if not errors:
             for chunk in _chunks(new):
-                await session.execute(insert(Household), chunk)
+                await session.execute(insert(Household).execution_options(**BULK_INSERT), chunk)
             for chunk in _chunks(changed):
                 await session.execute(update(Household), chunk)
         counts.created, counts.updated = len(new), len(changed)
@@ -368,7 +371,7 @@ class ImportFlows:
                 counts.unchanged += 1
         if not errors:
             for chunk in _chunks(new):
-                await session.execute(insert(Resident), chunk)
+                await session.execute(insert(Resident).execution_options(**BULK_INSERT), chunk)
             for chunk in _chunks(changed):
                 await session.execute(update(Resident), chunk)
         counts.created, counts.updated = len(new), len(changed)

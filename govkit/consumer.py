@@ -14,7 +14,6 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -63,6 +62,17 @@ class EventConsumer:
         self.pending = 0
 
     async def run(self) -> None:
+        """Consume until stopped; any failure is logged and the subscription made again."""
+        while not self._stopping:
+            try:
+                await self._consume()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("consumer %s failed; subscribing again in 1 s", self.spec.durable)
+                await asyncio.sleep(1)
+
+    async def _consume(self) -> None:
         spec = self.spec
         config = ConsumerConfig(
             durable_name=spec.durable,
@@ -80,7 +90,7 @@ class EventConsumer:
             while not self._stopping:
                 try:
                     messages = await sub.fetch(batch=spec.batch, timeout=1.0)
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nats.errors.TimeoutError, or asyncio's from some fetch paths
                     continue
                 for msg in messages:
                     await self.handle(msg)

@@ -338,9 +338,6 @@ class BlocksFlows:
                 raise FailedPrecondition(
                     f"nodes/{path} still has {children} active child nodes; retire or move them first"
                 )
-            households = await session.scalar(select(func.count()).where(within(Household.block_path, path)))
-            if households:
-                raise FailedPrecondition(f"nodes/{path} still has {households} households; move them first")
             node.state, node.update_time = "retired", utcnow()
             await self._emit(
                 session,

@@ -91,6 +91,27 @@ async def test_region_tree_levels_rename_move_retire(
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
     retired = await blocks.RetireNode(pb.RetireNodeRequest(name=street), metadata=admin)
     assert retired.state == pb.NODE_STATE_RETIRED
+    # A block with households is retired, not deleted: its file stays, it takes no new households.
+    block = f"{district}/hetang/yaowan/b01"
+    home = await blocks.CreateHousehold(
+        pb.CreateHouseholdRequest(
+            household=pb.Household(code=f"h{uuid.uuid4().hex[:10]}", block=block, address="x")
+        ),
+        metadata=admin,
+    )
+    assert (
+        await blocks.RetireNode(pb.RetireNodeRequest(name=block), metadata=admin)
+    ).state == pb.NODE_STATE_RETIRED
+    assert (await blocks.GetHousehold(pb.GetHouseholdRequest(name=home.name), metadata=admin)).block == block
+    err = await _error(
+        blocks.CreateHousehold(
+            pb.CreateHouseholdRequest(
+                household=pb.Household(code=f"h{uuid.uuid4().hex[:10]}", block=block, address="y")
+            ),
+            metadata=admin,
+        )
+    )
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
 async def test_one_plus_n_plus_one_is_enforced_and_audited(

@@ -55,6 +55,8 @@ class Databases:
             await conn.close()
 
     def drop_all(self) -> None:
+        if os.environ.get("GOV_TEST_KEEP_DATABASES") == "1":  # for looking into a failure afterwards
+            return
         for db in self.created:
             with contextlib.suppress(Exception):
                 _run(self._admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))

@@ -612,7 +612,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Benchmark gateway login and /me against a fresh local stack.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--backend", choices=["sqlite", "postgres"], default="sqlite", help="database of every service"
+    )
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per phase")
     parser.add_argument(
         "--concurrency", type=int, default=None, help="clients in every phase (overrides the two below)"
@@ -624,9 +626,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-requests", type=int, default=200_000, help="cap on timed requests per phase")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the numbers here")
     prod = production_argon2()
-    parser.add_argument("--argon2-time-cost", type=int, default=prod["time_cost"])
-    parser.add_argument("--argon2-memory-kib", type=int, default=prod["memory_kib"])
-    parser.add_argument("--argon2-parallelism", type=int, default=prod["parallelism"])
+    for key in ("time_cost", "memory_kib", "parallelism"):
+        parser.add_argument(
+            f"--argon2-{key.replace('_', '-')}",
+            type=int,
+            default=prod[key],
+            help="argon2id parameter; the default is production's, change it only to experiment",
+        )
     parser.add_argument("--otel", action="store_true", help="enable OpenTelemetry (exporter none)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite file)")
     args = parser.parse_args(argv)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import os
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from govkit.errors import (
 )
 from govkit.events import build_event
 from govkit.outbox import add_event
+from govkit.resources import available_cpus
 from services.identity import convert, domain, repository
 from services.identity.keys import KeyRing
 from services.identity.models import LoginAttempts, RefreshToken, RoleBinding, ServiceAccount, User, platform
@@ -82,7 +82,9 @@ class IdentityFlows:
         self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
         # One hash per core at a time: each takes argon2_memory_kib of RAM, and more threads than
         # cores only add memory and latency, not throughput.
-        self._hashing = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="argon2")
+        self._hashing = ThreadPoolExecutor(
+            max_workers=settings.argon2_threads or available_cpus(), thread_name_prefix="argon2"
+        )
 
     # ----------------------------------------------------------------- passwords
 

@@ -22,3 +22,5 @@ class IdentitySettings(ServiceSettings):
     argon2_time_cost: int = Field(3, ge=1, le=20)
     argon2_memory_kib: int = Field(65536, ge=1024, le=4 * 1024 * 1024)
     argon2_parallelism: int = Field(1, ge=1, le=16)
+    # Hashes computed at once (each takes argon2_memory_kib); 0 = the CPUs the process may use.
+    argon2_threads: int = Field(0, ge=0, le=64)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 
+from gateway.params import PageSize, PageToken
 from gateway.resources import (
     CreatedServiceAccount,
     NewRoleBinding,
@@ -29,8 +30,8 @@ AccountId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 async def list_service_accounts(
     request: Request,
     caller: CallerDep,
-    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
-    page_token: Annotated[str, Query(max_length=500)] = "",
+    page_size: PageSize = 50,
+    page_token: PageToken = "",
 ) -> ServiceAccountPage:
     reply = await call(
         request,

@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Annotated
 
 import grpc
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from google.protobuf import field_mask_pb2
 
 from gateway.blocks_resources import (
@@ -48,6 +48,7 @@ from gateway.blocks_resources import (
     timestamp,
     to_pb,
 )
+from gateway.params import IdempotencyKey, PageSize, PageToken
 from gateway.problems import Problem
 from gateway.upstream import CallerDep, call, upstreams
 from gov.blocks.v1 import blocks_pb2 as pb
@@ -69,13 +70,8 @@ NodeRef = Annotated[
 ]
 HouseholdId = Annotated[str, Path(max_length=64, pattern=ID_PATTERN)]
 AssignmentId = Annotated[str, Path(max_length=64, pattern=ID_PATTERN)]
-PageSize = Annotated[int, Query(ge=1, le=200, description="Default 50")]
-PageToken = Annotated[str, Query(max_length=500)]
 StartTime = Annotated[dt.datetime | None, Query(description="RFC 3339; naive times are UTC")]
 EndTime = Annotated[dt.datetime | None, Query(description="RFC 3339, exclusive")]
-IdempotencyKey = Annotated[
-    str | None, Header(max_length=100, description="A retry with the same key returns the first result")
-]
 
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
 _IMPORT_MEDIA_TYPES = {

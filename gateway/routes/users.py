@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from google.protobuf import field_mask_pb2
 
+from gateway.params import IdempotencyKey, PageSize, PageToken
 from gateway.problems import Problem
 from gateway.resources import (
     NewRoleBinding,
@@ -28,8 +29,6 @@ from gov.identity.v1 import identity_pb2 as pb
 router = APIRouter(prefix="/api/v1", tags=["users"])
 
 UserId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-PageSize = Annotated[int, Query(ge=1, le=200, description="Default 50")]
-PageToken = Annotated[str, Query(max_length=500)]
 
 
 @router.get("/users", response_model=UserPage, summary="List the users your scope covers")
@@ -65,9 +64,7 @@ async def create_user(
     response: Response,
     body: NewUser,
     caller: CallerDep,
-    idempotency_key: Annotated[
-        str | None, Header(max_length=100, description="A retry with the same key returns the first result")
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> User:
     reply = await call(
         request,

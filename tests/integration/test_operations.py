@@ -10,14 +10,17 @@ from pathlib import Path
 
 import grpc
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from govkit import migrations
 from govkit.devstack import REPO, Stack, free_port, wait_serving
-from services.identity.models import Base
+from services.blocks.models import Base as BlocksBase
+from services.identity.models import Base as IdentityBase
 from tests.conftest import TELEMETRY_ENV, identity_env
 from tests.support.databases import Databases
 
@@ -86,16 +89,25 @@ def test_not_serving_until_nats_is_reachable_then_drains_on_sigterm(
         stack.stop()
 
 
-async def test_migrations_produce_exactly_the_models(databases: Databases) -> None:
-    url = databases.url("identity")
+def _round_trip(migrations_dir: Path, url: str) -> None:
+    migrations.upgrade(migrations_dir, url)
+    command.downgrade(migrations.alembic_config(migrations_dir, url), "base")
+    migrations.upgrade(migrations_dir, url)
+
+
+@pytest.mark.parametrize(
+    ("service", "metadata"), [("identity", IdentityBase.metadata), ("blocks", BlocksBase.metadata)]
+)
+async def test_migrations_round_trip_and_produce_exactly_the_models(
+    databases: Databases, service: str, metadata: MetaData
+) -> None:
+    url = databases.url(service)
     # Alembic runs its own event loop; keep it off the test's loop.
-    await asyncio.to_thread(migrations.upgrade, Path(REPO / "services/identity/migrations"), url)
+    await asyncio.to_thread(_round_trip, REPO / f"services/{service}/migrations", url)
     engine = create_async_engine(url)
     try:
         async with engine.connect() as conn:
-            diff = await conn.run_sync(
-                lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata)
-            )
+            diff = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
     finally:
         await engine.dispose()
     assert diff == [], f"models and migrations differ: {diff}"

@@ -10,8 +10,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 
-from gateway import problems
-from gateway.routes import admin, auth, blocks, meta, users
+from gateway import open311, problems
+from gateway.routes import admin, auth, blocks, meta, tickets, users
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstreams
 
@@ -71,6 +71,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             expose_headers=["X-Request-ID", "Location", "Retry-After"],
             max_age=600,
         )
-    for router in (meta.router, auth.router, users.router, admin.router, blocks.router):
+    for router in (
+        meta.router,
+        auth.router,
+        users.router,
+        admin.router,
+        blocks.router,
+        tickets.router,
+        open311.router,
+    ):
         app.include_router(router)
     return app

@@ -14,6 +14,7 @@ from gateway.problems import Problem
 from gateway.settings import GatewaySettings
 from gov.blocks.v1 import blocks_pb2_grpc
 from gov.identity.v1 import identity_pb2_grpc
+from gov.tickets.v1 import tickets_pb2_grpc
 from govkit.auth.principal import Principal
 from govkit.auth.tokens import GrpcJwksSource, TokenVerifier
 from govkit.errors import DomainError, Unavailable
@@ -39,6 +40,8 @@ class Upstreams:
             ],
         )
         self.blocks = blocks_pb2_grpc.BlocksServiceStub(self.blocks_channel)
+        self.tickets_channel = grpc.aio.insecure_channel(settings.tickets_addr)
+        self.tickets = tickets_pb2_grpc.TicketsServiceStub(self.tickets_channel)
 
     @property
     def health_targets(self) -> dict[str, tuple[grpc.aio.Channel, str]]:
@@ -46,11 +49,13 @@ class Upstreams:
         return {
             "identity": (self.identity_channel, "gov.identity.v1.IdentityService"),
             "blocks": (self.blocks_channel, "gov.blocks.v1.BlocksService"),
+            "tickets": (self.tickets_channel, "gov.tickets.v1.TicketsService"),
         }
 
     async def close(self) -> None:
         await self.identity_channel.close()
         await self.blocks_channel.close()
+        await self.tickets_channel.close()
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,9 @@ class Permission(StrEnum):
     STAFF_ASSIGN = "staff.assign"
     HOUSEHOLDS_READ = "households.read"
     HOUSEHOLDS_WRITE = "households.write"
+    # tickets
+    TICKETS_CONFIGURE = "tickets.configure"  # categories, the working calendar, units
+    UNITS_STAFF = "units.staff"  # who staffs a unit
 
 
 _STAFF_ADMIN = frozenset({Permission.USERS_READ, Permission.USERS_WRITE, Permission.ROLES_GRANT})
@@ -43,6 +46,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.REGIONS_MANAGE,
         Permission.STAFF_ASSIGN,
         Permission.HOUSEHOLDS_READ,
+        Permission.TICKETS_CONFIGURE,
+        Permission.UNITS_STAFF,
     },
     Role.DISPATCHER: _STAFF_ADMIN
     | {
@@ -50,6 +55,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.STAFF_ASSIGN,
         Permission.HOUSEHOLDS_READ,
         Permission.HOUSEHOLDS_WRITE,
+        Permission.UNITS_STAFF,
     },
     Role.UNIT_STAFF: frozenset({Permission.REGIONS_READ}),
     Role.GOVERNOR: frozenset(),

@@ -14,6 +14,7 @@ from govkit.devstack import REPO, SERVICES, Stack
 
 DATA = REPO / ".data"
 SECRETS_FILE = DATA / "dev-secrets.env"
+OPEN311_KEY_FILE = DATA / "open311-api-key"  # written by services.tickets.seed_demo (chmod 600)
 
 
 def dev_secrets() -> dict[str, str]:
@@ -106,6 +107,27 @@ def run() -> int:
         if demo.returncode != 0:
             raise RuntimeError(f"demo seeding failed:\n{demo.stdout}{demo.stderr}")
         demo_summary = demo.stdout.strip()
+        tickets_summary = ""
+        if "tickets" in stack.addrs:
+            print("seeding the tickets demo (units, categories, demo tickets) ...")
+            tickets = subprocess.run(
+                [sys.executable, "-m", "services.tickets.seed_demo"],
+                env=stack.env(
+                    GOV_IDENTITY_ADDR=stack.addrs["identity"],
+                    GOV_BLOCKS_ADDR=stack.addrs["blocks"],
+                    GOV_TICKETS_ADDR=stack.addrs["tickets"],
+                    ADMIN_LOGIN=admin_login,
+                    ADMIN_PASSWORD=admin_password,
+                    DEMO_STAFF_PASSWORD=values["DEV_STAFF_PASSWORD"],
+                    OPEN311_API_KEY_FILE=str(OPEN311_KEY_FILE),
+                ),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if tickets.returncode != 0:
+                raise RuntimeError(f"tickets demo seeding failed:\n{tickets.stdout}{tickets.stderr}")
+            tickets_summary = tickets.stdout.strip()
         stack.start_gateway(http_port)
     except (RuntimeError, TimeoutError, KeyboardInterrupt) as exc:
         print(f"start-up failed: {exc}", file=sys.stderr)
@@ -115,6 +137,12 @@ def run() -> int:
         return 1
 
     url = stack.gateway_url
+    if tickets_summary:
+        tickets_summary = f"""
+  {tickets_summary}
+  Open311 GeoReport v2   curl -s {url}/open311/v2/services.json
+  The resident and unit staff accounts above use the demo staff password too.
+"""
     print(
         f"""
 The platform is running.
@@ -128,7 +156,7 @@ The platform is running.
 
   {demo_summary}
   Every demo staff account above logs in by phone with the password {values["DEV_STAFF_PASSWORD"]}
-
+{tickets_summary}
 Try:  curl -s -d 'username={admin_login}&password=<password>' {url}/api/v1/auth/token
 Press Ctrl-C to stop.
 """,

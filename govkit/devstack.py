@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 REPO = Path(__file__).resolve().parent.parent
 
 # Services in start order: identity first, every other component verifies tokens with its keys.
-SERVICES = ("identity", "blocks")
+SERVICES = ("identity", "blocks", "tickets")
 
 
 def free_port() -> int:
@@ -144,8 +144,10 @@ class Stack:
         full_env = self.env(
             GOV_GRPC_PORT=str(port), GOV_GRPC_HOST="127.0.0.1", GOV_NATS_URL=self.nats_url, **env
         )
-        if service != "identity" and "identity" in self.addrs:
-            full_env.setdefault("GOV_IDENTITY_ADDR", self.addrs["identity"])
+        # Every service already running, as GOV_<NAME>_ADDR (tickets asks blocks to locate points).
+        for other, addr in self.addrs.items():
+            if other in SERVICES and other != service:
+                full_env.setdefault(f"GOV_{other.upper()}_ADDR", addr)
         proc = self.spawn(name or service, [sys.executable, "-m", f"services.{service}", "serve"], full_env)
         addr = f"127.0.0.1:{port}"
         wait_serving(addr, 30, proc.popen)

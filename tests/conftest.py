@@ -50,6 +50,11 @@ def databases(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     dbs.drop_all()
 
 
+def tickets_env_for(db_url: str) -> dict[str, str]:
+    # A fast sweep, so deadline tests wait a second, not half a minute.
+    return {"GOV_DATABASE_URL": db_url, "GOV_SWEEP_INTERVAL_SECONDS": "0.5"}
+
+
 def identity_env(db_url: str) -> dict[str, str]:
     return {**IDENTITY_ENV, "GOV_DATABASE_URL": db_url}
 
@@ -68,6 +73,9 @@ def stack(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Ite
         blocks_env = {"GOV_DATABASE_URL": databases.url("blocks")}
         s.run_command("blocks", "migrate", blocks_env)
         s.start_service("blocks", blocks_env)
+        tickets_env = tickets_env_for(databases.url("tickets"))
+        s.run_command("tickets", "migrate", tickets_env)
+        s.start_service("tickets", tickets_env)
         s.start_gateway(env={"GOV_CORS_ORIGINS": CORS_ORIGIN})
         yield s
     finally:

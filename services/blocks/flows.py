@@ -7,7 +7,6 @@ import json
 import time
 from collections.abc import Sequence
 
-import grpc
 from google.protobuf.message import Message
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -15,15 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1 import events_pb2
-from gov.identity.v1 import identity_pb2, identity_pb2_grpc
-from govkit import pagination, validation
+from gov.identity.v1 import identity_pb2_grpc
+from govkit import pagination, peers, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
-from govkit.auth.scopes import GLOBAL, validate_path
+from govkit.auth.scopes import validate_path
 from govkit.db import Database, new_id, utcnow
-from govkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from govkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from govkit.events import build_event
 from govkit.outbox import add_event
+from govkit.sqlpaths import within
 from services.blocks import convert, domain, geo
 from services.blocks.access import load_access
 from services.blocks.models import (
@@ -35,17 +35,6 @@ from services.blocks.models import (
     Visit,
     platform,
 )
-
-
-def within(column, path: str):  # type: ignore[no-untyped-def]
-    """SQL for "column is `path` or below it"."""
-    if path == GLOBAL:
-        return True
-    return or_(column == path, column.startswith(path + "/", autoescape=True))
-
-
-def any_within(column, paths: Sequence[str]):  # type: ignore[no-untyped-def]
-    return or_(*(within(column, p) for p in paths)) if paths else False
 
 
 def node_path(name: str, field: str = "name") -> str:
@@ -105,21 +94,8 @@ class BlocksFlows:
         self.index = BlockIndexCache(db)
 
     async def _require_user(self, principal: Principal, user_id: str) -> None:
-        """The person exists and the caller can see them (asked of identity with the caller's own token)."""
-        if self.identity is None:
-            return
-        try:
-            await self.identity.GetUser(
-                identity_pb2.GetUserRequest(name=f"users/{user_id}"),
-                metadata=(("authorization", f"Bearer {principal.token}"),),
-                timeout=5,
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED):
-                raise InvalidArgument(
-                    "no such user within the caller's scope", field="assignment.user"
-                ) from None
-            raise Unavailable(f"identity service: {exc.code().name}") from None
+        if self.identity is not None:
+            await peers.require_user(self.identity, principal, user_id, "assignment.user")
 
     # ------------------------------------------------------------------ helpers
 

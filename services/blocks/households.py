@@ -20,9 +20,10 @@ from govkit.db import Database, new_id, utcnow
 from govkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from govkit.events import build_event
 from govkit.outbox import add_event
+from govkit.sqlpaths import any_within, within
 from services.blocks import convert, domain
 from services.blocks.access import load_access
-from services.blocks.flows import any_within, node_path, within
+from services.blocks.flows import node_path
 from services.blocks.models import Building, Household, Node, Resident, StaffAssignment, Visit, platform
 
 _CODE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")

@@ -66,9 +66,11 @@ TRANSITIONS: Mapping[tuple[State, Action], State] = {
     (State.SUBMITTED, Action.ACCEPT): State.ACCEPTED,
     (State.SUBMITTED, Action.REJECT): State.REJECTED,
     (State.SUBMITTED, Action.MERGE): State.MERGED,
+    (State.SUBMITTED, Action.ESCALATE): State.ESCALATED,
     (State.ACCEPTED, Action.DISPATCH): State.DISPATCHED,
     (State.ACCEPTED, Action.ESCALATE): State.ESCALATED,
     (State.ESCALATED, Action.ACCEPT_ESCALATION): State.ACCEPTED,
+    (State.DISPATCHED, Action.ESCALATE): State.ESCALATED,
     (State.DISPATCHED, Action.ACKNOWLEDGE): State.DISPATCHED,
     (State.DISPATCHED, Action.RETURN): State.DISPATCHED,
     (State.DISPATCHED, Action.START): State.IN_PROGRESS,
@@ -85,7 +87,7 @@ class Actor:
     """Who acts: a user or service account, the role they act in, and where."""
 
     subject: str
-    role: str  # dispatcher, leader, unit_staff, supervisor, governor, resident, system
+    role: str  # dispatcher, leader, unit_staff, supervisor, governor, assistant, resident, system
     scope: str = ""  # region path the role covers
     unit: str = ""  # for unit_staff: the unit they act for
 
@@ -140,6 +142,11 @@ def _check_actor(
     ticket: Ticket, command: Command, actor: Actor, reopen_window: dt.timedelta, now: dt.datetime
 ) -> None:
     a = command.action
+    if actor.role == "system":
+        # The platform itself only escalates, by a category's rule after a missed deadline.
+        if a != Action.ESCALATE:
+            raise PermissionDenied(f"the system does not {a}")
+        return
     if a in (Action.ACCEPT, Action.REJECT, Action.MERGE, Action.DISPATCH, Action.ESCALATE, Action.CLOSE):
         if not _dispatcher_of(ticket, actor):
             raise PermissionDenied(f"only a dispatcher of {ticket.owner_scope} may {a}")
@@ -201,6 +208,8 @@ def _check_state(ticket: Ticket, command: Command) -> None:
     a = command.action
     if a == Action.START and ticket.units.get(ticket.lead_unit) != UnitStatus.ACKNOWLEDGED:
         raise FailedPrecondition("the lead unit must acknowledge (report in) before starting")
+    if a == Action.ESCALATE and ticket.escalated:
+        raise FailedPrecondition("the ticket is already the district's; there is no one above to escalate to")
     if a == Action.CLOSE and ticket.rating is None:
         raise FailedPrecondition("a resolved ticket is rated (or the rating recorded) before it closes")
 
@@ -238,7 +247,8 @@ def apply(
                 # Mis-dispatched: back to the dispatcher, who dispatches again.
                 changes.update(state=State.ACCEPTED, units={}, lead_unit="")
         case Action.ESCALATE:
-            pass
+            # Units summoned by the street stand down; the district dispatches afresh.
+            changes.update(units={}, lead_unit="")
         case Action.ACCEPT_ESCALATION:
             changes["escalated"] = True
         case Action.RESOLVE:

@@ -21,6 +21,7 @@ from govkit import migrations
 from govkit.devstack import REPO, Stack, free_port, wait_serving
 from services.blocks.models import Base as BlocksBase
 from services.identity.models import Base as IdentityBase
+from services.tickets.models import Base as TicketsBase
 from tests.conftest import TELEMETRY_ENV, identity_env
 from tests.support.databases import Databases
 
@@ -96,7 +97,12 @@ def _round_trip(migrations_dir: Path, url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("service", "metadata"), [("identity", IdentityBase.metadata), ("blocks", BlocksBase.metadata)]
+    ("service", "metadata"),
+    [
+        ("identity", IdentityBase.metadata),
+        ("blocks", BlocksBase.metadata),
+        ("tickets", TicketsBase.metadata),
+    ],
 )
 async def test_migrations_round_trip_and_produce_exactly_the_models(
     databases: Databases, service: str, metadata: MetaData

@@ -1,0 +1,127 @@
+"""`python -m services.tickets serve|migrate|load-calendar FILE`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import sys
+from pathlib import Path
+
+import grpc
+
+from gov.blocks.v1 import blocks_pb2_grpc
+from gov.identity.v1 import identity_pb2_grpc
+from gov.tickets.v1 import tickets_pb2 as pb
+from gov.tickets.v1 import tickets_pb2_grpc
+from govkit import config, migrations
+from govkit.auth.principal import Binding, Principal
+from govkit.auth.roles import Role
+from govkit.auth.tokens import GrpcJwksSource, TokenVerifier
+from govkit.db import Database
+from govkit.errors import DomainError
+from govkit.grpc_server import ServiceDefinition, ServiceRuntime, serve
+from services.tickets.calendar import parse_days
+from services.tickets.catalogue import CalendarStore, CatalogueFlows
+from services.tickets.flows import Settings, TicketFlows
+from services.tickets.grpc_api import PUBLIC_METHODS, SERVICE, TicketsServicer
+from services.tickets.models import platform
+from services.tickets.settings import TicketsSettings
+from services.tickets.statistics import StatisticsFlows
+from services.tickets.sweeper import Sweeper
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# The calendar command runs as ops with shell access to the service: a system principal.
+OPERATOR = Principal("system:calendar-command", (Binding(Role.ADMIN, "*"),))
+
+
+def definition(settings: TicketsSettings) -> ServiceDefinition:
+    def make_verifier(runtime: ServiceRuntime) -> TokenVerifier:
+        assert runtime.identity_channel is not None
+        return TokenVerifier(GrpcJwksSource(runtime.identity_channel), issuer=settings.token_issuer)
+
+    def register(server, runtime: ServiceRuntime) -> None:  # type: ignore[no-untyped-def]
+        assert runtime.identity_channel is not None
+        calendar = CalendarStore(runtime.db)
+        catalogue = CatalogueFlows(
+            runtime.db, calendar, identity_pb2_grpc.IdentityServiceStub(runtime.identity_channel)
+        )
+        blocks = blocks_pb2_grpc.BlocksServiceStub(grpc.aio.insecure_channel(settings.blocks_addr))
+        tickets = TicketFlows(
+            runtime.db,
+            catalogue,
+            calendar,
+            blocks,
+            Settings(
+                reopen_window=dt.timedelta(days=settings.reopen_window_days),
+                duplicate_radius_m=settings.duplicate_radius_m,
+                duplicate_window=dt.timedelta(hours=settings.duplicate_window_hours),
+            ),
+        )
+        servicer = TicketsServicer(catalogue, tickets, StatisticsFlows(runtime.db))
+        tickets_pb2_grpc.add_TicketsServiceServicer_to_server(servicer, server)
+
+    async def sweep(runtime: ServiceRuntime) -> None:
+        await Sweeper(runtime.db).run(settings.sweep_interval_seconds)
+
+    return ServiceDefinition(
+        name="tickets",
+        settings=settings,
+        tables=platform,
+        register=register,
+        service_names=(SERVICE,),
+        public_methods=PUBLIC_METHODS,
+        make_verifier=make_verifier,
+        background=[sweep],
+    )
+
+
+async def _load_calendar(settings: TicketsSettings, year: int, text: str) -> int:
+    db = Database(settings.database_url)
+    try:
+        days = parse_days(text)
+        message = pb.CalendarYear(
+            year=year,
+            days=[
+                pb.CalendarDay(
+                    date=day.isoformat(),
+                    kind=pb.DAY_KIND_HOLIDAY if kind == "holiday" else pb.DAY_KIND_WORKDAY,
+                    display_name=name,
+                )
+                for day, kind, name in days
+            ],
+        )
+        await CatalogueFlows(db, CalendarStore(db)).set_calendar_year(OPERATOR, message)
+    except DomainError as exc:
+        sys.stderr.write(f"load-calendar failed: {exc}\n")
+        return 1
+    finally:
+        await db.close()
+    holidays = sum(1 for _, kind, _ in days if kind == "holiday")
+    print(f"calendar {year}: {holidays} holidays, {len(days) - holidays} make-up workdays loaded")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.tickets")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve")
+    sub.add_parser("migrate")
+    cal = sub.add_parser(
+        "load-calendar", help="load one year's holidays and make-up workdays (date,kind,name CSV)"
+    )
+    cal.add_argument("year", type=int)
+    cal.add_argument("file", type=Path)
+    args = parser.parse_args(argv)
+    settings = config.load(TicketsSettings)
+    if args.command == "migrate":
+        migrations.upgrade(MIGRATIONS, settings.database_url)
+        return 0
+    if args.command == "load-calendar":
+        return asyncio.run(_load_calendar(settings, args.year, args.file.read_text(encoding="utf-8")))
+    asyncio.run(serve(definition(settings)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,187 @@
+"""Rows to protobuf messages, and enum values to the lowercase names stored in the tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+
+from google.protobuf import duration_pb2
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+
+from gov.tickets.v1 import tickets_pb2 as pb
+from govkit.errors import InvalidArgument
+from govkit.protobuf import timestamp
+from services.tickets import models
+from services.tickets.attributes import Definition
+
+
+def _prefix(enum: EnumTypeWrapper) -> str:
+    return enum.Name(0).removesuffix("UNSPECIFIED")
+
+
+def name_of(enum: EnumTypeWrapper, value: int, field: str, *, required: bool = True) -> str:
+    """`TICKET_STATE_IN_PROGRESS` -> `in_progress`; unknown or unset values are refused."""
+    if value == 0:
+        if required:
+            raise InvalidArgument("is required", field=field)
+        return ""
+    try:
+        return enum.Name(value).removeprefix(_prefix(enum)).lower()
+    except ValueError:
+        raise InvalidArgument(f"{value} is not a valid value", field=field) from None
+
+
+def value_of(enum: EnumTypeWrapper, name: str) -> int:
+    return enum.Value(_prefix(enum) + name.upper()) if name else 0
+
+
+def duration(seconds: float) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromTimedelta(dt.timedelta(seconds=seconds))
+    return d
+
+
+def unit(row: models.Unit) -> pb.Unit:
+    return pb.Unit(
+        name=f"units/{row.code}",
+        code=row.code,
+        display_name=row.display_name,
+        kind=value_of(pb.UnitKind, row.kind),
+        node=row.node,
+        create_time=timestamp(row.create_time),
+    )
+
+
+def member(row: models.UnitMember) -> pb.UnitMember:
+    return pb.UnitMember(
+        name=f"units/{row.unit_code}/members/{row.user_id}",
+        user=f"users/{row.user_id}",
+        create_time=timestamp(row.create_time),
+    )
+
+
+def definitions(row: models.Category) -> list[Definition]:
+    return [Definition.from_json(d) for d in json.loads(row.attributes)]
+
+
+def attribute_definition(d: Definition) -> pb.AttributeDefinition:
+    return pb.AttributeDefinition(
+        code=d.code,
+        display_name=d.display_name,
+        description=d.description,
+        type=value_of(pb.AttributeType, d.type),
+        required=d.required,
+        options=[pb.AttributeOption(key=k, display_name=n) for k, n in d.options],
+    )
+
+
+def category(row: models.Category) -> pb.Category:
+    return pb.Category(
+        name=f"categories/{row.code}",
+        code=row.code,
+        display_name=row.display_name,
+        group=row.group_name,
+        description=row.description,
+        keywords=json.loads(row.keywords),
+        default_unit=f"units/{row.default_unit}" if row.default_unit else "",
+        default_center=value_of(pb.UnitKind, row.default_center),
+        priority=value_of(pb.Priority, row.priority),
+        matter_class=value_of(pb.MatterClass, row.matter_class),
+        kind=value_of(pb.TicketKind, row.kind),
+        attributes=[attribute_definition(d) for d in definitions(row)],
+        sla=pb.SlaPolicy(
+            acknowledge_within=duration(row.acknowledge_seconds),
+            resolve_within=duration(row.resolve_seconds),
+            clock=value_of(pb.SlaClock, row.sla_clock),
+            escalate_on_acknowledge_breach=row.escalate_on_acknowledge_breach,
+        ),
+        active=row.active,
+        create_time=timestamp(row.create_time),
+        update_time=timestamp(row.update_time),
+    )
+
+
+def ticket(row: models.Ticket, units: Sequence[models.TicketUnit]) -> pb.Ticket:
+    has_point = row.latitude is not None and row.longitude is not None
+    message = pb.Ticket(
+        name=f"tickets/{row.id}",
+        category=f"categories/{row.category}",
+        kind=value_of(pb.TicketKind, row.kind),
+        state=value_of(pb.TicketState, row.state),
+        source=value_of(pb.TicketSource, row.source),
+        title=row.title,
+        description=row.description,
+        media_uris=json.loads(row.media),
+        location=pb.Location(
+            latitude=row.latitude or 0.0,
+            longitude=row.longitude or 0.0,
+            has_point=has_point,
+            household=f"households/{row.household_id}" if row.household_id else "",
+            address=row.address,
+        ),
+        node=row.node,
+        street=row.street,
+        district=row.district,
+        reporter=row.reporter,
+        contact=pb.Contact(display_name=row.contact_name, phone=row.contact_phone),
+        attributes=[
+            pb.TicketAttribute(code=code, values=values)
+            for code, values in json.loads(row.attributes).items()
+        ],
+        priority=value_of(pb.Priority, row.priority),
+        matter_class=value_of(pb.MatterClass, row.matter_class),
+        suggested_unit=f"units/{row.suggested_unit}" if row.suggested_unit else "",
+        lead_unit=f"units/{row.lead_unit}" if row.lead_unit else "",
+        units=[
+            pb.UnitAssignment(
+                unit=f"units/{u.unit}",
+                role=value_of(pb.UnitRole, u.role),
+                status=value_of(pb.UnitStatus, u.status),
+                reason=u.reason,
+                update_time=timestamp(u.update_time),
+            )
+            for u in sorted(units, key=lambda u: (u.role != "lead", u.unit))
+        ],
+        escalated=row.escalated,
+        acknowledge_deadline=timestamp(row.acknowledge_deadline),
+        resolve_deadline=timestamp(row.resolve_deadline),
+        expected_resolve_time=timestamp(row.resolve_deadline),
+        acknowledge_overdue=row.acknowledge_overdue,
+        resolve_overdue=row.resolve_overdue,
+        acknowledge_time=timestamp(row.acknowledge_time),
+        resolve_time=timestamp(row.resolve_time),
+        close_time=timestamp(row.close_time),
+        resolution=row.resolution,
+        resolution_media_uris=json.loads(row.resolution_media),
+        mediation_outcome=value_of(pb.MediationOutcome, row.mediation_outcome),
+        merged_into=f"tickets/{row.merged_into}" if row.merged_into else "",
+        reject_reason=row.reject_reason,
+        possible_duplicates=[f"tickets/{t}" for t in json.loads(row.possible_duplicates)],
+        create_time=timestamp(row.create_time),
+        update_time=timestamp(row.update_time),
+    )
+    if row.rating is not None:
+        message.rating.CopyFrom(
+            pb.Rating(
+                score=row.rating,
+                comment=row.rating_comment,
+                recorded_by=row.rating_by,
+                time=timestamp(row.rating_time),
+            )
+        )
+    return message
+
+
+def timeline_entry(row: models.TimelineEntry) -> pb.TimelineEntry:
+    return pb.TimelineEntry(
+        name=f"tickets/{row.ticket_id}/timeline/{row.seq}",
+        action=value_of(pb.Action, row.action),
+        actor=row.actor,
+        time=timestamp(row.time),
+        from_state=value_of(pb.TicketState, row.from_state),
+        to_state=value_of(pb.TicketState, row.to_state),
+        note=row.note,
+        unit=f"units/{row.unit}" if row.unit else "",
+        details=json.loads(row.details),
+    )

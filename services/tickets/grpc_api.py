@@ -1,0 +1,143 @@
+"""Thin gRPC adapter for the tickets service."""
+
+from __future__ import annotations
+
+from google.protobuf import empty_pb2
+
+from gov.tickets.v1 import tickets_pb2 as pb
+from gov.tickets.v1 import tickets_pb2_grpc
+from govkit.auth.principal import current_principal
+from govkit.errors import InvalidArgument
+from govkit.protobuf import timestamp
+from services.tickets import convert
+from services.tickets.catalogue import CatalogueFlows, code_of, year_of
+from services.tickets.flows import TicketFlows
+from services.tickets.statistics import StatisticsFlows
+
+SERVICE = "gov.tickets.v1.TicketsService"
+# The catalogue is public: Open311 clients list services before they have a key.
+PUBLIC_METHODS = (f"/{SERVICE}/ListCategories", f"/{SERVICE}/GetCategory")
+CATEGORY_FIELDS = {
+    "display_name",
+    "group",
+    "description",
+    "keywords",
+    "default_unit",
+    "default_center",
+    "priority",
+    "matter_class",
+    "attributes",
+    "sla",
+    "active",
+}
+
+
+class TicketsServicer(tickets_pb2_grpc.TicketsServiceServicer):
+    def __init__(self, catalogue: CatalogueFlows, tickets: TicketFlows, statistics: StatisticsFlows) -> None:
+        self.catalogue = catalogue
+        self.tickets = tickets
+        self.stats = statistics
+
+    # units
+    async def CreateUnit(self, request, context) -> pb.Unit:
+        return convert.unit(await self.catalogue.create_unit(current_principal(), request.unit))
+
+    async def GetUnit(self, request, context) -> pb.Unit:
+        current_principal()
+        return convert.unit(await self.catalogue.get_unit(code_of(request.name, "units", "name")))
+
+    async def ListUnits(self, request, context) -> pb.ListUnitsResponse:
+        current_principal()
+        rows, token = await self.catalogue.list_units(request.node, request.page_size, request.page_token)
+        return pb.ListUnitsResponse(units=[convert.unit(r) for r in rows], next_page_token=token)
+
+    async def AddUnitMember(self, request, context) -> pb.UnitMember:
+        return convert.member(
+            await self.catalogue.add_member(current_principal(), request.parent, request.user)
+        )
+
+    async def RemoveUnitMember(self, request, context) -> empty_pb2.Empty:
+        await self.catalogue.remove_member(current_principal(), request.name)
+        return empty_pb2.Empty()
+
+    async def ListUnitMembers(self, request, context) -> pb.ListUnitMembersResponse:
+        rows, token = await self.catalogue.list_members(
+            current_principal(), request.parent, request.page_size, request.page_token
+        )
+        return pb.ListUnitMembersResponse(members=[convert.member(r) for r in rows], next_page_token=token)
+
+    # categories
+    async def CreateCategory(self, request, context) -> pb.Category:
+        return convert.category(await self.catalogue.create_category(current_principal(), request.category))
+
+    async def GetCategory(self, request, context) -> pb.Category:
+        return convert.category(
+            await self.catalogue.get_category(code_of(request.name, "categories", "name"))
+        )
+
+    async def ListCategories(self, request, context) -> pb.ListCategoriesResponse:
+        rows, token = await self.catalogue.list_categories(
+            request.group, request.query, request.include_inactive, request.page_size, request.page_token
+        )
+        return pb.ListCategoriesResponse(
+            categories=[convert.category(r) for r in rows], next_page_token=token
+        )
+
+    async def UpdateCategory(self, request, context) -> pb.Category:
+        paths = list(request.update_mask.paths)
+        if not paths:
+            raise InvalidArgument("is required", field="update_mask")
+        bad = sorted(set(paths) - CATEGORY_FIELDS)
+        if bad:
+            raise InvalidArgument(f"cannot update {', '.join(bad)}", field="update_mask")
+        return convert.category(
+            await self.catalogue.update_category(current_principal(), request.category, paths)
+        )
+
+    # tickets
+    async def CreateTicket(self, request, context) -> pb.Ticket:
+        return convert.ticket(
+            *await self.tickets.create(current_principal(), request.ticket, request.request_id)
+        )
+
+    async def GetTicket(self, request, context) -> pb.Ticket:
+        return convert.ticket(*await self.tickets.get(current_principal(), request.name))
+
+    async def ListTickets(self, request, context) -> pb.ListTicketsResponse:
+        rows, token = await self.tickets.list(current_principal(), request)
+        return pb.ListTicketsResponse(tickets=[convert.ticket(t, u) for t, u in rows], next_page_token=token)
+
+    async def TransitionTicket(self, request, context) -> pb.Ticket:
+        return convert.ticket(*await self.tickets.transition(current_principal(), request))
+
+    async def ListTimelineEntries(self, request, context) -> pb.ListTimelineEntriesResponse:
+        rows, token = await self.tickets.timeline(
+            current_principal(), request.parent, request.page_size, request.page_token
+        )
+        return pb.ListTimelineEntriesResponse(
+            entries=[convert.timeline_entry(e) for e in rows], next_page_token=token
+        )
+
+    async def GetTicketStatistics(self, request, context) -> pb.TicketStatistics:
+        return await self.stats.statistics(await self.tickets.viewer(current_principal()), request)
+
+    # working calendar
+    async def SetCalendarYear(self, request, context) -> pb.CalendarYear:
+        year = await self.catalogue.set_calendar_year(current_principal(), request.calendar_year)
+        return await self._calendar_year(year)
+
+    async def GetCalendarYear(self, request, context) -> pb.CalendarYear:
+        current_principal()
+        return await self._calendar_year(year_of(request.name))
+
+    async def _calendar_year(self, year: int) -> pb.CalendarYear:
+        days, updated = await self.catalogue.get_calendar_year(year)
+        return pb.CalendarYear(
+            name=f"calendarYears/{year}",
+            year=year,
+            days=[
+                pb.CalendarDay(date=d.day, kind=convert.value_of(pb.DayKind, d.kind), display_name=d.name)
+                for d in days
+            ],
+            update_time=timestamp(updated),
+        )

@@ -1,0 +1,551 @@
+"""The ticket lifecycle against real identity, blocks and tickets processes, NATS and a database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+import nats
+import pytest
+import pytest_asyncio
+
+from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
+from gov.tickets.v1 import events_pb2
+from gov.tickets.v1 import tickets_pb2 as pb
+from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub
+from govkit.devstack import Stack
+from govkit.events import parse_event, unpack_payload
+from tests.support.identity import IdentityClient, md
+from tests.support.tickets import Person, World, make_category, make_world, new_ticket, seconds
+
+
+@pytest_asyncio.fixture(scope="session")
+async def tickets(stack: Stack) -> AsyncIterator[TicketsServiceStub]:
+    channel = grpc.aio.insecure_channel(stack.addrs["tickets"])
+    yield TicketsServiceStub(channel)
+    await channel.close()
+
+
+@pytest_asyncio.fixture
+async def world(blocks: BlocksServiceStub, tickets: TicketsServiceStub, identity: IdentityClient) -> World:
+    return await make_world(blocks, tickets, identity)
+
+
+async def ticket_events(nats_url: str, resource: str, settle: float = 0.5) -> list[str]:
+    """Types of every event on the TICKETS stream about `resource`, in stream order."""
+    nc = await nats.connect(nats_url)
+    try:
+        sub = await nc.jetstream().subscribe("tickets.v1.ticket.>", ordered_consumer=True)
+        found = []
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=settle)
+            except nats.errors.TimeoutError:
+                return found
+            event = parse_event(msg.data)
+            if event.resource == resource:
+                found.append(event.type)
+    finally:
+        await nc.close()
+
+
+async def wait_events(nats_url: str, resource: str, count: int, within: float = 10) -> list[str]:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        found = await ticket_events(nats_url, resource)
+        if len(found) >= count or asyncio.get_running_loop().time() > deadline:
+            return found
+        await asyncio.sleep(0.2)
+
+
+class Desk:
+    """Acts on tickets as the people of a world."""
+
+    def __init__(self, stub: TicketsServiceStub, world: World) -> None:
+        self.stub = stub
+        self.world = world
+
+    def person(self, who: str) -> Person:
+        return self.world.staff[who]
+
+    async def report(self, who: str = "resident", *, request_id: str = "", **fields: object) -> pb.Ticket:
+        return await self.stub.CreateTicket(
+            pb.CreateTicketRequest(ticket=new_ticket(self.world, **fields), request_id=request_id),
+            metadata=self.person(who).md,
+        )
+
+    async def act(self, who: str, ticket: pb.Ticket | str, action: int, **fields: object) -> pb.Ticket:
+        name = ticket if isinstance(ticket, str) else ticket.name
+        return await self.stub.TransitionTicket(
+            pb.TransitionTicketRequest(name=name, action=action, **fields),  # type: ignore[arg-type]
+            metadata=self.person(who).md,
+        )
+
+    async def timeline(self, ticket: pb.Ticket, who: str = "dispatcher") -> list[pb.TimelineEntry]:
+        reply = await self.stub.ListTimelineEntries(
+            pb.ListTimelineEntriesRequest(parent=ticket.name), metadata=self.person(who).md
+        )
+        return list(reply.entries)
+
+    def unit(self, key: str) -> str:
+        return f"units/{self.world.units[key]}"
+
+
+@pytest.fixture
+def desk(tickets: TicketsServiceStub, world: World) -> Desk:
+    return Desk(tickets, world)
+
+
+async def test_whistle_two_units_acknowledge_resolve_rate_close(desk: Desk, stack: Stack) -> None:
+    t = await desk.report()
+    assert t.state == pb.TICKET_STATE_SUBMITTED
+    assert t.node == desk.world.blocks[0]
+    assert t.street == desk.world.street
+    assert t.suggested_unit == desk.unit("lead")  # routed to the street's rapid-response center
+    assert t.acknowledge_deadline.seconds and t.resolve_deadline.seconds
+    assert t.expected_resolve_time == t.resolve_deadline
+
+    t = await desk.act("dispatcher", t, pb.ACTION_ACCEPT)
+    assert t.state == pb.TICKET_STATE_ACCEPTED
+    t = await desk.act(
+        "dispatcher",
+        t,
+        pb.ACTION_DISPATCH,
+        lead_unit=desk.unit("lead"),
+        assisting_units=[desk.unit("assist")],
+    )
+    assert t.state == pb.TICKET_STATE_DISPATCHED
+    assert [(u.unit, u.role, u.status) for u in t.units] == [
+        (desk.unit("lead"), pb.UNIT_ROLE_LEAD, pb.UNIT_STATUS_DISPATCHED),
+        (desk.unit("assist"), pb.UNIT_ROLE_ASSISTING, pb.UNIT_STATUS_DISPATCHED),
+    ]
+    # Work cannot start before the lead reports in.
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await desk.act("unit:lead", t, pb.ACTION_START)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    t = await desk.act("unit:assist", t, pb.ACTION_ACKNOWLEDGE, note="民生中心报到")
+    t = await desk.act("unit:lead", t, pb.ACTION_ACKNOWLEDGE)
+    assert {u.status for u in t.units} == {pb.UNIT_STATUS_ACKNOWLEDGED}
+    assert t.HasField("acknowledge_time")
+    t = await desk.act("unit:lead", t, pb.ACTION_START)
+    assert t.state == pb.TICKET_STATE_IN_PROGRESS
+    t = await desk.act(
+        "unit:lead",
+        t,
+        pb.ACTION_RESOLVE,
+        note="维保单位已到场放人并修复",
+        media_uris=["https://media.example.org/1.jpg"],
+    )
+    assert t.state == pb.TICKET_STATE_RESOLVED
+    assert t.resolution == "维保单位已到场放人并修复"
+    with pytest.raises(grpc.aio.AioRpcError) as unrated:
+        await desk.act("dispatcher", t, pb.ACTION_CLOSE)
+    assert unrated.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    t = await desk.act("resident", t, pb.ACTION_RATE, score=5, comment="很及时")
+    assert (t.rating.score, t.rating.comment, t.rating.recorded_by) == (
+        5,
+        "很及时",
+        desk.person("resident").name,
+    )
+    t = await desk.act("dispatcher", t, pb.ACTION_CLOSE)
+    assert t.state == pb.TICKET_STATE_CLOSED
+
+    entries = await desk.timeline(t)
+    assert [pb.Action.Name(e.action) for e in entries] == [
+        "ACTION_SUBMIT",
+        "ACTION_ACCEPT",
+        "ACTION_DISPATCH",
+        "ACTION_ACKNOWLEDGE",
+        "ACTION_ACKNOWLEDGE",
+        "ACTION_START",
+        "ACTION_RESOLVE",
+        "ACTION_RATE",
+        "ACTION_CLOSE",
+    ]
+    assert entries[3].unit == desk.unit("assist") and entries[3].note == "民生中心报到"
+    assert entries[2].details["assisting_units"] == desk.unit("assist")
+    assert all(e.actor for e in entries)
+    events = await wait_events(stack.nats_url, t.name, 9)
+    assert events == [
+        "tickets.v1.ticket.created",
+        "tickets.v1.ticket.accepted",
+        "tickets.v1.ticket.dispatched",
+        "tickets.v1.ticket.acknowledged",
+        "tickets.v1.ticket.acknowledged",
+        "tickets.v1.ticket.started",
+        "tickets.v1.ticket.resolved",
+        "tickets.v1.ticket.rated",
+        "tickets.v1.ticket.closed",
+    ]
+
+
+async def test_accepted_event_carries_what_points_needs(desk: Desk, stack: Stack) -> None:
+    t = await desk.report()
+    await desk.act("dispatcher", t, pb.ACTION_ACCEPT)
+    nc = await nats.connect(stack.nats_url)
+    try:
+        sub = await nc.jetstream().subscribe("tickets.v1.ticket.accepted", ordered_consumer=True)
+        while True:
+            event = parse_event((await sub.next_msg(timeout=5)).data)
+            if event.resource == t.name:
+                break
+    finally:
+        await nc.close()
+    payload = unpack_payload(event, events_pb2.TicketTransitioned)
+    assert payload.ticket.reporter == desk.person("resident").name
+    assert payload.ticket.category == t.category
+    assert payload.entry.action == pb.ACTION_ACCEPT
+    assert event.actor == desk.person("dispatcher").name
+
+
+async def test_duplicate_is_flagged_then_merged_into_the_original(desk: Desk) -> None:
+    original = await desk.report()
+    duplicate = await desk.report("neighbour")  # same category, same spot, minutes later
+    assert original.name in duplicate.possible_duplicates
+    far = await desk.report(block=1)
+    assert original.name not in far.possible_duplicates
+
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await desk.act("dispatcher", duplicate, pb.ACTION_MERGE, reason="重复")
+    assert missing.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    merged = await desk.act(
+        "dispatcher", duplicate, pb.ACTION_MERGE, reason="与先前工单重复", original=original.name
+    )
+    assert merged.state == pb.TICKET_STATE_MERGED
+    assert merged.merged_into == original.name
+    rejected = await desk.act("dispatcher", far, pb.ACTION_REJECT, reason="非本辖区事项")
+    assert (rejected.state, rejected.reject_reason) == (pb.TICKET_STATE_REJECTED, "非本辖区事项")
+    # Merged and rejected are final.
+    with pytest.raises(grpc.aio.AioRpcError) as final:
+        await desk.act("dispatcher", merged, pb.ACTION_ACCEPT)
+    assert final.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_a_unit_returns_it_and_the_dispatcher_dispatches_again(desk: Desk) -> None:
+    t = await desk.report()
+    await desk.act("dispatcher", t, pb.ACTION_ACCEPT)
+    t = await desk.act(
+        "dispatcher",
+        t,
+        pb.ACTION_DISPATCH,
+        lead_unit=desk.unit("other"),
+        assisting_units=[desk.unit("assist")],
+    )
+    # An assisting unit returning leaves the ticket with the lead.
+    t = await desk.act("unit:assist", t, pb.ACTION_RETURN, reason="不属于民生中心职责")
+    assert t.state == pb.TICKET_STATE_DISPATCHED
+    assert {u.unit: (u.status, u.reason) for u in t.units}[desk.unit("assist")] == (
+        pb.UNIT_STATUS_RETURNED,
+        "不属于民生中心职责",
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as twice:
+        await desk.act("unit:assist", t, pb.ACTION_ACKNOWLEDGE)
+    assert twice.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(grpc.aio.AioRpcError) as no_reason:
+        await desk.act("unit:other", t, pb.ACTION_RETURN)
+    assert no_reason.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # The lead returning it sends it back to the dispatcher.
+    t = await desk.act("unit:other", t, pb.ACTION_RETURN, reason="分派错误,应由快速处置中心处理")
+    assert (t.state, list(t.units), t.lead_unit) == (pb.TICKET_STATE_ACCEPTED, [], "")
+    # Without a lead_unit, dispatch goes to the category's routing.
+    t = await desk.act("dispatcher", t, pb.ACTION_DISPATCH)
+    assert t.lead_unit == desk.unit("lead")
+    t = await desk.act("unit:lead", t, pb.ACTION_ACKNOWLEDGE)
+    assert t.units[0].status == pb.UNIT_STATUS_ACKNOWLEDGED
+    # A unit the ticket was not dispatched to cannot touch it.
+    with pytest.raises(grpc.aio.AioRpcError) as stranger:
+        await desk.act("unit:other", t, pb.ACTION_START)
+    assert stranger.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    actions = [e.action for e in await desk.timeline(t)]
+    assert actions.count(pb.ACTION_RETURN) == 2 and actions.count(pb.ACTION_DISPATCH) == 2
+
+
+async def test_street_escalates_and_the_district_accepts_and_dispatches(desk: Desk, stack: Stack) -> None:
+    t = await desk.report()
+    await desk.act("dispatcher", t, pb.ACTION_ACCEPT)
+    with pytest.raises(grpc.aio.AioRpcError) as no_reason:
+        await desk.act("dispatcher", t, pb.ACTION_ESCALATE)
+    assert no_reason.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    t = await desk.act("dispatcher", t, pb.ACTION_ESCALATE, reason="涉及多部门,街道无法协调")
+    assert t.state == pb.TICKET_STATE_ESCALATED
+    # The street cannot accept its own escalation.
+    with pytest.raises(grpc.aio.AioRpcError) as own:
+        await desk.act("dispatcher", t, pb.ACTION_ACCEPT_ESCALATION)
+    assert own.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    t = await desk.act("district", t, pb.ACTION_ACCEPT_ESCALATION, note="区里接手")
+    assert (t.state, t.escalated) == (pb.TICKET_STATE_ACCEPTED, True)
+    # Now the district's: the street dispatcher no longer dispatches it.
+    with pytest.raises(grpc.aio.AioRpcError) as street:
+        await desk.act("dispatcher", t, pb.ACTION_DISPATCH, lead_unit=desk.unit("lead"))
+    assert street.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    t = await desk.act("district", t, pb.ACTION_DISPATCH, lead_unit=desk.unit("department"))
+    t = await desk.act("unit:department", t, pb.ACTION_ACKNOWLEDGE)
+    assert t.lead_unit == desk.unit("department")
+    events = await wait_events(stack.nats_url, t.name, 6)
+    assert "tickets.v1.ticket.escalated" in events and "tickets.v1.ticket.escalation_accepted" in events
+
+
+async def test_supervisor_reopens_and_reporter_reopens_only_when_dissatisfied(desk: Desk) -> None:
+    async def resolved(who: str = "resident") -> pb.Ticket:
+        t = await desk.report(who)
+        await desk.act("dispatcher", t, pb.ACTION_ACCEPT)
+        await desk.act("dispatcher", t, pb.ACTION_DISPATCH)
+        await desk.act("unit:lead", t, pb.ACTION_ACKNOWLEDGE)
+        await desk.act("unit:lead", t, pb.ACTION_START)
+        return await desk.act("unit:lead", t, pb.ACTION_RESOLVE, note="已处理")
+
+    t = await resolved()
+    t = await desk.act("governor", t, pb.ACTION_RATE, score=5, comment="电话回访:满意")  # recorded by phone
+    assert t.rating.recorded_by == desk.person("governor").name
+    t = await desk.act("dispatcher", t, pb.ACTION_CLOSE)
+    # A satisfied reporter cannot reopen; the block's supervisor can.
+    with pytest.raises(grpc.aio.AioRpcError) as satisfied:
+        await desk.act("resident", t, pb.ACTION_REOPEN, reason="again")
+    assert satisfied.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    t = await desk.act("supervisor", t, pb.ACTION_REOPEN, reason="督查发现问题未彻底解决")
+    assert (t.state, t.HasField("rating"), list(t.units)) == (pb.TICKET_STATE_ACCEPTED, False, [])
+    assert not t.HasField("resolve_time") and not t.HasField("close_time")
+
+    unhappy = await resolved()
+    unhappy = await desk.act("resident", unhappy, pb.ACTION_RATE, score=2, comment="没修好")
+    unhappy = await desk.act("resident", unhappy, pb.ACTION_REOPEN, reason="电梯又坏了")
+    assert unhappy.state == pb.TICKET_STATE_ACCEPTED
+    # Someone else's ticket is not theirs to reopen.
+    other = await resolved("neighbour")
+    with pytest.raises(grpc.aio.AioRpcError) as stranger:
+        await desk.act("resident", other, pb.ACTION_REOPEN, reason="x")
+    assert stranger.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_refused_transitions_change_nothing(desk: Desk, tickets: TicketsServiceStub) -> None:
+    t = await desk.report()
+    before = await desk.timeline(t)
+    for who, action, code in (
+        ("dispatcher", pb.ACTION_START, grpc.StatusCode.PERMISSION_DENIED),  # not unit staff
+        ("dispatcher", pb.ACTION_CLOSE, grpc.StatusCode.FAILED_PRECONDITION),  # submitted, not resolved
+        ("outsider", pb.ACTION_ACCEPT, grpc.StatusCode.PERMISSION_DENIED),  # another street's dispatcher
+        ("resident", pb.ACTION_ACCEPT, grpc.StatusCode.PERMISSION_DENIED),
+        ("unit:lead", pb.ACTION_ACKNOWLEDGE, grpc.StatusCode.PERMISSION_DENIED),  # not dispatched to it
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await desk.act(who, t, action)
+        assert refused.value.code() == code, (who, pb.Action.Name(action))
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await desk.act("dispatcher", t, pb.ACTION_SUBMIT)
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await desk.act("dispatcher", "tickets/00000000-0000-0000-0000-000000000000", pb.ACTION_ACCEPT)
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+    after = await tickets.GetTicket(pb.GetTicketRequest(name=t.name), metadata=desk.person("dispatcher").md)
+    assert after.state == pb.TICKET_STATE_SUBMITTED and after.update_time == t.update_time
+    assert len(await desk.timeline(t)) == len(before) == 1
+
+
+async def test_retried_create_returns_the_same_ticket(desk: Desk, tickets: TicketsServiceStub) -> None:
+    first = await desk.report(request_id="app-42-retry")
+    again = await desk.report(request_id="app-42-retry")
+    assert again.name == first.name
+    racing = await asyncio.gather(*(desk.report(request_id="app-43-race") for _ in range(5)))
+    assert len({t.name for t in racing}) == 1
+    # The same id from another caller is their own request.
+    other = await desk.report("neighbour", request_id="app-42-retry")
+    assert other.name != first.name
+
+
+async def test_bad_reports_are_refused_with_the_field_named(desk: Desk, tickets: TicketsServiceStub) -> None:
+    resident = desk.person("resident").md
+
+    async def refused(ticket: pb.Ticket) -> grpc.aio.AioRpcError:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await tickets.CreateTicket(pb.CreateTicketRequest(ticket=ticket), metadata=resident)
+        return info.value
+
+    missing_attr = new_ticket(desk.world)
+    del missing_attr.attributes[:]
+    err = await refused(missing_attr)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "building" in err.details()
+    bad_option = new_ticket(desk.world)
+    bad_option.attributes.append(pb.TicketAttribute(code="trapped", values=["maybe"]))
+    assert (await refused(bad_option)).code() == grpc.StatusCode.INVALID_ARGUMENT
+    nowhere = new_ticket(desk.world)
+    nowhere.location.latitude = 10.0
+    err = await refused(nowhere)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "location" in err.details()
+    no_category = new_ticket(desk.world)
+    no_category.category = "categories/no-such-thing"
+    assert (await refused(no_category)).code() == grpc.StatusCode.INVALID_ARGUMENT
+    address_only = new_ticket(desk.world)
+    address_only.location.has_point = False
+    assert "ticket.node" in (await refused(address_only)).details()
+    address_only.node = desk.world.street
+    t = await tickets.CreateTicket(pb.CreateTicketRequest(ticket=address_only), metadata=resident)
+    assert t.node == desk.world.street
+    # Patrol reports come from staff only.
+    patrol = new_ticket(desk.world, source=pb.TICKET_SOURCE_PATROL)
+    assert (await refused(patrol)).code() == grpc.StatusCode.PERMISSION_DENIED
+    assert (await desk.report("governor", source=pb.TICKET_SOURCE_PATROL)).source == pb.TICKET_SOURCE_PATROL
+
+
+async def test_each_caller_sees_what_their_scope_covers(desk: Desk, tickets: TicketsServiceStub) -> None:
+    mine = await desk.report()
+    theirs = await desk.report("neighbour", block=1)
+    await desk.act("dispatcher", mine, pb.ACTION_ACCEPT)
+    await desk.act("dispatcher", mine, pb.ACTION_DISPATCH, lead_unit=desk.unit("lead"))
+
+    async def names(who: str, **filters: object) -> set[str]:
+        reply = await tickets.ListTickets(
+            pb.ListTicketsRequest(**{"node": desk.world.district, "page_size": 200, **filters}),  # type: ignore[arg-type]
+            metadata=desk.person(who).md,
+        )
+        return {t.name for t in reply.tickets}
+
+    assert await names("resident") == {mine.name}
+    assert await names("neighbour") == {theirs.name}
+    assert await names("governor") == {mine.name}  # block b01's governor
+    assert await names("dispatcher") >= {mine.name, theirs.name}
+    assert await names("district") >= {mine.name, theirs.name}
+    assert await names("unit:lead") == {mine.name}
+    assert await names("unit:assist") == set()
+    assert await names("outsider") == set()
+    assert await names("dispatcher", state=pb.TICKET_STATE_DISPATCHED) == {mine.name}
+    assert await names("dispatcher", unit=desk.unit("lead")) == {mine.name}
+    assert await names("dispatcher", node=desk.world.blocks[1]) == {theirs.name}
+    with pytest.raises(grpc.aio.AioRpcError) as outside:
+        await tickets.GetTicket(pb.GetTicketRequest(name=mine.name), metadata=desk.person("neighbour").md)
+    assert outside.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_pages_walk_every_ticket_once(desk: Desk, tickets: TicketsServiceStub) -> None:
+    created = {(await desk.report()).name for _ in range(5)}
+    seen: list[str] = []
+    token = ""
+    while True:
+        reply = await tickets.ListTickets(
+            pb.ListTicketsRequest(page_size=2, page_token=token), metadata=desk.person("resident").md
+        )
+        seen += [t.name for t in reply.tickets]
+        token = reply.next_page_token
+        if not token:
+            break
+    assert set(seen) == created and len(seen) == len(created)
+    with pytest.raises(grpc.aio.AioRpcError) as changed:
+        await tickets.ListTickets(
+            pb.ListTicketsRequest(page_size=2, page_token=reply.next_page_token or "x", state=2),
+            metadata=desk.person("resident").md,
+        )
+    assert changed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_dispute_resolves_with_a_mediation_outcome_and_statistics_add_up(
+    desk: Desk, tickets: TicketsServiceStub, identity: IdentityClient
+) -> None:
+    dispute = await make_category(tickets, identity.admin_token, kind=pb.TICKET_KIND_DISPUTE)
+    t = await desk.report(category=f"categories/{dispute}")
+    assert t.kind == pb.TICKET_KIND_DISPUTE
+    await desk.act("dispatcher", t, pb.ACTION_ACCEPT)
+    await desk.act("dispatcher", t, pb.ACTION_DISPATCH)
+    await desk.act("unit:lead", t, pb.ACTION_ACKNOWLEDGE)
+    await desk.act("unit:lead", t, pb.ACTION_START)
+    with pytest.raises(grpc.aio.AioRpcError) as no_outcome:
+        await desk.act("unit:lead", t, pb.ACTION_RESOLVE, note="已调解")
+    assert no_outcome.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    t = await desk.act(
+        "unit:lead", t, pb.ACTION_RESOLVE, note="双方达成协议", mediation_outcome=pb.MEDIATION_OUTCOME_SETTLED
+    )
+    assert t.mediation_outcome == pb.MEDIATION_OUTCOME_SETTLED
+    await desk.act("resident", t, pb.ACTION_RATE, score=4)
+    open_one = await desk.report()
+    rejected = await desk.report()
+    await desk.act("dispatcher", rejected, pb.ACTION_REJECT, reason="无效")
+
+    stats = await tickets.GetTicketStatistics(
+        pb.GetTicketStatisticsRequest(node=desk.world.street), metadata=desk.person("dispatcher").md
+    )
+    counts = {s.state: s.count for s in stats.by_state}
+    assert stats.total == 3
+    assert counts[pb.TICKET_STATE_RESOLVED] == 1 and counts[pb.TICKET_STATE_SUBMITTED] == 1
+    assert counts[pb.TICKET_STATE_REJECTED] == 1
+    assert stats.completed == 1 and stats.completion_rate == pytest.approx(1 / 2)
+    assert stats.completed_on_time == 1 and stats.completed_same_day in (0, 1)
+    assert (stats.rated, stats.satisfied, stats.satisfaction_rate) == (1, 1, 1.0)
+    assert (stats.disputes_mediated, stats.disputes_settled, stats.mediation_success_rate) == (1, 1, 1.0)
+    assert stats.median_time_to_acknowledge.seconds >= 0 and stats.HasField("median_time_to_resolve")
+    by_category = await tickets.GetTicketStatistics(
+        pb.GetTicketStatisticsRequest(node=desk.world.street, category=f"categories/{dispute}"),
+        metadata=desk.person("dispatcher").md,
+    )
+    assert by_category.total == 1
+    with pytest.raises(grpc.aio.AioRpcError) as outside:
+        await tickets.GetTicketStatistics(
+            pb.GetTicketStatisticsRequest(node=desk.world.street), metadata=desk.person("outsider").md
+        )
+    assert outside.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert open_one.state == pb.TICKET_STATE_SUBMITTED
+
+
+async def test_overdue_is_announced_once_and_the_rule_escalates(
+    desk: Desk, tickets: TicketsServiceStub, identity: IdentityClient, stack: Stack, databases
+) -> None:
+    """Two tickets replicas sweep the same database: each breach is announced exactly once."""
+    from tests.conftest import tickets_env_for
+
+    second = stack.start_service("tickets", tickets_env_for(databases.url("tickets")), name="tickets-2")
+    try:
+        fast = await make_category(
+            tickets,
+            identity.admin_token,
+            ack=seconds(1),
+            resolve=seconds(2),
+            clock=pb.SLA_CLOCK_CALENDAR,
+            escalate=True,
+        )
+        created = [await desk.report(category=f"categories/{fast}") for _ in range(3)]
+        await asyncio.sleep(4)  # both deadlines pass; both replicas sweep every 0.5 s
+        for t in created:
+            events = await wait_events(stack.nats_url, t.name, 4)
+            assert events.count("tickets.v1.ticket.overdue") == 2, events  # acknowledge + resolve, once each
+            assert events.count("tickets.v1.ticket.escalated") == 1, events
+            now = await tickets.GetTicket(
+                pb.GetTicketRequest(name=t.name), metadata=desk.person("dispatcher").md
+            )
+            assert now.acknowledge_overdue and now.resolve_overdue
+            assert now.state == pb.TICKET_STATE_ESCALATED
+        listed = await tickets.ListTickets(
+            pb.ListTicketsRequest(overdue_only=True, category=f"categories/{fast}"),
+            metadata=desk.person("dispatcher").md,
+        )
+        assert {t.name for t in listed.tickets} == {t.name for t in created}
+    finally:
+        stack.stop_proc(second)
+
+
+async def test_working_hour_deadlines_follow_the_loaded_calendar(
+    tickets: TicketsServiceStub, identity: IdentityClient
+) -> None:
+    admin = md(identity.admin_token)
+    year = await tickets.SetCalendarYear(
+        pb.SetCalendarYearRequest(
+            calendar_year=pb.CalendarYear(
+                year=2031,
+                days=[
+                    pb.CalendarDay(date="2031-01-01", kind=pb.DAY_KIND_HOLIDAY, display_name="元旦"),
+                    pb.CalendarDay(date="2031-01-04", kind=pb.DAY_KIND_WORKDAY, display_name="调休"),
+                ],
+            )
+        ),
+        metadata=admin,
+    )
+    assert [d.date for d in year.days] == ["2031-01-01", "2031-01-04"]
+    got = await tickets.GetCalendarYear(pb.GetCalendarYearRequest(name="calendarYears/2031"), metadata=admin)
+    assert got.days[1].kind == pb.DAY_KIND_WORKDAY
+    with pytest.raises(grpc.aio.AioRpcError) as weekday:
+        await tickets.SetCalendarYear(
+            pb.SetCalendarYearRequest(
+                calendar_year=pb.CalendarYear(
+                    year=2031, days=[pb.CalendarDay(date="2031-01-06", kind=pb.DAY_KIND_WORKDAY)]
+                )
+            ),
+            metadata=admin,
+        )
+    assert weekday.value.code() == grpc.StatusCode.INVALID_ARGUMENT

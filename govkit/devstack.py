@@ -94,6 +94,8 @@ class Stack:
     nats_url: str = ""
     addrs: dict[str, str] = field(default_factory=dict)
     gateway_url: str = ""
+    # The environment each service was started with, to start more replicas of it.
+    service_envs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -152,6 +154,7 @@ class Stack:
         addr = f"127.0.0.1:{port}"
         wait_serving(addr, 30, proc.popen)
         self.addrs[name or service] = addr
+        self.service_envs[name or service] = dict(env)
         return proc
 
     def start_gateway(self, port: int | None = None, env: dict[str, str] | None = None) -> Proc:

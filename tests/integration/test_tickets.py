@@ -14,6 +14,7 @@ from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
 from gov.tickets.v1 import events_pb2
 from gov.tickets.v1 import tickets_pb2 as pb
 from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub
+from govkit.crashpoint import CRASH_EXIT_CODE
 from govkit.devstack import Stack
 from govkit.events import parse_event, unpack_payload
 from tests.support.identity import IdentityClient, md
@@ -485,12 +486,10 @@ async def test_dispute_resolves_with_a_mediation_outcome_and_statistics_add_up(
 
 
 async def test_overdue_is_announced_once_and_the_rule_escalates(
-    desk: Desk, tickets: TicketsServiceStub, identity: IdentityClient, stack: Stack, databases
+    desk: Desk, tickets: TicketsServiceStub, identity: IdentityClient, stack: Stack
 ) -> None:
     """Two tickets replicas sweep the same database: each breach is announced exactly once."""
-    from tests.conftest import tickets_env_for
-
-    second = stack.start_service("tickets", tickets_env_for(databases.url("tickets")), name="tickets-2")
+    second = stack.start_service("tickets", stack.service_envs["tickets"], name="tickets-2")
     try:
         fast = await make_category(
             tickets,
@@ -549,3 +548,39 @@ async def test_working_hour_deadlines_follow_the_loaded_calendar(
             metadata=admin,
         )
     assert weekday.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize("point", ["tickets.transition.before_commit", "tickets.transition.after_commit"])
+async def test_killed_mid_transition_loses_no_committed_transition_and_no_event(
+    desk: Desk, tickets: TicketsServiceStub, stack: Stack, point: str
+) -> None:
+    """A replica dies (os._exit, like kill -9) inside a transition: either all of it stays or none."""
+    t = await desk.report()
+    doomed = stack.start_service(
+        "tickets", {**stack.service_envs["tickets"], "GOV_CRASHPOINT": point}, name="tickets-doomed"
+    )
+    try:
+        async with grpc.aio.insecure_channel(stack.addrs["tickets-doomed"]) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as cut:
+                await TicketsServiceStub(channel).TransitionTicket(
+                    pb.TransitionTicketRequest(name=t.name, action=pb.ACTION_ACCEPT),
+                    metadata=desk.person("dispatcher").md,
+                )
+        assert cut.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert doomed.popen.wait(10) == CRASH_EXIT_CODE
+    finally:
+        stack.stop_proc(doomed)
+    now = await tickets.GetTicket(pb.GetTicketRequest(name=t.name), metadata=desk.person("dispatcher").md)
+    entries = [e.action for e in await desk.timeline(t)]
+    # The surviving replica's relay publishes whatever the dead one committed.
+    events = await wait_events(stack.nats_url, t.name, 2, within=5)
+    if point.endswith("before_commit"):
+        assert now.state == pb.TICKET_STATE_SUBMITTED
+        assert entries == [pb.ACTION_SUBMIT]
+        assert events == ["tickets.v1.ticket.created"]
+        # Nothing half-done stands in the way of doing it again.
+        assert (await desk.act("dispatcher", t, pb.ACTION_ACCEPT)).state == pb.TICKET_STATE_ACCEPTED
+    else:
+        assert now.state == pb.TICKET_STATE_ACCEPTED
+        assert entries == [pb.ACTION_SUBMIT, pb.ACTION_ACCEPT]
+        assert events == ["tickets.v1.ticket.created", "tickets.v1.ticket.accepted"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import datetime as dt
 
 import pytest
@@ -138,7 +140,7 @@ def test_outside_scope_is_refused(actor: Actor, command: Command) -> None:
 def test_illegal_transitions_are_refused_and_change_nothing() -> None:
     ticket = new_ticket()
     # Steps the dispatcher may take, but not on a ticket nobody has accepted yet.
-    for command in (WHISTLE, Command(Action.CLOSE), Command(Action.ESCALATE, reason="x")):
+    for command in (WHISTLE, Command(Action.CLOSE)):
         with pytest.raises(FailedPrecondition, match="submitted"):
             apply(ticket, command, DISPATCHER, NOW)
     # Steps that are not the dispatcher's at all.
@@ -157,3 +159,14 @@ def test_illegal_transitions_are_refused_and_change_nothing() -> None:
         apply(acked, Command(Action.START), RAPID_RESPONSE, NOW)
     with pytest.raises(InvalidArgument):
         apply(ticket, Command(Action.RATE, rating=9), RESIDENT, NOW)
+
+
+def test_the_system_only_escalates_and_an_escalated_ticket_goes_no_higher() -> None:
+    system = Actor("system", "system")
+    escalated, entry = apply(new_ticket(), Command(Action.ESCALATE, reason="deadline passed"), system, NOW)
+    assert (escalated.state, entry.actor) == (State.ESCALATED, "system")
+    with pytest.raises(PermissionDenied):
+        apply(new_ticket(), Command(Action.ACCEPT), system, NOW)
+    district_owned = dataclasses.replace(new_ticket(), state=State.ACCEPTED, escalated=True)
+    with pytest.raises(FailedPrecondition, match="already the district"):
+        apply(district_owned, Command(Action.ESCALATE, reason="x"), Actor("users/d", "leader", "yuhu"), NOW)

@@ -110,13 +110,26 @@ class WorkingCalendar:
 
 
 def parse_days(text: str) -> list[tuple[dt.date, str, str]]:
-    """Read a `date,kind,name` CSV (kind: holiday or workday); every bad line is reported."""
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip().lower() for h in next(reader, [])]
+    """Read a `date,kind,name` CSV (kind: holiday or workday; `#` starts a comment line).
+
+    Every bad line is reported.
+    """
+    # `#` lines are comments (where the list came from, who checked it); blanked, not removed,
+    # so reported line numbers stay those of the file.
+    lines = ["" if line.lstrip().startswith("#") else line for line in text.lstrip("\ufeff").splitlines()]
+    reader = csv.reader(io.StringIO("\n".join(lines)))
+    header: list[str] = []
+    for row in reader:
+        if any(cell.strip() for cell in row):
+            header = [h.strip().lower() for h in row]
+            break
     if header[:2] != ["date", "kind"]:
-        raise InvalidArgument("line 1: the header must start with date,kind", field="calendar")
+        raise InvalidArgument(
+            f"line {reader.line_num}: the header must start with date,kind", field="calendar"
+        )
     rows, errors = [], []
-    for line, row in enumerate(reader, start=2):
+    for row in reader:
+        line = reader.line_num
         if not any(cell.strip() for cell in row):
             continue
         try:

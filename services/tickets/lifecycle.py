@@ -251,7 +251,10 @@ def apply(
             changes.update(units={}, lead_unit="")
         case Action.ACCEPT_ESCALATION:
             changes["escalated"] = True
+        case Action.START:
+            unit = actor.unit
         case Action.RESOLVE:
+            unit = actor.unit
             changes["resolved_at"] = now
         case Action.RATE:
             changes["rating"] = command.rating

@@ -55,16 +55,8 @@ Metadata = tuple[tuple[str, str], ...]
 # ------------------------------------------------------------------------------- calendar files
 
 
-def without_comments(text: str) -> str:
-    """The CSV without the `#` comment lines at its top (parse_days wants the header first)."""
-    lines = text.lstrip("\ufeff").splitlines(keepends=True)
-    while lines and lines[0].lstrip().startswith("#"):
-        lines.pop(0)
-    return "".join(lines)
-
-
 def holiday_days(year: int) -> list[tuple[dt.date, str, str]]:
-    return parse_days(without_comments((HOLIDAYS_DIR / f"{year}.csv").read_text(encoding="utf-8")))
+    return parse_days((HOLIDAYS_DIR / f"{year}.csv").read_text(encoding="utf-8"))
 
 
 def calendar_years() -> list[int]:
@@ -510,6 +502,9 @@ def main() -> int:
         return 2
     except RuntimeError as exc:
         sys.stderr.write(f"seed_demo: {exc}\n")
+        return 1
+    except grpc.aio.AioRpcError as exc:
+        sys.stderr.write(f"seed_demo: {exc.code().name}: {exc.details()}\n")
         return 1
     return 0
 

@@ -7,11 +7,15 @@ import re
 from govkit.errors import InvalidArgument
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Free text (descriptions, notes) may break lines and use tabs; other control characters not.
+_CONTROL_EXCEPT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PHONE_SEPARATORS = re.compile(r"[\s\-()]")
 _MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
 
 
-def text(value: str, field: str, *, max_len: int, min_len: int = 1, required: bool = True) -> str:
+def text(
+    value: str, field: str, *, max_len: int, min_len: int = 1, required: bool = True, multiline: bool = False
+) -> str:
     value = value.strip()
     if not value:
         if required:
@@ -21,7 +25,7 @@ def text(value: str, field: str, *, max_len: int, min_len: int = 1, required: bo
         raise InvalidArgument(f"must be at least {min_len} characters", field=field)
     if len(value) > max_len:
         raise InvalidArgument(f"must be at most {max_len} characters", field=field)
-    if _CONTROL.search(value):
+    if (_CONTROL_EXCEPT_LINES if multiline else _CONTROL).search(value):
         raise InvalidArgument("must not contain control characters", field=field)
     return value
 

@@ -223,7 +223,7 @@ class CatalogueFlows:
             row.group_name = validation.text(c.group, "category.group", max_len=64)
         if "description" in fields:
             row.description = validation.text(
-                c.description, "category.description", max_len=2000, required=False
+                c.description, "category.description", max_len=2000, required=False, multiline=True
             )
         if "keywords" in fields:
             if len(c.keywords) > 30:

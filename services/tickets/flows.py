@@ -331,7 +331,9 @@ class TicketFlows:
             raise InvalidArgument(f"categories/{code} takes no new tickets", field="ticket.category")
         source = convert.name_of(pb.TicketSource, t.source, "ticket.source", required=False) or "resident"
         title = validation.text(t.title, "ticket.title", max_len=200, required=False) or category.display_name
-        description = validation.text(t.description, "ticket.description", max_len=4000, required=False)
+        description = validation.text(
+            t.description, "ticket.description", max_len=4000, required=False, multiline=True
+        )
         media = _media(t.media_uris, "ticket.media_uris")
         values = check_values(convert.definitions(category), [(a.code, list(a.values)) for a in t.attributes])
         contact_name = validation.text(
@@ -553,7 +555,7 @@ class TicketFlows:
             lead = suggested
         return lifecycle.Command(
             action=action,
-            note=validation.text(r.note, "note", max_len=2000, required=False),
+            note=validation.text(r.note, "note", max_len=2000, required=False, multiline=True),
             lead_unit=lead,
             assisting_units=tuple(code_of(u, "units", "assisting_units") for u in r.assisting_units),
             rating=r.score if action == Action.RATE else None,
@@ -631,7 +633,7 @@ class TicketFlows:
         action = Action(action_name)
         unit = code_of(r.unit, "units", "unit") if r.unit else ""
         resolution_media = _media(r.media_uris, "media_uris") if action == Action.RESOLVE else []
-        comment = validation.text(r.comment, "comment", max_len=1000, required=False)
+        comment = validation.text(r.comment, "comment", max_len=1000, required=False, multiline=True)
         outcome = convert.name_of(
             pb.MediationOutcome, r.mediation_outcome, "mediation_outcome", required=False
         )

@@ -342,8 +342,8 @@ async def test_post_then_get_in_json_and_xml(
     assert found["service_request_id"] == request_id and found["status"] == "open"
     assert found["status_notes"] == "received, waiting to be screened"
     assert found["service_code"] == service_code and found["service_name"] == "路灯不亮"
-    # Line breaks become spaces: the tickets service takes one-line descriptions.
-    assert found["description"] == "路灯不亮 <b>&</b> 已经两天了"
+    # Markup is text, and the line break survives the round trip.
+    assert found["description"] == "路灯不亮 <b>&</b>\n已经两天了"
     assert found["address"] == "窑湾路 3 号" and found["address_id"] is None and found["zipcode"] is None
     assert found["lat"] == pytest.approx(lat) and found["long"] == pytest.approx(lng)
     assert found["media_url"] == "https://img.example.org/lamp.jpg"

@@ -224,7 +224,17 @@ class TicketFlows:
             )
         if not t.node:
             raise InvalidArgument("is required with an address-only location", field="ticket.node")
-        return validate_path(t.node, field="ticket.node", allow_global=False), None, None, None
+        path = validate_path(t.node, field="ticket.node", allow_global=False)
+        node = await self._ask_blocks(
+            principal,
+            "GetNode",
+            blocks_pb2.GetNodeRequest(name=f"nodes/{path}"),
+            f"no node {path}",
+            "ticket.node",
+        )
+        if node.state == blocks_pb2.NODE_STATE_RETIRED:
+            raise InvalidArgument(f"{path} is retired and takes no new reports", field="ticket.node")
+        return path, None, None, None
 
     async def _ask_blocks(self, principal: Principal, method: str, request, not_found: str, field: str):  # type: ignore[no-untyped-def]
         if self.blocks is None:

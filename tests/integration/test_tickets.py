@@ -379,9 +379,13 @@ async def test_bad_reports_are_refused_with_the_field_named(desk: Desk, tickets:
     address_only = new_ticket(desk.world)
     address_only.location.has_point = False
     assert "ticket.node" in (await refused(address_only)).details()
+    address_only.node = f"{desk.world.street}/no-such-community"
+    err = await refused(address_only)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "ticket.node" in err.details()
     address_only.node = desk.world.street
+    address_only.description = "路灯不亮\n已经两天了"  # free text keeps its line breaks
     t = await tickets.CreateTicket(pb.CreateTicketRequest(ticket=address_only), metadata=resident)
-    assert t.node == desk.world.street
+    assert (t.node, t.description) == (desk.world.street, "路灯不亮\n已经两天了")
     # Patrol reports come from staff only.
     patrol = new_ticket(desk.world, source=pb.TICKET_SOURCE_PATROL)
     assert (await refused(patrol)).code() == grpc.StatusCode.PERMISSION_DENIED

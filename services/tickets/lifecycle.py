@@ -167,7 +167,7 @@ def _check_actor(
         if (
             actor.subject != ticket.reporter
             and not _dispatcher_of(ticket, actor)
-            and not (actor.role == "governor" and covers(actor.scope, ticket.node))
+            and not (actor.role in ("governor", "assistant") and covers(actor.scope, ticket.node))
         ):
             raise PermissionDenied("only the reporter, or staff recording the reporter's rating, may rate")
     elif a == Action.REOPEN:

@@ -588,3 +588,56 @@ async def test_killed_mid_transition_loses_no_committed_transition_and_no_event(
         assert now.state == pb.TICKET_STATE_ACCEPTED
         assert entries == [pb.ACTION_SUBMIT, pb.ACTION_ACCEPT]
         assert events == ["tickets.v1.ticket.created", "tickets.v1.ticket.accepted"]
+
+
+async def test_the_hotline_files_for_a_caller_and_follows_its_own_reports(
+    desk: Desk, tickets: TicketsServiceStub, identity: IdentityClient
+) -> None:
+    from gov.identity.v1 import identity_pb2 as ipb
+
+    created = await identity.stub.CreateServiceAccount(
+        ipb.CreateServiceAccountRequest(service_account=ipb.ServiceAccount(display_name="12345 热线")),
+        metadata=md(identity.admin_token),
+    )
+    token = (
+        await identity.stub.IssueServiceToken(
+            ipb.IssueServiceTokenRequest(
+                client_id=created.service_account.client_id, client_secret=created.client_secret
+            )
+        )
+    ).access_token
+    hotline = md(token)
+    ticket = new_ticket(
+        desk.world,
+        source=pb.TICKET_SOURCE_HOTLINE,
+        contact=pb.Contact(display_name="王女士", phone="138-0731-2345"),
+    )
+    t = await tickets.CreateTicket(
+        pb.CreateTicketRequest(ticket=ticket, request_id="12345-20261123-0042"), metadata=hotline
+    )
+    assert t.reporter == created.service_account.name
+    assert (t.source, t.contact.display_name, t.contact.phone) == (
+        pb.TICKET_SOURCE_HOTLINE,
+        "王女士",
+        "+8613807312345",
+    )
+    # The dispatcher sees who to call back; the hotline follows the ticket it filed, and only that.
+    seen = await tickets.GetTicket(pb.GetTicketRequest(name=t.name), metadata=desk.person("dispatcher").md)
+    assert seen.contact.phone == "+8613807312345"
+    listed = await tickets.ListTickets(pb.ListTicketsRequest(), metadata=hotline)
+    assert [x.name for x in listed.tickets] == [t.name]
+    # A resident cannot pose as the hotline.
+    with pytest.raises(grpc.aio.AioRpcError) as posing:
+        await desk.report(source=pb.TICKET_SOURCE_HOTLINE)
+    assert posing.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    # The hotline records the caller's rating once the work is done.
+    await desk.act("dispatcher", t, pb.ACTION_ACCEPT)
+    await desk.act("dispatcher", t, pb.ACTION_DISPATCH)
+    await desk.act("unit:lead", t, pb.ACTION_ACKNOWLEDGE)
+    await desk.act("unit:lead", t, pb.ACTION_START)
+    await desk.act("unit:lead", t, pb.ACTION_RESOLVE, note="已修复")
+    rated = await tickets.TransitionTicket(
+        pb.TransitionTicketRequest(name=t.name, action=pb.ACTION_RATE, score=4, comment="回访满意"),
+        metadata=hotline,
+    )
+    assert rated.rating.recorded_by == created.service_account.name

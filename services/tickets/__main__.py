@@ -1,4 +1,4 @@
-"""`python -m services.tickets serve|migrate|load-calendar FILE`."""
+"""`python -m services.tickets serve|migrate|load-calendar YEAR FILE|rebuild-statistics`."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from govkit.auth.tokens import GrpcJwksSource, TokenVerifier
 from govkit.db import Database
 from govkit.errors import DomainError
 from govkit.grpc_server import ServiceDefinition, ServiceRuntime, serve
+from services.tickets import statistics
 from services.tickets.calendar import parse_days
 from services.tickets.catalogue import CalendarStore, CatalogueFlows
 from services.tickets.flows import Settings, TicketFlows
@@ -102,6 +103,16 @@ async def _load_calendar(settings: TicketsSettings, year: int, text: str) -> int
     return 0
 
 
+async def _rebuild_statistics(settings: TicketsSettings) -> int:
+    db = Database(settings.database_url)
+    try:
+        tickets = await statistics.rebuild(db)
+    finally:
+        await db.close()
+    print(f"statistics rebuilt from {tickets} tickets")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.tickets")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     cal.add_argument("year", type=int)
     cal.add_argument("file", type=Path)
+    sub.add_parser(
+        "rebuild-statistics",
+        help="recompute the districts' monthly sums from the tickets (after a bulk load)",
+    )
     args = parser.parse_args(argv)
     settings = config.load(TicketsSettings)
     if args.command == "migrate":
@@ -119,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "load-calendar":
         return asyncio.run(_load_calendar(settings, args.year, args.file.read_text(encoding="utf-8")))
+    if args.command == "rebuild-statistics":
+        return asyncio.run(_rebuild_statistics(settings))
     asyncio.run(serve(definition(settings)))
     return 0
 

@@ -28,7 +28,7 @@ from govkit.crashpoint import crashpoint
 from govkit.db import Database, new_id, utcnow
 from govkit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable
 from govkit.sqlpaths import within
-from services.tickets import convert, facts, lifecycle
+from services.tickets import convert, facts, lifecycle, statistics
 from services.tickets.access import Viewer
 from services.tickets.attributes import check_values
 from services.tickets.calendar import WorkingCalendar, deadline
@@ -100,11 +100,12 @@ def deadlines(
     )
 
 
-def street_and_district(node: str) -> tuple[str, str]:
+def levels(node: str) -> tuple[str, str, str]:
+    """(district, street, community) of a node; community is "" for a street."""
     codes = node.split("/")
     if len(codes) < 2:
         raise InvalidArgument("must be a street or a node below one", field="ticket.node")
-    return "/".join(codes[:2]), codes[0]
+    return codes[0], "/".join(codes[:2]), "/".join(codes[:3]) if len(codes) > 2 else ""
 
 
 def domain_ticket(row: Ticket, units: Sequence[TicketUnit]) -> lifecycle.Ticket:
@@ -356,7 +357,7 @@ class TicketFlows:
         )
         address = validation.text(t.location.address, "ticket.location.address", max_len=300, required=False)
         node, lat, lng, household = await self._locate(principal, t)
-        street, district = street_and_district(node)
+        district, street, community = levels(node)
         viewer = await self.viewer(principal)
         self._check_source(viewer, source, node)
         calendar = await self.calendar.get()
@@ -378,6 +379,7 @@ class TicketFlows:
             node=node,
             street=street,
             district=district,
+            community=community,
             reporter=principal.subject,
             contact_name=contact_name,
             contact_phone=contact_phone,
@@ -409,6 +411,7 @@ class TicketFlows:
                 )
                 session.add(row)
                 await session.flush()
+                await statistics.record(session, None, statistics.contribution(row))
                 await append_entry(
                     session,
                     row.id,
@@ -656,6 +659,7 @@ class TicketFlows:
             units = await load_units(session, ticket_id)
             if not viewer.can_see(row, [u.unit for u in units]):
                 raise PermissionDenied("the ticket is outside the caller's scope")
+            counted = statistics.contribution(row)
             command = self._command(r, action, row.suggested_unit)
             if action == Action.DISPATCH and command.lead_unit:
                 await self._check_dispatch(session, row, command)
@@ -686,6 +690,7 @@ class TicketFlows:
             row.update_time = now
             facts.refresh(row)
             await session.flush()
+            await statistics.record(session, counted, statistics.contribution(row))
             units = await load_units(session, ticket_id)
             timeline = await append_entry(
                 session,

@@ -95,6 +95,7 @@ class Ticket(Base):
     node: Mapped[str] = mapped_column(String(300))
     street: Mapped[str] = mapped_column(String(100))
     district: Mapped[str] = mapped_column(String(40))
+    community: Mapped[str] = mapped_column(String(200))  # "" when reported at street level
     reporter: Mapped[str] = mapped_column(String(60))
     contact_name: Mapped[str] = mapped_column(String(64))
     contact_phone: Mapped[str] = mapped_column(String(20))
@@ -132,6 +133,11 @@ class Ticket(Base):
     __table_args__ = (
         Index("ix_tickets_create", "create_time", "id"),
         Index("ix_tickets_node_create", "node", "create_time"),
+        # Statistics below district level: equality on the node's level, then the period.
+        Index("ix_tickets_street_create", "street", "create_time"),
+        Index("ix_tickets_community_create", "community", "create_time"),
+        Index("ix_tickets_district_create", "district", "create_time"),
+        Index("ix_tickets_lead_unit_create", "lead_unit", "create_time"),
         Index("ix_tickets_reporter_create", "reporter", "create_time"),
         Index("ix_tickets_category_create", "category", "create_time"),
         # The sweeper's two questions: open tickets past either deadline.
@@ -197,3 +203,50 @@ class CalendarYear(Base):
 
     year: Mapped[int] = mapped_column(Integer, primary_key=True)
     update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class MonthStats(Base):
+    """A district's tickets per reporting month (China Standard Time), category and lead unit.
+
+    Kept in step with every ticket change (the change's difference is added in the same
+    transaction), so a district's figures for whole months are a sum over a few thousand rows
+    however many tickets there are.
+    """
+
+    __tablename__ = "month_stats"
+
+    district: Mapped[str] = mapped_column(String(40), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # YYYY-MM
+    category: Mapped[str] = mapped_column(String(40), primary_key=True)
+    lead_unit: Mapped[str] = mapped_column(String(40), primary_key=True)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    submitted: Mapped[int] = mapped_column(Integer, default=0)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    merged: Mapped[int] = mapped_column(Integer, default=0)
+    escalated: Mapped[int] = mapped_column(Integer, default=0)
+    dispatched: Mapped[int] = mapped_column(Integer, default=0)
+    in_progress: Mapped[int] = mapped_column(Integer, default=0)
+    resolved: Mapped[int] = mapped_column(Integer, default=0)
+    closed: Mapped[int] = mapped_column(Integer, default=0)
+    on_time: Mapped[int] = mapped_column(Integer, default=0)
+    same_day: Mapped[int] = mapped_column(Integer, default=0)
+    rated: Mapped[int] = mapped_column(Integer, default=0)
+    satisfied: Mapped[int] = mapped_column(Integer, default=0)
+    mediated: Mapped[int] = mapped_column(Integer, default=0)
+    settled: Mapped[int] = mapped_column(Integer, default=0)
+    overdue: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MonthBuckets(Base):
+    """Histograms of time to acknowledge / resolve, with the keys of MonthStats."""
+
+    __tablename__ = "month_buckets"
+
+    district: Mapped[str] = mapped_column(String(40), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    category: Mapped[str] = mapped_column(String(40), primary_key=True)
+    lead_unit: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(12), primary_key=True)  # acknowledge | resolve
+    bucket: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)

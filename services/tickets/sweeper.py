@@ -19,7 +19,7 @@ from govkit.db import Database, utcnow
 from govkit.errors import FailedPrecondition, PermissionDenied
 from govkit.protobuf import timestamp
 from govkit.telemetry import meter
-from services.tickets import convert, facts, lifecycle
+from services.tickets import convert, facts, lifecycle, statistics
 from services.tickets.catalogue import emit
 from services.tickets.flows import OPEN_STATES, announce, append_entry, domain_ticket, load_units
 from services.tickets.models import Breach, Category, Ticket, TicketUnit
@@ -83,12 +83,14 @@ class Sweeper:
                 row = await session.get(Ticket, ticket_id, with_for_update=True)
                 if row is None or not _still_breached(row, kind, deadline):
                     raise _AlreadyHandled
+                counted = statistics.contribution(row)
                 if kind == "acknowledge":
                     row.acknowledge_overdue = True
                 else:
                     row.resolve_overdue = True
                 row.update_time = now
                 escalated = await self._escalate_if_ruled(session, row, kind, now)
+                await statistics.record(session, counted, statistics.contribution(row))
                 units = await load_units(session, ticket_id)
                 await emit(
                     session,

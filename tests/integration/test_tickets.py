@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator
 
 import grpc
@@ -17,6 +18,7 @@ from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub
 from govkit.crashpoint import CRASH_EXIT_CODE
 from govkit.devstack import Stack
 from govkit.events import parse_event, unpack_payload
+from govkit.protobuf import timestamp
 from tests.support.identity import IdentityClient, md
 from tests.support.tickets import Person, World, make_category, make_world, new_ticket, seconds
 
@@ -93,6 +95,28 @@ class Desk:
         return f"units/{self.world.units[key]}"
 
 
+async def assert_district_sums_agree(desk: Desk) -> pb.TicketStatistics:
+    """A district's figures come from its monthly sums, a street's from its tickets: in a world
+    whose district has one street, they must be the same, for whole months and for any period."""
+    md_ = desk.person("district").md
+
+    async def stats(node: str, **period: object) -> pb.TicketStatistics:
+        return await desk.stub.GetTicketStatistics(
+            pb.GetTicketStatisticsRequest(node=node, **period),  # type: ignore[arg-type]
+            metadata=md_,
+        )
+
+    street = await stats(desk.world.street)
+    assert await stats(desk.world.district) == street
+    now = dt.datetime.now(dt.UTC)
+    period = {
+        "start_time": timestamp(now - dt.timedelta(days=400)),
+        "end_time": timestamp(now + dt.timedelta(hours=1)),
+    }
+    assert await stats(desk.world.district, **period) == await stats(desk.world.street, **period) == street
+    return street
+
+
 @pytest.fixture
 def desk(tickets: TicketsServiceStub, world: World) -> Desk:
     return Desk(tickets, world)
@@ -151,6 +175,9 @@ async def test_whistle_two_units_acknowledge_resolve_rate_close(desk: Desk, stac
     )
     t = await desk.act("dispatcher", t, pb.ACTION_CLOSE)
     assert t.state == pb.TICKET_STATE_CLOSED
+    figures = await assert_district_sums_agree(desk)
+    assert (figures.total, figures.completed, figures.rated, figures.satisfied) == (1, 1, 1, 1)
+    assert figures.HasField("median_time_to_acknowledge") and figures.HasField("p90_time_to_resolve")
 
     entries = await desk.timeline(t)
     assert [pb.Action.Name(e.action) for e in entries] == [
@@ -317,6 +344,8 @@ async def test_supervisor_reopens_and_reporter_reopens_only_when_dissatisfied(de
     with pytest.raises(grpc.aio.AioRpcError) as stranger:
         await desk.act("resident", other, pb.ACTION_REOPEN, reason="x")
     assert stranger.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    figures = await assert_district_sums_agree(desk)  # reopening takes completions back out
+    assert (figures.total, figures.completed, figures.rated) == (3, 1, 0)
 
 
 async def test_refused_transitions_change_nothing(desk: Desk, tickets: TicketsServiceStub) -> None:
@@ -487,6 +516,7 @@ async def test_dispute_resolves_with_a_mediation_outcome_and_statistics_add_up(
         )
     assert outside.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert open_one.state == pb.TICKET_STATE_SUBMITTED
+    assert (await assert_district_sums_agree(desk)).total == 3
 
 
 async def test_overdue_is_announced_once_and_the_rule_escalates(
@@ -514,6 +544,7 @@ async def test_overdue_is_announced_once_and_the_rule_escalates(
             )
             assert now.acknowledge_overdue and now.resolve_overdue
             assert now.state == pb.TICKET_STATE_ESCALATED
+        assert (await assert_district_sums_agree(desk)).overdue == 3
         listed = await tickets.ListTickets(
             pb.ListTicketsRequest(overdue_only=True, category=f"categories/{fast}"),
             metadata=desk.person("dispatcher").md,

@@ -69,6 +69,44 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_categories_group_name"), ["group_name"], unique=False)
 
     op.create_table(
+        "month_buckets",
+        sa.Column("district", sa.String(length=40), nullable=False),
+        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("category", sa.String(length=40), nullable=False),
+        sa.Column("lead_unit", sa.String(length=40), nullable=False),
+        sa.Column("kind", sa.String(length=12), nullable=False),
+        sa.Column("bucket", sa.SmallInteger(), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "district", "month", "category", "lead_unit", "kind", "bucket", name=op.f("pk_month_buckets")
+        ),
+    )
+    op.create_table(
+        "month_stats",
+        sa.Column("district", sa.String(length=40), nullable=False),
+        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("category", sa.String(length=40), nullable=False),
+        sa.Column("lead_unit", sa.String(length=40), nullable=False),
+        sa.Column("total", sa.Integer(), nullable=False),
+        sa.Column("submitted", sa.Integer(), nullable=False),
+        sa.Column("accepted", sa.Integer(), nullable=False),
+        sa.Column("rejected", sa.Integer(), nullable=False),
+        sa.Column("merged", sa.Integer(), nullable=False),
+        sa.Column("escalated", sa.Integer(), nullable=False),
+        sa.Column("dispatched", sa.Integer(), nullable=False),
+        sa.Column("in_progress", sa.Integer(), nullable=False),
+        sa.Column("resolved", sa.Integer(), nullable=False),
+        sa.Column("closed", sa.Integer(), nullable=False),
+        sa.Column("on_time", sa.Integer(), nullable=False),
+        sa.Column("same_day", sa.Integer(), nullable=False),
+        sa.Column("rated", sa.Integer(), nullable=False),
+        sa.Column("satisfied", sa.Integer(), nullable=False),
+        sa.Column("mediated", sa.Integer(), nullable=False),
+        sa.Column("settled", sa.Integer(), nullable=False),
+        sa.Column("overdue", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("district", "month", "category", "lead_unit", name=op.f("pk_month_stats")),
+    )
+    op.create_table(
         "tickets",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("category", sa.String(length=40), nullable=False),
@@ -85,6 +123,7 @@ def upgrade() -> None:
         sa.Column("node", sa.String(length=300), nullable=False),
         sa.Column("street", sa.String(length=100), nullable=False),
         sa.Column("district", sa.String(length=40), nullable=False),
+        sa.Column("community", sa.String(length=200), nullable=False),
         sa.Column("reporter", sa.String(length=60), nullable=False),
         sa.Column("contact_name", sa.String(length=64), nullable=False),
         sa.Column("contact_phone", sa.String(length=20), nullable=False),
@@ -121,7 +160,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.create_index("ix_tickets_category_create", ["category", "create_time"], unique=False)
+        batch_op.create_index("ix_tickets_community_create", ["community", "create_time"], unique=False)
         batch_op.create_index("ix_tickets_create", ["create_time", "id"], unique=False)
+        batch_op.create_index("ix_tickets_district_create", ["district", "create_time"], unique=False)
+        batch_op.create_index("ix_tickets_lead_unit_create", ["lead_unit", "create_time"], unique=False)
         batch_op.create_index("ix_tickets_node_create", ["node", "create_time"], unique=False)
         batch_op.create_index("ix_tickets_reporter_create", ["reporter", "create_time"], unique=False)
         batch_op.create_index(
@@ -130,6 +172,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_tickets_state_resolve_deadline", ["state", "resolve_deadline"], unique=False
         )
+        batch_op.create_index("ix_tickets_street_create", ["street", "create_time"], unique=False)
 
     op.create_table(
         "units",
@@ -213,14 +256,20 @@ def downgrade() -> None:
 
     op.drop_table("units")
     with op.batch_alter_table("tickets", schema=None) as batch_op:
+        batch_op.drop_index("ix_tickets_street_create")
         batch_op.drop_index("ix_tickets_state_resolve_deadline")
         batch_op.drop_index("ix_tickets_state_ack_deadline")
         batch_op.drop_index("ix_tickets_reporter_create")
         batch_op.drop_index("ix_tickets_node_create")
+        batch_op.drop_index("ix_tickets_lead_unit_create")
+        batch_op.drop_index("ix_tickets_district_create")
         batch_op.drop_index("ix_tickets_create")
+        batch_op.drop_index("ix_tickets_community_create")
         batch_op.drop_index("ix_tickets_category_create")
 
     op.drop_table("tickets")
+    op.drop_table("month_stats")
+    op.drop_table("month_buckets")
     with op.batch_alter_table("categories", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_categories_group_name"))
 

@@ -26,58 +26,52 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import itertools
 import json
 import os
-import platform
 import secrets
 import shutil
 import sys
 import tempfile
 import textwrap
-import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
-import psutil
 
-from govkit.devstack import SERVICES, Stack
+from bench._stack import (
+    MACHINE,
+    OTHER,
+    POSTGRES,
+    REQUEST_TIMEOUT,
+    SHARED_CPU_NOTE,
+    Monitor,
+    StackFailed,
+    admin_token,
+    dead_processes,
+    machine_info,
+    monitor_for,
+    other_cpu_warnings,
+    percentile,
+    print_logs,
+    running_stack,
+)
+from bench._stack import fmt1 as _fmt
+from bench._stack import r1 as _r
+from govkit.devstack import Stack
 from services.identity.settings import IdentitySettings
 
-HOST = "127.0.0.1"
-PG_PORT = 5432
-PG_USER = "postgres"
-PG_ADMIN_DB = "test"
-
-ADMIN_LOGIN = "admin"
 USER_PASSWORD = "bench-" + secrets.token_urlsafe(12)
 SCOPE = "yuhu/wanlou"
 
 MAX_DURATION = 300.0  # seconds per phase
 MAX_CONCURRENCY = 256
-REQUEST_TIMEOUT = 30.0  # seconds per request
-SAMPLE_INTERVAL = 0.5  # seconds between RSS samples
 SETTLE_SECONDS = 2.0
 ERROR_BUDGET = 0.01  # a phase fails above 1% errors
-
-LOADGEN = "loadgen"  # this process: the HTTP clients
-POSTGRES = "postgres"  # the PostgreSQL server's processes (postgres backend only)
-OTHER = "other"  # everything else on the host: should be ~0, or a neighbour disturbed the run
-MACHINE = "machine"  # all CPUs, every process: shows whether the CPUs were saturated
-OTHER_CPU_WARNING = 15.0  # % of one core used by unrelated processes that makes a run suspect
-
-SHARED_CPU_NOTE = (
-    "The load generator runs on the same machine and shares its {cpus} CPU(s) with NATS, the services "
-    "and the gateway: the numbers are a lower bound on what the services do on their own cores."
-)
 
 
 def production_argon2() -> dict[str, int]:
@@ -91,14 +85,6 @@ def production_argon2() -> dict[str, int]:
 
 
 # ----------------------------------------------------------------------------- statistics
-
-
-def percentile(sorted_values: list[float], pct: float) -> float:
-    """Nearest-rank percentile of an ascending list (0 for an empty one)."""
-    if not sorted_values:
-        return 0.0
-    rank = max(1, -(-len(sorted_values) * pct // 100))  # ceil(n * pct / 100), at least 1
-    return sorted_values[int(rank) - 1]
 
 
 @dataclass
@@ -167,121 +153,6 @@ class PhaseResult:
             {"second": i, "requests": done[i], "errors": failed[i], "max_ms": round(slowest[i] * 1000, 1)}
             for i in range(seconds)
         ]
-
-
-# ----------------------------------------------------------------------------- process monitor
-
-
-def _vm_hwm_mib(pid: int) -> float | None:
-    """The kernel's peak-RSS high-water mark for a process (Linux only)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def _postgres_cpu_seconds() -> dict[int, float]:
-    """CPU seconds of each PostgreSQL server process on this host (read-only, by process name)."""
-    out = {}
-    for proc in psutil.process_iter(["name", "cpu_times"]):
-        times = proc.info.get("cpu_times")
-        if proc.info.get("name") in ("postgres", "postmaster") and times is not None:
-            out[proc.pid] = times.user + times.system
-    return out
-
-
-class Monitor:
-    """Samples RSS of each process every SAMPLE_INTERVAL seconds in a thread, keeping the max per phase.
-
-    A thread rather than an asyncio task, so that a busy event loop in the load generator does not
-    delay the samples. CPU use per phase comes from the processes' cumulative CPU times.
-    """
-
-    def __init__(self, pids: dict[str, int], *, watch_postgres: bool = False) -> None:
-        self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
-        self.watch_postgres = watch_postgres
-        self.peaks: dict[str, dict[str, float]] = {}
-        self.cpu: dict[str, dict[str, float]] = {}
-        self._phase = ""
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-        self._cpu_start: dict[str, float] = {}
-        self._t0 = 0.0
-
-    def rss_mib(self) -> dict[str, float]:
-        out = {}
-        for name, proc in self.procs.items():
-            with contextlib.suppress(psutil.Error):
-                out[name] = proc.memory_info().rss / (1024 * 1024)
-        return out
-
-    def hwm_mib(self) -> dict[str, float | None]:
-        return {name: _vm_hwm_mib(proc.pid) for name, proc in self.procs.items()}
-
-    def _cpu_seconds(self) -> dict[str, float]:
-        total = psutil.cpu_times()
-        busy = ("user", "nice", "system", "irq", "softirq")  # guest time is already inside user/nice
-        out = {MACHINE: sum(getattr(total, f, 0.0) for f in busy)}
-        for name, proc in self.procs.items():
-            with contextlib.suppress(psutil.Error):
-                t = proc.cpu_times()
-                out[name] = t.user + t.system
-        if self.watch_postgres:
-            out |= {f"pg:{pid}": used for pid, used in _postgres_cpu_seconds().items()}
-        return out
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.sample()
-            self._stop.wait(SAMPLE_INTERVAL)
-
-    def sample(self) -> None:
-        rss = self.rss_mib()
-        with self._lock:
-            if not self._phase:
-                return
-            peaks = self.peaks.setdefault(self._phase, {})
-            for name, value in rss.items():
-                peaks[name] = max(peaks.get(name, 0.0), value)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(5)
-
-    def begin(self, phase: str) -> None:
-        with self._lock:
-            self._phase = phase
-        self._cpu_start = self._cpu_seconds()
-        self._t0 = time.monotonic()
-        self.sample()
-
-    def end(self) -> None:
-        self.sample()
-        elapsed = max(time.monotonic() - self._t0, 1e-9)
-        now = self._cpu_seconds()
-        phase = self._phase
-        cpu = {
-            name: 100.0 * (now[name] - self._cpu_start[name]) / elapsed
-            for name in now
-            if name in self._cpu_start and not name.startswith("pg:")
-        }
-        if self.watch_postgres:
-            # Server processes started during the phase count from zero; ones that exited are missed.
-            used = sum(v - self._cpu_start.get(k, 0.0) for k, v in now.items() if k.startswith("pg:"))
-            cpu[POSTGRES] = 100.0 * used / elapsed
-        ours = sum(v for k, v in cpu.items() if k != MACHINE)
-        cpu[OTHER] = max(0.0, cpu[MACHINE] - ours)
-        self.cpu[phase] = cpu
-        with self._lock:
-            self._phase = ""
 
 
 # ----------------------------------------------------------------------------- load
@@ -371,15 +242,6 @@ async def run_phase(
     return result
 
 
-async def admin_token(base_url: str, password: str) -> str:
-    async with httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT, trust_env=False) as client:
-        response = await client.post(
-            "/api/v1/auth/token", data={"username": ADMIN_LOGIN, "password": password}
-        )
-        response.raise_for_status()
-        return response.json()["access_token"]
-
-
 async def create_users(base_url: str, token: str, count: int) -> list[str]:
     """Create `count` users (a few at a time: each one is an argon2 hash); returns their phones."""
     phones = [f"139{n:08d}" for n in range(10_000_001, 10_000_001 + count)]
@@ -457,39 +319,7 @@ async def run_load(
     return results
 
 
-# ----------------------------------------------------------------------------- PostgreSQL
-
-
-async def _pg_admin(sql: str) -> None:
-    conn = await asyncpg.connect(host=HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB, timeout=10)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def create_pg_database(service: str) -> tuple[str, str]:
-    name = f"gov_bench_{service}_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-    return name, f"postgresql+asyncpg://{PG_USER}@{HOST}:{PG_PORT}/{name}"
-
-
-def drop_pg_database(name: str) -> None:
-    try:
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    except Exception as exc:  # report, but never hide the benchmark's own outcome
-        print(f"warning: could not drop database {name}: {exc}", file=sys.stderr)
-
-
 # ----------------------------------------------------------------------------- report
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def build_report(
@@ -515,14 +345,7 @@ def build_report(
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "backend": args.backend,
-        "machine": {
-            "cpu_count": cpus,
-            "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus,
-            "cpu_model": cpu_model(),
-            "memory_mib": round(psutil.virtual_memory().total / (1024 * 1024)),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": machine_info(),
         "argon2": {**argon2, "production_defaults": argon2 == production_argon2()},
         "note": SHARED_CPU_NOTE.format(cpus=cpus),
         "phases": {name: r.summary() for name, r in results.items()},
@@ -531,21 +354,8 @@ def build_report(
             phase: {name: round(value, 1) for name, value in monitor.cpu.get(phase, {}).items()}
             for phase in results
         },
-        "warnings": [
-            f"processes outside the benchmark used {monitor.cpu[phase][OTHER]:.0f}% CPU during '{phase}': "
-            "another workload shared the machine, so this run's numbers are disturbed; rerun when it is quiet"
-            for phase in results
-            if monitor.cpu.get(phase, {}).get(OTHER, 0.0) > OTHER_CPU_WARNING
-        ],
+        "warnings": other_cpu_warnings(monitor, list(results)),
     }
-
-
-def _r(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -660,52 +470,39 @@ def main(argv: list[str] | None = None) -> int:
         "parallelism": args.argon2_parallelism,
     }
     tmp = Path(tempfile.mkdtemp(prefix="gov-bench-"))
-    base_env = {"GOV_LOG_LEVEL": "WARNING"}
-    if args.otel:
-        base_env |= {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"}
-    else:
-        base_env["OTEL_SDK_DISABLED"] = "true"
-    stack = Stack(tmp / "stack", base_env=base_env)
     admin_password = "Bench-" + secrets.token_urlsafe(16)
-    pg_dbs: list[str] = []
-    monitor: Monitor | None = None
+    identity_env = {
+        "GOV_SIGNING_KEY_PASSPHRASE": secrets.token_urlsafe(24),
+        # Set explicitly, so a GOV_ARGON2_* left in the shell cannot skew the result.
+        "GOV_ARGON2_TIME_COST": str(argon2["time_cost"]),
+        "GOV_ARGON2_MEMORY_KIB": str(argon2["memory_kib"]),
+        "GOV_ARGON2_PARALLELISM": str(argon2["parallelism"]),
+        # Tokens fetched before the `me` phase must outlive it; the TTL does not affect the cost.
+        "GOV_ACCESS_TOKEN_TTL_SECONDS": "3600",
+    }
     try:
-        identity_env = {
-            "GOV_SIGNING_KEY_PASSPHRASE": secrets.token_urlsafe(24),
-            # Set explicitly, so a GOV_ARGON2_* left in the shell cannot skew the result.
-            "GOV_ARGON2_TIME_COST": str(argon2["time_cost"]),
-            "GOV_ARGON2_MEMORY_KIB": str(argon2["memory_kib"]),
-            "GOV_ARGON2_PARALLELISM": str(argon2["parallelism"]),
-            # Tokens fetched before the `me` phase must outlive it; the TTL does not affect the cost.
-            "GOV_ACCESS_TOKEN_TTL_SECONDS": "3600",
-        }
-        print(f"starting stack in {tmp} (backend {args.backend}, services {', '.join(SERVICES)}) ...")
-        try:
-            stack.start_nats()
-            # Every service `make run` starts (the gateway needs them all to be ready), each with a
-            # fresh database of its own; only identity is under load.
-            for service in SERVICES:
-                if args.backend == "postgres":
-                    name, db_url = create_pg_database(service)
-                    pg_dbs.append(name)
-                else:
-                    db_url = f"sqlite+aiosqlite:///{tmp}/{service}.db"
-                env = {"GOV_DATABASE_URL": db_url, **(identity_env if service == "identity" else {})}
-                stack.run_command(service, "migrate", env)
-                if service == "identity":
-                    admin = {"ADMIN_LOGIN": ADMIN_LOGIN, "ADMIN_PASSWORD": admin_password}
-                    stack.run_command("identity", "create-admin", {**env, **admin})
-                stack.start_service(service, env)
-            stack.start_gateway()
-        except Exception as exc:
-            print(f"error: the stack did not start: {exc}", file=sys.stderr)
-            for proc in stack.procs:
-                print(f"--- {proc.name} log ---\n{proc.tail()}", file=sys.stderr)
-            return 2
+        # Every service `make run` starts (the gateway needs them all to be ready), each with a fresh
+        # database of its own; only identity is under load.
+        with running_stack(
+            tmp,
+            args.backend,
+            admin_password=admin_password,
+            service_env={"identity": identity_env},
+            otel=args.otel,
+        ) as stack:
+            return _measure(args, argon2, stack, admin_password)
+    except StackFailed:
+        return 2
+    finally:
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
-        pids = {proc.name: proc.popen.pid for proc in stack.procs}
-        pids[LOADGEN] = os.getpid()
-        monitor = Monitor(pids, watch_postgres=args.backend == "postgres")
+
+def _measure(args: argparse.Namespace, argon2: dict[str, int], stack: Stack, admin_password: str) -> int:
+    monitor = monitor_for(stack, args.backend)
+    try:
         time.sleep(SETTLE_SECONDS)
         rss_idle = monitor.rss_mib()
         monitor.start()
@@ -715,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(SETTLE_SECONDS)
         rss_after = monitor.rss_mib()
         hwm = monitor.hwm_mib()
-        dead = [p.name for p in stack.procs if p.popen.poll() is not None]
+        dead = dead_processes(stack)
 
         report = build_report(args, argon2, results, monitor, rss_idle, rss_after, hwm)
         print_report(report)
@@ -728,23 +525,14 @@ def main(argv: list[str] | None = None) -> int:
         for name in dead:
             print(f"error: {name} exited during the benchmark", file=sys.stderr)
         if failed_phases or dead:
-            for proc in stack.procs:
-                print(f"--- {proc.name} log (tail) ---\n{proc.tail()}", file=sys.stderr)
+            print_logs(stack, "log (tail)")
         if failed_phases:
             print(
                 f"FAILED: more than {ERROR_BUDGET:.0%} errors in {', '.join(failed_phases)}", file=sys.stderr
             )
         return 1 if failed_phases or dead else 0
     finally:
-        if monitor is not None:
-            monitor.close()
-        stack.stop()
-        for name in pg_dbs:
-            drop_pg_database(name)
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        monitor.close()
 
 
 if __name__ == "__main__":

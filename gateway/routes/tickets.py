@@ -75,6 +75,14 @@ UnitFilter = Annotated[
         description="Unit code: tickets dispatched to it",
     ),
 ]
+LeadUnitFilter = Annotated[
+    str,
+    Query(
+        max_length=CODE_MAX_LENGTH,
+        pattern=rf"^$|{CODE_PATTERN}",
+        description="Unit code: tickets it leads",
+    ),
+]
 StartTime = Annotated[dt.datetime | None, Query(description="RFC 3339; naive times are UTC")]
 EndTime = Annotated[dt.datetime | None, Query(description="RFC 3339, exclusive")]
 
@@ -415,7 +423,7 @@ async def ticket_statistics(
             examples=["yuhu.wanlou"],
         ),
     ],
-    unit: UnitFilter = "",
+    unit: LeadUnitFilter = "",
     category: CategoryFilter = "",
     start_time: StartTime = None,
     end_time: EndTime = None,

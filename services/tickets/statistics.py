@@ -26,7 +26,6 @@ from gov.tickets.v1 import tickets_pb2 as pb
 from govkit.auth.scopes import covers, validate_path
 from govkit.db import Database
 from govkit.errors import InvalidArgument, PermissionDenied
-from govkit.sqlpaths import within
 from services.tickets import convert, facts
 from services.tickets.access import Viewer
 from services.tickets.calendar import CHINA_STANDARD_TIME
@@ -261,11 +260,11 @@ class StatisticsFlows:
         category: str,
         unit: str,
     ) -> None:
+        # Equality on the node's own level uses its index; blocks are the tree's leaves (the blocks
+        # service fixes district/street/community/block by depth), so a block is its `node`.
         depth = node.count("/") + 1
-        level = {1: Ticket.district, 2: Ticket.street, 3: Ticket.community}.get(depth)
-        filters: list[ColumnElement[bool]] = [
-            level == node if level is not None else within(Ticket.node, node)
-        ]
+        level = {1: Ticket.district, 2: Ticket.street, 3: Ticket.community}.get(depth, Ticket.node)
+        filters: list[ColumnElement[bool]] = [level == node]
         if start is not None:
             filters.append(Ticket.create_time >= start)
         if end is not None:

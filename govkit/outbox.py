@@ -92,6 +92,9 @@ class OutboxRelay:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         while not self._stopping:
+            # Cleared before reading, not after: a commit that lands while this round publishes
+            # sets it again, so its event goes out next round instead of after a poll interval.
+            self._wake.clear()
             try:
                 published = await self.publish_pending()
                 if loop.time() - self._last_prune > 600:
@@ -103,7 +106,6 @@ class OutboxRelay:
                 log.exception("outbox relay round failed; retrying")
                 published = 0
             if published < self.batch_size:
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 

@@ -250,3 +250,16 @@ class MonthBuckets(Base):
     kind: Mapped[str] = mapped_column(String(12), primary_key=True)  # acknowledge | resolve
     bucket: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DistrictMonthBuckets(Base):
+    """The same histograms for the whole district and month, for the cockpit's commonest
+    question (no category or unit): a few hundred rows a month instead of tens of thousands."""
+
+    __tablename__ = "district_month_buckets"
+
+    district: Mapped[str] = mapped_column(String(40), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(12), primary_key=True)
+    bucket: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)

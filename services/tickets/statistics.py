@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import case, delete, func, insert, or_, select
+from sqlalchemy import case, delete, func, insert, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,13 +24,13 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from gov.tickets.v1 import tickets_pb2 as pb
 from govkit.auth.scopes import covers, validate_path
-from govkit.db import Database
+from govkit.db import Database, is_sqlite
 from govkit.errors import InvalidArgument, PermissionDenied
 from services.tickets import convert, facts
 from services.tickets.access import Viewer
 from services.tickets.calendar import CHINA_STANDARD_TIME
 from services.tickets.catalogue import code_of
-from services.tickets.models import MonthBuckets, MonthStats, Ticket
+from services.tickets.models import DistrictMonthBuckets, MonthBuckets, MonthStats, Ticket
 
 STATES = [v.name.removeprefix("TICKET_STATE_").lower() for v in pb.TicketState.DESCRIPTOR.values if v.number]
 FLAGS = ["on_time", "same_day", "rated", "satisfied", "mediated", "settled", "overdue"]
@@ -102,10 +102,16 @@ async def record(session: AsyncSession, before: Contribution | None, after: Cont
         changes = {name: n for name, n in delta.items() if n}
         if changes:
             await session.execute(_upsert(session, MonthStats, dict(zip(_KEY, key, strict=True)), changes))
+    district_buckets: Counter[tuple[str, str, str, int]] = Counter()
     for (key, kind, bucket), n in buckets.items():
         if n:
             keys = {**dict(zip(_KEY, key, strict=True)), "kind": kind, "bucket": bucket}
             await session.execute(_upsert(session, MonthBuckets, keys, {"count": n}))
+            district_buckets[(key[0], key[1], kind, bucket)] += n
+    for (district, month, kind, bucket), n in district_buckets.items():
+        if n:
+            keys = {"district": district, "month": month, "kind": kind, "bucket": bucket}
+            await session.execute(_upsert(session, DistrictMonthBuckets, keys, {"count": n}))
 
 
 async def rebuild(db: Database, batch: int = 20_000) -> int:
@@ -121,7 +127,11 @@ async def rebuild(db: Database, batch: int = 20_000) -> int:
             for kind, bucket in part.buckets:
                 buckets[(part.key, kind, bucket)] += 1
             seen += 1
+    district_buckets: Counter[tuple[str, str, str, int]] = Counter()
+    for (key, kind, bucket), n in buckets.items():
+        district_buckets[(key[0], key[1], kind, bucket)] += n
     async with db.transaction() as session:
+        await session.execute(delete(DistrictMonthBuckets))
         await session.execute(delete(MonthBuckets))
         await session.execute(delete(MonthStats))
         stats_rows = [
@@ -132,9 +142,21 @@ async def rebuild(db: Database, batch: int = 20_000) -> int:
             {**dict(zip(_KEY, key, strict=True)), "kind": kind, "bucket": bucket, "count": n}
             for (key, kind, bucket), n in buckets.items()
         ]
-        for rows, model in ((stats_rows, MonthStats), (bucket_rows, MonthBuckets)):
+        district_rows = [
+            {"district": d, "month": m, "kind": kind, "bucket": bucket, "count": n}
+            for (d, m, kind, bucket), n in district_buckets.items()
+        ]
+        for rows, model in (
+            (stats_rows, MonthStats),
+            (bucket_rows, MonthBuckets),
+            (district_rows, DistrictMonthBuckets),
+        ):
             for i in range(0, len(rows), batch):
                 await session.execute(insert(model), rows[i : i + batch])
+    # Fresh planner statistics for the new sums (SQLite otherwise walks a whole index for them).
+    async with db.transaction() as session:
+        tables = "" if is_sqlite(db.url) else " month_stats, month_buckets, district_month_buckets"
+        await session.execute(text(f"ANALYZE{tables}"))
     return seen
 
 
@@ -203,6 +225,10 @@ class StatisticsFlows:
             raise InvalidArgument("must be after start_time", field="end_time")
         tally = Tally()
         async with self.db.sessions() as session:
+            if session.bind.dialect.name == "postgresql":
+                # Plan each question for its own parameters: a cached generic plan guessed a
+                # district's histogram at 3,500 rows instead of 330,000 and ran 2.6x slower.
+                await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
             if "/" not in node:  # a district: whole months from the sums
                 months, edges = split_period(start, end)
                 if months is not None:
@@ -242,11 +268,12 @@ class StatisticsFlows:
             )
         ).one()
         tally.counts.update({c: int(v) for c, v in zip(COUNTERS, sums, strict=True)})
+        histograms = MonthBuckets if category or unit else DistrictMonthBuckets
         tally.add_buckets(
             await session.execute(
-                select(MonthBuckets.kind, MonthBuckets.bucket, func.sum(MonthBuckets.count))
-                .where(*where(MonthBuckets))
-                .group_by(MonthBuckets.kind, MonthBuckets.bucket)
+                select(histograms.kind, histograms.bucket, func.sum(histograms.count))
+                .where(*where(histograms))
+                .group_by(histograms.kind, histograms.bucket)
             )
         )
 

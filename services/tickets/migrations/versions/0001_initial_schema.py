@@ -69,6 +69,17 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_categories_group_name"), ["group_name"], unique=False)
 
     op.create_table(
+        "district_month_buckets",
+        sa.Column("district", sa.String(length=40), nullable=False),
+        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("kind", sa.String(length=12), nullable=False),
+        sa.Column("bucket", sa.SmallInteger(), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "district", "month", "kind", "bucket", name=op.f("pk_district_month_buckets")
+        ),
+    )
+    op.create_table(
         "month_buckets",
         sa.Column("district", sa.String(length=40), nullable=False),
         sa.Column("month", sa.String(length=7), nullable=False),
@@ -270,6 +281,7 @@ def downgrade() -> None:
     op.drop_table("tickets")
     op.drop_table("month_stats")
     op.drop_table("month_buckets")
+    op.drop_table("district_month_buckets")
     with op.batch_alter_table("categories", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_categories_group_name"))
 

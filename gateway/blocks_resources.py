@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 from enum import StrEnum
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from google.protobuf import timestamp_pb2
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
+from gateway.enums import ProtoEnums
 from gateway.problems import Problem
 from gateway.resources import time
 from gov.blocks.v1 import blocks_pb2 as pb
@@ -126,25 +127,9 @@ PROTO_ENUMS: dict[type[StrEnum], tuple[EnumTypeWrapper, str]] = {
     ImportKindName: (pb.ImportKind, "IMPORT_KIND"),
 }
 
-E = TypeVar("E", bound=StrEnum)
-
-
-def to_pb(value: StrEnum | None) -> int:
-    if value is None:
-        return 0
-    enum, prefix = PROTO_ENUMS[type(value)]
-    return enum.Value(f"{prefix}_{value.value.upper()}")
-
-
-def from_pb(cls: type[E], value: int) -> E | None:
-    """The JSON name of a protobuf enum value; None for unspecified (or a value newer than the gateway)."""
-    enum, prefix = PROTO_ENUMS[cls]
-    if value == 0:
-        return None
-    try:
-        return cls(enum.Name(value).removeprefix(f"{prefix}_").lower())
-    except ValueError:
-        return None
+_ENUMS = ProtoEnums(PROTO_ENUMS)
+to_pb = _ENUMS.to_pb
+from_pb = _ENUMS.from_pb
 
 
 # ----------------------------------------------------------------------------- field types

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from google.protobuf import duration_pb2
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
@@ -25,6 +25,7 @@ from gateway.blocks_resources import (
     NodePath,
     ref_of,
 )
+from gateway.enums import ProtoEnums
 from gateway.problems import Problem
 from gateway.resources import time
 from gov.tickets.v1 import tickets_pb2 as pb
@@ -202,25 +203,9 @@ PROTO_ENUMS: dict[type[StrEnum], tuple[EnumTypeWrapper, str]] = {
     DayKindName: (pb.DayKind, "DAY_KIND"),
 }
 
-E = TypeVar("E", bound=StrEnum)
-
-
-def to_pb(value: StrEnum | None) -> int:
-    if value is None:
-        return 0
-    enum, prefix = PROTO_ENUMS[type(value)]
-    return enum.Value(f"{prefix}_{value.value.upper()}")
-
-
-def from_pb(cls: type[E], value: int) -> E | None:
-    """The JSON name of a protobuf enum value; None for unspecified (or a value newer than the gateway)."""
-    enum, prefix = PROTO_ENUMS[cls]
-    if value == 0:
-        return None
-    try:
-        return cls(enum.Name(value).removeprefix(f"{prefix}_").lower())
-    except ValueError:
-        return None
+_ENUMS = ProtoEnums(PROTO_ENUMS)
+to_pb = _ENUMS.to_pb
+from_pb = _ENUMS.from_pb
 
 
 # ----------------------------------------------------------------------------- durations

@@ -26,7 +26,7 @@ from nats.js import JetStreamContext
 
 from govkit import bus
 from govkit.auth.principal import Principal, reset_principal, set_principal
-from govkit.auth.tokens import TokenVerifier, bearer_token
+from govkit.auth.tokens import GrpcJwksSource, TokenVerifier, bearer_token
 from govkit.config import ServiceSettings
 from govkit.consumer import ConsumerSpec, EventConsumer
 from govkit.db import Database
@@ -141,6 +141,17 @@ class ServiceDefinition:
     # Largest request accepted; services taking bulk files raise it.
     max_request_bytes: int = 8 * 1024 * 1024
     background: list[Callable[[ServiceRuntime], Awaitable[None]]] = field(default_factory=list)
+
+
+def identity_verifier(issuer: str) -> Callable[[ServiceRuntime], TokenVerifier]:
+    """How every service but identity checks tokens: with the keys identity publishes."""
+
+    def make(runtime: ServiceRuntime) -> TokenVerifier:
+        if runtime.identity_channel is None:
+            raise RuntimeError("GOV_IDENTITY_ADDR is required to verify tokens")
+        return TokenVerifier(GrpcJwksSource(runtime.identity_channel), issuer=issuer)
+
+    return make
 
 
 class ServiceRuntime:

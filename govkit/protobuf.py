@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 from google.protobuf import timestamp_pb2
+from google.protobuf.message import Message
+
+from govkit.errors import InvalidArgument
 
 
 def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -14,3 +18,27 @@ def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     out = timestamp_pb2.Timestamp()
     out.FromDatetime(value)
     return out
+
+
+def optional_time(message: Message, field: str) -> dt.datetime | None:
+    """A Timestamp field as an aware UTC datetime, or None when the caller left it unset."""
+    return getattr(message, field).ToDatetime(tzinfo=dt.UTC) if message.HasField(field) else None
+
+
+def period(message: Message) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The [start_time, end_time) of a request, either side open; INVALID_ARGUMENT if empty."""
+    start, end = optional_time(message, "start_time"), optional_time(message, "end_time")
+    if start is not None and end is not None and end <= start:
+        raise InvalidArgument("must be after start_time", field="end_time")
+    return start, end
+
+
+def update_paths(request: Message, allowed: Iterable[str]) -> list[str]:
+    """The update_mask's paths (AIP-134): required, and each one a field that may change."""
+    paths = list(request.update_mask.paths)  # type: ignore[attr-defined]
+    if not paths:
+        raise InvalidArgument("is required", field="update_mask")
+    bad = sorted(set(paths) - set(allowed))
+    if bad:
+        raise InvalidArgument(f"cannot update {', '.join(bad)}", field="update_mask")
+    return paths

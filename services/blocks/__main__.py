@@ -13,10 +13,9 @@ from gov.identity.v1 import identity_pb2_grpc
 from govkit import config, migrations
 from govkit.auth.principal import Binding, Principal
 from govkit.auth.roles import Role
-from govkit.auth.tokens import GrpcJwksSource, TokenVerifier
 from govkit.db import Database
 from govkit.errors import DomainError
-from govkit.grpc_server import ServiceDefinition, ServiceRuntime, serve
+from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verifier, serve
 from services.blocks.flows import BlocksFlows
 from services.blocks.grpc_api import SERVICE, BlocksServicer
 from services.blocks.households import HouseholdFlows
@@ -37,10 +36,6 @@ OPERATOR = Principal("system:import-command", (Binding(Role.ADMIN, "*"),))
 
 
 def definition(settings: BlocksSettings) -> ServiceDefinition:
-    def make_verifier(runtime: ServiceRuntime) -> TokenVerifier:
-        assert runtime.identity_channel is not None
-        return TokenVerifier(GrpcJwksSource(runtime.identity_channel), issuer=settings.token_issuer)
-
     def register(server, runtime: ServiceRuntime) -> None:  # type: ignore[no-untyped-def]
         assert runtime.identity_channel is not None
         tree = BlocksFlows(runtime.db, identity_pb2_grpc.IdentityServiceStub(runtime.identity_channel))
@@ -55,7 +50,7 @@ def definition(settings: BlocksSettings) -> ServiceDefinition:
         tables=platform,
         register=register,
         service_names=(SERVICE,),
-        make_verifier=make_verifier,
+        make_verifier=identity_verifier(settings.token_issuer),
         # Bulk import files arrive in one request (a 200,000-household file is ~25 MiB).
         max_request_bytes=MAX_BYTES + 1024 * 1024,
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 from google.protobuf import empty_pb2
@@ -10,7 +9,7 @@ from google.protobuf import empty_pb2
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1 import blocks_pb2_grpc
 from govkit.auth.principal import current_principal
-from govkit.errors import InvalidArgument
+from govkit.protobuf import optional_time, update_paths
 from govkit.validation import resource_id
 from services.blocks import convert
 from services.blocks.flows import BlocksFlows, node_path
@@ -18,20 +17,6 @@ from services.blocks.households import HouseholdFlows
 from services.blocks.imports import ImportFlows
 
 SERVICE = "gov.blocks.v1.BlocksService"
-
-
-def _time(message, field: str) -> dt.datetime | None:  # type: ignore[no-untyped-def]
-    return getattr(message, field).ToDatetime(tzinfo=dt.UTC) if message.HasField(field) else None
-
-
-def _mask(request, allowed: set[str]) -> list[str]:  # type: ignore[no-untyped-def]
-    paths = list(request.update_mask.paths)
-    if not paths:
-        raise InvalidArgument("is required", field="update_mask")
-    bad = [p for p in paths if p not in allowed]
-    if bad:
-        raise InvalidArgument(f"cannot update {', '.join(bad)}", field="update_mask")
-    return paths
 
 
 class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
@@ -67,7 +52,7 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
         return pb.ListNodesResponse(nodes=[convert.node(r) for r in rows], next_page_token=token)
 
     async def UpdateNode(self, request, context) -> pb.Node:
-        paths = _mask(request, {"display_name", "boundary_geojson", "parent"})
+        paths = update_paths(request, {"display_name", "boundary_geojson", "parent"})
         changes = {p: getattr(request.node, p) for p in paths}
         return convert.node(
             await self.tree.update_node(current_principal(), node_path(request.node.name), changes)
@@ -176,7 +161,7 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
         )
 
     async def UpdateHousehold(self, request, context) -> pb.Household:
-        paths = _mask(request, {"address", "tags", "residents", "building"})
+        paths = update_paths(request, {"address", "tags", "residents", "building"})
         return convert.household(
             *await self.households.update_household(current_principal(), request.household, paths)
         )
@@ -199,8 +184,8 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
             current_principal(),
             household=request.household,
             node=request.node,
-            start=_time(request, "start_time"),
-            end=_time(request, "end_time"),
+            start=optional_time(request, "start_time"),
+            end=optional_time(request, "end_time"),
             page_size=request.page_size,
             page_token=request.page_token,
         )
@@ -208,7 +193,10 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
 
     async def GetNodeStatistics(self, request, context) -> pb.NodeStatistics:
         return await self.households.statistics(
-            current_principal(), request.name, _time(request, "start_time"), _time(request, "end_time")
+            current_principal(),
+            request.name,
+            optional_time(request, "start_time"),
+            optional_time(request, "end_time"),
         )
 
     # bulk import

@@ -17,10 +17,9 @@ from gov.tickets.v1 import tickets_pb2_grpc
 from govkit import config, migrations
 from govkit.auth.principal import Binding, Principal
 from govkit.auth.roles import Role
-from govkit.auth.tokens import GrpcJwksSource, TokenVerifier
 from govkit.db import Database
 from govkit.errors import DomainError
-from govkit.grpc_server import ServiceDefinition, ServiceRuntime, serve
+from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verifier, serve
 from services.tickets import statistics
 from services.tickets.calendar import parse_days
 from services.tickets.catalogue import CalendarStore, CatalogueFlows
@@ -37,10 +36,6 @@ OPERATOR = Principal("system:calendar-command", (Binding(Role.ADMIN, "*"),))
 
 
 def definition(settings: TicketsSettings) -> ServiceDefinition:
-    def make_verifier(runtime: ServiceRuntime) -> TokenVerifier:
-        assert runtime.identity_channel is not None
-        return TokenVerifier(GrpcJwksSource(runtime.identity_channel), issuer=settings.token_issuer)
-
     def register(server, runtime: ServiceRuntime) -> None:  # type: ignore[no-untyped-def]
         assert runtime.identity_channel is not None
         calendar = CalendarStore(runtime.db)
@@ -72,7 +67,7 @@ def definition(settings: TicketsSettings) -> ServiceDefinition:
         register=register,
         service_names=(SERVICE,),
         public_methods=PUBLIC_METHODS,
-        make_verifier=make_verifier,
+        make_verifier=identity_verifier(settings.token_issuer),
         background=[sweep],
     )
 

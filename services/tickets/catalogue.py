@@ -31,6 +31,22 @@ from services.tickets.models import CalendarDay, CalendarYear, Category, Unit, U
 
 _CODE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 MAX_SLA = dt.timedelta(days=365)
+# What UpdateCategory may change; a new category is given all of them but `active`.
+CATEGORY_FIELDS = frozenset(
+    {
+        "display_name",
+        "group",
+        "description",
+        "keywords",
+        "default_unit",
+        "default_center",
+        "priority",
+        "matter_class",
+        "attributes",
+        "sla",
+        "active",
+    }
+)
 
 
 def code_of(name: str, collection: str, field: str) -> str:
@@ -288,22 +304,7 @@ class CatalogueFlows:
         )
         if not c.HasField("sla"):
             raise InvalidArgument("is required", field="category.sla")
-        self._apply(
-            row,
-            c,
-            {
-                "display_name",
-                "group",
-                "description",
-                "keywords",
-                "default_unit",
-                "default_center",
-                "priority",
-                "matter_class",
-                "attributes",
-                "sla",
-            },
-        )
+        self._apply(row, c, CATEGORY_FIELDS - {"active"})
         try:
             async with self.db.transaction() as session:
                 await self._check_routing(session, row)

@@ -13,7 +13,6 @@ import math
 import re
 from collections.abc import Sequence
 
-import grpc
 from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +26,7 @@ from govkit.auth.scopes import validate_path
 from govkit.crashpoint import crashpoint
 from govkit.db import Database, new_id, utcnow
 from govkit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable
+from govkit.protobuf import optional_time, period
 from govkit.sqlpaths import within
 from services.tickets import convert, facts, lifecycle, statistics
 from services.tickets.access import Viewer
@@ -240,16 +240,9 @@ class TicketFlows:
     async def _ask_blocks(self, principal: Principal, method: str, request, not_found: str, field: str):  # type: ignore[no-untyped-def]
         if self.blocks is None:
             raise Unavailable("the blocks service is not configured")
-        try:
-            return await getattr(self.blocks, method)(
-                request, metadata=peers.on_behalf_of(principal), timeout=5
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED):
-                raise InvalidArgument(not_found, field=field) from None
-            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                raise InvalidArgument(exc.details() or "invalid location", field=field) from None
-            raise Unavailable(f"blocks service: {exc.code().name}") from None
+        return await peers.ask(
+            getattr(self.blocks, method), request, principal, peer="blocks", refused=not_found, field=field
+        )
 
     def _check_source(self, viewer: Viewer, source: str, node: str) -> None:
         if source == "resident":
@@ -463,11 +456,8 @@ class TicketFlows:
         self, principal: Principal, r: pb.ListTicketsRequest
     ) -> tuple[list[tuple[Ticket, list[TicketUnit]]], str]:
         size = pagination.page_size(r.page_size)
-        start = r.start_time.ToDatetime(tzinfo=dt.UTC) if r.HasField("start_time") else None
-        end = r.end_time.ToDatetime(tzinfo=dt.UTC) if r.HasField("end_time") else None
-        updated_after = r.updated_after.ToDatetime(tzinfo=dt.UTC) if r.HasField("updated_after") else None
-        if start and end and end <= start:
-            raise InvalidArgument("must be after start_time", field="end_time")
+        start, end = period(r)
+        updated_after = optional_time(r, "updated_after")
         state = convert.name_of(pb.TicketState, r.state, "state", required=False)
         category = code_of(r.category, "categories", "category") if r.category else ""
         unit = code_of(r.unit, "units", "unit") if r.unit else ""

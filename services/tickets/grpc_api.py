@@ -7,29 +7,15 @@ from google.protobuf import empty_pb2
 from gov.tickets.v1 import tickets_pb2 as pb
 from gov.tickets.v1 import tickets_pb2_grpc
 from govkit.auth.principal import current_principal
-from govkit.errors import InvalidArgument
-from govkit.protobuf import timestamp
+from govkit.protobuf import timestamp, update_paths
 from services.tickets import convert
-from services.tickets.catalogue import CatalogueFlows, code_of, year_of
+from services.tickets.catalogue import CATEGORY_FIELDS, CatalogueFlows, code_of, year_of
 from services.tickets.flows import TicketFlows
 from services.tickets.statistics import StatisticsFlows
 
 SERVICE = "gov.tickets.v1.TicketsService"
 # The catalogue is public: Open311 clients list services before they have a key.
 PUBLIC_METHODS = (f"/{SERVICE}/ListCategories", f"/{SERVICE}/GetCategory")
-CATEGORY_FIELDS = {
-    "display_name",
-    "group",
-    "description",
-    "keywords",
-    "default_unit",
-    "default_center",
-    "priority",
-    "matter_class",
-    "attributes",
-    "sla",
-    "active",
-}
 
 
 class TicketsServicer(tickets_pb2_grpc.TicketsServiceServicer):
@@ -84,12 +70,7 @@ class TicketsServicer(tickets_pb2_grpc.TicketsServiceServicer):
         )
 
     async def UpdateCategory(self, request, context) -> pb.Category:
-        paths = list(request.update_mask.paths)
-        if not paths:
-            raise InvalidArgument("is required", field="update_mask")
-        bad = sorted(set(paths) - CATEGORY_FIELDS)
-        if bad:
-            raise InvalidArgument(f"cannot update {', '.join(bad)}", field="update_mask")
+        paths = update_paths(request, CATEGORY_FIELDS)
         return convert.category(
             await self.catalogue.update_category(current_principal(), request.category, paths)
         )

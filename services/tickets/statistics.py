@@ -25,7 +25,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from gov.tickets.v1 import tickets_pb2 as pb
 from govkit.auth.scopes import covers, validate_path
 from govkit.db import Database, is_sqlite
-from govkit.errors import InvalidArgument, PermissionDenied
+from govkit.errors import PermissionDenied
+from govkit.protobuf import period
 from services.tickets import convert, facts
 from services.tickets.access import Viewer
 from services.tickets.calendar import CHINA_STANDARD_TIME
@@ -219,10 +220,7 @@ class StatisticsFlows:
         unit = code_of(r.unit, "units", "unit") if r.unit else ""
         category = code_of(r.category, "categories", "category") if r.category else ""
         _authorize(viewer, node, unit)
-        start = r.start_time.ToDatetime(tzinfo=dt.UTC) if r.HasField("start_time") else None
-        end = r.end_time.ToDatetime(tzinfo=dt.UTC) if r.HasField("end_time") else None
-        if start and end and end <= start:
-            raise InvalidArgument("must be after start_time", field="end_time")
+        start, end = period(r)
         tally = Tally()
         async with self.db.sessions() as session:
             if session.bind.dialect.name == "postgresql":

@@ -72,6 +72,7 @@ import sqlalchemy
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import case, event, func, insert, or_, select
 
+from demo import tickets as demo
 from gov.identity.v1 import identity_pb2, identity_pb2_grpc
 from gov.tickets.v1 import tickets_pb2 as pb
 from gov.tickets.v1 import tickets_pb2_grpc
@@ -80,7 +81,7 @@ from govkit.auth.principal import Binding, Principal
 from govkit.auth.roles import Role
 from govkit.db import Database, make_engine
 from govkit.devstack import Stack
-from services.tickets import demo, facts, statistics
+from services.tickets import facts, statistics
 from services.tickets.__main__ import MIGRATIONS
 from services.tickets.access import Viewer
 from services.tickets.calendar import CHINA_STANDARD_TIME as CST

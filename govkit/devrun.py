@@ -14,7 +14,7 @@ from govkit.devstack import REPO, SERVICES, Stack
 
 DATA = REPO / ".data"
 SECRETS_FILE = DATA / "dev-secrets.env"
-OPEN311_KEY_FILE = DATA / "open311-api-key"  # written by services.tickets.seed_demo (chmod 600)
+OPEN311_KEY_FILE = DATA / "open311-api-key"  # written by demo.seed_tickets (chmod 600)
 
 
 def dev_secrets() -> dict[str, str]:
@@ -92,7 +92,7 @@ def run() -> int:
             print(f"  {service} serving on {stack.addrs[service]}")
         print("seeding the demo street (万楼街道) ...")
         demo = subprocess.run(
-            [sys.executable, "-m", "services.blocks.seed_demo"],
+            [sys.executable, "-m", "demo.seed_blocks"],
             env=stack.env(
                 GOV_IDENTITY_ADDR=stack.addrs["identity"],
                 GOV_BLOCKS_ADDR=stack.addrs["blocks"],
@@ -111,7 +111,7 @@ def run() -> int:
         if "tickets" in stack.addrs:
             print("seeding the tickets demo (units, categories, demo tickets) ...")
             tickets = subprocess.run(
-                [sys.executable, "-m", "services.tickets.seed_demo"],
+                [sys.executable, "-m", "demo.seed_tickets"],
                 env=stack.env(
                     GOV_IDENTITY_ADDR=stack.addrs["identity"],
                     GOV_BLOCKS_ADDR=stack.addrs["blocks"],

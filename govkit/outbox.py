@@ -68,7 +68,7 @@ class OutboxRelay:
         self.retention = retention
         self._wake = asyncio.Event()
         self._stopping = False
-        self._last_prune = 0.0
+        self._last_prune: float | None = None  # loop time; None: never (the clock starts near 0 at boot)
         self.pending = 0
         self.oldest_pending_age = 0.0
         # One relay per database publishes at a time (keeps commit order across replicas).
@@ -97,7 +97,7 @@ class OutboxRelay:
             self._wake.clear()
             try:
                 published = await self.publish_pending()
-                if loop.time() - self._last_prune > 600:
+                if self._last_prune is None or loop.time() - self._last_prune > 600:
                     await self.prune()
                     self._last_prune = loop.time()
             except asyncio.CancelledError:

@@ -8,9 +8,9 @@ import uuid
 import grpc
 import pytest
 
+from demo.generate import wanlou_demo
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
-from services.blocks import demo
 from tests.support.identity import IdentityClient, md
 
 # The demo street, moved to its own district code and 20 degrees east, so that its blocks
@@ -19,7 +19,7 @@ SHIFT_LNG = 20.0
 
 
 def _files(district: str) -> list[tuple[int, bytes]]:
-    files = demo.wanlou_demo(households=400)
+    files = wanlou_demo(households=400)
     boundaries = json.loads(files.boundaries_geojson)
     for feature in boundaries["features"]:
         geometry = feature["geometry"]

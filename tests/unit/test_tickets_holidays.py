@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
+from demo.seed_tickets import HOLIDAYS_DIR, holiday_days
 from services.tickets.calendar import CHINA_STANDARD_TIME, WorkingCalendar, parse_days
-from services.tickets.seed_demo import HOLIDAYS_DIR, holiday_days
 
 FILE = HOLIDAYS_DIR / "2026.csv"
 D = dt.date

@@ -1,11 +1,12 @@
 """Seed the demo street (万楼街道, Wanlou) into a running system, for `make run`.
 
-Imports the generated district files through the blocks service's import, then creates an
-account for every demo staff member in identity and assigns them to their blocks — all
-over gRPC, like any ops tool would. Safe to run again: what exists is left as it is.
+Imports the street's files (demo/wanlou/: nodes, boundaries, buildings, households, residents)
+through the blocks service's import, then creates an account for every demo staff member of
+staff.csv in identity and assigns them to their blocks — all over gRPC, like any ops tool would.
+Safe to run again: what exists is left as it is.
 
-    python -m services.blocks.seed_demo    (GOV_IDENTITY_ADDR, GOV_BLOCKS_ADDR,
-                                            ADMIN_LOGIN, ADMIN_PASSWORD, DEMO_STAFF_PASSWORD)
+    python -m demo.seed_blocks    (GOV_IDENTITY_ADDR, GOV_BLOCKS_ADDR,
+                                   ADMIN_LOGIN, ADMIN_PASSWORD, DEMO_STAFF_PASSWORD)
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import sys
 
 import grpc
 
+from demo.street import load_street
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
 from gov.identity.v1 import identity_pb2 as ipb
 from gov.identity.v1.identity_pb2_grpc import IdentityServiceStub
-from services.blocks import demo, importfiles
+from services.blocks import importfiles
 
 _BLOCK_ROLES = {
     "governor": pb.STAFF_ROLE_GOVERNOR,
@@ -82,7 +84,7 @@ async def _assign(identity: IdentityServiceStub, blocks: BlocksServiceStub, md, 
 async def seed(
     identity_addr: str, blocks_addr: str, admin_login: str, admin_password: str, staff_password: str
 ) -> str:
-    files = demo.wanlou_demo()
+    files = load_street()
     async with grpc.aio.insecure_channel(identity_addr) as ich, grpc.aio.insecure_channel(blocks_addr) as bch:
         identity, blocks = IdentityServiceStub(ich), BlocksServiceStub(bch)
         token = (

@@ -1,9 +1,10 @@
-"""Seed the tickets demo into a running system, for `make run` (after `services.blocks.seed_demo`).
+"""Seed the tickets demo into a running system, for `make run` (after `demo.seed_blocks`).
 
-Over gRPC, like any ops tool: loads the working calendar (holidays/*.csv), creates the demo
+Over gRPC, like any ops tool: loads the working calendar (services/tickets/holidays/*.csv, the
+files production loads too), creates the demo
 street's handling units, an account for each unit's staff member (role unit_staff at the unit's
 node, and a unit member), the category catalogue and a few resident accounts; then reports the
-demo tickets (`services.tickets.demo.TICKETS`) as their residents, block staff and the
+demo tickets (demo/wanlou/tickets.toml, read by `demo.tickets`) as their residents, block staff and the
 dispatcher, and walks each through real transitions to its target state, logged in as the demo
 account each step belongs to. Last, an identity service account for an Open311 app; its API key
 (`<client_id>:<client_secret>`) is kept in a file (chmod 600) and reused on the next run.
@@ -12,9 +13,9 @@ Safe to run again: creates carry request ids or are skipped when they exist (ALR
 a ticket is walked only as far as its timeline shows it has not been yet — so only tickets that
 were just created (or a walk an earlier run did not finish) move.
 
-    python -m services.tickets.seed_demo   (GOV_IDENTITY_ADDR, GOV_BLOCKS_ADDR, GOV_TICKETS_ADDR,
-                                            ADMIN_LOGIN, ADMIN_PASSWORD, DEMO_STAFF_PASSWORD;
-                                            optional OPEN311_API_KEY_FILE, default .data/open311-api-key)
+    python -m demo.seed_tickets   (GOV_IDENTITY_ADDR, GOV_BLOCKS_ADDR, GOV_TICKETS_ADDR,
+                                   ADMIN_LOGIN, ADMIN_PASSWORD, DEMO_STAFF_PASSWORD;
+                                   optional OPEN311_API_KEY_FILE, default .data/open311-api-key)
 """
 
 from __future__ import annotations
@@ -31,19 +32,22 @@ from typing import Any
 
 import grpc
 
+from demo import tickets as wanlou
+from demo.places import block_places
+from demo.street import load_street
 from gov.blocks.v1 import blocks_pb2 as bpb
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
 from gov.identity.v1 import identity_pb2 as ipb
 from gov.identity.v1.identity_pb2_grpc import IdentityServiceStub
 from gov.tickets.v1 import tickets_pb2 as pb
 from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub
-from services.blocks import demo as blocks_demo
 from services.blocks import importfiles
-from services.tickets import demo
 from services.tickets.calendar import parse_days
 
-HOLIDAYS_DIR = Path(__file__).resolve().parent / "holidays"
-DEFAULT_API_KEY_FILE = Path(__file__).resolve().parents[2] / ".data" / "open311-api-key"
+REPO = Path(__file__).resolve().parents[1]
+# Production's calendar files; they stay in the service's package (and image).
+HOLIDAYS_DIR = REPO / "services" / "tickets" / "holidays"
+DEFAULT_API_KEY_FILE = REPO / ".data" / "open311-api-key"
 OPEN311_APP_NAME = "Open311 demo app"
 # Access tokens live 5 minutes by default; log in again well before.
 TOKEN_REUSE_SECONDS = 200
@@ -104,17 +108,20 @@ async def _create(method: Callable[..., Awaitable[Any]], request: Any, md: Metad
 class Logins:
     """Access tokens of the demo accounts, each logged in once and again before it expires."""
 
-    def __init__(self, identity: IdentityServiceStub) -> None:
+    def __init__(self, identity: IdentityServiceStub, clock: Callable[[], float] = time.monotonic) -> None:
         self.identity = identity
-        self._tokens: dict[str, tuple[str, float]] = {}
+        self.clock = clock
+        self._tokens: dict[str, tuple[str, float]] = {}  # login -> (token, clock time it was made)
 
     async def md(self, login: str, password: str) -> Metadata:
-        token, at = self._tokens.get(login, ("", 0.0))
-        if time.monotonic() - at > TOKEN_REUSE_SECONDS:
+        # No token yet means "log in", whatever the clock reads: the monotonic clock starts near
+        # zero at boot (and in a new time namespace), where a default "made at 0" would look fresh.
+        kept = self._tokens.get(login)
+        if kept is None or self.clock() - kept[1] > TOKEN_REUSE_SECONDS:
             pair = await _call(self.identity.Login, ipb.LoginRequest(login=login, password=password), ())
-            token, at = pair.access_token, time.monotonic()
-            self._tokens[login] = (token, at)
-        return (("authorization", f"Bearer {token}"),)
+            kept = (pair.access_token, self.clock())
+            self._tokens[login] = kept
+        return (("authorization", f"Bearer {kept[0]}"),)
 
 
 @dataclass(frozen=True)
@@ -171,9 +178,9 @@ class Seeder:
         self.admin = admin
         self.staff_password = staff_password
         self.logins = Logins(identity)
-        self.files = blocks_demo.wanlou_demo()
-        self.places = demo.block_places(self.files)
-        self.residents = demo.demo_residents(self.files)
+        self.files = load_street()
+        self.places = block_places(self.files, wanlou.PLAN)
+        self.residents = wanlou.demo_residents(self.files)
         self.staff = importfiles.parse_staff(self.files.staff_csv)
 
     async def admin_md(self) -> Metadata:
@@ -190,24 +197,24 @@ class Seeder:
                 return Account(row.phone, row.name, self.staff_password)
         raise RuntimeError(f"the blocks demo has no {role} at {path}")
 
-    def reporter(self, ticket: demo.DemoTicket) -> Account:
+    def reporter(self, ticket: wanlou.DemoTicket) -> Account:
         place = self.places[ticket.block]
         if ticket.reporter == "resident":
             resident = self.residents[ticket.block]
             return Account(resident.phone, resident.name, self.staff_password)
         if ticket.reporter == "dispatcher":
-            return self._staff_member(demo.STREET, "dispatcher")
+            return self._staff_member(wanlou.STREET, "dispatcher")
         return self._staff_member(place.path, ticket.reporter)
 
-    def actor(self, ticket: demo.DemoTicket, step: demo.Step) -> tuple[Account, str]:
+    def actor(self, ticket: wanlou.DemoTicket, step: wanlou.Step) -> tuple[Account, str]:
         """Who makes a step, and the unit they act for (units/{code}) if it is a unit action."""
         if step.actor.startswith("unit:"):
-            unit = demo.UNITS_BY_CODE[step.actor.removeprefix("unit:")]
+            unit = wanlou.UNITS_BY_CODE[step.actor.removeprefix("unit:")]
             return Account(unit.staff_phone, unit.staff_name, self.staff_password), f"units/{unit.code}"
         if step.actor == "dispatcher":
-            return self._staff_member(demo.STREET, "dispatcher"), ""
+            return self._staff_member(wanlou.STREET, "dispatcher"), ""
         if step.actor == "leader":
-            return self._staff_member(demo.DISTRICT, "leader"), ""
+            return self._staff_member(wanlou.DISTRICT, "leader"), ""
         if step.actor == "supervisor":
             return self._staff_member(self.places[ticket.block].path, "supervisor"), ""
         if step.actor == "reporter":
@@ -230,8 +237,8 @@ class Seeder:
 
     async def units(self) -> int:
         created = 0
-        for unit in demo.UNITS:
-            request = pb.CreateUnitRequest(unit=demo.unit_message(unit))
+        for unit in wanlou.UNITS:
+            request = pb.CreateUnitRequest(unit=wanlou.unit_message(unit))
             reply = await _create(self.tickets.CreateUnit, request, await self.admin_md())
             created += reply is not None
         # Accounts in small parallel batches: each one costs an argon2 hash.
@@ -240,10 +247,10 @@ class Seeder:
         users = await asyncio.gather(
             *(
                 _user(self.identity, md, u.staff_phone, u.staff_name, u.node, password, "unit-staff")
-                for u in demo.UNITS
+                for u in wanlou.UNITS
             )
         )
-        for unit, user in zip(demo.UNITS, users, strict=True):
+        for unit, user in zip(wanlou.UNITS, users, strict=True):
             await _bind(self.identity, md, user, ipb.ROLE_UNIT_STAFF, unit.node)
             member = pb.AddUnitMemberRequest(parent=f"units/{unit.code}", user=user)
             await _create(self.tickets.AddUnitMember, member, md)
@@ -251,10 +258,10 @@ class Seeder:
 
     async def categories(self) -> int:
         created = 0
-        for category in demo.CATEGORIES:
+        for category in wanlou.CATEGORIES:
             reply = await _create(
                 self.tickets.CreateCategory,
-                pb.CreateCategoryRequest(category=demo.category_message(category)),
+                pb.CreateCategoryRequest(category=wanlou.category_message(category)),
                 await self.admin_md(),
             )
             created += reply is not None
@@ -278,9 +285,9 @@ class Seeder:
         """Every demo ticket's point lies in its block: the demo street must be seeded first."""
         md = await self.admin_md()
         now = dt.datetime.now(dt.UTC)
-        for ticket in demo.TICKETS:
+        for ticket in wanlou.TICKETS:
             place = self.places[ticket.block]
-            location = demo.ticket_message(ticket, place, now).location
+            location = wanlou.ticket_message(ticket, place, now).location
             try:
                 found = await _call(
                     self.blocks.LocateBlock,
@@ -290,9 +297,7 @@ class Seeder:
             except grpc.aio.AioRpcError as exc:
                 if exc.code() != grpc.StatusCode.NOT_FOUND:
                     raise
-                raise RuntimeError(
-                    "the demo street is not seeded: run services.blocks.seed_demo first"
-                ) from None
+                raise RuntimeError("the demo street is not seeded: run demo.seed_blocks first") from None
             if found.block.path != place.path:
                 raise RuntimeError(
                     f"demo ticket {ticket.key}: its point lies in {found.block.path}, not {place.path}"
@@ -304,9 +309,9 @@ class Seeder:
         """Every demo ticket, created by its reporter unless an earlier run did; and which are new."""
         tickets: dict[str, pb.Ticket] = {}
         new: set[str] = set()
-        for ticket in demo.TICKETS:
+        for ticket in wanlou.TICKETS:
             reporter = self.reporter(ticket)
-            message = demo.ticket_message(ticket, self.places[ticket.block], started)
+            message = wanlou.ticket_message(ticket, self.places[ticket.block], started)
             created = await _call(
                 self.tickets.CreateTicket,
                 pb.CreateTicketRequest(ticket=message, request_id=f"demo-ticket-{ticket.key}"),
@@ -317,7 +322,7 @@ class Seeder:
                 new.add(ticket.key)
         return tickets, new
 
-    async def _steps_done(self, name: str, steps: tuple[demo.Step, ...]) -> int:
+    async def _steps_done(self, name: str, steps: tuple[wanlou.Step, ...]) -> int:
         """How many of the steps the ticket's timeline already shows, in order."""
         done, token = 0, ""
         md = await self.admin_md()
@@ -334,7 +339,7 @@ class Seeder:
             if not token:
                 return done
 
-    def _request(self, name: str, step: demo.Step, unit: str, tickets: dict[str, pb.Ticket]) -> Any:
+    def _request(self, name: str, step: wanlou.Step, unit: str, tickets: dict[str, pb.Ticket]) -> Any:
         return pb.TransitionTicketRequest(
             name=name,
             action=step.action,
@@ -349,7 +354,9 @@ class Seeder:
             comment=step.comment,
         )
 
-    async def walk(self, ticket: demo.DemoTicket, current: pb.Ticket, tickets: dict[str, pb.Ticket]) -> bool:
+    async def walk(
+        self, ticket: wanlou.DemoTicket, current: pb.Ticket, tickets: dict[str, pb.Ticket]
+    ) -> bool:
         """Move one ticket on to its target state. Returns whether it took any step."""
         done = await self._steps_done(current.name, ticket.steps) if ticket.steps else 0
         if done == len(ticket.steps):
@@ -376,7 +383,7 @@ class Seeder:
 
     async def walk_all(self, tickets: dict[str, pb.Ticket], new: set[str]) -> int:
         walked = 0
-        for ticket in demo.TICKETS:
+        for ticket in wanlou.TICKETS:
             current = tickets[ticket.key]
             if ticket.key not in new and current.state == ticket.target:
                 continue  # seeded by an earlier run; what happened to it since is left alone
@@ -468,11 +475,12 @@ async def seed(
     def sample(role: str, account: Account, where: str) -> str:
         return f"    {role:<14} {account.login.removeprefix('+86')}  ({account.name}, {where})"
 
-    rapid = demo.UNITS_BY_CODE["wanlou-rapid"]
-    first = demo.TICKETS[0]
+    rapid = wanlou.UNITS_BY_CODE["wanlou-rapid"]
+    first = wanlou.TICKETS[0]
     lines = [
-        f"tickets: {len(demo.UNITS)} units, {len(demo.CATEGORIES)} categories, {len(demo.TICKETS)} demo "
-        f"tickets ({len(new)} new, {walked} walked; {new_units} units and {new_categories} categories new); "
+        f"tickets: {len(wanlou.UNITS)} units, {len(wanlou.CATEGORIES)} categories, "
+        f"{len(wanlou.TICKETS)} demo tickets ({len(new)} new, {walked} walked; "
+        f"{new_units} units and {new_categories} categories new); "
         f"calendar {', '.join(map(str, calendar_years()))} ({days} days)",
         sample("resident", seeder.reporter(first), seeder.places[first.block].path),
         sample("unit staff", Account(rapid.staff_phone, rapid.staff_name, ""), rapid.display_name),

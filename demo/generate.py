@@ -1,8 +1,13 @@
-"""A realistic sample street, generated deterministically: Wanlou street (万楼街道) of Yuhu district.
+"""The generator that made the demo street's import files (demo/wanlou/*.csv, *.geojson), deterministically.
 
 `wanlou_demo()` returns the six import files (nodes, boundaries, buildings, households, residents,
-staff) in the formats `services.blocks.importfiles` parses, for demos, local stacks and tests. The
-same seed always gives byte-identical files.
+staff) in the formats `services.blocks.importfiles` parses, for the street described in
+`demo/wanlou/street.toml`; the same seed always gives byte-identical files. With the street's own
+seed and household count it gives the files committed beside it, which `make run` imports;
+tests and benchmarks call it with other seeds and sizes.
+
+    python -m demo.generate            rewrite demo/wanlou/ from street.toml
+    python -m demo.generate --check    exit 1 if the files there are not what it makes
 
 Shape: 4 communities and 17 blocks, as in Wanlou. The block boundaries tile the street exactly: they
 are cells of a jittered 5x4 grid whose shared vertices (and the extra vertex bending each edge) are
@@ -13,13 +18,16 @@ coordinates exactly and need no geometry library.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
 import random
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from demo.street import WANLOU, DemoFiles, load_plan, load_street, write_street
 from services.blocks.importfiles import (
     ASSISTANT_KINDS,
     BUILDING_COLUMNS,
@@ -29,19 +37,13 @@ from services.blocks.importfiles import (
     STAFF_COLUMNS,
 )
 
-# Ages and birth years are relative to this, not today, so a seed gives the same files in any year.
-REFERENCE_YEAR = 2024
-
-DISTRICT = ("yuhu", "雨湖区")
-STREET = ("wanlou", "万楼街道")
+PLAN = load_plan()
+REFERENCE_YEAR = PLAN.reference_year
+DISTRICT = PLAN.district
+STREET = PLAN.street
 # code, name, lanes where the old single-storey houses (平房) without a building stand
-COMMUNITIES = (
-    ("yaowan", "窑湾社区", ("窑湾街", "河街")),
-    ("yangmeizhou", "杨梅洲社区", ("杨梅洲路", "沿江路")),
-    ("tangxingqiao", "唐兴桥社区", ("唐兴桥路", "雨湖路")),
-    ("fengcheping", "风车坪社区", ("风车坪巷", "建设路")),
-)
-COMMUNITY_BLOCKS = (5, 4, 4, 4)  # 17 in all, numbered b01..b17 in this order
+COMMUNITIES = tuple((c.code, c.name, c.lanes) for c in PLAN.communities)
+COMMUNITY_BLOCKS = tuple(c.blocks for c in PLAN.communities)  # numbered b01..b17 in this order
 
 # The street's bounding box near Xiangtan, about 3 km x 3 km (8.9 km², as Wanlou) before the jitter.
 LNG0, LAT0, LNG1, LAT1 = 112.900, 27.840, 112.930, 27.8675
@@ -121,16 +123,6 @@ Segment = tuple[Point, Point]
 
 
 @dataclass(frozen=True)
-class DemoFiles:
-    nodes_csv: str
-    boundaries_geojson: str
-    buildings_csv: str
-    households_csv: str
-    residents_csv: str
-    staff_csv: str
-
-
-@dataclass(frozen=True)
 class _Block:
     number: int  # 1..17
     community: int  # index into COMMUNITIES
@@ -148,7 +140,7 @@ class _Person:
     male: bool
 
 
-def wanlou_demo(seed: int = 20241123, households: int = 3000) -> DemoFiles:
+def wanlou_demo(seed: int = PLAN.seed, households: int = PLAN.households) -> DemoFiles:
     """The demo street with `households` households spread over its 17 blocks (about 175 each)."""
     if households < sum(COMMUNITY_BLOCKS):
         raise ValueError(f"households must be at least {sum(COMMUNITY_BLOCKS)}, one per block")
@@ -530,3 +522,27 @@ def _block_staff(rng: random.Random, people: _People, block: _Block, households:
         _staff_row(people, path, "neighbour_head", age=rng.randint(40, 72)) for _ in range(neighbour_heads)
     ]
     return rows
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m demo.generate", description="the demo street's import files"
+    )
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 if the files differ")
+    args = parser.parse_args(argv)
+    files = wanlou_demo()
+    if args.check:
+        if load_street() != files:
+            print(f"{WANLOU}: the files are not what street.toml generates", file=sys.stderr)
+            return 1
+        return 0
+    write_street(files)
+    print(f"wrote the demo street's files to {WANLOU}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

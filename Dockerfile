@@ -33,6 +33,8 @@ RUN mkdir -p /app/gen \
     && find proto -name '*.proto' -exec /opt/build/bin/python -m grpc_tools.protoc -Iproto \
         --python_out=gen --pyi_out=gen --grpc_python_out=gen {} +
 
+# The runtime packages only. Production data ships inside them (the public-holiday calendars in
+# services/tickets/holidays); the demo street and its seeders (demo/) stay out of the image.
 COPY govkit/ /app/govkit/
 COPY services/ /app/services/
 COPY gateway/ /app/gateway/

@@ -1,0 +1,64 @@
+"""One outbox relay on a database holding an event published two days ago; prints whether the relay's
+first rounds prune it (retention 24 h) and what the event loop's clock read.
+
+    python -m tests.support.outbox_prune DATABASE_URL NATS_URL
+
+Run by tests/integration/test_fresh_boot.py under a monotonic clock that starts near zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import sys
+import uuid
+
+import nats
+from sqlalchemy import MetaData, func, insert, select
+
+from govkit.db import Database, utcnow
+from govkit.outbox import OutboxRelay
+from govkit.tables import PlatformTables
+
+
+async def run(url: str, nats_url: str) -> dict[str, object]:
+    tables = PlatformTables(MetaData())
+    db = Database(url)
+    nc = await nats.connect(nats_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(tables.outbox.metadata.create_all)
+        old = utcnow() - dt.timedelta(days=2)
+        async with db.transaction() as session:
+            await session.execute(
+                insert(tables.outbox).values(
+                    event_id=str(uuid.uuid4()),
+                    subject="test.v1.old",
+                    data=b"",
+                    headers="{}",
+                    created_at=old,
+                    published_at=old,
+                )
+            )
+        relay = OutboxRelay(db, tables.outbox, nc.jetstream(), poll_interval=0.1)
+        task = asyncio.create_task(relay.run())
+        left = 1
+        for _ in range(30):  # three seconds: thirty rounds of the relay
+            await asyncio.sleep(0.1)
+            async with db.sessions() as session:
+                left = await session.scalar(select(func.count()).select_from(tables.outbox))
+            if left == 0:
+                break
+        await relay.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+        return {"left": left, "loop_time": asyncio.get_running_loop().time()}
+    finally:
+        await nc.close()
+        await db.close()
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(run(sys.argv[1], sys.argv[2]))))

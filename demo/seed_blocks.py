@@ -146,7 +146,7 @@ def main() -> int:
             )
         )
     except KeyError as missing:
-        sys.stderr.write(f"seed_demo: set {missing.args[0]}\n")
+        sys.stderr.write(f"demo.seed_blocks: set {missing.args[0]}\n")
         return 2
     return 0
 

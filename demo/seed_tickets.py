@@ -393,7 +393,7 @@ class Seeder:
                 if ticket.key in new:
                     raise
                 # A ticket from an earlier run that has moved on since: not ours to push any more.
-                print(f"seed_demo: left as it is: {exc}", file=sys.stderr)
+                print(f"demo.seed_tickets: left as it is: {exc}", file=sys.stderr)
         return walked
 
     # --- Open311
@@ -506,13 +506,13 @@ def main() -> int:
             )
         )
     except KeyError as missing:
-        sys.stderr.write(f"seed_demo: set {missing.args[0]}\n")
+        sys.stderr.write(f"demo.seed_tickets: set {missing.args[0]}\n")
         return 2
     except RuntimeError as exc:
-        sys.stderr.write(f"seed_demo: {exc}\n")
+        sys.stderr.write(f"demo.seed_tickets: {exc}\n")
         return 1
     except grpc.aio.AioRpcError as exc:
-        sys.stderr.write(f"seed_demo: {exc.code().name}: {exc.details()}\n")
+        sys.stderr.write(f"demo.seed_tickets: {exc.code().name}: {exc.details()}\n")
         return 1
     return 0
 

@@ -28,7 +28,7 @@ def free_text(name: str, *, max_length: int, description: str) -> Any:
     parameter, rather than each service dropping, ignoring or refusing them its own way.
     """
 
-    def value(
+    async def value(
         raw: Annotated[str, Query(alias=name, max_length=max_length, description=description)] = "",
     ) -> str:
         if _CONTROL.search(raw):

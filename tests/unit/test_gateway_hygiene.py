@@ -93,3 +93,15 @@ def test_the_settings_refuse_a_tiny_or_absurd_limit() -> None:
     for bad in (0, 10, 2**40):
         with pytest.raises(ValueError, match="max_body_bytes"):
             GatewaySettings(max_body_bytes=bad)  # type: ignore[arg-type]
+
+
+async def test_open311_answers_the_body_limit_in_its_own_format(client: httpx.AsyncClient) -> None:
+    reply = await client.post(
+        "/open311/v2/requests.json",
+        content=b"description=" + b"x" * 4000,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert reply.status_code == 413 and reply.headers["content-type"].startswith("application/json")
+    assert reply.json() == [
+        {"code": 413, "description": "the request body is larger than this route takes (2048 bytes)"}
+    ]

@@ -45,7 +45,10 @@ _BODY_LIMIT = "__gov_max_body_bytes__"
 
 
 def body_limit(max_bytes: int) -> Callable[[F], F]:
-    """Let one route take bodies up to `max_bytes` instead of GOV_MAX_BODY_BYTES (applied under @router)."""
+    """Let one route take bodies up to `max_bytes` instead of GOV_MAX_BODY_BYTES (applied under @router).
+
+    Not FastAPI's own `max_body_size=`: when a Content-Length is over it, Starlette replaces whatever
+    the app answers with a text/plain 413, where this API answers problem+json."""
     if max_bytes < 0:
         raise ValueError("a body limit cannot be negative")
 

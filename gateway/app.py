@@ -9,8 +9,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
-from gateway import open311, problems
+from gateway import docs, open311, problems
+from gateway.hygiene import BodyLimit, SecurityHeaders
 from gateway.routes import admin, auth, blocks, meta, tickets, users
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstreams
@@ -38,6 +40,12 @@ give a node's `path` (slashes) and its `ref` (dots, for URLs); JSON bodies accep
 """
 
 
+class GatewayApp(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside even Starlette's error middleware, so a 500 carries the security headers too.
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,14 +53,21 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         yield
         await app.state.upstreams.close()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="Community governance platform API",
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        swagger_ui_parameters={"persistAuthorization": True},
+        # FastAPI's own pages load their scripts from a CDN; docs.install serves Swagger UI itself.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_parameters=docs.SWAGGER_UI_PARAMETERS,
     )
     problems.install(app)
+    if settings.docs_enabled:
+        docs.install(app)
+    # Innermost: the limit is looked up when the route reads its body.
+    app.add_middleware(BodyLimit, default=settings.max_body_bytes)
 
     @app.middleware("http")
     async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

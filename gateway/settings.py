@@ -19,6 +19,10 @@ class GatewaySettings(BaseSettings):
     cors_origins: str = ""
     # Seconds a gRPC call from the gateway may take.
     upstream_timeout: float = Field(10.0, gt=0, le=120)
+    # Largest request body a route takes unless it declares its own limit (params.body_limit).
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    # Swagger UI at /docs; production may switch it off (/openapi.json stays for API clients).
+    docs_enabled: bool = True
 
     @field_validator("cors_origins")
     @classmethod

@@ -14,6 +14,7 @@ import grpc
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import problems
 from gateway.open311.formats import MEDIA_TYPES, negotiate, render_error
@@ -115,6 +116,8 @@ async def _answer(request: Request, call: Callable[[], Awaitable[Response]]) -> 
     except grpc.aio.AioRpcError as exc:
         error = from_rpc_error(exc)
         return render_error(fmt, error.status, error.description, error.headers)
+    except StarletteHTTPException as exc:  # e.g. the gateway's body limit (413)
+        return render_error(fmt, exc.status_code, str(exc.detail), dict(exc.headers or {}))
     except Exception:
         log.exception("unhandled error")
         return render_error(fmt, 500, "internal error")

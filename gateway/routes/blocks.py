@@ -48,7 +48,7 @@ from gateway.blocks_resources import (
     timestamp,
     to_pb,
 )
-from gateway.params import IdempotencyKey, PageSize, PageToken
+from gateway.params import IdempotencyKey, PageSize, PageToken, body_limit, free_text
 from gateway.problems import Problem
 from gateway.upstream import CallerDep, call, upstreams
 from gov.blocks.v1 import blocks_pb2 as pb
@@ -74,6 +74,8 @@ StartTime = Annotated[dt.datetime | None, Query(description="RFC 3339; naive tim
 EndTime = Annotated[dt.datetime | None, Query(description="RFC 3339, exclusive")]
 
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
+# A boundary of MAX_BOUNDARY_POSITIONS pretty-printed is about 2 MiB, above the default body limit.
+BOUNDARY_BODY_BYTES = 4 * 1024 * 1024
 _IMPORT_MEDIA_TYPES = {
     ImportKindName.nodes: ("text/csv",),
     ImportKindName.boundaries: ("application/geo+json", "application/json"),
@@ -121,6 +123,7 @@ async def list_nodes(
 
 
 @router.post("/nodes", response_model=Node, status_code=201, summary="Create a node of the region tree")
+@body_limit(BOUNDARY_BODY_BYTES)
 async def create_node(request: Request, response: Response, body: NewNode, caller: CallerDep) -> Node:
     reply = await call(request, _blocks(request).CreateNode, pb.CreateNodeRequest(node=body.to_pb()), caller)
     response.headers["Location"] = f"/api/v1/nodes/{ref_of(reply.path)}"
@@ -139,6 +142,7 @@ async def get_node(request: Request, node: NodeRef, caller: CallerDep) -> Node:
     summary="Rename, re-boundary or move a node (fields present are changed)",
     description="A move (`parent`) changes the path of the node and everything below it; codes never change.",
 )
+@body_limit(BOUNDARY_BODY_BYTES)
 async def update_node(request: Request, node: NodeRef, body: NodePatch, caller: CallerDep) -> Node:
     message, mask = body.to_pb(path_of(node))
     reply = await call(
@@ -336,7 +340,7 @@ async def list_households(
     node: NodeRef,
     caller: CallerDep,
     tag: TagName | None = None,
-    q: Annotated[str, Query(max_length=64, description="Substring of address or code")] = "",
+    q: Annotated[str, free_text("q", max_length=64, description="Substring of address or code")] = "",
     page_size: PageSize = 50,
     page_token: PageToken = "",
 ) -> HouseholdPage:
@@ -557,6 +561,7 @@ _CSV_BODY = {"schema": {"type": "string", "format": "binary"}}
         }
     },
 )
+@body_limit(MAX_IMPORT_BYTES)
 async def import_file(
     request: Request,
     kind: ImportKindName,

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from google.protobuf import field_mask_pb2
 
 from gateway.blocks_resources import ID_PATTERN, NODE_REF_MAX_LENGTH, NODE_REF_PATTERN, path_of, timestamp
-from gateway.params import IdempotencyKey, PageSize, PageToken
+from gateway.params import IdempotencyKey, PageSize, PageToken, free_text
 from gateway.tickets_resources import (
     CODE_MAX_LENGTH,
     CODE_PATTERN,
@@ -104,8 +104,8 @@ def _name(collection: str, code: str) -> str:
 async def list_categories(
     request: Request,
     caller: CallerDep,
-    group: Annotated[str, Query(max_length=64, description="Only this group")] = "",
-    q: Annotated[str, Query(max_length=64, description="Substring of name, code or a keyword")] = "",
+    group: Annotated[str, free_text("group", max_length=64, description="Only this group")] = "",
+    q: Annotated[str, free_text("q", max_length=64, description="Substring of name, code or a keyword")] = "",
     include_inactive: bool = False,
     page_size: PageSize = 50,
     page_token: PageToken = "",
@@ -311,7 +311,9 @@ async def list_tickets(
     overdue: Annotated[bool, Query(description="Only tickets past a deadline")] = False,
     start_time: Annotated[dt.datetime | None, Query(description="Reported at or after (RFC 3339)")] = None,
     end_time: Annotated[dt.datetime | None, Query(description="Reported before (RFC 3339)")] = None,
-    q: Annotated[str, Query(max_length=100, description="Substring of title, description or address")] = "",
+    q: Annotated[
+        str, free_text("q", max_length=100, description="Substring of title, description or address")
+    ] = "",
     mine: Annotated[bool, Query(description="Only your own reports")] = False,
     updated_after: Annotated[
         dt.datetime | None, Query(description="Changed after (RFC 3339), for followers that poll")

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 from google.protobuf import field_mask_pb2
 
-from gateway.params import IdempotencyKey, PageSize, PageToken
+from gateway.params import IdempotencyKey, PageSize, PageToken, free_text
 from gateway.problems import Problem
 from gateway.resources import (
     NewRoleBinding,
@@ -38,7 +38,7 @@ async def list_users(
     scope: Annotated[str, Query(max_length=300, description="Only users at this node or below")] = "",
     state: UserStateName | None = None,
     role: RoleName | None = None,
-    q: Annotated[str, Query(max_length=64, description="Substring of phone, username or name")] = "",
+    q: Annotated[str, free_text("q", max_length=64, description="Substring of phone, username or name")] = "",
     page_size: PageSize = 50,
     page_token: PageToken = "",
 ) -> UserPage:

@@ -197,12 +197,12 @@ class BlocksFlows:
             validate_path(parent, field="parent", allow_global=False)
         size = pagination.page_size(page_size)
         fp = pagination.fingerprint("nodes", parent, include_retired)
-        cursor = pagination.decode_token(page_token, fp)
+        cursor = pagination.decode_token(page_token, fp, p=str)
         stmt = select(Node).where(Node.parent_path == parent)
         if not include_retired:
             stmt = stmt.where(Node.state == "active")
         if cursor:
-            stmt = stmt.where(Node.path > str(cursor["p"]))
+            stmt = stmt.where(Node.path > cursor["p"])
         async with self.db.sessions() as session:
             rows = list((await session.scalars(stmt.order_by(Node.path).limit(size + 1))).all())
         rows, token = pagination.cut(rows, size, fp, lambda r: {"p": r.path})
@@ -460,7 +460,7 @@ class BlocksFlows:
         access.require_read(path, Permission.REGIONS_READ)
         size = pagination.page_size(page_size)
         fp = pagination.fingerprint("staff", path, user_id)
-        cursor = pagination.decode_token(page_token, fp)
+        cursor = pagination.decode_token(page_token, fp, b=str, i=str)
         stmt = select(StaffAssignment).where(within(StaffAssignment.block_path, path))
         if user_id:
             stmt = stmt.where(StaffAssignment.user_id == user_id)

@@ -167,7 +167,7 @@ class HouseholdFlows:
         (await load_access(self.db, principal)).require_read(block)
         size = pagination.page_size(page_size)
         fp = pagination.fingerprint("buildings", block)
-        cursor = pagination.decode_token(page_token, fp)
+        cursor = pagination.decode_token(page_token, fp, i=str)
         stmt = select(Building).where(within(Building.block_path, block))
         if cursor:
             stmt = stmt.where(Building.id > cursor["i"])
@@ -265,7 +265,7 @@ class HouseholdFlows:
             raise PermissionDenied(f"the caller's scope does not cover '{path}'")
         size = pagination.page_size(page_size)
         fp = pagination.fingerprint("households", principal.subject, path, tag_name, query)
-        cursor = pagination.decode_token(page_token, fp)
+        cursor = pagination.decode_token(page_token, fp, i=str)
         stmt = select(Household).where(
             within(Household.block_path, path), any_within(Household.block_path, scopes)
         )
@@ -423,7 +423,7 @@ class HouseholdFlows:
     ) -> tuple[list[Visit], str]:
         size = pagination.page_size(page_size)
         fp = pagination.fingerprint("visits", principal.subject, household, node, str(start), str(end))
-        cursor = pagination.decode_token(page_token, fp)
+        cursor = pagination.decode_token(page_token, fp, i=str)
         stmt = select(Visit)
         async with self.db.sessions() as session:
             if household:

@@ -413,8 +413,8 @@ class IdentityFlows:
             raise InvalidArgument("must be at most 64 characters", field="query")
         size = pagination.page_size(page_size)
         fp = pagination.fingerprint(principal.subject, scope_f, state_f, role_f, query_f)
-        cursor = pagination.decode_token(page_token, fp)
-        after = (dt.datetime.fromisoformat(cursor["t"]), cursor["id"]) if cursor else None
+        cursor = pagination.decode_token(page_token, fp, t=dt.datetime, id=str)
+        after = (cursor["t"], cursor["id"]) if cursor else None
         async with self.db.sessions() as session:
             rows = await repository.list_users(
                 session,
@@ -590,8 +590,8 @@ class IdentityFlows:
             raise PermissionDenied("the caller may not list role bindings")
         size = pagination.page_size(page_size)
         fp = pagination.fingerprint(principal.subject, parent, scope_f)
-        cursor = pagination.decode_token(page_token, fp)
-        after = (dt.datetime.fromisoformat(cursor["t"]), cursor["id"]) if cursor else None
+        cursor = pagination.decode_token(page_token, fp, t=dt.datetime, id=str)
+        after = (cursor["t"], cursor["id"]) if cursor else None
         async with self.db.sessions() as session:
             rows = await repository.list_bindings(
                 session,
@@ -658,8 +658,8 @@ class IdentityFlows:
         principal.require(Permission.SERVICE_ACCOUNTS_MANAGE, GLOBAL)
         size = pagination.page_size(page_size)
         fp = pagination.fingerprint("service_accounts")
-        cursor = pagination.decode_token(page_token, fp)
-        after = (dt.datetime.fromisoformat(cursor["t"]), cursor["id"]) if cursor else None
+        cursor = pagination.decode_token(page_token, fp, t=dt.datetime, id=str)
+        after = (cursor["t"], cursor["id"]) if cursor else None
         async with self.db.sessions() as session:
             rows = await repository.list_service_accounts(session, after=after, limit=size + 1)
         rows, next_token = pagination.cut(

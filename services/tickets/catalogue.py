@@ -135,7 +135,7 @@ class CatalogueFlows:
     async def list_units(self, node: str, size: int, token: str) -> tuple[list[Unit], str]:
         size = pagination.page_size(size)
         fp = pagination.fingerprint("units", node)
-        cursor = pagination.decode_token(token, fp)
+        cursor = pagination.decode_token(token, fp, code=str)
         query = select(Unit).order_by(Unit.code).limit(size + 1)
         if node:
             # Units serving the node, anything above it, or anything below it.
@@ -144,7 +144,7 @@ class CatalogueFlows:
                 or_(Unit.node.in_(ancestors(path)), Unit.node.startswith(path + "/", autoescape=True))
             )
         if cursor:
-            query = query.where(Unit.code > str(cursor["code"]))
+            query = query.where(Unit.code > cursor["code"])
         async with self.db.sessions() as session:
             rows = list((await session.execute(query)).scalars())
         return pagination.cut(rows, size, fp, lambda r: {"code": r.code})
@@ -192,7 +192,7 @@ class CatalogueFlows:
             )
         size = pagination.page_size(size)
         fp = pagination.fingerprint("members", unit.code)
-        cursor = pagination.decode_token(token, fp)
+        cursor = pagination.decode_token(token, fp, u=str)
         query = (
             select(UnitMember)
             .where(UnitMember.unit_code == unit.code)
@@ -200,7 +200,7 @@ class CatalogueFlows:
             .limit(size + 1)
         )
         if cursor:
-            query = query.where(UnitMember.user_id > str(cursor["u"]))
+            query = query.where(UnitMember.user_id > cursor["u"])
         async with self.db.sessions() as session:
             rows = list((await session.execute(query)).scalars())
         return pagination.cut(rows, size, fp, lambda r: {"u": r.user_id})
@@ -353,7 +353,7 @@ class CatalogueFlows:
     ) -> tuple[list[Category], str]:
         size = pagination.page_size(size)
         fp = pagination.fingerprint("categories", group, query_text, include_inactive)
-        cursor = pagination.decode_token(token, fp)
+        cursor = pagination.decode_token(token, fp, g=str, c=str)
         query = select(Category).order_by(Category.group_name, Category.code).limit(size + 1)
         if group:
             query = query.where(Category.group_name == group)
@@ -369,7 +369,7 @@ class CatalogueFlows:
                 )
             )
         if cursor:
-            g, c = str(cursor["g"]), str(cursor["c"])
+            g, c = cursor["g"], cursor["c"]
             query = query.where(
                 or_(Category.group_name > g, (Category.group_name == g) & (Category.code > c))
             )

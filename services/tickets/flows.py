@@ -478,7 +478,7 @@ class TicketFlows:
             r.mine,
             updated_after,
         )
-        cursor = pagination.decode_token(r.page_token, fp)
+        cursor = pagination.decode_token(r.page_token, fp, t=dt.datetime, id=str)
         query = select(Ticket).where(viewer.visible())
         if state:
             query = query.where(Ticket.state == state)
@@ -507,10 +507,7 @@ class TicketFlows:
         if r.mine:
             query = query.where(Ticket.reporter == principal.subject)
         if cursor:
-            try:
-                at, last = dt.datetime.fromisoformat(str(cursor["t"])), str(cursor["id"])
-            except (KeyError, ValueError):
-                raise InvalidArgument("is not a token this API issued", field="page_token") from None
+            at, last = cursor["t"], cursor["id"]
             query = query.where(or_(Ticket.create_time < at, (Ticket.create_time == at) & (Ticket.id < last)))
         query = query.order_by(Ticket.create_time.desc(), Ticket.id.desc()).limit(size + 1)
         async with self.db.sessions() as session:
@@ -537,7 +534,7 @@ class TicketFlows:
         row, _ = await self.get(principal, parent)
         size = pagination.page_size(size)
         fp = pagination.fingerprint("timeline", row.id)
-        cursor = pagination.decode_token(token, fp)
+        cursor = pagination.decode_token(token, fp, s=int)
         query = (
             select(TimelineEntry)
             .where(TimelineEntry.ticket_id == row.id)
@@ -545,7 +542,7 @@ class TicketFlows:
             .limit(size + 1)
         )
         if cursor:
-            query = query.where(TimelineEntry.seq > int(cursor["s"]))
+            query = query.where(TimelineEntry.seq > cursor["s"])
         async with self.db.sessions() as session:
             rows = list((await session.execute(query)).scalars())
         return pagination.cut(rows, size, fp, lambda e: {"s": e.seq})

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import grpc
 import pytest
 
@@ -11,12 +13,16 @@ from govkit.errors import InvalidArgument
 def test_page_tokens_round_trip_and_are_bound_to_filters() -> None:
     fp = pagination.fingerprint("users/1", "yuhu", None)
     token = pagination.encode_token({"t": "2026-11-23T00:00:00+00:00", "id": "abc"}, fp)
-    assert pagination.decode_token(token, fp) == {"t": "2026-11-23T00:00:00+00:00", "id": "abc"}
+    assert pagination.decode_token(token, fp, t=dt.datetime, id=str) == {
+        "t": dt.datetime(2026, 11, 23, tzinfo=dt.UTC),
+        "id": "abc",
+    }
     with pytest.raises(InvalidArgument, match="different filters"):
-        pagination.decode_token(token, pagination.fingerprint("users/1", "hetang", None))
+        other = pagination.fingerprint("users/1", "hetang", None)
+        pagination.decode_token(token, other, t=dt.datetime, id=str)
     for bad in ("!!!", "e30", "bm90IGpzb24"):
         with pytest.raises(InvalidArgument) as err:
-            pagination.decode_token(bad, fp)
+            pagination.decode_token(bad, fp, t=dt.datetime, id=str)
         assert err.value.field == "page_token"
 
 

@@ -1,0 +1,86 @@
+"""HTTP hygiene as plain ASGI middleware: response headers on every answer, a size limit on bodies."""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway import params
+
+# What a JSON API answers with: nothing to run, render or frame.
+API_POLICY = "default-src 'none'; frame-ancestors 'none'"
+_ALWAYS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class SecurityHeaders:
+    """nosniff, no framing and a locked-down CSP on every response; `no-store` unless a route says
+    otherwise. Almost every answer carries personal data or tokens (RFC 6749 §5.1 also wants
+    `Pragma: no-cache` on tokens), so caching is what a route opts into (the JWKS, the docs' files),
+    never what it has to remember to opt out of. A route's own CSP (the docs page's) is kept."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.update(_ALWAYS)
+                if "content-security-policy" not in headers:
+                    headers["Content-Security-Policy"] = API_POLICY
+                if "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-store"
+                    headers["Pragma"] = "no-cache"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class ContentTooLarge(HTTPException):
+    """An HTTPException, so FastAPI passes it through its body parsing to the problem handler."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than this route takes ({limit} bytes)")
+
+
+class BodyLimit:
+    """413 once a body is larger than its route takes, before anything of it is parsed.
+
+    The limit is looked up when the route first reads its body (routing has put the route in the
+    scope by then): `params.body_limit` on the endpoint, else the default. A Content-Length over
+    it is refused without reading a byte; a chunked body is counted as it arrives.
+    """
+
+    def __init__(self, app: ASGIApp, default: int) -> None:
+        self.app = app
+        self.default = default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            limit = params.body_limit_of(getattr(scope.get("route"), "endpoint", None), self.default)
+            if declared.isdigit() and int(declared) > limit:
+                raise ContentTooLarge(limit)
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise ContentTooLarge(limit)
+            return message
+
+        await self.app(scope, limited_receive, send)

@@ -1,0 +1,107 @@
+"""The gateway's hygiene middleware in process: the real app, with a few routes added to probe it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from pydantic import BaseModel
+
+from gateway.app import create_app
+from gateway.params import body_limit
+from gateway.settings import GatewaySettings
+
+PROBLEM = "application/problem+json"
+
+
+class Echo(BaseModel):
+    text: str
+
+
+def probe_app(**settings: object) -> FastAPI:
+    app = create_app(GatewaySettings(**settings))  # type: ignore[arg-type]
+
+    @app.get("/probe/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    @app.post("/probe/echo")
+    async def echo(body: Echo) -> Echo:
+        return body
+
+    @app.post("/probe/raw")
+    @body_limit(8 * 1024)
+    async def raw(request: Request) -> dict[str, int]:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+        return {"size": size}
+
+    return app
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=probe_app(max_body_bytes=2048), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as c:
+        yield c
+
+
+async def test_a_500_carries_the_security_headers_too(client: httpx.AsyncClient) -> None:
+    reply = await client.get("/probe/boom")
+    assert reply.status_code == 500 and reply.headers["content-type"] == PROBLEM
+    assert reply.json()["detail"] == "internal error"
+    assert reply.headers["x-content-type-options"] == "nosniff"
+    assert reply.headers["x-frame-options"] == "DENY"
+    assert reply.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert reply.headers["cache-control"] == "no-store"
+
+
+async def test_the_default_limit_and_a_route_of_its_own(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/probe/echo", json={"text": "x" * 1000})).status_code == 200
+    too_big = await client.post("/probe/echo", json={"text": "x" * 3000})
+    assert too_big.status_code == 413 and too_big.headers["content-type"] == PROBLEM
+    assert too_big.json()["detail"] == "the request body is larger than this route takes (2048 bytes)"
+    # The route that declared 8 KiB takes 6 KB, streamed, and refuses 9 KB.
+    assert (await client.post("/probe/raw", content=b"x" * 6000)).json() == {"size": 6000}
+    assert (await client.post("/probe/raw", content=b"x" * 9000)).status_code == 413
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b"x" * 1000
+
+    chunked = await client.post("/probe/raw", content=chunks())
+    assert chunked.status_code == 413 and chunked.headers["content-type"] == PROBLEM
+
+
+async def test_docs_off_by_the_setting() -> None:
+    transport = httpx.ASGITransport(app=probe_app(docs_enabled=False))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as c:
+        assert (await c.get("/docs")).status_code == 404
+        assert (await c.get("/docs/assets/swagger-ui.css")).status_code == 404
+        assert (await c.get("/openapi.json")).status_code == 200
+    transport = httpx.ASGITransport(app=probe_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as c:
+        assert (await c.get("/docs")).status_code == 200
+        css = await c.get("/docs/assets/swagger-ui.css")
+        assert css.status_code == 200 and css.headers["cache-control"] == "public, max-age=86400"
+
+
+def test_the_settings_refuse_a_tiny_or_absurd_limit() -> None:
+    for bad in (0, 10, 2**40):
+        with pytest.raises(ValueError, match="max_body_bytes"):
+            GatewaySettings(max_body_bytes=bad)  # type: ignore[arg-type]
+
+
+async def test_open311_answers_the_body_limit_in_its_own_format(client: httpx.AsyncClient) -> None:
+    reply = await client.post(
+        "/open311/v2/requests.json",
+        content=b"description=" + b"x" * 4000,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert reply.status_code == 413 and reply.headers["content-type"].startswith("application/json")
+    assert reply.json() == [
+        {"code": 413, "description": "the request body is larger than this route takes (2048 bytes)"}
+    ]

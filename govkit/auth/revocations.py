@@ -16,9 +16,10 @@ import logging
 import time
 from collections.abc import Callable
 
+import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from gov.common.v1 import event_pb2
 from gov.identity.v1 import events_pb2
@@ -33,6 +34,9 @@ REVOCATION_SUBJECT = "identity.v1.tokens.revoked"
 MAX_ACCESS_TOKEN_TTL_SECONDS = 3600
 LOOKBACK = dt.timedelta(seconds=MAX_ACCESS_TOKEN_TTL_SECONDS + 120)
 _PRUNE_EVERY_SECONDS = 30.0
+# Read back this much before the last moment the connection was known to be up (clock skew
+# between this host and the NATS server included).
+_CATCH_UP_MARGIN = dt.timedelta(seconds=30)
 
 
 class Revocations:
@@ -45,8 +49,6 @@ class Revocations:
         # session id -> entry expires at
         self._sessions: dict[str, float] = {}
         self._pruned_at = clock()
-        # True once the backlog of recent revocations has been read since the last subscription.
-        self.current = False
 
     def __len__(self) -> int:
         return len(self._subjects) + len(self._sessions)
@@ -87,43 +89,87 @@ class Revocations:
         self._sessions = {k: v for k, v in self._sessions.items() if v > now}
 
 
-async def follow(nc: NATS, revocations: Revocations, *, retry_seconds: float = 1.0) -> None:
-    """Feed `revocations` from identity's stream until cancelled (retries until the stream exists)."""
-    js = nc.jetstream()
+async def _catch_up(nc: NATS, revocations: Revocations, since: dt.datetime) -> int:
+    """Apply every revocation stored since `since` (a short-lived pull consumer); returns how many."""
+    config = ConsumerConfig(
+        deliver_policy=DeliverPolicy.BY_START_TIME,
+        opt_start_time=since,
+        ack_policy=AckPolicy.NONE,
+        inactive_threshold=60.0,  # the server drops it if this process dies mid-read
+        mem_storage=True,
+        num_replicas=1,
+    )
+    sub = await nc.jetstream().pull_subscribe(REVOCATION_SUBJECT, config=config)
+    applied = 0
+    try:
+        while True:
+            try:
+                messages = await sub.fetch(256, timeout=1.0)
+            except nats.errors.TimeoutError:
+                return applied
+            for msg in messages:
+                _apply(revocations, msg.data)
+            applied += len(messages)
+            if not messages or messages[-1].metadata.num_pending == 0:
+                return applied
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+
+
+def _apply(revocations: Revocations, data: bytes) -> None:
+    try:
+        revocations.apply(parse_event(data))
+    except Exception:
+        log.exception("unreadable revocation event; skipped")
+
+
+async def follow(nc: NATS, revocations: Revocations, *, poll_seconds: float = 0.5) -> None:
+    """Feed `revocations` from identity's events until cancelled.
+
+    Live events arrive on a core NATS subscription (the client restores it after a reconnect, and
+    it needs no consumer state on the server, so a NATS restart cannot break it). What was
+    published while this process could not hear is read back from the stream: on start, from an
+    access-token lifetime ago; after each reconnect, from shortly before the connection was lost.
+    """
 
     async def on_message(msg: Msg) -> None:
-        try:
-            revocations.apply(parse_event(msg.data))
-        except Exception:
-            log.exception("unreadable revocation event; skipped")
-        meta = msg.metadata
-        if meta.num_pending == 0:
-            revocations.current = True
+        _apply(revocations, msg.data)
 
-    while True:
-        try:
-            config = ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_TIME,
-                opt_start_time=dt.datetime.now(dt.UTC) - LOOKBACK,
-            )
-            sub = await js.subscribe(
-                REVOCATION_SUBJECT, ordered_consumer=True, config=config, cb=on_message, idle_heartbeat=2.0
-            )
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("cannot follow token revocations yet; retrying", extra={"error": repr(exc)})
-            await asyncio.sleep(retry_seconds)
-            continue
-        try:
-            if (await sub.consumer_info()).num_pending == 0:
-                revocations.current = True
-            await asyncio.Future()  # runs until cancelled; the ordered consumer heals itself
-        finally:
-            revocations.current = False
-            # The connection may already be gone at shutdown.
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+    live = await nc.subscribe(REVOCATION_SUBJECT, cb=on_message)
+    due: dt.datetime | None = dt.datetime.now(dt.UTC) - LOOKBACK  # a catch-up is owed from here
+    heard_until = dt.datetime.now(dt.UTC)
+    reconnects = nc.stats["reconnects"]
+    failures = 0
+    try:
+        while True:
+            if nc.stats["reconnects"] != reconnects:
+                reconnects = nc.stats["reconnects"]
+                lost = heard_until - _CATCH_UP_MARGIN
+                due = lost if due is None else min(due, lost)
+            if nc.is_connected:
+                if due is not None:
+                    try:
+                        applied = await _catch_up(nc, revocations, due)
+                        log.info(
+                            "token revocations read back", extra={"since": due.isoformat(), "count": applied}
+                        )
+                        due, failures = None, 0
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:
+                        # Once loud, then quiet: identity's stream may simply not exist yet.
+                        level = logging.WARNING if failures == 0 else logging.DEBUG
+                        log.log(
+                            level, "cannot read token revocations yet; retrying", extra={"error": repr(exc)}
+                        )
+                        failures += 1
+                if due is None:
+                    heard_until = dt.datetime.now(dt.UTC)
+            await asyncio.sleep(poll_seconds)
+    finally:
+        with contextlib.suppress(Exception):  # the connection may already be gone at shutdown
+            await live.unsubscribe()
 
 
 class RevocationFeed:

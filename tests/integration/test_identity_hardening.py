@@ -13,6 +13,7 @@ import datetime as dt
 import itertools
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 
 import grpc
 import httpx
@@ -25,8 +26,11 @@ from gov.identity.v1 import events_pb2
 from gov.identity.v1 import identity_pb2 as pb
 from gov.tickets.v1 import tickets_pb2
 from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub
-from govkit.devstack import Stack
-from govkit.events import unpack_payload
+from govkit import bus
+from govkit.auth.revocations import REVOCATION_SUBJECT, Revocations, follow
+from govkit.devstack import Stack, free_port
+from govkit.events import build_event, unpack_payload
+from govkit.protobuf import timestamp
 from tests.support.identity import (
     PASSWORD,
     IdentityClient,
@@ -564,3 +568,59 @@ async def test_every_state_change_emits_an_event_without_contact_data(
     payload = unpack_payload(sa_event, events_pb2.ServiceAccountCreated)
     assert payload.service_account.client_id == account.service_account.client_id
     assert account.client_secret.encode() not in sa_event.SerializeToString()
+
+
+# ----------------------------------------------------------------------------- the feed itself
+
+
+def _revocation(subject: str) -> bytes:
+    now = dt.datetime.now(dt.UTC)
+    payload = events_pb2.TokensRevoked(
+        principal=subject,
+        issued_before=timestamp(now),
+        expire_time=timestamp(now + dt.timedelta(minutes=5)),
+        reason=events_pb2.REVOCATION_REASON_USER_DISABLED,
+    )
+    return build_event(REVOCATION_SUBJECT, payload, actor="system", resource=subject).envelope
+
+
+async def _until(condition: Callable[[], bool], seconds: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {seconds} s")
+
+
+async def test_the_revocation_feed_survives_a_nats_restart(tmp_path: Path) -> None:
+    with Stack(tmp_path) as nats_only:
+        port = free_port()
+        nats_only.start_nats(port)
+        publisher = await bus.connect(nats_only.nats_url, "test-publisher")
+        await bus.ensure_domain_stream(publisher.jetstream(), "identity")
+        # Published before the verifier starts: read back from the stream on start.
+        await publisher.jetstream().publish(REVOCATION_SUBJECT, _revocation("users/before"))
+        revocations = Revocations()
+        subscriber = await bus.connect(nats_only.nats_url, "test-verifier")
+        feed = asyncio.create_task(follow(subscriber, revocations, poll_seconds=0.1))
+        try:
+            await _until(lambda: revocations.is_revoked("users/before", "", 0.0), 5)
+            await publisher.jetstream().publish(REVOCATION_SUBJECT, _revocation("users/live"))
+            await _until(lambda: revocations.is_revoked("users/live", "", 0.0), 5)
+            # NATS restarts; a fresh publisher (like identity's relay) publishes at once, likely
+            # before the verifier has reconnected: it must still learn of it.
+            nats_only.stop_proc(next(p for p in nats_only.procs if p.name == "nats"))
+            nats_only.start_nats(port)
+            await publisher.close()
+            publisher = await bus.connect(nats_only.nats_url, "test-publisher-2")
+            await publisher.jetstream().publish(REVOCATION_SUBJECT, _revocation("users/during"))
+            await _until(lambda: revocations.is_revoked("users/during", "", 0.0), 10)
+            await publisher.jetstream().publish(REVOCATION_SUBJECT, _revocation("users/after"))
+            await _until(lambda: revocations.is_revoked("users/after", "", 0.0), 5)
+        finally:
+            feed.cancel()
+            await asyncio.gather(feed, return_exceptions=True)
+            await subscriber.close()
+            await publisher.close()

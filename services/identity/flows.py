@@ -780,7 +780,7 @@ class IdentityFlows:
 
     async def rotate_signing_key(self, principal: Principal):  # type: ignore[no-untyped-def]
         principal.require(Permission.SIGNING_KEYS_ROTATE, GLOBAL)
-        return await self.keys.rotate()
+        return await self.keys.rotate(principal.subject)
 
     # ----------------------------------------------------------------- bootstrap
 

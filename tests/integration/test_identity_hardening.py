@@ -569,6 +569,15 @@ async def test_every_state_change_emits_an_event_without_contact_data(
     assert payload.service_account.client_id == account.service_account.client_id
     assert account.client_secret.encode() not in sa_event.SerializeToString()
 
+    key = await identity.stub.RotateSigningKey(
+        pb.RotateSigningKeyRequest(), metadata=md(identity.admin_token)
+    )
+    rotated = await find_event(
+        stack.nats_url, "identity.v1.signing_key.rotated", f"signingKeys/{key.kid}", since
+    )
+    payload_key = unpack_payload(rotated, events_pb2.SigningKeyRotated)
+    assert rotated.actor == admin.principal and payload_key.kid == key.kid and payload_key.retired_kids
+
 
 # ----------------------------------------------------------------------------- the feed itself
 

@@ -27,6 +27,8 @@ def main() -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        # The gateway decides itself whose X-Forwarded-For to believe (GOV_TRUSTED_PROXIES).
+        proxy_headers=False,
     )
 
 

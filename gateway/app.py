@@ -16,6 +16,7 @@ from gateway.hygiene import BodyLimit, SecurityHeaders
 from gateway.routes import admin, auth, blocks, meta, tickets, users
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstreams
+from govkit.auth.revocations import RevocationFeed
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
@@ -50,7 +51,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.upstreams = Upstreams(settings)
+        # Tokens identity revokes stop working here within moments (govkit/auth/revocations.py).
+        feed = RevocationFeed(app.state.upstreams.verifier.revocations, settings.nats_url, "gov-gateway")
+        feed.start()
         yield
+        await feed.stop()
         await app.state.upstreams.close()
 
     app = GatewayApp(

@@ -95,9 +95,10 @@ async def call(
     caller: Caller | None = None,
     *,
     deadline_seconds: float | None = None,
+    extra_metadata: tuple[tuple[str, str], ...] = (),
 ) -> R:
     """One upstream call, with the caller's token (services verify it again) and the request id."""
-    metadata: list[tuple[str, str]] = [("x-request-id", request.state.request_id)]
+    metadata: list[tuple[str, str]] = [("x-request-id", request.state.request_id), *extra_metadata]
     if caller is not None:
         metadata.append(("authorization", f"Bearer {caller.token}"))
     return await method(

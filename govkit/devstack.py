@@ -161,7 +161,12 @@ class Stack:
         port = port or free_port()
         # Every running service's address, as GOV_<NAME>_ADDR.
         addrs = {f"GOV_{name.upper()}_ADDR": addr for name, addr in self.addrs.items() if name in SERVICES}
-        full_env = self.env(GOV_HTTP_PORT=str(port), GOV_HTTP_HOST="127.0.0.1", **{**addrs, **(env or {})})
+        # NATS too: the gateway follows identity's token revocations.
+        full_env = self.env(
+            GOV_HTTP_PORT=str(port),
+            GOV_HTTP_HOST="127.0.0.1",
+            **{"GOV_NATS_URL": self.nats_url, **addrs, **(env or {})},
+        )
         proc = self.spawn("gateway", [sys.executable, "-m", "gateway"], full_env)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30

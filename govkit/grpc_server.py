@@ -25,6 +25,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from govkit import bus
+from govkit.auth import revocations
 from govkit.auth.principal import Principal, reset_principal, set_principal
 from govkit.auth.tokens import GrpcJwksSource, TokenVerifier, bearer_token
 from govkit.config import ServiceSettings
@@ -210,6 +211,9 @@ class ServiceRuntime:
         if self.nc is None:
             return
         self.js = self.nc.jetstream()
+        if self.verifier is not None:  # revoked tokens stop working within moments, not at expiry
+            feed = revocations.follow(self.nc, self.verifier.revocations)
+            self._tasks.append(asyncio.create_task(feed, name="revocations"))
         while True:
             try:
                 await bus.ensure_domain_stream(self.js, d.name)

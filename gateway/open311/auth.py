@@ -16,6 +16,7 @@ from fastapi import Request
 
 from gateway.open311.cache import TtlCache, app_cache
 from gateway.open311.errors import Open311Error
+from gateway.ratelimit import check_credential_rate, client_metadata
 from gateway.upstream import Caller, call, upstreams
 from gov.identity.v1 import identity_pb2
 from govkit.errors import DomainError, Unavailable
@@ -51,11 +52,19 @@ async def _exchange(request: Request, api_key: str) -> Caller:
     client_id, colon, client_secret = api_key.partition(":")
     if not colon or not client_id or not client_secret:
         raise Open311Error(403, "api_key: invalid (expected <client_id>:<client_secret>)")
+    retry_after = check_credential_rate(request, client_id=client_id)
+    if retry_after is not None:
+        raise Open311Error(
+            429,
+            f"api_key: too many attempts; try again in {retry_after} seconds",
+            {"Retry-After": str(retry_after)},
+        )
     try:
         pair = await call(
             request,
             upstreams(request).identity.IssueServiceToken,
             identity_pb2.IssueServiceTokenRequest(client_id=client_id, client_secret=client_secret),
+            extra_metadata=client_metadata(request),
         )
     except grpc.aio.AioRpcError as exc:
         if exc.code() in _REFUSALS:

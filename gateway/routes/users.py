@@ -111,7 +111,9 @@ async def update_user(request: Request, user_id: UserId, body: UserPatch, caller
 
 
 @router.post(
-    "/users/{user_id}/disable", response_model=User, summary="Disable an account and end its sessions"
+    "/users/{user_id}/disable",
+    response_model=User,
+    summary="Disable an account and end its sessions (its tokens stop working within seconds)",
 )
 async def disable_user(request: Request, user_id: UserId, caller: CallerDep) -> User:
     reply = await call(
@@ -169,6 +171,12 @@ async def list_user_bindings(
     status_code=201,
     tags=["role bindings"],
     summary="Grant a role at a node of the region tree",
+    description=(
+        "Allowed as the delegation table says: an admin grants any role (only a global admin grants "
+        "admin), a leader grants dispatcher, unit_staff and resident, a dispatcher grants unit_staff "
+        "and resident, each at their own node or below. Block staff roles follow the blocks "
+        "service's staffing (`/api/v1/nodes/{node}/staff`). Anything else is 403."
+    ),
 )
 async def grant_role(
     request: Request,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 from dataclasses import dataclass, field
 
-from govkit.auth.roles import GRANTABLE, ROLE_PERMISSIONS, Permission, Role
+from govkit.auth.roles import ROLE_PERMISSIONS, Permission, Role
 from govkit.auth.scopes import covers
 from govkit.errors import PermissionDenied, Unauthenticated
 
@@ -24,6 +24,10 @@ class Principal:
     token_id: str = ""
     # The verified bearer token itself, for calls made on the caller's behalf to other services.
     token: str = field(default="", repr=False, compare=False)
+    # The login session the token belongs to (`sid`; empty for service tokens) and when it was
+    # issued (`iat`, to the millisecond): what a revocation is matched against.
+    session_id: str = ""
+    issued_at: float = 0.0
 
     @property
     def is_user(self) -> bool:
@@ -42,11 +46,6 @@ class Principal:
     def require(self, permission: Permission, path: str) -> None:
         if not self.can(permission, path):
             raise PermissionDenied(f"{permission} is not granted to the caller for '{path}'")
-
-    def can_grant(self, role: Role, scope: str) -> bool:
-        return any(
-            role in GRANTABLE.get(b.role, frozenset()) and covers(b.scope, scope) for b in self.bindings
-        )
 
     def has_role(self, role: Role, path: str | None = None) -> bool:
         return any(b.role == role and (path is None or covers(b.scope, path)) for b in self.bindings)

@@ -1,4 +1,7 @@
-"""Roles, the permissions they carry and who may grant them: one table for every service."""
+"""Roles and the permissions they carry: one table for every service.
+
+Who may grant which role is identity's business: see `DELEGATION` in services/identity/domain.py.
+"""
 
 from __future__ import annotations
 
@@ -62,14 +65,4 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ASSISTANT: frozenset(),
     Role.SUPERVISOR: frozenset(),
     Role.RESIDENT: frozenset(),
-}
-
-# Which roles a holder of each role may grant (always within the scope of their own binding).
-# Nobody grants a role stronger than their own, so delegation cannot escalate.
-GRANTABLE: dict[Role, frozenset[Role]] = {
-    Role.ADMIN: frozenset(Role),
-    Role.LEADER: frozenset(Role) - {Role.ADMIN},
-    Role.DISPATCHER: frozenset(
-        {Role.UNIT_STAFF, Role.GOVERNOR, Role.ASSISTANT, Role.SUPERVISOR, Role.RESIDENT}
-    ),
 }

@@ -12,6 +12,7 @@ import grpc
 import jwt
 
 from govkit.auth.principal import Binding, Principal
+from govkit.auth.revocations import Revocations
 from govkit.auth.roles import Role
 from govkit.errors import Unauthenticated, Unavailable
 
@@ -34,8 +35,11 @@ class TokenVerifier:
         min_refresh_interval: float = 1.0,
         leeway: float = 5.0,
         local_jwks: Callable[[], dict[str, Any]] | None = None,
+        revocations: Revocations | None = None,
     ) -> None:
         self.source = source
+        # Tokens revoked before they expire; fed from identity's events by `revocations.follow`.
+        self.revocations = revocations if revocations is not None else Revocations()
         # In the process that signs (identity), its in-memory key set: a rotation made here is
         # seen at once, without waiting out the refresh interval.
         self.local_jwks = local_jwks
@@ -118,7 +122,10 @@ class TokenVerifier:
             raise Unauthenticated("token expired") from None
         except jwt.PyJWTError:
             raise Unauthenticated("invalid token") from None
-        return principal_from_claims(claims, token)
+        principal = principal_from_claims(claims, token)
+        if self.revocations.is_revoked(principal.subject, principal.session_id, principal.issued_at):
+            raise Unauthenticated("token revoked")
+        return principal
 
 
 def principal_from_claims(claims: dict[str, Any], token: str = "") -> Principal:
@@ -128,7 +135,18 @@ def principal_from_claims(claims: dict[str, Any], token: str = "") -> Principal:
         bindings = tuple(Binding(Role(role), str(scope)) for role, scope in claims.get("roles", []))
     except (ValueError, TypeError):
         raise Unauthenticated("invalid role claims") from None
-    return Principal(subject=str(claims["sub"]), bindings=bindings, token_id=str(claims["jti"]), token=token)
+    try:
+        issued_at = float(claims.get("iat", 0))
+    except (ValueError, TypeError):
+        raise Unauthenticated("invalid iat claim") from None
+    return Principal(
+        subject=str(claims["sub"]),
+        bindings=bindings,
+        token_id=str(claims["jti"]),
+        token=token,
+        session_id=str(claims.get("sid", "")),
+        issued_at=issued_at,
+    )
 
 
 def bearer_token(metadata: dict[str, str]) -> str:

@@ -38,6 +38,13 @@ def user(row: models.User) -> pb.User:
     )
 
 
+def user_fact(row: models.User) -> pb.User:
+    """A user as events carry it: ids and facts, no contact data (the phone is left out)."""
+    message = user(row)
+    message.ClearField("phone")
+    return message
+
+
 def role_binding(row: models.RoleBinding) -> pb.RoleBinding:
     return pb.RoleBinding(
         name=f"{row.principal}/roleBindings/{row.id}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import math
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,7 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.identity.v1 import events_pb2
 from govkit import idempotency, pagination
+from govkit.auth.logins import address_key
 from govkit.auth.principal import Principal
+from govkit.auth.revocations import REVOCATION_SUBJECT
 from govkit.auth.roles import Permission, Role
 from govkit.auth.scopes import GLOBAL, validate_path
 from govkit.auth.tokens import AUDIENCE
@@ -40,6 +43,10 @@ from services.identity.models import LoginAttempts, RefreshToken, RoleBinding, S
 from services.identity.settings import IdentitySettings
 
 BAD_CREDENTIALS = "wrong login or password"
+# Attempts whose client address is unknown share one counter per login.
+UNKNOWN_CLIENT = "unknown"
+# Verifiers keep a revocation this much longer than an access token lives (their clock leeway).
+REVOCATION_MARGIN_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -102,20 +109,26 @@ class IdentityFlows:
 
     # ----------------------------------------------------------------- tokens
 
-    def _access_token(self, subject: str, bindings: list[RoleBinding], now: dt.datetime) -> str:
+    def _access_token(
+        self, subject: str, bindings: list[RoleBinding], now: dt.datetime, session_id: str = ""
+    ) -> str:
         ttl = self.settings.access_token_ttl_seconds
-        return self.keys.sign(
-            {
-                "iss": self.settings.token_issuer,
-                "aud": AUDIENCE,
-                "sub": subject,
-                "typ": "access",
-                "iat": int(now.timestamp()),
-                "exp": int(now.timestamp()) + ttl,
-                "jti": new_id(),
-                "roles": [[b.role, b.scope] for b in bindings],
-            }
-        )
+        claims = {
+            "iss": self.settings.token_issuer,
+            "aud": AUDIENCE,
+            "sub": subject,
+            "typ": "access",
+            # To the millisecond (RFC 7519 allows fractions): a token issued just after a
+            # revocation must not look as old as the tokens it revoked.
+            "iat": round(now.timestamp(), 3),
+            "exp": int(now.timestamp()) + ttl,
+            "jti": new_id(),
+            "roles": [[b.role, b.scope] for b in bindings],
+        }
+        if session_id:
+            # The login session (refresh-token family), so a logout can end exactly its tokens.
+            claims["sid"] = session_id
+        return self.keys.sign(claims)
 
     async def _issue(self, session: AsyncSession, subject: str, family_id: str, now: dt.datetime) -> Tokens:
         bindings = await repository.bindings_of(session, subject)
@@ -134,13 +147,14 @@ class IdentityFlows:
             )
         )
         return Tokens(
-            access_token=self._access_token(subject, bindings, now),
+            access_token=self._access_token(subject, bindings, now, family_id),
             expires_in=self.settings.access_token_ttl_seconds,
             refresh_token=refresh,
             refresh_expire_time=expire,
         )
 
-    async def login(self, login: str, password: str) -> Tokens:
+    async def login(self, login: str, password: str, client: str = "") -> Tokens:
+        """Password login. `client` is the caller's address (advisory: it only picks the counter)."""
         if not login.strip():
             raise InvalidArgument("is required", field="login")
         if not password:
@@ -148,77 +162,104 @@ class IdentityFlows:
         if len(login) > 100 or len(password) > domain.PASSWORD_MAX:
             raise Unauthenticated(BAD_CREDENTIALS)
         key = domain.login_key(login)
-        now = utcnow()
+        client_key = address_key(client) or UNKNOWN_CLIENT
+        # Counted before the password is checked, in one locked step: of N concurrent guesses
+        # at most `threshold` get as far as a hash.
+        failures = await self._reserve_attempt(key, client_key)
         async with self.db.sessions() as session:
-            attempts = await session.get(LoginAttempts, key)
-            locked_until = domain.is_locked(self._state(attempts), now)
-            if locked_until:
-                raise self._locked_error(locked_until, now)
             phone = key if key.startswith("+86") else None
             user = await repository.user_by_login(session, phone, None if phone else key)
         ok = await self._verify(user.password_hash if user else self._dummy_hash, password)
         if not ok or user is None:
-            await self._record_failure(key, user)
+            if user is not None and failures == self.lockout.threshold:
+                await self._announce_lock(user, failures)
             raise Unauthenticated(BAD_CREDENTIALS)
-        if user.state != "active":
-            raise Unauthenticated("this account is disabled")
         async with self.db.transaction() as session:
-            await session.execute(delete(LoginAttempts).where(LoginAttempts.login_key == key))
-            if self.hasher.check_needs_rehash(user.password_hash):
-                row = await session.get(User, user.id)
-                if row is not None:
-                    row.password_hash = await self._hash(password)
-            return await self._issue(session, f"users/{user.id}", new_id(), now)
+            # Locked, so a disable or password change either finished first (and is seen here) or
+            # waits for this token to be issued, and then revokes it.
+            row = await session.get(User, user.id, with_for_update=True, populate_existing=True)
+            if row is None or row.password_hash != user.password_hash:
+                raise Unauthenticated(BAD_CREDENTIALS)
+            if row.state != "active":
+                raise Unauthenticated("this account is disabled")
+            await repository.clear_attempts(session, key, client_key)
+            if self.hasher.check_needs_rehash(row.password_hash):
+                row.password_hash = await self._hash(password)
+            return await self._issue(session, f"users/{row.id}", new_id(), utcnow())
 
     @staticmethod
     def _state(row: LoginAttempts | None) -> domain.AttemptState | None:
-        if row is None:
+        if row is None or row.failures == 0:
             return None
-        return domain.AttemptState(row.failures, row.window_start, row.locked_until)
+        return domain.AttemptState(row.failures, row.last_attempt, row.locked_until)
 
     @staticmethod
     def _locked_error(until: dt.datetime, now: dt.datetime) -> ResourceExhausted:
-        seconds = max(1, int((until - now).total_seconds()))
+        seconds = max(1, math.ceil((until - now).total_seconds()))
         return ResourceExhausted(
             f"too many failed logins; try again in {seconds} seconds", retry_after=seconds
         )
 
-    async def _record_failure(self, key: str, user: User | None) -> None:
+    async def _reserve_attempt(self, key: str, client: str) -> int:
+        """Count an attempt as failed until it succeeds; refuse it while this client must wait.
+
+        Returns the consecutive failures counted so far, this attempt included.
+        """
         now = utcnow()
         async with self.db.transaction() as session:
-            row = await session.get(LoginAttempts, key, with_for_update=True)
-            state = domain.record_failure(self._state(row), now, self.lockout)
-            if row is None:
-                session.add(
-                    LoginAttempts(
-                        login_key=key,
-                        failures=state.failures,
-                        window_start=state.window_start,
-                        locked_until=state.locked_until,
-                    )
-                )
-            else:
-                row.failures, row.window_start, row.locked_until = (
-                    state.failures,
-                    state.window_start,
-                    state.locked_until,
-                )
-            just_locked = state.locked_until is not None and state.failures == self.lockout.threshold
-            if just_locked and user is not None:
-                await add_event(
-                    session,
-                    platform.outbox,
-                    build_event(
-                        "identity.v1.login.locked",
-                        events_pb2.LoginLocked(
-                            user=f"users/{user.id}",
-                            failed_attempts=state.failures,
-                            locked_seconds=self.settings.lockout_duration_seconds,
-                        ),
-                        actor="system",
-                        resource=f"users/{user.id}",
+            row = await repository.attempts_for_update(session, key, client, now)
+            state = self._state(row)
+            locked_until = domain.is_locked(state, now)
+            if locked_until:
+                raise self._locked_error(locked_until, now)
+            state = domain.record_failure(state, now, self.lockout)
+            row.failures, row.last_attempt, row.locked_until = (
+                state.failures,
+                state.last_attempt,
+                state.locked_until,
+            )
+            return state.failures
+
+    async def _announce_lock(self, user: User, failures: int) -> None:
+        async with self.db.transaction() as session:
+            await add_event(
+                session,
+                platform.outbox,
+                build_event(
+                    "identity.v1.login.locked",
+                    events_pb2.LoginLocked(
+                        user=f"users/{user.id}",
+                        failed_attempts=failures,
+                        locked_seconds=int(self.lockout.delay_after(failures).total_seconds()),
                     ),
-                )
+                    actor="system",
+                    resource=f"users/{user.id}",
+                ),
+            )
+
+    async def _revoke_tokens(
+        self, session: AsyncSession, actor: str, subject: str, reason: int, *, session_id: str = ""
+    ) -> None:
+        """Announce that access tokens must stop working now, not when they expire.
+
+        Every verifier keeps the entry until the last token it can match has expired.
+        """
+        now = utcnow()
+        lifetime = self.settings.access_token_ttl_seconds + REVOCATION_MARGIN_SECONDS
+        forget = now + dt.timedelta(seconds=lifetime)
+        payload = events_pb2.TokensRevoked(
+            principal=subject,
+            session=session_id,
+            issued_before=convert.ts(now),
+            expire_time=convert.ts(forget),
+            reason=reason,  # type: ignore[arg-type]
+        )
+        resource = f"{subject}/sessions/{session_id}" if session_id else subject
+        await add_event(
+            session,
+            platform.outbox,
+            build_event(REVOCATION_SUBJECT, payload, actor=actor, resource=resource, time=now),
+        )
 
     async def refresh(self, refresh_token: str) -> Tokens:
         if not refresh_token:
@@ -234,8 +275,16 @@ class IdentityFlows:
             if row is None:
                 raise Unauthenticated("invalid refresh token")
             if row.revoked_at is not None or row.used_at is not None:
-                # A spent token presented again means it leaked: end the whole session family.
-                await repository.revoke_family(session, row.family_id, now)
+                # A spent token presented again means it leaked: end the whole session family,
+                # its access tokens included.
+                if await repository.revoke_family(session, row.family_id, now):
+                    await self._revoke_tokens(
+                        session,
+                        "system",
+                        row.principal,
+                        events_pb2.REVOCATION_REASON_REFRESH_TOKEN_REUSED,
+                        session_id=row.family_id,
+                    )
                 refused = "refresh token reuse detected; the session has been revoked"
             elif row.expire_time <= now:
                 refused = "refresh token expired"
@@ -243,16 +292,26 @@ class IdentityFlows:
                 await repository.revoke_family(session, row.family_id, now)
                 refused = "this account is disabled"
             elif not await repository.mark_used(session, row.id, now):
-                await repository.revoke_family(session, row.family_id, now)
+                if await repository.revoke_family(session, row.family_id, now):
+                    await self._revoke_tokens(
+                        session,
+                        "system",
+                        row.principal,
+                        events_pb2.REVOCATION_REASON_REFRESH_TOKEN_REUSED,
+                        session_id=row.family_id,
+                    )
                 refused = "refresh token reuse detected; the session has been revoked"
             else:
-                return await self._issue(session, row.principal, row.family_id, now)
+                return await self._issue(session, row.principal, row.family_id, utcnow())
         # Raised after commit, so the revocation above sticks.
         raise Unauthenticated(refused)
 
     async def _principal_active(self, session: AsyncSession, principal: str) -> bool:
         if principal.startswith("users/"):
-            user = await session.get(User, principal.removeprefix("users/"))
+            # Locked, so a concurrent disable cannot slip between this check and the new token.
+            user = await session.get(
+                User, principal.removeprefix("users/"), with_for_update=True, populate_existing=True
+            )
             return user is not None and user.state == "active"
         return False
 
@@ -263,8 +322,14 @@ class IdentityFlows:
             row = await session.scalar(
                 select(RefreshToken).where(RefreshToken.token_hash == _hash_token(refresh_token))
             )
-            if row is not None:
-                await repository.revoke_family(session, row.family_id, utcnow())
+            if row is not None and await repository.revoke_family(session, row.family_id, utcnow()):
+                await self._revoke_tokens(
+                    session,
+                    row.principal,
+                    row.principal,
+                    events_pb2.REVOCATION_REASON_LOGOUT,
+                    session_id=row.family_id,
+                )
 
     async def service_token(self, client_id: str, client_secret: str) -> Tokens:
         if not client_id:
@@ -344,7 +409,7 @@ class IdentityFlows:
                     session,
                     principal,
                     "identity.v1.user.created",
-                    events_pb2.UserCreated(user=convert.user(user)),
+                    events_pb2.UserCreated(user=convert.user_fact(user)),
                     f"users/{user.id}",
                 )
                 return user
@@ -465,7 +530,7 @@ class IdentityFlows:
                     session,
                     principal,
                     "identity.v1.user.updated",
-                    events_pb2.UserUpdated(user=convert.user(user), changed_fields=changed),
+                    events_pb2.UserUpdated(user=convert.user_fact(user), changed_fields=changed),
                     f"users/{user.id}",
                 )
             return user
@@ -488,15 +553,21 @@ class IdentityFlows:
                     session,
                     principal,
                     "identity.v1.user.disabled",
-                    events_pb2.UserDisabled(user=convert.user(user)),
+                    events_pb2.UserDisabled(user=convert.user_fact(user)),
                     f"users/{user.id}",
+                )
+                await self._revoke_tokens(
+                    session,
+                    principal.subject,
+                    f"users/{user.id}",
+                    events_pb2.REVOCATION_REASON_USER_DISABLED,
                 )
             else:
                 await self._emit(
                     session,
                     principal,
                     "identity.v1.user.enabled",
-                    events_pb2.UserEnabled(user=convert.user(user)),
+                    events_pb2.UserEnabled(user=convert.user_fact(user)),
                     f"users/{user.id}",
                 )
             return user
@@ -515,8 +586,21 @@ class IdentityFlows:
         async with self.db.transaction() as session:
             row = await self._load_user(session, user.id, lock=True)
             row.password_hash, row.update_time = new_hash, utcnow()
-            # Other devices must log in again with the new password.
+            # Every session ends, this one included: tokens issued before now stop working.
             await repository.revoke_principal_tokens(session, f"users/{user.id}", utcnow())
+            await self._emit(
+                session,
+                principal,
+                "identity.v1.password.changed",
+                events_pb2.PasswordChanged(user=f"users/{user.id}"),
+                f"users/{user.id}",
+            )
+            await self._revoke_tokens(
+                session,
+                principal.subject,
+                f"users/{user.id}",
+                events_pb2.REVOCATION_REASON_PASSWORD_CHANGED,
+            )
 
     async def reset_password(self, principal: Principal, user_id: str, new: str) -> None:
         domain.check_password(new, field="new_password")
@@ -527,7 +611,22 @@ class IdentityFlows:
             domain.require_manage(principal, user.scope, bindings)
             user.password_hash, user.update_time = new_hash, utcnow()
             await repository.revoke_principal_tokens(session, f"users/{user.id}", utcnow())
-            await session.execute(delete(LoginAttempts).where(LoginAttempts.login_key == user.phone))
+            # The owner may have been waiting out failed attempts: the new password works at once.
+            logins = [user.phone] + ([user.username] if user.username else [])
+            await session.execute(delete(LoginAttempts).where(LoginAttempts.login_key.in_(logins)))
+            await self._emit(
+                session,
+                principal,
+                "identity.v1.password.reset",
+                events_pb2.PasswordReset(user=f"users/{user.id}"),
+                f"users/{user.id}",
+            )
+            await self._revoke_tokens(
+                session,
+                principal.subject,
+                f"users/{user.id}",
+                events_pb2.REVOCATION_REASON_PASSWORD_RESET,
+            )
 
     # ----------------------------------------------------------------- role bindings
 
@@ -545,7 +644,7 @@ class IdentityFlows:
         if role is None:
             raise InvalidArgument("is required", field="role_binding.role")
         scope_n = validate_path(scope.strip(), field="role_binding.scope")
-        domain.require_grant(principal, role, scope_n)
+        authority = domain.require_grant(principal, role, scope_n)
         try:
             async with self.db.transaction() as session:
                 if not await self._principal_exists(session, target):
@@ -573,7 +672,11 @@ class IdentityFlows:
                     session,
                     principal,
                     "identity.v1.role.granted",
-                    events_pb2.RoleGranted(role_binding=convert.role_binding(binding)),
+                    events_pb2.RoleGranted(
+                        role_binding=convert.role_binding(binding),
+                        granter_role=convert.role_to_pb(authority.role),  # type: ignore[arg-type]
+                        granter_scope=authority.scope,
+                    ),
                     f"{target}/roleBindings/{binding.id}",
                 )
                 return binding
@@ -650,6 +753,14 @@ class IdentityFlows:
                 create_time=utcnow(),
             )
             session.add(account)
+            await session.flush()
+            await self._emit(
+                session,
+                principal,
+                "identity.v1.service_account.created",
+                events_pb2.ServiceAccountCreated(service_account=convert.service_account(account)),
+                f"serviceAccounts/{account.id}",
+            )
         return account, secret
 
     async def list_service_accounts(
@@ -669,7 +780,7 @@ class IdentityFlows:
 
     async def rotate_signing_key(self, principal: Principal):  # type: ignore[no-untyped-def]
         principal.require(Permission.SIGNING_KEYS_ROTATE, GLOBAL)
-        return await self.keys.rotate()
+        return await self.keys.rotate(principal.subject)
 
     # ----------------------------------------------------------------- bootstrap
 
@@ -712,7 +823,7 @@ class IdentityFlows:
                 session,
                 None,
                 "identity.v1.user.created",
-                events_pb2.UserCreated(user=convert.user(user)),
+                events_pb2.UserCreated(user=convert.user_fact(user)),
                 f"users/{user.id}",
             )
             await self._emit(

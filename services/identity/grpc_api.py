@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import grpc
 from google.protobuf import empty_pb2
 
 from gov.identity.v1 import identity_pb2 as pb
 from gov.identity.v1 import identity_pb2_grpc
+from govkit.auth.logins import CLIENT_ADDRESS_KEY, address_key
 from govkit.auth.principal import current_principal
 from govkit.errors import InvalidArgument
 from govkit.validation import resource_id
@@ -30,6 +32,24 @@ def _token_pair(tokens: Tokens) -> pb.TokenPair:
     )
 
 
+def client_address(context: grpc.aio.ServicerContext) -> str:
+    """Who is logging in: the address the gateway forwards, else the gRPC peer's.
+
+    Advisory only: it chooses which failure counter an attempt goes to, never whether a password
+    is checked, so identity's port must be reachable only from inside the platform.
+    """
+    for key, value in context.invocation_metadata() or ():
+        if key == CLIENT_ADDRESS_KEY and isinstance(value, str) and address_key(value):
+            return value
+    peer = context.peer() or ""  # "ipv4:10.0.0.5:51234", "ipv6:[::1]:51234", "unix:..."
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rpartition(":")[0]
+    if kind == "ipv6":
+        return rest.rpartition(":")[0].strip("[]")
+    return ""
+
+
 def _user_id(name: str) -> str:
     return resource_id(name, "users")
 
@@ -39,7 +59,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self.flows = flows
 
     async def Login(self, request: pb.LoginRequest, context) -> pb.TokenPair:
-        return _token_pair(await self.flows.login(request.login, request.password))
+        client = client_address(context)
+        return _token_pair(await self.flows.login(request.login, request.password, client))
 
     async def RefreshToken(self, request: pb.RefreshTokenRequest, context) -> pb.TokenPair:
         return _token_pair(await self.flows.refresh(request.refresh_token))

@@ -14,9 +14,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import or_, select, update
 
+from gov.identity.v1 import events_pb2
 from govkit.auth.tokens import ALGORITHM
 from govkit.db import Database, utcnow
-from services.identity.models import SigningKey
+from govkit.events import build_event
+from govkit.outbox import add_event
+from services.identity.models import SigningKey, platform
 
 # Tokens carry a few seconds of clock-skew leeway; keep retired keys published a bit longer.
 _PUBLISH_MARGIN = dt.timedelta(minutes=5)
@@ -82,14 +85,17 @@ class KeyRing:
             self._active = ActiveKey(newest.kid, private, newest.create_time)
         self._jwks = {"keys": [json.loads(r.public_jwk) for r in sorted(rows, key=lambda r: r.create_time)]}
 
-    async def rotate(self) -> ActiveKey:
+    async def rotate(self, actor: str = "system") -> ActiveKey:
         async with self._lock:
-            return await self._rotate_locked()
+            return await self._rotate_locked(actor)
 
-    async def _rotate_locked(self) -> ActiveKey:
+    async def _rotate_locked(self, actor: str = "system") -> ActiveKey:
         now = utcnow()
         key = _new_key(self.passphrase, now)
         async with self.db.transaction() as session:
+            retired = list(
+                (await session.scalars(select(SigningKey.kid).where(SigningKey.retire_time.is_(None)))).all()
+            )
             # Old keys stop signing now and leave the JWKS once the last token they signed has expired.
             await session.execute(
                 update(SigningKey)
@@ -97,6 +103,12 @@ class KeyRing:
                 .values(retire_time=now, expire_time=now + self.access_ttl + _PUBLISH_MARGIN)
             )
             session.add(key)
+            if retired:  # a rotation, not the first key of a new installation
+                payload = events_pb2.SigningKeyRotated(kid=key.kid, retired_kids=retired)
+                event = build_event(
+                    "identity.v1.signing_key.rotated", payload, actor=actor, resource=f"signingKeys/{key.kid}"
+                )
+                await add_event(session, platform.outbox, event)
         async with self.db.sessions() as session:
             rows = (
                 await session.scalars(

@@ -35,13 +35,16 @@ class User(Base):
 
 
 class LoginAttempts(Base):
-    """Failed logins per login key, whether or not an account has that login."""
+    """Consecutive failed logins per login key and client address, whether or not an account
+    has that login. Keyed by both, so a stranger's failures never lock the owner out."""
 
     __tablename__ = "login_attempts"
 
     login_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # The client's address (an IPv6 client by its /64), see govkit.auth.logins.address_key.
+    client: Mapped[str] = mapped_column(String(64), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer)
-    window_start: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    last_attempt: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from govkit.auth.principal import Binding
 from govkit.auth.roles import Role
 from govkit.auth.scopes import GLOBAL
-from services.identity.models import RefreshToken, RoleBinding, ServiceAccount, User
+from services.identity.models import LoginAttempts, RefreshToken, RoleBinding, ServiceAccount, User
 
 
 def _within(column, scope: str):  # type: ignore[no-untyped-def]
@@ -123,12 +124,14 @@ async def list_service_accounts(
     )
 
 
-async def revoke_family(session: AsyncSession, family_id: str, now: dt.datetime) -> None:
-    await session.execute(
+async def revoke_family(session: AsyncSession, family_id: str, now: dt.datetime) -> bool:
+    """Revoke a session's refresh tokens; False if it was already revoked."""
+    result = await session.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+    return result.rowcount > 0  # type: ignore[attr-defined]
 
 
 async def revoke_principal_tokens(
@@ -148,3 +151,29 @@ async def mark_used(session: AsyncSession, token_id: str, now: dt.datetime) -> b
         .values(used_at=now)
     )
     return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+async def attempts_for_update(
+    session: AsyncSession, login_key: str, client: str, now: dt.datetime
+) -> LoginAttempts:
+    """The attempt counter of (login, client), created if missing and locked for this transaction."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    while True:
+        await session.execute(
+            insert(LoginAttempts)
+            .values(login_key=login_key, client=client, failures=0, last_attempt=now, locked_until=None)
+            .on_conflict_do_nothing()
+        )
+        row = await session.get(
+            LoginAttempts, (login_key, client), with_for_update=True, populate_existing=True
+        )
+        if row is not None:
+            return row
+        # A successful login deleted the row between the insert and the lock: insert again.
+
+
+async def clear_attempts(session: AsyncSession, login_key: str, client: str) -> None:
+    await session.execute(
+        delete(LoginAttempts).where(LoginAttempts.login_key == login_key, LoginAttempts.client == client)
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
+from govkit.auth.revocations import MAX_ACCESS_TOKEN_TTL_SECONDS
 from govkit.auth.tokens import DEFAULT_ISSUER
 from govkit.config import ServiceSettings
 
@@ -13,12 +14,17 @@ class IdentitySettings(ServiceSettings):
     # Encrypts the private signing keys at rest. Required: there is no safe default.
     signing_key_passphrase: SecretStr = Field(..., min_length=16)
     token_issuer: str = DEFAULT_ISSUER
-    access_token_ttl_seconds: int = Field(300, ge=30, le=3600)
+    # Verifiers remember a revocation for the longest lifetime allowed here.
+    access_token_ttl_seconds: int = Field(300, ge=30, le=MAX_ACCESS_TOKEN_TTL_SECONDS)
     refresh_token_ttl_seconds: int = Field(30 * 86400, ge=300, le=180 * 86400)
     key_rotation_days: int = Field(30, ge=1, le=365)
+    # Per login and client address: `threshold` failures are free, then the next attempt waits
+    # `duration` seconds, doubling with each further failure up to `max_delay`; a quiet `window`
+    # after the wait starts the count again.
     lockout_threshold: int = Field(5, ge=1, le=100)
     lockout_window_seconds: int = Field(900, ge=1)
-    lockout_duration_seconds: int = Field(900, ge=1)
+    lockout_duration_seconds: int = Field(30, ge=1)
+    lockout_max_delay_seconds: int = Field(900, ge=1)
     argon2_time_cost: int = Field(3, ge=1, le=20)
     argon2_memory_kib: int = Field(65536, ge=1024, le=4 * 1024 * 1024)
     argon2_parallelism: int = Field(1, ge=1, le=16)

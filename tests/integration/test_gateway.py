@@ -99,13 +99,13 @@ async def test_dispatcher_cannot_grant_outside_street_over_rest(
     target, _, _ = await identity.make_user(f"{street}/c1")
     inside = await http.post(
         f"/api/v1/users/{target.id}/role-bindings",
-        json={"role": "governor", "scope": f"{street}/c1/b01"},
+        json={"role": "resident", "scope": f"{street}/c1/b01"},
         headers=_auth(dispatcher),
     )
     assert inside.status_code == 201 and inside.headers["location"].endswith(inside.json()["id"])
     outside = await http.post(
         f"/api/v1/users/{target.id}/role-bindings",
-        json={"role": "governor", "scope": "yuhu/other/c1/b01"},
+        json={"role": "resident", "scope": "yuhu/other/c1/b01"},
         headers=_auth(dispatcher),
     )
     assert outside.status_code == 403 and outside.headers["content-type"] == PROBLEM

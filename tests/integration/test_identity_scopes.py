@@ -51,19 +51,21 @@ async def test_dispatcher_grants_only_within_their_street(identity: IdentityClie
             metadata=md(dispatcher),
         )
 
-    binding = await grant("governor", f"{street}/c1/b01")
+    binding = await grant("resident", f"{street}/c1/b01")
     assert binding.scope == f"{street}/c1/b01" and binding.granted_by.startswith("users/")
     # Another street of the same district: refused, nothing written.
-    assert await _code(grant("governor", "yuhu/hetang/c1/b01")) == grpc.StatusCode.PERMISSION_DENIED
+    assert await _code(grant("resident", "yuhu/hetang/c1/b01")) == grpc.StatusCode.PERMISSION_DENIED
     # The district above their street: refused.
-    assert await _code(grant("governor", "yuhu")) == grpc.StatusCode.PERMISSION_DENIED
+    assert await _code(grant("resident", "yuhu")) == grpc.StatusCode.PERMISSION_DENIED
     # A role stronger than their own, even inside their street: refused.
     assert await _code(grant("leader", street)) == grpc.StatusCode.PERMISSION_DENIED
     assert await _code(grant("admin", street)) == grpc.StatusCode.PERMISSION_DENIED
+    # Block staff come from the blocks service's staffing records, not from a dispatcher's grant.
+    assert await _code(grant("governor", f"{street}/c1/b01")) == grpc.StatusCode.PERMISSION_DENIED
     bindings = await identity.stub.ListRoleBindings(
         pb.ListRoleBindingsRequest(parent=governor.name), metadata=md(identity.admin_token)
     )
-    assert [(b.role, b.scope) for b in bindings.role_bindings] == [(pb.ROLE_GOVERNOR, f"{street}/c1/b01")]
+    assert [(b.role, b.scope) for b in bindings.role_bindings] == [(pb.ROLE_RESIDENT, f"{street}/c1/b01")]
 
 
 async def test_dispatcher_cannot_take_over_a_stronger_account(identity: IdentityClient) -> None:

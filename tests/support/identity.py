@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import random
 
 import grpc
+import nats
+import nats.errors
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from gov.common.v1 import event_pb2
 from gov.identity.v1 import identity_pb2 as pb
 from gov.identity.v1 import identity_pb2_grpc
+from govkit.events import parse_event
 
 ADMIN_LOGIN = "admin"
 ADMIN_PASSWORD = "admin-test-password"
@@ -63,3 +70,27 @@ class IdentityClient:
             )
         token = (await self.login(phone, PASSWORD)).access_token
         return user, phone, token
+
+
+def from_address(address: str) -> tuple[tuple[str, str], ...]:
+    """Metadata with which the gateway tells identity whose login attempt it forwards."""
+    return (("x-client-address", address),)
+
+
+async def find_event(nats_url: str, subject: str, resource: str, since: dt.datetime) -> event_pb2.Event:
+    """The first event on `subject` about `resource` published since `since` (waits up to 10 s)."""
+    nc = await nats.connect(nats_url)
+    try:
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=since)
+        sub = await nc.jetstream().subscribe(subject, ordered_consumer=True, config=config)
+        async with asyncio.timeout(10):
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=1)
+                except nats.errors.TimeoutError:
+                    continue
+                event = parse_event(msg.data)
+                if event.resource == resource:
+                    return event
+    finally:
+        await nc.close()

@@ -6,6 +6,7 @@ from govkit.auth.principal import Binding, Principal
 from govkit.auth.roles import Permission, Role
 from govkit.auth.scopes import ancestors, covers, validate_path
 from govkit.errors import InvalidArgument
+from services.identity.domain import grant_authority
 
 
 @pytest.mark.parametrize(
@@ -40,17 +41,19 @@ def test_principal_permissions_follow_scope() -> None:
     assert dispatcher.can(Permission.USERS_READ, "yuhu/wanlou/taoyuan")
     assert not dispatcher.can(Permission.USERS_READ, "yuhu/hetang")
     assert not dispatcher.can(Permission.SERVICE_ACCOUNTS_MANAGE, "yuhu/wanlou")
-    assert dispatcher.can_grant(Role.GOVERNOR, "yuhu/wanlou/taoyuan/b07")
-    assert not dispatcher.can_grant(Role.GOVERNOR, "yuhu/hetang/x/b01")
-    assert not dispatcher.can_grant(Role.LEADER, "yuhu/wanlou")
+    # Who may grant what is identity's delegation table (tests/unit/test_identity_delegation.py).
+    assert grant_authority(dispatcher, Role.RESIDENT, "yuhu/wanlou/taoyuan/b07")
+    assert not grant_authority(dispatcher, Role.RESIDENT, "yuhu/hetang/x/b01")
+    assert not grant_authority(dispatcher, Role.LEADER, "yuhu/wanlou")
     resident = Principal("users/r", (Binding(Role.RESIDENT, "yuhu/wanlou/taoyuan/b07"),))
     assert resident.scopes_for(Permission.USERS_READ) == []
     admin = Principal("users/a", (Binding(Role.ADMIN, "*"),))
-    assert admin.can_grant(Role.ADMIN, "*") and admin.can(Permission.SIGNING_KEYS_ROTATE, "*")
+    assert grant_authority(admin, Role.ADMIN, "*") and admin.can(Permission.SIGNING_KEYS_ROTATE, "*")
 
 
 def test_no_role_can_grant_a_stronger_one() -> None:
-    from govkit.auth.roles import GRANTABLE
-
-    assert Role.ADMIN not in GRANTABLE[Role.LEADER]
-    assert {Role.ADMIN, Role.LEADER, Role.DISPATCHER}.isdisjoint(GRANTABLE[Role.DISPATCHER])
+    leader = Principal("users/l", (Binding(Role.LEADER, "yuhu"),))
+    dispatcher = Principal("users/d", (Binding(Role.DISPATCHER, "yuhu/wanlou"),))
+    assert not grant_authority(leader, Role.ADMIN, "yuhu")
+    for role in (Role.ADMIN, Role.LEADER, Role.DISPATCHER):
+        assert not grant_authority(dispatcher, role, "yuhu/wanlou")

@@ -2,7 +2,7 @@
 
 gRPC's default reconnect backoff starts at 1 s and grows by 1.6x up to 2 minutes: after a 3 s
 restart of a service its callers still failed for another 2.5 s, waiting out the backoff. These
-channels try again every 100-250 ms while a peer is away, and a read (safe to send whenever the
+channels try again every 100-200 ms while a peer is away, and a read (safe to send whenever the
 peer is back) waits a short bound for the channel to be ready instead of failing at once while it
 reconnects. Writes still fail fast: the caller decides whether to retry them.
 
@@ -24,7 +24,7 @@ RECONNECT_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.initial_reconnect_backoff_ms", 100),
     # Attempts while a peer is away are at most this far apart (plus 20% jitter): the time a caller
     # may lag behind a peer that is back. A refused connection on a LAN costs next to nothing.
-    ("grpc.max_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 200),
     # How long one connection attempt may take (default 20 s): bounds the stall on an address that
     # drops packets instead of refusing, e.g. a pod that is gone.
     ("grpc.min_reconnect_backoff_ms", 2000),

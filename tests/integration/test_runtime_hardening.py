@@ -28,6 +28,7 @@ from govkit import migrations
 from govkit.db import Database, TransactionConflict, retry_conflicts, utcnow
 from govkit.devstack import REPO, Stack, free_port, wait_serving
 from govkit.events import parse_event
+from govkit.outbox import publisher_lock
 from govkit.tables import PlatformTables
 from services.tickets import statistics
 from services.tickets.models import MonthStats
@@ -168,6 +169,34 @@ async def test_work_that_already_committed_is_not_run_again(databases: Databases
             assert await session.scalar(select(pairs.c.n)) == 1
     finally:
         await db.close()
+
+
+# ------------------------------------------------------------------------ outbox relay (item 7)
+
+
+async def test_one_relay_per_database_publishes_at_a_time(databases: Databases) -> None:
+    """Two replicas' relays on one database: while one holds the publisher lock (with no transaction
+    open: it publishes outside any), the other's round does nothing; released, the other gets it."""
+    url = databases.url("relay")
+    first, second = Database(url), Database(url)
+    locks = [publisher_lock(first), publisher_lock(second)]
+    try:
+        assert await locks[0].acquire()
+        assert not await locks[1].acquire()
+        async with first.transaction() as session:  # the database is free for everyone else
+            await session.execute(text("SELECT 1"))
+        await locks[0].release()
+        assert await locks[1].acquire()
+        assert not await locks[0].acquire()
+        # A holder that goes away (its connection closed, its process dead) frees it too.
+        await locks[1].close()
+        assert await locks[0].acquire()
+        await locks[0].release()
+    finally:
+        for lock in locks:
+            await lock.close()
+        await first.close()
+        await second.close()
 
 
 # ------------------------------------------------------------------------ housekeeping (item 12)

@@ -34,12 +34,14 @@ RECONNECT_OPTIONS: tuple[tuple[str, int], ...] = (
 READY_WAIT_SECONDS = 1.0
 
 # Reads by the API conventions (AIP standard and custom methods): nothing changes if they are
-# sent once more, or later than asked.
-SAFE_METHOD_PREFIXES = ("Get", "List", "BatchGet", "Search", "Locate", "Audit", "Check", "Watch")
+# sent once more, or later than asked. (Health checks are not among them: they report the state
+# now, and a readiness probe must not wait.)
+SAFE_METHOD_PREFIXES = ("Get", "List", "BatchGet", "Search", "Locate", "Audit")
 
 
 def is_safe(method: str | bytes) -> bool:
-    """`/gov.tickets.v1.TicketsService/GetTicket` -> True; CreateTicket, TransitionTicket -> False."""
+    """`/gov.tickets.v1.TicketsService/GetTicket` -> True; CreateTicket, TransitionTicket, and
+    `/grpc.health.v1.Health/Check` -> False."""
     name = method.decode() if isinstance(method, bytes) else method
     return name.rsplit("/", 1)[-1].startswith(SAFE_METHOD_PREFIXES)
 

@@ -535,8 +535,10 @@ async def test_a_restarted_service_is_back_through_the_gateway_within_half_a_sec
         down = await http.get(path)
         assert down.status_code == 503
         assert down.headers["content-type"].startswith("application/problem+json")
+        asked = time.monotonic()
         ready = await http.get("/readyz")
         assert ready.status_code == 200 and ready.json()["checks"]["tickets"] != "SERVING"
+        assert time.monotonic() - asked < 1.0  # a probe's timeout is short: it must not wait
         assert (await http.get("/api/v1/me")).status_code == 200  # other upstreams unaffected
         await asyncio.sleep(3.0)  # down for a while (as in the 3.1 s outage measured): channels back off
 

@@ -563,3 +563,40 @@ async def test_a_restarted_service_is_back_through_the_gateway_within_half_a_sec
         assert serving_at is not None and ok_at is not None
         print(f"tickets SERVING -> first 200 through the gateway: {ok_at - serving_at:.3f} s")
         assert ok_at - serving_at <= 0.5
+
+
+async def test_a_service_killed_under_load_loses_and_duplicates_no_event(
+    outage_stack: Stack, outage_world: World
+) -> None:
+    """kill -9 of the tickets service while tickets are being created, then a restart: its relay
+    held the publisher lock (an flock, or a PostgreSQL session) that died with it, so the new
+    process takes over, and every ticket that was answered 201 has its event exactly once."""
+    stack = outage_stack
+    addr = stack.addrs["tickets"]
+    load = TicketLoad(stack.gateway_url, outage_world)
+    load.start()
+    try:
+        await asyncio.sleep(3)
+        stack.kill_proc(stack.proc("tickets"))
+        await asyncio.sleep(1)
+        proc = stack.launch_service(
+            "tickets", stack.service_envs["tickets"], port=int(addr.rsplit(":", 1)[1])
+        )
+        wait = time.monotonic() + 30
+        while not await _serving(addr):
+            assert time.monotonic() < wait and proc.popen.poll() is None, proc.tail()
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(3)
+    finally:
+        await load.stop()
+    created = [name for _, name in load.created]
+    assert len(created) > 10
+    deadline = time.monotonic() + 60
+    while True:
+        events = await _created_events(stack.nats_url)
+        missing = [name for name in created if events[name] == 0]
+        if not missing or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1)
+    assert missing == [], f"{len(missing)} of {len(created)} events never reached the stream"
+    assert {name: n for name, n in events.items() if n != 1} == {}

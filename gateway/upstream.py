@@ -15,6 +15,7 @@ from gateway.settings import GatewaySettings
 from gov.blocks.v1 import blocks_pb2_grpc
 from gov.identity.v1 import identity_pb2_grpc
 from gov.tickets.v1 import tickets_pb2_grpc
+from govkit import channels
 from govkit.auth.principal import Principal
 from govkit.auth.tokens import GrpcJwksSource, TokenVerifier
 from govkit.errors import DomainError, Unavailable
@@ -28,11 +29,13 @@ R = TypeVar("R")
 class Upstreams:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
-        self.identity_channel = grpc.aio.insecure_channel(settings.identity_addr)
+        # govkit's channels: reconnect within a quarter second of a service coming back, and reads
+        # wait briefly for a reconnecting channel instead of failing at once.
+        self.identity_channel = channels.insecure_channel(settings.identity_addr)
         self.identity = identity_pb2_grpc.IdentityServiceStub(self.identity_channel)
         self.verifier = TokenVerifier(GrpcJwksSource(self.identity_channel), issuer=settings.token_issuer)
         # Bulk imports go up in one message; pages of nodes with boundaries come back large.
-        self.blocks_channel = grpc.aio.insecure_channel(
+        self.blocks_channel = channels.insecure_channel(
             settings.blocks_addr,
             options=[
                 ("grpc.max_send_message_length", 201 * 1024 * 1024),
@@ -40,7 +43,7 @@ class Upstreams:
             ],
         )
         self.blocks = blocks_pb2_grpc.BlocksServiceStub(self.blocks_channel)
-        self.tickets_channel = grpc.aio.insecure_channel(settings.tickets_addr)
+        self.tickets_channel = channels.insecure_channel(settings.tickets_addr)
         self.tickets = tickets_pb2_grpc.TicketsServiceStub(self.tickets_channel)
 
     @property

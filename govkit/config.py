@@ -34,6 +34,15 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_seconds: float = Field(10.0, gt=0)
     # Where to fetch the JWKS from; empty means "this process is identity and signs its own".
     identity_addr: str = ""
+    # Processed event ids and client request ids are kept this long, then pruned. Longer than
+    # JetStream's duplicate window (10 min) and than any client retries a request or a consumer
+    # may be redelivered an event (a consumer down for longer would apply old events again).
+    idempotency_retention_days: float = Field(7.0, ge=1)
+    # Published outbox rows are kept this long (for looking into a problem), then pruned.
+    outbox_retention_hours: float = Field(24.0, ge=1)
+    housekeeping_interval_seconds: float = Field(3600.0, gt=0)
+    # Rows deleted per transaction: keeps each one short (SQLite has one writer).
+    housekeeping_batch: int = Field(1000, ge=1, le=100_000)
 
 
 S = TypeVar("S", bound=_PydanticSettings)

@@ -3,7 +3,10 @@
 A handler runs inside a database transaction together with the insert of the event id
 into `processed_events`; a redelivered event whose id is already there is acked and
 skipped. A handler that keeps failing is retried with backoff up to `max_deliver`
-times, then copied to `deadletter.<consumer>.<subject>` and acked.
+times, then copied to `deadletter.<consumer>.<subject>` and acked — only once the dead
+letter is stored: if that publish fails the event stays unacked and comes back later.
+The bound is counted here, not by JetStream (whose own `max_deliver` would stop
+redelivering an event whose dead letter could not be stored, losing it).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.common.v1 import event_pb2
 from govkit.crashpoint import crashpoint
-from govkit.db import Database, utcnow
+from govkit.db import Database, retry_conflicts, utcnow
 from govkit.events import MSG_ID_HEADER, dead_letter_subject, extract_trace, parse_event
 from govkit.tables import PlatformTables
 from govkit.telemetry import meter, tracer
@@ -75,17 +78,20 @@ class EventConsumer:
     async def _consume(self) -> None:
         spec = self.spec
         config = ConsumerConfig(
+            name=spec.durable,
             durable_name=spec.durable,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=spec.ack_wait,
-            max_deliver=spec.max_deliver,
+            # Unbounded on the server: `spec.max_deliver` is enforced in `_failed`, which acks only
+            # after the dead letter is stored.
+            max_deliver=-1,
             filter_subjects=list(spec.subjects) if len(spec.subjects) > 1 else None,
             filter_subject=spec.subjects[0] if len(spec.subjects) == 1 else None,
         )
-        sub = await self.js.pull_subscribe(
-            spec.subjects[0], durable=spec.durable, stream=spec.stream, config=config
-        )
+        # Create, or bring an existing durable consumer up to this configuration.
+        await self.js.add_consumer(spec.stream, config=config)
+        sub = await self.js.pull_subscribe_bind(durable=spec.durable, stream=spec.stream)
         try:
             while not self._stopping:
                 try:
@@ -125,11 +131,19 @@ class EventConsumer:
             except Exception as exc:
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR))
-                await self._failed(msg, exc)
+                try:
+                    await self._failed(msg, exc)
+                except Exception:
+                    # Unacked, so it comes back after ack_wait.
+                    log.exception("could not settle a failed event", extra={"subject": msg.subject})
 
     async def _apply_once(self, event: event_pb2.Event) -> bool:
         if not event.id:
             raise ValueError("event without id")
+        # A transaction that lost a deadlock runs again at once rather than after a redelivery.
+        return await retry_conflicts(lambda: self._apply_in_transaction(event))
+
+    async def _apply_in_transaction(self, event: event_pb2.Event) -> bool:
         try:
             async with self.db.transaction() as session:
                 seen = await session.scalar(
@@ -159,7 +173,19 @@ class EventConsumer:
             headers["Gov-Error"] = repr(exc)[:500]
             msg_id = (msg.headers or {}).get(MSG_ID_HEADER, "")
             headers[MSG_ID_HEADER] = f"{msg_id}:{self.spec.durable}"
-            await self.js.publish(subject, msg.data, headers=headers)
+            try:
+                await self.js.publish(subject, msg.data, headers=headers)
+            except Exception as publish_error:
+                # Not stored, so not acked: the event comes back and is tried (and dead-lettered) again.
+                delay = self.spec.backoff[-1]
+                log.error(
+                    "dead letter not stored; event kept for redelivery in %.1fs",
+                    delay,
+                    extra={"subject": msg.subject, "error": repr(exc), "publish_error": repr(publish_error)},
+                )
+                await msg.nak(delay=delay)
+                _handled.add(1, {"consumer": self.spec.durable, "outcome": "dead_letter_failed"})
+                return
             await msg.ack()
             _handled.add(1, {"consumer": self.spec.durable, "outcome": "dead_letter"})
             log.error(

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
+import logging
 import os
+import random
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
+import grpc
 from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
+
+from govkit.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Stable constraint names so Alembic migrations are the same on every backend.
 NAMING = {
@@ -58,6 +70,68 @@ def new_id() -> str:
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+# PostgreSQL's SQLSTATEs for a transaction that lost a race and was rolled back: run again, it may pass.
+_CONFLICT_SQLSTATES = {"40001": "serialization failure", "40P01": "deadlock"}
+
+
+class TransactionConflict(DomainError):
+    """A transaction lost a deadlock or serialization race and was rolled back; nothing of it stays."""
+
+    code = grpc.StatusCode.ABORTED
+
+
+def _conflict_reason(exc: DBAPIError) -> str | None:
+    return _CONFLICT_SQLSTATES.get(getattr(exc.orig, "sqlstate", None) or "")
+
+
+class _UnitOfWork:
+    """One run of work under `retry_conflicts`: whether any transaction in it has committed."""
+
+    def __init__(self, parent: _UnitOfWork | None) -> None:
+        self.parent = parent
+        self.committed = False
+
+    def mark_committed(self) -> None:
+        unit: _UnitOfWork | None = self
+        while unit is not None:
+            unit.committed = True
+            unit = unit.parent
+
+
+_unit_of_work: contextvars.ContextVar[_UnitOfWork | None] = contextvars.ContextVar(
+    "gov_unit_of_work", default=None
+)
+
+
+async def retry_conflicts(
+    work: Callable[[], Awaitable[T]], *, attempts: int = 4, base_delay: float = 0.02
+) -> T:
+    """Run `work`; when a `Database.transaction()` in it loses a deadlock or serialization race, run it
+    again after a short random pause, at most `attempts` times in all.
+
+    A rolled-back transaction cannot be replayed statement by statement: the code that built it must
+    read again and decide again, so the retry unit is the whole `work` (a gRPC call, an event
+    handler). It is retried only while it has committed nothing, so nothing it did is done twice;
+    after a commit, or once the attempts are spent, the conflict is raised (ABORTED: try again).
+    """
+    attempt = 1
+    while True:
+        unit = _UnitOfWork(_unit_of_work.get())
+        token = _unit_of_work.set(unit)
+        try:
+            return await work()
+        except TransactionConflict:
+            if unit.committed or attempt >= attempts:
+                raise
+        finally:
+            _unit_of_work.reset(token)
+        # Full jitter: two transactions that deadlocked must not collide again in step.
+        delay = random.uniform(0, base_delay * 2**attempt)  # noqa: S311 - not security
+        log.info("transaction conflict; running it again", extra={"attempt": attempt, "delay": delay})
+        await asyncio.sleep(delay)
+        attempt += 1
 
 
 def make_engine(url: str, *, pool_size: int = 20, immediate: bool = True) -> AsyncEngine:
@@ -120,15 +194,27 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        if self._writer is None:
-            async with self.write_sessions() as session, session.begin():
-                yield session
-            return
-        # SQLite has one writer at a time. Queue this process's writers here, in order, instead of
-        # letting them spin in SQLite's busy handler (unfair, and seconds at p99 under load).
-        # Other processes on the same file still wait in BEGIN IMMEDIATE.
-        async with self._writer, self.write_sessions() as session, session.begin():
-            yield session
+        """A write transaction. If PostgreSQL rolls it back to break a deadlock or a serialization
+        conflict, it raises `TransactionConflict`, which `retry_conflicts` (around every gRPC call
+        and event handler) answers by running the caller's work again."""
+        try:
+            if self._writer is None:
+                async with self.write_sessions() as session, session.begin():
+                    yield session
+            else:
+                # SQLite has one writer at a time. Queue this process's writers here, in order, instead
+                # of letting them spin in SQLite's busy handler (unfair, and seconds at p99 under load).
+                # Other processes on the same file still wait in BEGIN IMMEDIATE.
+                async with self._writer, self.write_sessions() as session, session.begin():
+                    yield session
+        except DBAPIError as exc:
+            reason = _conflict_reason(exc)
+            if reason is None:
+                raise
+            raise TransactionConflict(f"the transaction was rolled back by a {reason}; try again") from exc
+        unit = _unit_of_work.get()
+        if unit is not None:
+            unit.mark_committed()
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -143,6 +143,12 @@ class Stack:
         self, service: str, env: dict[str, str], *, port: int | None = None, name: str = ""
     ) -> Proc:
         port = port or free_port()
+        proc = self.launch_service(service, env, port=port, name=name)
+        wait_serving(f"127.0.0.1:{port}", 30, proc.popen)
+        return proc
+
+    def launch_service(self, service: str, env: dict[str, str], *, port: int, name: str = "") -> Proc:
+        """Start a service process and return at once, without waiting for it to be SERVING."""
         full_env = self.env(
             GOV_GRPC_PORT=str(port), GOV_GRPC_HOST="127.0.0.1", GOV_NATS_URL=self.nats_url, **env
         )
@@ -151,11 +157,20 @@ class Stack:
             if other in SERVICES and other != service:
                 full_env.setdefault(f"GOV_{other.upper()}_ADDR", addr)
         proc = self.spawn(name or service, [sys.executable, "-m", f"services.{service}", "serve"], full_env)
-        addr = f"127.0.0.1:{port}"
-        wait_serving(addr, 30, proc.popen)
-        self.addrs[name or service] = addr
+        self.addrs[name or service] = f"127.0.0.1:{port}"
         self.service_envs[name or service] = dict(env)
         return proc
+
+    def proc(self, name: str) -> Proc:
+        """The running process started under `name` ("nats", "gateway", a service's name)."""
+        return next(p for p in self.procs if p.name == name and p.popen.poll() is None)
+
+    def kill_proc(self, proc: Proc) -> None:
+        """SIGKILL: no drain, no flush, like a crashed machine's process."""
+        proc.popen.kill()
+        proc.popen.wait()
+        with contextlib.suppress(ValueError):
+            self.procs.remove(proc)
 
     def start_gateway(self, port: int | None = None, env: dict[str, str] | None = None) -> Proc:
         port = port or free_port()

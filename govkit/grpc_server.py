@@ -1,18 +1,21 @@
 """gRPC server bootstrap shared by every service.
 
-Health (NOT_SERVING until the database and NATS are reachable), reflection, caller
-authentication from a verified bearer token, domain-error mapping, the outbox relay,
-event consumers, and a graceful SIGTERM drain: stop accepting, finish in-flight calls,
-flush the outbox, drain NATS.
+Health (NOT_SERVING until the database is reachable; a NATS outage leaves it SERVING, as the
+outbox holds events), reflection, caller authentication from a verified bearer token for calls
+of every kind, domain-error mapping, retry of transactions that lost a deadlock, the outbox
+relay, event consumers, housekeeping, and a graceful SIGTERM drain: stop accepting, finish
+in-flight calls, flush the outbox, drain NATS.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import inspect
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,14 +27,15 @@ from grpc_reflection.v1alpha import reflection
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from govkit import bus
+from govkit import bus, channels
 from govkit.auth import revocations
 from govkit.auth.principal import Principal, reset_principal, set_principal
 from govkit.auth.tokens import GrpcJwksSource, TokenVerifier, bearer_token
 from govkit.config import ServiceSettings
 from govkit.consumer import ConsumerSpec, EventConsumer
-from govkit.db import Database
+from govkit.db import Database, retry_conflicts
 from govkit.errors import DomainError
+from govkit.housekeeping import Housekeeping
 from govkit.logs import setup_logging
 from govkit.outbox import OutboxRelay
 from govkit.tables import PlatformTables
@@ -69,60 +73,118 @@ async def abort_with(context: grpc.aio.ServicerContext, exc: DomainError) -> Non
     await context.abort(exc.code, str(exc), trailing_metadata=tuple(trailers))
 
 
-class PlatformInterceptor(grpc.aio.ServerInterceptor):
-    """Authenticates every non-public unary call and maps domain errors to status codes.
+# Open to every caller on every service: probes and tooling must work without a token.
+OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
-    The caller's identity comes only from a bearer token this service verifies itself;
-    any other metadata claiming an identity is ignored.
+
+class PlatformInterceptor(grpc.aio.ServerInterceptor):
+    """Authenticates every call that is not public, of all four kinds, and maps domain errors to
+    status codes.
+
+    The caller's identity comes only from a bearer token this service verifies itself; any other
+    metadata claiming an identity is ignored. A method of any kind (unary or streaming, either way)
+    needs a verified token unless it is listed public: nothing passes by default.
     """
 
     def __init__(self, verifier: TokenVerifier, public_methods: Iterable[str]) -> None:
         self.verifier = verifier
         self.public = frozenset(public_methods)
 
+    async def authenticate(self, method: str, metadata: dict[str, str]) -> Principal | None:
+        """The verified caller, or None for a public method; raises Unauthenticated."""
+        if method in self.public:
+            return None
+        return await self.verifier.verify(bearer_token(metadata))
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler | None:
         handler = await continuation(details)
         if handler is None:
             return handler
         method = details.method
-        if method.startswith(("/grpc.health.v1.", "/grpc.reflection.")):
-            return handler
-        if handler.unary_unary is None:  # services expose unary methods only
+        if method.startswith(OPEN_PREFIXES):
             return handler
         metadata = {m.key: m.value for m in details.invocation_metadata or () if isinstance(m.value, str)}
-        public = method in self.public
-        inner = handler.unary_unary
-        verifier = self.verifier
+        guard = _CallGuard(self, method, metadata)
+        codecs = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(guard.unary(handler.unary_unary, retry=True), **codecs)
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(guard.streaming(handler.unary_stream), **codecs)
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(guard.unary(handler.stream_unary), **codecs)
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(guard.streaming(handler.stream_stream), **codecs)
+        return None  # a handler of no known kind is not served (UNIMPLEMENTED), never passed through
+
+
+class _CallGuard:
+    """Wraps one call's behaviour: authenticate first, then run it as the verified caller."""
+
+    def __init__(self, interceptor: PlatformInterceptor, method: str, metadata: dict[str, str]) -> None:
+        self.interceptor = interceptor
+        self.method = method
+        self.metadata = metadata
+
+    async def _enter(self, context: grpc.aio.ServicerContext) -> contextvars.Token[Principal | None]:
+        try:
+            principal = await self.interceptor.authenticate(self.method, self.metadata)
+        except DomainError as exc:
+            await abort_with(context, exc)
+        return set_principal(principal)
+
+    async def _failed(self, context: grpc.aio.ServicerContext, exc: Exception) -> None:
+        if isinstance(exc, DomainError):
+            await abort_with(context, exc)
+        log.exception("unhandled error in %s", self.method)
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+    def unary(self, inner: Callable[..., Awaitable[Any]], *, retry: bool = False) -> Callable[..., Any]:
+        """For methods that answer once (unary-unary, stream-unary)."""
 
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            principal: Principal | None = None
+            token = await self._enter(context)
             try:
-                if not public:
-                    principal = await verifier.verify(bearer_token(metadata))
-            except DomainError as exc:
-                await abort_with(context, exc)
-            token = set_principal(principal)
-            try:
+                if retry:
+                    # A request message can be handled again; a request stream has been consumed.
+                    return await retry_conflicts(lambda: inner(request, context))
                 return await inner(request, context)
-            except DomainError as exc:
-                await abort_with(context, exc)
             except grpc.aio.AbortError:
                 raise
-            except Exception:
-                log.exception("unhandled error in %s", method)
-                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+            except Exception as exc:
+                await self._failed(context, exc)
             finally:
                 reset_principal(token)
 
-        return grpc.unary_unary_rpc_method_handler(
-            behavior,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return behavior
+
+    def streaming(self, inner: Callable[..., Any]) -> Callable[..., Any]:
+        """For methods that answer with a stream (unary-stream, stream-stream): written as an async
+        generator, or as a coroutine that writes with `context.write`."""
+        if not inspect.isasyncgenfunction(inner):
+            return self.unary(inner)
+
+        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            token = await self._enter(context)
+            try:
+                async for response in inner(request, context):
+                    yield response
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await self._failed(context, exc)
+            finally:
+                # A stream cancelled by its client is closed from another context; its own ends with it.
+                with contextlib.suppress(ValueError):
+                    reset_principal(token)
+
+        return behavior
 
 
 @dataclass
@@ -162,12 +224,15 @@ class ServiceRuntime:
         self.db = Database(self.settings.database_url)
         self.nc: NATS | None = None
         self.js: JetStreamContext | None = None
-        self.relay: OutboxRelay | None = None
+        # Runs from the start, NATS or not: events wait in the outbox and its gauges show the backlog.
+        self.relay = OutboxRelay(self.db, definition.tables.outbox)
+        self.housekeeping = Housekeeping(self.db, definition.tables, self.settings)
         self.consumers: list[EventConsumer] = []
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.identity_channel: grpc.aio.Channel | None = None
         self.verifier: TokenVerifier | None = None
+        self.channels: list[grpc.aio.Channel] = []
         self.port = 0
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
@@ -175,7 +240,7 @@ class ServiceRuntime:
     async def start(self) -> None:
         d = self.definition
         if self.settings.identity_addr:
-            self.identity_channel = grpc.aio.insecure_channel(self.settings.identity_addr)
+            self.identity_channel = self.channel(self.settings.identity_addr)
         if d.make_verifier is None:
             raise RuntimeError("a service must say how it verifies tokens")
         self.verifier = d.make_verifier(self)
@@ -197,6 +262,8 @@ class ServiceRuntime:
         log.info("gRPC server listening", extra={"port": self.port, "service": d.name})
         self._tasks.append(asyncio.create_task(self._connect_bus(), name="bus"))
         self._tasks.append(asyncio.create_task(self._watch_health(), name="health"))
+        self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        self._tasks.append(asyncio.create_task(self.housekeeping.run(), name="housekeeping"))
         for job in d.background:
             self._tasks.append(asyncio.create_task(job(self), name=getattr(job, "__name__", "job")))
 
@@ -225,8 +292,7 @@ class ServiceRuntime:
             except Exception as exc:
                 log.warning("cannot create streams yet; retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(1)
-        self.relay = OutboxRelay(self.db, d.tables.outbox, self.js)
-        self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        self.relay.attach(self.js)
         for spec in d.consumers:
             consumer = EventConsumer(spec, self.js, self.db, d.tables)
             self.consumers.append(consumer)
@@ -234,12 +300,21 @@ class ServiceRuntime:
         if d.on_start is not None:
             await d.on_start(self)
 
+    def channel(self, address: str, **options: Any) -> grpc.aio.Channel:
+        """A channel to another service (govkit.channels), closed when this service stops."""
+        made = channels.insecure_channel(address, **options)
+        self.channels.append(made)
+        return made
+
     async def _dependencies_ok(self) -> bool:
+        """Ready when the database answers. NATS is not asked: without it requests still succeed and
+        their events wait in the outbox (the relay's pending and lag gauges show the backlog), so a
+        broker outage must not take the service out of its load balancer."""
         try:
             await asyncio.wait_for(self.db.ping(), 3)
         except Exception:
             return False
-        return self.nc is not None and self.nc.is_connected and self.relay is not None
+        return True
 
     async def _watch_health(self) -> None:
         serving = False
@@ -272,16 +347,15 @@ class ServiceRuntime:
             await self.server.stop(self.settings.shutdown_grace_seconds)
         for consumer in self.consumers:
             consumer.stop()
-        if self.relay is not None:
-            await self.relay.stop()
+        await self.relay.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.nc is not None and self.nc.is_connected:
             with contextlib.suppress(Exception):
                 await self.nc.drain()
-        if self.identity_channel is not None:
-            await self.identity_channel.close()
+        for channel in self.channels:
+            await channel.close()
         await self.db.close()
         log.info("stopped", extra={"service": self.definition.name})
 

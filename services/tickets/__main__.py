@@ -8,8 +8,6 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-import grpc
-
 from gov.blocks.v1 import blocks_pb2_grpc
 from gov.identity.v1 import identity_pb2_grpc
 from gov.tickets.v1 import tickets_pb2 as pb
@@ -42,7 +40,7 @@ def definition(settings: TicketsSettings) -> ServiceDefinition:
         catalogue = CatalogueFlows(
             runtime.db, calendar, identity_pb2_grpc.IdentityServiceStub(runtime.identity_channel)
         )
-        blocks = blocks_pb2_grpc.BlocksServiceStub(grpc.aio.insecure_channel(settings.blocks_addr))
+        blocks = blocks_pb2_grpc.BlocksServiceStub(runtime.channel(settings.blocks_addr))
         tickets = TicketFlows(
             runtime.db,
             catalogue,

@@ -88,7 +88,12 @@ def _upsert(session: AsyncSession, model: type, keys: dict[str, object], increme
 
 
 async def record(session: AsyncSession, before: Contribution | None, after: Contribution) -> None:
-    """Move a ticket's contribution from `before` to `after` in its district's month sums."""
+    """Move a ticket's contribution from `before` to `after` in its district's month sums.
+
+    Rows are updated table by table, each table's in ascending key order, never in the order the
+    ticket's change happens to list them: a dispatch (no unit -> unit U) and a return (U -> no unit)
+    racing on the same month would otherwise lock the same two rows in opposite orders and deadlock.
+    """
     if before == after:
         return
     counts: dict[tuple[str, str, str, str], Counter[str]] = {}
@@ -99,17 +104,17 @@ async def record(session: AsyncSession, before: Contribution | None, after: Cont
         counts.setdefault(part.key, Counter()).update({k: sign * v for k, v in part.counts})
         for kind, bucket in part.buckets:
             buckets[(part.key, kind, bucket)] += sign
-    for key, delta in counts.items():
+    for key, delta in sorted(counts.items()):
         changes = {name: n for name, n in delta.items() if n}
         if changes:
             await session.execute(_upsert(session, MonthStats, dict(zip(_KEY, key, strict=True)), changes))
     district_buckets: Counter[tuple[str, str, str, int]] = Counter()
-    for (key, kind, bucket), n in buckets.items():
+    for (key, kind, bucket), n in sorted(buckets.items()):
         if n:
             keys = {**dict(zip(_KEY, key, strict=True)), "kind": kind, "bucket": bucket}
             await session.execute(_upsert(session, MonthBuckets, keys, {"count": n}))
             district_buckets[(key[0], key[1], kind, bucket)] += n
-    for (district, month, kind, bucket), n in district_buckets.items():
+    for (district, month, kind, bucket), n in sorted(district_buckets.items()):
         if n:
             keys = {"district": district, "month": month, "kind": kind, "bucket": bucket}
             await session.execute(_upsert(session, DistrictMonthBuckets, keys, {"count": n}))

@@ -152,7 +152,7 @@ class ConsumerHarness:
             ).scalar_one()
 
 
-async def _publish(nats_url: str, resource: str) -> str:
+async def _publish(nats_url: str, resource: str, *, dead_letter_stream: bool = True) -> str:
     event = build_event(
         "identity.v1.user.updated",
         events_pb2.UserUpdated(changed_fields=["display_name"]),
@@ -162,7 +162,8 @@ async def _publish(nats_url: str, resource: str) -> str:
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     await bus.ensure_domain_stream(js, "identity")
-    await bus.ensure_dead_letter_stream(js)
+    if dead_letter_stream:
+        await bus.ensure_dead_letter_stream(js)
     await js.publish(event.type, event.envelope, headers={MSG_ID_HEADER: event.id})
     await nc.close()
     return event.id
@@ -228,6 +229,55 @@ async def test_poison_event_is_dead_lettered_after_bounded_retries(
         assert subject == "deadletter.counter.identity.v1.user.updated"
         assert parse_event(data).id == poison
         assert "never be handled" in headers["Gov-Error"]
+    finally:
+        crash_stack.stop_proc(proc)
+        await harness.db.close()
+
+
+async def _consumer_state(nats_url: str, durable: str) -> tuple[int, int]:
+    """(deliveries so far, messages delivered but not acked) of a durable consumer."""
+    nc = await nats.connect(nats_url)
+    try:
+        info = await nc.jsm().consumer_info("IDENTITY", durable)
+        return info.delivered.consumer_seq, info.num_ack_pending
+    finally:
+        await nc.close()
+
+
+async def test_poison_event_whose_dead_letter_cannot_be_stored_is_kept_and_dead_lettered_later(
+    crash_stack: Stack, databases: Databases
+) -> None:
+    """The dead-letter publish fails on the last delivery (there is no DEADLETTER stream yet): the
+    event is not acked, comes back, and is dead-lettered once the stream exists. Acking it anyway
+    would lose it, and JetStream's own max_deliver would never hand it out again."""
+    harness = ConsumerHarness(crash_stack, databases.url("consumer"), "counter")
+    poison = await _publish(crash_stack.nats_url, "poison", dead_letter_stream=False)
+    proc = harness.start()  # max_deliver=3, backoff 0.2 s
+    try:
+
+        async def delivered_past_the_bound() -> bool:
+            try:
+                deliveries, unacked = await _consumer_state(crash_stack.nats_url, "counter")
+            except nats.js.errors.NotFoundError:
+                return False
+            return deliveries >= 5 and unacked == 1
+
+        await _eventually(delivered_past_the_bound, within=30)
+        nc = await nats.connect(crash_stack.nats_url)
+        await bus.ensure_dead_letter_stream(nc.jetstream())
+        await nc.close()
+
+        async def dead_lettered() -> bool:
+            return (
+                len(await _stream_messages(crash_stack.nats_url, "DEADLETTER")) == 1
+                and await _pending_acks(crash_stack.nats_url, "counter") == 0
+            )
+
+        await _eventually(dead_lettered, within=30)
+        [(subject, headers, data)] = await _stream_messages(crash_stack.nats_url, "DEADLETTER")
+        assert subject == "deadletter.counter.identity.v1.user.updated"
+        assert parse_event(data).id == poison and "never be handled" in headers["Gov-Error"]
+        assert await harness.times_applied(poison) is None
     finally:
         crash_stack.stop_proc(proc)
         await harness.db.close()

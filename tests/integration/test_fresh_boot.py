@@ -57,7 +57,7 @@ def test_make_runs_demo_seeding_right_after_boot(databases: Databases, tmp_path_
     assert report["ticket_states"] == dict(expected)
 
 
-def test_the_outbox_relay_prunes_on_its_first_round_after_boot(databases: Databases, stack: Stack) -> None:
+def test_housekeeping_prunes_on_its_first_round_after_boot(databases: Databases, stack: Stack) -> None:
     argv = [
         *_prefix(),
         sys.executable,
@@ -67,5 +67,5 @@ def test_the_outbox_relay_prunes_on_its_first_round_after_boot(databases: Databa
         stack.nats_url,
     ]
     report = _run(argv, timeout=120)
-    assert report["loop_time"] < 600  # the relay's loop clock read as just after boot
+    assert report["loop_time"] < 600  # the loop clock read as just after boot
     assert report["left"] == 0, "the event published two days ago was not pruned"

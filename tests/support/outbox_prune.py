@@ -1,5 +1,5 @@
-"""One outbox relay on a database holding an event published two days ago; prints whether the relay's
-first rounds prune it (retention 24 h) and what the event loop's clock read.
+"""Housekeeping on a database holding an event published two days ago; prints whether its first
+round prunes it (retention 24 h) and what the event loop's clock read.
 
     python -m tests.support.outbox_prune DATABASE_URL NATS_URL
 
@@ -13,13 +13,14 @@ import contextlib
 import datetime as dt
 import json
 import sys
+import types
 import uuid
 
 import nats
 from sqlalchemy import MetaData, func, insert, select
 
 from govkit.db import Database, utcnow
-from govkit.outbox import OutboxRelay
+from govkit.housekeeping import Housekeeping
 from govkit.tables import PlatformTables
 
 
@@ -42,16 +43,21 @@ async def run(url: str, nats_url: str) -> dict[str, object]:
                     published_at=old,
                 )
             )
-        relay = OutboxRelay(db, tables.outbox, nc.jetstream(), poll_interval=0.1)
-        task = asyncio.create_task(relay.run())
+        settings = types.SimpleNamespace(
+            housekeeping_interval_seconds=0.1,
+            housekeeping_batch=100,
+            idempotency_retention_days=7,
+            outbox_retention_hours=24,
+        )
+        task = asyncio.create_task(Housekeeping(db, tables, settings).run())  # type: ignore[arg-type]
         left = 1
-        for _ in range(30):  # three seconds: thirty rounds of the relay
+        for _ in range(30):  # three seconds: thirty rounds of housekeeping
             await asyncio.sleep(0.1)
             async with db.sessions() as session:
                 left = await session.scalar(select(func.count()).select_from(tables.outbox))
             if left == 0:
                 break
-        await relay.stop()
+        task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, 5)
         return {"left": left, "loop_time": asyncio.get_running_loop().time()}

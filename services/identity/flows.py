@@ -344,7 +344,7 @@ class IdentityFlows:
                     session,
                     principal,
                     "identity.v1.user.created",
-                    events_pb2.UserCreated(user=convert.user(user)),
+                    events_pb2.UserCreated(user=convert.user_summary(user)),
                     f"users/{user.id}",
                 )
                 return user
@@ -465,7 +465,7 @@ class IdentityFlows:
                     session,
                     principal,
                     "identity.v1.user.updated",
-                    events_pb2.UserUpdated(user=convert.user(user), changed_fields=changed),
+                    events_pb2.UserUpdated(user=convert.user_summary(user), changed_fields=changed),
                     f"users/{user.id}",
                 )
             return user
@@ -488,7 +488,7 @@ class IdentityFlows:
                     session,
                     principal,
                     "identity.v1.user.disabled",
-                    events_pb2.UserDisabled(user=convert.user(user)),
+                    events_pb2.UserDisabled(user=convert.user_summary(user)),
                     f"users/{user.id}",
                 )
             else:
@@ -496,7 +496,7 @@ class IdentityFlows:
                     session,
                     principal,
                     "identity.v1.user.enabled",
-                    events_pb2.UserEnabled(user=convert.user(user)),
+                    events_pb2.UserEnabled(user=convert.user_summary(user)),
                     f"users/{user.id}",
                 )
             return user
@@ -712,7 +712,7 @@ class IdentityFlows:
                 session,
                 None,
                 "identity.v1.user.created",
-                events_pb2.UserCreated(user=convert.user(user)),
+                events_pb2.UserCreated(user=convert.user_summary(user)),
                 f"users/{user.id}",
             )
             await self._emit(

@@ -115,6 +115,41 @@ async def record(session: AsyncSession, before: Contribution | None, after: Cont
             await session.execute(_upsert(session, DistrictMonthBuckets, keys, {"count": n}))
 
 
+async def relocate(session: AsyncSession, moved: ColumnElement[bool], district: str) -> int:
+    """Tickets selected by `moved` now belong to `district` (a node moved): carry their month sums.
+
+    Call it before their paths are rewritten. Levels below the district need nothing here: they
+    are read from the tickets' own columns, which the move rewrites. Returns how many moved district.
+    """
+    counts: dict[tuple[str, str, str, str], Counter[str]] = {}
+    buckets: Counter[tuple[tuple[str, str, str, str], str, int]] = Counter()
+    seen = 0
+    result = await session.stream_scalars(
+        select(Ticket).where(moved, Ticket.district != district).execution_options(yield_per=5_000)
+    )
+    async for row in result:
+        part = contribution(row)
+        counts.setdefault(part.key, Counter()).update(dict(part.counts))
+        for kind, bucket in part.buckets:
+            buckets[(part.key, kind, bucket)] += 1
+        seen += 1
+    district_buckets: Counter[tuple[str, str, str, int]] = Counter()
+    for (key, kind, bucket), n in buckets.items():
+        for sign, at in ((-1, key), (1, (district, *key[1:]))):
+            keys = {**dict(zip(_KEY, at, strict=True)), "kind": kind, "bucket": bucket}
+            await session.execute(_upsert(session, MonthBuckets, keys, {"count": sign * n}))
+            district_buckets[(at[0], at[1], kind, bucket)] += sign * n
+    for (d, month, kind, bucket), n in district_buckets.items():
+        if n:
+            keys = {"district": d, "month": month, "kind": kind, "bucket": bucket}
+            await session.execute(_upsert(session, DistrictMonthBuckets, keys, {"count": n}))
+    for key, n in counts.items():
+        for sign, at in ((-1, key), (1, (district, *key[1:]))):
+            changes = {name: sign * v for name, v in n.items() if v}
+            await session.execute(_upsert(session, MonthStats, dict(zip(_KEY, at, strict=True)), changes))
+    return seen
+
+
 async def rebuild(db: Database, batch: int = 20_000) -> int:
     """Recompute every district's month sums from the tickets (after a bulk load or a restore)."""
     counts: dict[tuple[str, str, str, str], Counter[str]] = {}

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 
 from google.protobuf.message import Message
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -281,32 +281,15 @@ class BlocksFlows:
         old, new = node.path, f"{new_parent}/{node.code}"
         if await session.scalar(select(Node.id).where(Node.path == new)):
             raise AlreadyExists(f"nodes/{new} already exists")
-        cut = len(old) + 1
-        for table, column in (
-            (Node, Node.path),
-            (Node, Node.parent_path),
-            (StaffAssignment, StaffAssignment.block_path),
-            (Household, Household.block_path),
-            (Visit, Visit.block_path),
+        for column in (
+            Node.path,
+            Node.parent_path,
+            StaffAssignment.block_path,
+            Household.block_path,
+            Visit.block_path,
+            Building.block_path,  # buildings of every block below, not only of a moved block
         ):
-            await session.execute(
-                update(table)
-                .where(column.startswith(old + "/", autoescape=True))
-                .values({column.key: new + "/" + func.substr(column, cut + 1)})
-                .execution_options(synchronize_session=False)
-            )
-            await session.execute(
-                update(table)
-                .where(column == old)
-                .values({column.key: new})
-                .execution_options(synchronize_session=False)
-            )
-        await session.execute(
-            update(Building)
-            .where(Building.block_path == old)
-            .values(block_path=new)
-            .execution_options(synchronize_session=False)
-        )
+            await treemoves.rewrite(session, column, old, new)
         node.path, node.parent_path = new, new_parent
         # Numbered in this transaction, under treemoves.lock(): no gaps, no two moves alike.
         await MOVES.record(session, await MOVES.version(session) + 1, old, new, utcnow())

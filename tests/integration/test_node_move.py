@@ -87,6 +87,10 @@ async def test_a_moved_block_keeps_its_governor_and_tickets_and_the_old_path_gra
         tpb.TransitionTicketRequest(name=reported[0].name, action=tpb.ACTION_ACCEPT),
         metadata=md(world.staff["dispatcher"].token),
     )
+    await blocks.CreateBuilding(
+        bpb.CreateBuildingRequest(building=bpb.Building(block=other_block, code="n9", display_name="9栋")),
+        metadata=admin,
+    )
     elsewhere = await tickets.CreateTicket(
         tpb.CreateTicketRequest(ticket=new_ticket(world, 1)), metadata=resident
     )
@@ -185,6 +189,10 @@ async def test_a_moved_block_keeps_its_governor_and_tickets_and_the_old_path_gra
         return got.node == f"{new_street}/{other_block.split('/', 2)[2]}"
 
     await _eventually(street_followed)
+    # Blocks moved everything below the street, the buildings of its blocks included.
+    moved_block = f"{new_street}/{other_block.split('/', 2)[2]}"
+    buildings = await blocks.ListBuildings(bpb.ListBuildingsRequest(block=moved_block), metadata=admin)
+    assert [b.name for b in buildings.buildings] == [f"nodes/{moved_block}/buildings/n9"]
     lead = await tickets.GetUnit(tpb.GetUnitRequest(name=f"units/{world.units['lead']}"), metadata=admin)
     assert lead.node == new_street
     department = await tickets.GetUnit(

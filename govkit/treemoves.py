@@ -18,10 +18,12 @@ same table of the moves it has applied, and with it:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, func, literal, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.blocks.v1 import events_pb2 as blocks_events
@@ -39,6 +41,24 @@ _LOCK_KEY = 0x7472_6565  # "tree"
 
 class NotYetApplicable(Exception):
     """An event depends on a move this service has not applied yet; deliver it again later."""
+
+
+class ConflictingWrite(Exception):
+    """A concurrent write clashed with a handler's (a unique key): deliver the event again.
+
+    Raised instead of letting IntegrityError out of a handler, which the consumer runner reads
+    as "another replica recorded this event id first" and would ack.
+    """
+
+
+@asynccontextmanager
+async def conflicts_retried(session: AsyncSession) -> AsyncIterator[None]:
+    """Run a handler's writes; a unique-key clash among them fails the delivery, to be retried."""
+    try:
+        yield
+        await session.flush()
+    except IntegrityError as exc:
+        raise ConflictingWrite(str(exc.orig)) from exc
 
 
 def moves_table(metadata: MetaData) -> Table:
@@ -180,7 +200,8 @@ def follow_moves(durable: str, log: MoveLog, relocate: Relocate) -> ConsumerSpec
                 return
             await log.record(session, move.seq, move.previous, move.path, move.time)
         # else: a move from before moves were numbered (an old stream): applied as it comes.
-        await relocate(session, move, actor)
+        async with conflicts_retried(session):
+            await relocate(session, move, actor)
 
     return ConsumerSpec(
         durable=durable,

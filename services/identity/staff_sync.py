@@ -65,7 +65,19 @@ async def apply(session: AsyncSession, event: event_pb2.Event) -> None:
         log.warning("staffing event for an unknown user; ignored", extra={"user": assignment.user})
         return
     await treemoves.lock(session)
-    block = await MOVES.forward(session, assignment.block, message.tree_version)
+    async with treemoves.conflicts_retried(session):
+        await _record(session, message.tree_version, assignment, role, user_id, active)
+
+
+async def _record(
+    session: AsyncSession,
+    tree_version: int,
+    assignment: blocks_pb2.StaffAssignment,
+    role: Role,
+    user_id: str,
+    active: bool,
+) -> None:
+    block = await MOVES.forward(session, assignment.block, tree_version)
     assignment_id = assignment.name.rpartition("/staff/")[2]
     principal = f"users/{user_id}"
     record = await session.get(StaffAssignment, assignment_id)

@@ -199,6 +199,22 @@ async def test_moves_apply_in_blocks_order_and_staffing_events_follow_them(ident
     assert await _bindings(identity_db, user_id) == []
 
 
+async def test_a_clashing_write_in_a_handler_is_retried_not_taken_for_a_duplicate(
+    identity_db: Database,
+) -> None:
+    # The consumer runner acks an IntegrityError as "another replica recorded this event first";
+    # a handler's own unique-key clash (a concurrent grant) must fail the delivery instead.
+    user_id = await _user(identity_db)
+    binding = {"principal": f"users/{user_id}", "role": "governor", "scope": "d1/s1/c1/b9"}
+    async with identity_db.transaction() as session:
+        session.add(RoleBinding(id=str(uuid.uuid4()), granted_by="users/x", create_time=utcnow(), **binding))
+    with pytest.raises(treemoves.ConflictingWrite):
+        async with identity_db.transaction() as session, treemoves.conflicts_retried(session):
+            session.add(
+                RoleBinding(id=str(uuid.uuid4()), granted_by="users/y", create_time=utcnow(), **binding)
+            )
+
+
 # ---------------------------------------------------------------------------- real events on the stream
 
 

@@ -180,6 +180,7 @@ Relocate = Callable[[AsyncSession, Move, str], Awaitable[None]]
 # A move waits while an earlier one is retried: give a stuck earlier move about an hour (the
 # consumer's last backoff repeats) before this one goes to the dead letters too.
 MOVE_MAX_DELIVER = 30
+MOVE_ACK_WAIT = 300.0
 
 
 def follow_moves(durable: str, log: MoveLog, relocate: Relocate) -> ConsumerSpec:
@@ -209,4 +210,6 @@ def follow_moves(durable: str, log: MoveLog, relocate: Relocate) -> ConsumerSpec
         subjects=[MOVE_EVENT],
         handler=handle,
         max_deliver=MOVE_MAX_DELIVER,
+        # One move may rewrite a whole street's rows in one transaction: no redelivery meanwhile.
+        ack_wait=MOVE_ACK_WAIT,
     )

@@ -28,7 +28,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.blocks.v1 import events_pb2 as blocks_events
 from gov.common.v1 import event_pb2
-from govkit.auth.scopes import covers
 from govkit.consumer import ConsumerSpec
 from govkit.db import UtcDateTime
 from govkit.events import unpack_payload
@@ -85,7 +84,7 @@ async def lock(session: AsyncSession) -> None:
 
 def moved(path: str, previous: str, new: str) -> str:
     """`path` after the node at `previous` moved to `new` (unchanged when not below it)."""
-    return new + path[len(previous) :] if covers(previous, path) and previous != "*" else path
+    return new + path[len(previous) :] if path == previous or path.startswith(previous + "/") else path
 
 
 async def rewrite(session: AsyncSession, column, previous: str, new: str, **also: object) -> int:  # type: ignore[no-untyped-def]

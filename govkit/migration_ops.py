@@ -51,3 +51,19 @@ def drop_platform_tables_v1() -> None:
     op.drop_index("ix_outbox_unpublished", table_name="outbox")
     op.drop_table("outbox")
     op.drop_table("idempotency_keys")
+
+
+def create_tree_moves_v1() -> None:
+    """govkit.treemoves.moves_table: the node moves a service has made (blocks) or applied."""
+    op.create_table(
+        "tree_moves",
+        sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("previous_path", sa.String(length=300), nullable=False),
+        sa.Column("path", sa.String(length=300), nullable=False),
+        sa.Column("time", UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_tree_moves")),
+    )
+
+
+def drop_tree_moves_v1() -> None:
+    op.drop_table("tree_moves")

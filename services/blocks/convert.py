@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from gov.blocks.v1 import blocks_pb2 as pb
+from gov.blocks.v1 import events_pb2
 from govkit.protobuf import timestamp as ts
 from services.blocks import models
 
@@ -96,5 +97,36 @@ def visit(row: models.Visit) -> pb.Visit:
         visit_time=ts(row.visit_time),
         notes=row.notes,
         issues_found=json.loads(row.issues),
+        create_time=ts(row.create_time),
+    )
+
+
+# ---------------------------------------------------------------- event payloads (no contact data)
+
+
+def household_summary(row: models.Household, residents: list[models.Resident]) -> events_pb2.HouseholdSummary:
+    return events_pb2.HouseholdSummary(
+        name=f"households/{row.id}",
+        id=row.id,
+        code=row.code,
+        block=row.block_path,
+        building=row.building_code or "",
+        tags=[enum_value(pb.VulnerabilityTag, "VULNERABILITY_TAG", t) for t in row.tags.split(",") if t],
+        residents=[
+            events_pb2.ResidentRef(id=r.id, user=f"users/{r.user_id}" if r.user_id else "") for r in residents
+        ],
+        create_time=ts(row.create_time),
+        update_time=ts(row.update_time),
+    )
+
+
+def visit_summary(row: models.Visit) -> events_pb2.VisitSummary:
+    return events_pb2.VisitSummary(
+        name=f"households/{row.household_id}/visits/{row.id}",
+        household=f"households/{row.household_id}",
+        block=row.block_path,
+        visitor=row.visitor,
+        visit_time=ts(row.visit_time),
+        issues_found=len(json.loads(row.issues)),
         create_time=ts(row.create_time),
     )

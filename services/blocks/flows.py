@@ -8,14 +8,14 @@ import time
 from collections.abc import Sequence
 
 from google.protobuf.message import Message
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1 import events_pb2
 from gov.identity.v1 import identity_pb2_grpc
-from govkit import pagination, peers, validation
+from govkit import pagination, peers, treemoves, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.auth.scopes import validate_path
@@ -27,6 +27,7 @@ from govkit.sqlpaths import within
 from services.blocks import convert, domain, geo
 from services.blocks.access import load_access
 from services.blocks.models import (
+    MOVES,
     Building,
     Household,
     NeighbourHousehold,
@@ -177,7 +178,9 @@ class BlocksFlows:
                     session,
                     principal,
                     "blocks.v1.node.created",
-                    events_pb2.NodeCreated(node=convert.node(node)),
+                    events_pb2.NodeCreated(
+                        node=convert.node(node), tree_version=await MOVES.version(session)
+                    ),
                     f"nodes/{path}",
                 )
         except IntegrityError:
@@ -236,6 +239,8 @@ class BlocksFlows:
             )
             principal.require(Permission.REGIONS_MANAGE, new_parent)
         async with self.db.transaction() as session:
+            if new_parent is not None:
+                await treemoves.lock(session)  # moves are numbered one at a time
             node = await self._node(session, path, lock=True)
             changed: list[str] = []
             previous_path = ""
@@ -256,7 +261,10 @@ class BlocksFlows:
                     principal,
                     "blocks.v1.node.changed",
                     events_pb2.NodeChanged(
-                        node=convert.node(node), changed_fields=changed, previous_path=previous_path
+                        node=convert.node(node),
+                        changed_fields=changed,
+                        previous_path=previous_path,
+                        tree_version=await MOVES.version(session),  # a move's own number
                     ),
                     f"nodes/{node.path}",
                 )
@@ -273,33 +281,18 @@ class BlocksFlows:
         old, new = node.path, f"{new_parent}/{node.code}"
         if await session.scalar(select(Node.id).where(Node.path == new)):
             raise AlreadyExists(f"nodes/{new} already exists")
-        cut = len(old) + 1
-        for table, column in (
-            (Node, Node.path),
-            (Node, Node.parent_path),
-            (StaffAssignment, StaffAssignment.block_path),
-            (Household, Household.block_path),
-            (Visit, Visit.block_path),
+        for column in (
+            Node.path,
+            Node.parent_path,
+            StaffAssignment.block_path,
+            Household.block_path,
+            Visit.block_path,
+            Building.block_path,  # buildings of every block below, not only of a moved block
         ):
-            await session.execute(
-                update(table)
-                .where(column.startswith(old + "/", autoescape=True))
-                .values({column.key: new + "/" + func.substr(column, cut + 1)})
-                .execution_options(synchronize_session=False)
-            )
-            await session.execute(
-                update(table)
-                .where(column == old)
-                .values({column.key: new})
-                .execution_options(synchronize_session=False)
-            )
-        await session.execute(
-            update(Building)
-            .where(Building.block_path == old)
-            .values(block_path=new)
-            .execution_options(synchronize_session=False)
-        )
+            await treemoves.rewrite(session, column, old, new)
         node.path, node.parent_path = new, new_parent
+        # Numbered in this transaction, under treemoves.lock(): no gaps, no two moves alike.
+        await MOVES.record(session, await MOVES.version(session) + 1, old, new, utcnow())
 
     async def retire_node(self, principal: Principal, path: str) -> Node:
         principal.require(Permission.REGIONS_MANAGE, path)
@@ -319,7 +312,7 @@ class BlocksFlows:
                 session,
                 principal,
                 "blocks.v1.node.retired",
-                events_pb2.NodeRetired(node=convert.node(node)),
+                events_pb2.NodeRetired(node=convert.node(node), tree_version=await MOVES.version(session)),
                 f"nodes/{path}",
             )
         self.index.invalidate()
@@ -425,7 +418,10 @@ class BlocksFlows:
                 session,
                 principal,
                 "blocks.v1.staff.assigned",
-                events_pb2.StaffAssigned(assignment=convert.staff(row, list(household_ids))),
+                events_pb2.StaffAssigned(
+                    assignment=convert.staff(row, list(household_ids)),
+                    tree_version=await MOVES.version(session),
+                ),
                 f"nodes/{block}/staff/{row.id}",
             )
             return row
@@ -436,7 +432,7 @@ class BlocksFlows:
             session,
             principal,
             "blocks.v1.staff.removed",
-            events_pb2.StaffRemoved(assignment=convert.staff(row)),
+            events_pb2.StaffRemoved(assignment=convert.staff(row), tree_version=await MOVES.version(session)),
             f"nodes/{row.block_path}/staff/{row.id}",
         )
 

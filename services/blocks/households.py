@@ -24,7 +24,16 @@ from govkit.sqlpaths import any_within, within
 from services.blocks import convert, domain
 from services.blocks.access import load_access
 from services.blocks.flows import node_path
-from services.blocks.models import Building, Household, Node, Resident, StaffAssignment, Visit, platform
+from services.blocks.models import (
+    MOVES,
+    Building,
+    Household,
+    Node,
+    Resident,
+    StaffAssignment,
+    Visit,
+    platform,
+)
 
 _CODE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _ID_SUFFIX = re.compile(r"^[0-9]{3}[0-9Xx]$|^[0-9]{4}$")
@@ -72,6 +81,11 @@ def _resident_rows(residents: Sequence[pb.Resident], household_id: str) -> list[
     return rows
 
 
+def _resident_facts(rows: Sequence[Resident]) -> list[tuple[object, ...]]:
+    """What a residents list says, whatever the row ids: to tell a real change from a re-save."""
+    return sorted((r.display_name, r.relation, r.phone, r.birth_year, r.id_suffix, r.user_id) for r in rows)
+
+
 class HouseholdFlows:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -87,7 +101,9 @@ class HouseholdFlows:
 
     @staticmethod
     async def _block(session: AsyncSession, path: str) -> Node:
-        node = await session.scalar(select(Node).where(Node.path == path))
+        # Shared row lock: a concurrent move of this block (or of a node above it) waits for this
+        # transaction, so its path rewrite also catches the rows written here.
+        node = await session.scalar(select(Node).where(Node.path == path).with_for_update(read=True))
         if node is None:
             raise NotFound(f"nodes/{path} not found")
         if node.kind != "block" or node.state != "active":
@@ -110,7 +126,8 @@ class HouseholdFlows:
     async def _load(
         self, session: AsyncSession, principal: Principal, household_id: str, *, edit: bool
     ) -> Household:
-        household = await session.get(Household, household_id)
+        # An edit locks the row: a concurrent move rewriting its block path waits for it.
+        household = await session.get(Household, household_id, with_for_update=edit)
         if household is None:
             raise NotFound(f"households/{household_id} not found")
         access = await load_access(self.db, principal)
@@ -156,6 +173,20 @@ class HouseholdFlows:
                     address=validation.text(b.address, "building.address", max_len=200, required=False),
                 )
                 session.add(row)
+                await session.flush()
+                await self._emit(
+                    session,
+                    principal,
+                    "blocks.v1.building.created",
+                    events_pb2.BuildingCreated(
+                        building=f"nodes/{block}/buildings/{code}",
+                        block=block,
+                        code=code,
+                        display_name=row.display_name,
+                        tree_version=await MOVES.version(session),
+                    ),
+                    f"nodes/{block}/buildings/{code}",
+                )
                 return row
         except IntegrityError:
             raise AlreadyExists(f"building {code} already exists in {block}") from None
@@ -233,7 +264,10 @@ class HouseholdFlows:
                     session,
                     principal,
                     "blocks.v1.household.created",
-                    events_pb2.HouseholdCreated(household=convert.household(row, residents)),
+                    events_pb2.HouseholdCreated(
+                        household=convert.household_summary(row, residents),
+                        tree_version=await MOVES.version(session),
+                    ),
                     f"households/{row.id}",
                 )
                 return row, residents
@@ -316,10 +350,17 @@ class HouseholdFlows:
         household_id = validation.resource_id(h.name, "households", field="household.name")
         async with self.db.transaction() as session:
             row = await self._load(session, principal, household_id, edit=True)
+            changed: list[str] = []
             if "address" in paths:
-                row.address = validation.text(h.address, "household.address", max_len=200)
+                address = validation.text(h.address, "household.address", max_len=200)
+                if address != row.address:
+                    row.address = address
+                    changed.append("address")
             if "tags" in paths:
-                row.tags = _tags(h.tags)
+                tags = _tags(h.tags)
+                if tags != row.tags:
+                    row.tags = tags
+                    changed.append("tags")
             if "building" in paths:
                 if h.building and not await session.scalar(
                     select(Building.id).where(
@@ -329,13 +370,33 @@ class HouseholdFlows:
                     raise InvalidArgument(
                         f"no building {h.building!r} in {row.block_path}", field="household.building"
                     )
-                row.building_code = h.building or None
+                if (h.building or None) != row.building_code:
+                    row.building_code = h.building or None
+                    changed.append("building")
             if "residents" in paths:
-                await session.execute(delete(Resident).where(Resident.household_id == row.id))
-                session.add_all(_resident_rows(h.residents, row.id))
+                fresh = _resident_rows(h.residents, row.id)
+                current = (await self._residents(session, [row.id]))[row.id]
+                if _resident_facts(fresh) != _resident_facts(current):  # else keep rows and ids
+                    await session.execute(delete(Resident).where(Resident.household_id == row.id))
+                    session.add_all(fresh)
+                    changed.append("residents")
+            if not changed:  # nothing to record, nothing to announce
+                return row, (await self._residents(session, [row.id]))[row.id]
             row.update_time = utcnow()
             await session.flush()
-            return row, (await self._residents(session, [row.id]))[row.id]
+            residents = (await self._residents(session, [row.id]))[row.id]
+            await self._emit(
+                session,
+                principal,
+                "blocks.v1.household.updated",
+                events_pb2.HouseholdUpdated(
+                    household=convert.household_summary(row, residents),
+                    changed_fields=changed,
+                    tree_version=await MOVES.version(session),
+                ),
+                f"households/{row.id}",
+            )
+            return row, residents
 
     async def move_household(
         self, principal: Principal, name: str, block: str, building: str
@@ -359,7 +420,9 @@ class HouseholdFlows:
                 principal,
                 "blocks.v1.household.moved",
                 events_pb2.HouseholdMoved(
-                    household=convert.household(row, residents), previous_block=previous
+                    household=convert.household_summary(row, residents),
+                    previous_block=previous,
+                    tree_version=await MOVES.version(session),
                 ),
                 f"households/{row.id}",
             )
@@ -405,7 +468,9 @@ class HouseholdFlows:
                 session,
                 principal,
                 "blocks.v1.visit.recorded",
-                events_pb2.VisitRecorded(visit=convert.visit(row)),
+                events_pb2.VisitRecorded(
+                    visit=convert.visit_summary(row), tree_version=await MOVES.version(session)
+                ),
                 f"households/{household.id}/visits/{row.id}",
             )
             return row

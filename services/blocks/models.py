@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from govkit import treemoves
 from govkit.db import UtcDateTime, new_metadata
 from govkit.tables import PlatformTables
 
@@ -16,6 +17,8 @@ class Base(DeclarativeBase):
 
 
 platform = PlatformTables(Base.metadata)
+# Every node move, numbered 1, 2, 3 ... without gaps: the order consumers apply them in.
+MOVES = treemoves.MoveLog(treemoves.moves_table(Base.metadata))
 
 
 class Node(Base):

@@ -15,7 +15,7 @@ from govkit import config, migrations
 from govkit.auth.tokens import TokenVerifier
 from govkit.db import Database
 from govkit.grpc_server import ServiceDefinition, ServiceRuntime, serve
-from services.identity import staff_sync
+from services.identity import node_moves, staff_sync
 from services.identity.flows import IdentityFlows
 from services.identity.grpc_api import PUBLIC_METHODS, SERVICE, IdentityServicer
 from services.identity.keys import KeyRing
@@ -68,7 +68,7 @@ def definition(settings: IdentitySettings) -> ServiceDefinition:
         public_methods=PUBLIC_METHODS,
         make_verifier=make_verifier,
         background=[refresh_keys],
-        consumers=[staff_sync.SPEC],
+        consumers=[staff_sync.SPEC, node_moves.SPEC],
     )
 
 

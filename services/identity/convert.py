@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gov.identity.v1 import events_pb2
 from gov.identity.v1 import identity_pb2 as pb
 from govkit.auth.roles import Role
 from govkit.protobuf import timestamp as ts
@@ -63,4 +64,16 @@ def service_account(row: models.ServiceAccount) -> pb.ServiceAccount:
         display_name=row.display_name,
         disabled=row.disabled,
         create_time=ts(row.create_time),
+    )
+
+
+def user_summary(row: models.User) -> events_pb2.UserSummary:
+    """An account as events carry it: no phone, username or display name."""
+    return events_pb2.UserSummary(
+        name=f"users/{row.id}",
+        id=row.id,
+        scope=row.scope,
+        state=_STATE_TO_PB[row.state],
+        create_time=ts(row.create_time),
+        update_time=ts(row.update_time),
     )

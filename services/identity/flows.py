@@ -409,7 +409,7 @@ class IdentityFlows:
                     session,
                     principal,
                     "identity.v1.user.created",
-                    events_pb2.UserCreated(user=convert.user_fact(user)),
+                    events_pb2.UserCreated(user=convert.user_summary(user)),
                     f"users/{user.id}",
                 )
                 return user
@@ -530,7 +530,7 @@ class IdentityFlows:
                     session,
                     principal,
                     "identity.v1.user.updated",
-                    events_pb2.UserUpdated(user=convert.user_fact(user), changed_fields=changed),
+                    events_pb2.UserUpdated(user=convert.user_summary(user), changed_fields=changed),
                     f"users/{user.id}",
                 )
             return user
@@ -553,7 +553,7 @@ class IdentityFlows:
                     session,
                     principal,
                     "identity.v1.user.disabled",
-                    events_pb2.UserDisabled(user=convert.user_fact(user)),
+                    events_pb2.UserDisabled(user=convert.user_summary(user)),
                     f"users/{user.id}",
                 )
                 await self._revoke_tokens(
@@ -567,7 +567,7 @@ class IdentityFlows:
                     session,
                     principal,
                     "identity.v1.user.enabled",
-                    events_pb2.UserEnabled(user=convert.user_fact(user)),
+                    events_pb2.UserEnabled(user=convert.user_summary(user)),
                     f"users/{user.id}",
                 )
             return user
@@ -823,7 +823,7 @@ class IdentityFlows:
                 session,
                 None,
                 "identity.v1.user.created",
-                events_pb2.UserCreated(user=convert.user_fact(user)),
+                events_pb2.UserCreated(user=convert.user_summary(user)),
                 f"users/{user.id}",
             )
             await self._emit(

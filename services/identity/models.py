@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import Boolean, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from govkit import treemoves
 from govkit.db import UtcDateTime, new_metadata
 from govkit.tables import PlatformTables
 
@@ -16,6 +17,8 @@ class Base(DeclarativeBase):
 
 
 platform = PlatformTables(Base.metadata)
+# The region tree's node moves applied here (services.identity.node_moves), in blocks' order.
+MOVES = treemoves.MoveLog(treemoves.moves_table(Base.metadata))
 
 
 class User(Base):
@@ -99,3 +102,22 @@ class SigningKey(Base):
     # Stopped signing at; tokens it signed stay valid until expire_time.
     retire_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     expire_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class StaffAssignment(Base):
+    """A block staffing assignment as identity last heard of it (services.identity.staff_sync).
+
+    A removed one stays, inactive, so a late redelivery of its `assigned` event grants nothing;
+    the role binding exists while any active assignment asks for it.
+    """
+
+    __tablename__ = "staff_assignments"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # blocks' assignment id
+    principal: Mapped[str] = mapped_column(String(60))
+    role: Mapped[str] = mapped_column(String(20))
+    scope: Mapped[str] = mapped_column(String(300), index=True)  # the block's path
+    active: Mapped[bool] = mapped_column(Boolean)
+    update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_staff_assignments_principal_role_scope", "principal", "role", "scope"),)

@@ -18,7 +18,7 @@ from govkit.auth.roles import Role
 from govkit.db import Database
 from govkit.errors import DomainError
 from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verifier, serve
-from services.tickets import statistics
+from services.tickets import node_moves, statistics
 from services.tickets.calendar import parse_days
 from services.tickets.catalogue import CalendarStore, CatalogueFlows
 from services.tickets.flows import Settings, TicketFlows
@@ -67,6 +67,7 @@ def definition(settings: TicketsSettings) -> ServiceDefinition:
         public_methods=PUBLIC_METHODS,
         make_verifier=identity_verifier(settings.token_issuer),
         background=[sweep],
+        consumers=[node_moves.SPEC],
     )
 
 

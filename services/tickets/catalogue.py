@@ -62,6 +62,20 @@ async def emit(session: AsyncSession, actor: str, event_type: str, payload: Mess
     )
 
 
+async def _member_event(
+    session: AsyncSession, principal: Principal, event_type: str, unit: str, user_id: str
+) -> None:
+    await emit(
+        session,
+        principal.subject,
+        event_type,
+        events_pb2.UnitMemberChanged(
+            member=f"units/{unit}/members/{user_id}", unit=f"units/{unit}", user=f"users/{user_id}"
+        ),
+        f"units/{unit}/members/{user_id}",
+    )
+
+
 class CalendarStore:
     """The working calendar from the database, shared by replicas; re-read when a year changes."""
 
@@ -121,6 +135,13 @@ class CatalogueFlows:
             async with self.db.transaction() as session:
                 session.add(row)
                 await session.flush()
+                await emit(
+                    session,
+                    principal.subject,
+                    "tickets.v1.unit.created",
+                    events_pb2.UnitCreated(unit=convert.unit(row)),
+                    f"units/{code}",
+                )
         except IntegrityError:
             raise AlreadyExists(f"unit {code} already exists", field="unit.code") from None
         return row
@@ -164,6 +185,7 @@ class CatalogueFlows:
             async with self.db.transaction() as session:
                 session.add(row)
                 await session.flush()
+                await _member_event(session, principal, "tickets.v1.unit_member.added", unit.code, user_id)
         except IntegrityError:
             raise AlreadyExists(f"users/{user_id} is already a member of units/{unit.code}") from None
         return row
@@ -177,8 +199,9 @@ class CatalogueFlows:
             result = await session.execute(
                 delete(UnitMember).where(UnitMember.unit_code == unit.code, UnitMember.user_id == parts[3])
             )
-        if result.rowcount == 0:
-            raise NotFound(f"no member {name}")
+            if result.rowcount == 0:
+                raise NotFound(f"no member {name}")
+            await _member_event(session, principal, "tickets.v1.unit_member.removed", unit.code, parts[3])
 
     async def list_members(
         self, principal: Principal, parent: str, size: int, token: str
@@ -410,10 +433,20 @@ class CatalogueFlows:
             await session.execute(delete(CalendarDay).where(CalendarDay.year == year))
             session.add_all(rows.values())
             existing = await session.get(CalendarYear, year)
+            now = utcnow()
             if existing is None:
-                session.add(CalendarYear(year=year, update_time=utcnow()))
+                session.add(CalendarYear(year=year, update_time=now))
             else:
-                existing.update_time = utcnow()
+                existing.update_time = now
+            await emit(
+                session,
+                principal.subject,
+                "tickets.v1.calendar_year.changed",
+                events_pb2.CalendarYearChanged(
+                    calendar_year=convert.calendar_year(year, list(rows.values()), now)
+                ),
+                f"calendarYears/{year}",
+            )
         self.calendar.invalidate()
         return year
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from google.protobuf import duration_pb2
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
+from gov.tickets.v1 import events_pb2
 from gov.tickets.v1 import tickets_pb2 as pb
 from govkit.errors import InvalidArgument
 from govkit.protobuf import timestamp
@@ -184,4 +185,83 @@ def timeline_entry(row: models.TimelineEntry) -> pb.TimelineEntry:
         note=row.note,
         unit=f"units/{row.unit}" if row.unit else "",
         details=json.loads(row.details),
+    )
+
+
+# ---------------------------------------------------------------- event payloads (no contact data)
+
+# Timeline details that are facts; the rest (a return or rejection reason, a rating comment) is
+# free text a person typed, and stays out of events.
+EVENT_DETAILS = frozenset(
+    {"source", "lead_unit", "assisting_units", "mediation_outcome", "score", "original"}
+)
+
+
+def ticket_summary(row: models.Ticket, units: Sequence[models.TicketUnit]) -> events_pb2.TicketSummary:
+    return events_pb2.TicketSummary(
+        name=f"tickets/{row.id}",
+        category=f"categories/{row.category}",
+        kind=value_of(pb.TicketKind, row.kind),
+        state=value_of(pb.TicketState, row.state),
+        source=value_of(pb.TicketSource, row.source),
+        node=row.node,
+        street=row.street,
+        district=row.district,
+        reporter=row.reporter,
+        household=f"households/{row.household_id}" if row.household_id else "",
+        priority=value_of(pb.Priority, row.priority),
+        matter_class=value_of(pb.MatterClass, row.matter_class),
+        suggested_unit=f"units/{row.suggested_unit}" if row.suggested_unit else "",
+        lead_unit=f"units/{row.lead_unit}" if row.lead_unit else "",
+        units=[
+            events_pb2.TicketUnitSummary(
+                unit=f"units/{u.unit}",
+                role=value_of(pb.UnitRole, u.role),
+                status=value_of(pb.UnitStatus, u.status),
+                update_time=timestamp(u.update_time),
+            )
+            for u in sorted(units, key=lambda u: (u.role != "lead", u.unit))
+        ],
+        escalated=row.escalated,
+        acknowledge_deadline=timestamp(row.acknowledge_deadline),
+        resolve_deadline=timestamp(row.resolve_deadline),
+        acknowledge_overdue=row.acknowledge_overdue,
+        resolve_overdue=row.resolve_overdue,
+        acknowledge_time=timestamp(row.acknowledge_time),
+        resolve_time=timestamp(row.resolve_time),
+        close_time=timestamp(row.close_time),
+        mediation_outcome=value_of(pb.MediationOutcome, row.mediation_outcome),
+        rating=row.rating or 0,
+        merged_into=f"tickets/{row.merged_into}" if row.merged_into else "",
+        possible_duplicates=[f"tickets/{t}" for t in json.loads(row.possible_duplicates)],
+        create_time=timestamp(row.create_time),
+        update_time=timestamp(row.update_time),
+    )
+
+
+def entry_summary(row: models.TimelineEntry) -> events_pb2.EntrySummary:
+    details = json.loads(row.details)
+    return events_pb2.EntrySummary(
+        name=f"tickets/{row.ticket_id}/timeline/{row.seq}",
+        action=value_of(pb.Action, row.action),
+        actor=row.actor,
+        time=timestamp(row.time),
+        from_state=value_of(pb.TicketState, row.from_state),
+        to_state=value_of(pb.TicketState, row.to_state),
+        unit=f"units/{row.unit}" if row.unit else "",
+        details={k: v for k, v in details.items() if k in EVENT_DETAILS},
+    )
+
+
+def calendar_year(
+    year: int, days: Sequence[models.CalendarDay], update_time: dt.datetime | None
+) -> pb.CalendarYear:
+    return pb.CalendarYear(
+        name=f"calendarYears/{year}",
+        year=year,
+        days=[
+            pb.CalendarDay(date=d.day, kind=value_of(pb.DayKind, d.kind), display_name=d.name)
+            for d in sorted(days, key=lambda d: d.day)
+        ],
+        update_time=timestamp(update_time),
     )

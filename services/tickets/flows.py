@@ -165,7 +165,9 @@ async def announce(
         session,
         actor,
         f"tickets.v1.ticket.{EVENT_NAMES[Action(entry.action)]}",
-        events_pb2.TicketTransitioned(ticket=convert.ticket(row, units), entry=convert.timeline_entry(entry)),
+        events_pb2.TicketTransitioned(
+            ticket=convert.ticket_summary(row, units), entry=convert.entry_summary(entry)
+        ),
         f"tickets/{row.id}",
     )
 
@@ -423,7 +425,7 @@ class TicketFlows:
                     session,
                     principal.subject,
                     "tickets.v1.ticket.created",
-                    events_pb2.TicketCreated(ticket=convert.ticket(row, [])),
+                    events_pb2.TicketCreated(ticket=convert.ticket_summary(row, [])),
                     f"tickets/{row.id}",
                 )
                 crashpoint("tickets.create.before_commit")

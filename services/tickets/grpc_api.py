@@ -7,7 +7,7 @@ from google.protobuf import empty_pb2
 from gov.tickets.v1 import tickets_pb2 as pb
 from gov.tickets.v1 import tickets_pb2_grpc
 from govkit.auth.principal import current_principal
-from govkit.protobuf import timestamp, update_paths
+from govkit.protobuf import update_paths
 from services.tickets import convert
 from services.tickets.catalogue import CATEGORY_FIELDS, CatalogueFlows, code_of, year_of
 from services.tickets.flows import TicketFlows
@@ -113,12 +113,4 @@ class TicketsServicer(tickets_pb2_grpc.TicketsServiceServicer):
 
     async def _calendar_year(self, year: int) -> pb.CalendarYear:
         days, updated = await self.catalogue.get_calendar_year(year)
-        return pb.CalendarYear(
-            name=f"calendarYears/{year}",
-            year=year,
-            days=[
-                pb.CalendarDay(date=d.day, kind=convert.value_of(pb.DayKind, d.kind), display_name=d.name)
-                for d in days
-            ],
-            update_time=timestamp(updated),
-        )
+        return convert.calendar_year(year, days, updated)

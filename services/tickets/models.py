@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from govkit import treemoves
 from govkit.db import UtcDateTime, new_metadata
 from govkit.tables import PlatformTables
 
@@ -32,6 +33,8 @@ class Base(DeclarativeBase):
 
 
 platform = PlatformTables(Base.metadata)
+# The region tree's node moves applied here (services.tickets.node_moves), in blocks' order.
+MOVES = treemoves.MoveLog(treemoves.moves_table(Base.metadata))
 
 
 class Unit(Base):

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import case, delete, func, insert, or_, select, text
+from sqlalchemy import Text, case, delete, func, insert, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -118,6 +118,68 @@ async def record(session: AsyncSession, before: Contribution | None, after: Cont
         if n:
             keys = {"district": district, "month": month, "kind": kind, "bucket": bucket}
             await session.execute(_upsert(session, DistrictMonthBuckets, keys, {"count": n}))
+
+
+async def relocate(session: AsyncSession, moved: ColumnElement[bool], district: str) -> int:
+    """Tickets selected by `moved` now belong to `district` (a node moved): carry their month sums.
+
+    Call it before their paths are rewritten. Levels below the district need nothing here: they
+    are read from the tickets' own columns, which the move rewrites. Returns how many moved district.
+    """
+    counts: dict[tuple[str, str, str, str], Counter[str]] = {}
+    buckets: Counter[tuple[tuple[str, str, str, str], str, int]] = Counter()
+    seen = 0
+    # Plain rows without the long texts, not ORM objects (several times faster); contribution()
+    # reads them by column name.
+    columns = [c for c in Ticket.__table__.c if not isinstance(c.type, Text)]
+    result = await session.stream(
+        select(*columns).where(moved, Ticket.district != district).execution_options(yield_per=5_000)
+    )
+    async for partition in result.partitions():
+        for row in partition:
+            part = contribution(row)  # type: ignore[arg-type]
+            counts.setdefault(part.key, Counter()).update(dict(part.counts))
+            for kind, bucket in part.buckets:
+                buckets[(part.key, kind, bucket)] += 1
+            seen += 1
+
+    def there(key: tuple[str, str, str, str]) -> tuple[str, str, str, str]:
+        return (district, *key[1:])
+
+    stats_rows, bucket_rows = [], []
+    district_buckets: Counter[tuple[str, str, str, int]] = Counter()
+    for key, n in counts.items():
+        for sign, at in ((-1, key), (1, there(key))):
+            stats_rows.append(
+                {**dict(zip(_KEY, at, strict=True)), **{c: sign * n.get(c, 0) for c in COUNTERS}}
+            )
+    for (key, kind, bucket), n in buckets.items():
+        for sign, at in ((-1, key), (1, there(key))):
+            bucket_rows.append(
+                {**dict(zip(_KEY, at, strict=True)), "kind": kind, "bucket": bucket, "count": sign * n}
+            )
+            district_buckets[(at[0], at[1], kind, bucket)] += sign * n
+    district_rows = [
+        {"district": d, "month": m, "kind": kind, "bucket": bucket, "count": n}
+        for (d, m, kind, bucket), n in district_buckets.items()
+        if n
+    ]
+    # One statement per table for all rows (the keys are distinct within each list).
+    for model, rows, increments in (
+        (MonthStats, stats_rows, COUNTERS),
+        (MonthBuckets, bucket_rows, ["count"]),
+        (DistrictMonthBuckets, district_rows, ["count"]),
+    ):
+        if rows:
+            table = model.__table__  # type: ignore[attr-defined]
+            make = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+            statement = make(table)
+            statement = statement.on_conflict_do_update(
+                index_elements=[c for c in rows[0] if c not in increments],
+                set_={c: table.c[c] + statement.excluded[c] for c in increments},
+            )
+            await session.execute(statement, rows)
+    return seen
 
 
 async def rebuild(db: Database, batch: int = 20_000) -> int:

@@ -97,7 +97,7 @@ class Sweeper:
                     "system",
                     "tickets.v1.ticket.overdue",
                     events_pb2.TicketOverdue(
-                        ticket=convert.ticket(row, units),
+                        ticket=convert.ticket_summary(row, units),
                         kind=events_pb2.DEADLINE_KIND_ACKNOWLEDGE
                         if kind == "acknowledge"
                         else events_pb2.DEADLINE_KIND_RESOLVE,

@@ -161,9 +161,21 @@ class EventConsumer:
                 await self.spec.handler(session, event)
                 crashpoint("consumer.before_commit")
         except IntegrityError:
-            # Another replica recorded the same event id first.
-            return False
+            # Either another replica recorded the same event id first (a duplicate: done), or the
+            # handler's own write clashed (a failure: retried, never taken for a duplicate).
+            if await self._recorded(event.id):
+                return False
+            raise
         return True
+
+    async def _recorded(self, event_id: str) -> bool:
+        async with self.db.sessions() as session:
+            found = await session.scalar(
+                select(self.processed.c.event_id).where(
+                    self.processed.c.consumer == self.spec.durable, self.processed.c.event_id == event_id
+                )
+            )
+        return found is not None
 
     async def _failed(self, msg: Msg, exc: Exception) -> None:
         delivered = msg.metadata.num_delivered if msg.metadata else 1

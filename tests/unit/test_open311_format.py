@@ -256,10 +256,11 @@ def test_created_and_discovery_fields() -> None:
 
 def test_error_bodies() -> None:
     reply = render_error("json", 400, "lat: lat and long go together")
-    assert reply.status_code == 400 and reply.media_type == "application/json; charset=utf-8"
+    # The whole header exactly as GeoReport's examples give it: no charset parameter.
+    assert reply.status_code == 400 and reply.headers["content-type"] == "application/json"
     assert json.loads(reply.body) == [{"code": 400, "description": "lat: lat and long go together"}]
     reply = render_error("xml", 403, "api_key: required")
-    assert reply.media_type == "text/xml; charset=utf-8"
+    assert reply.headers["content-type"] == "text/xml"
     root = parse_xml(bytes(reply.body))
     assert root.tag == "errors" and tags(root) == ["error"] and tags(root[0]) == ["code", "description"]
     assert root[0].findtext("code") == "403" and root[0].findtext("description") == "api_key: required"
@@ -577,3 +578,16 @@ async def test_requests_without_api_key_are_open311_403s(client: httpx.AsyncClie
     reply = await client.post("/open311/v2/requests.json", data={"lat": "91", "api_key": "a:b"})
     assert reply.status_code == 400 and reply.json()[0]["description"].startswith("lat:")
     assert "problem" not in reply.headers["content-type"]
+
+
+async def test_content_type_is_exactly_the_specifications(client: httpx.AsyncClient) -> None:
+    # Strict validators compare the whole header: no "; charset=utf-8" (UTF-8 is both formats' default).
+    for path, expected in (
+        ("/open311/v2/discovery.xml", "text/xml"),
+        ("/open311/v2/discovery.json", "application/json"),
+        ("/open311/v2/services.yaml", "text/xml"),  # an error, in the default format
+        ("/open311/v2/nothing/here.json", "application/json"),
+    ):
+        reply = await client.get(path)
+        assert reply.headers["content-type"] == expected, (path, reply.headers)
+        assert reply.headers.get_list("content-type") == [expected]

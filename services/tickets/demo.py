@@ -685,6 +685,23 @@ CATEGORIES: tuple[CategorySpec, ...] = (
     ),
 )
 CATEGORIES_BY_CODE: Mapping[str, CategorySpec] = {c.code: c for c in CATEGORIES}
+# Categories whose tickets anyone may read (Open311 without a key): matters of public places. The
+# rest stay private: disputes, welfare, elderly care, a neighbour's noise or charging, one's home.
+PUBLIC_CATEGORIES = frozenset(
+    {
+        "lift-failure",
+        "garbage-overflow",
+        "illegal-dumping",
+        "sewage-blockage",
+        "illegal-parking",
+        "fire-lane-blocked",
+        "construction-noise",
+        "streetlight-out",
+        "road-damage",
+        "manhole-cover",
+        "water-outage",
+    }
+)
 
 
 def _duration(value: dt.timedelta) -> Duration:
@@ -723,6 +740,7 @@ def category_message(c: CategorySpec) -> pb.Category:
             escalate_on_acknowledge_breach=c.sla.escalate_on_acknowledge_breach,
         ),
         active=True,
+        public=c.code in PUBLIC_CATEGORIES,
     )
 
 

@@ -33,6 +33,8 @@ from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+import numpy as np
+
 from govkit import validation
 from govkit.auth.scopes import validate_path
 from govkit.errors import InvalidArgument
@@ -206,15 +208,23 @@ class _Keys:
         self.lines.append(line)
 
     def repeats(self) -> Iterator[tuple[int, int]]:
-        """(line, line of the first occurrence) of every repeat."""
-        hashes, lines = self.hashes, self.lines
-        order = sorted(range(len(hashes)), key=lambda i: (hashes[i], lines[i]))
-        first = -1
-        for previous, i in zip([-1, *order], order, strict=False):
-            if previous >= 0 and hashes[previous] == hashes[i]:
-                yield lines[i], lines[first]
-            else:
-                first = i
+        """(line, line of the first occurrence) of every repeat. Sorted with numpy: a Python sort of
+        450,000 keys would briefly take ~70 MiB, this takes ~15."""
+        if len(self.hashes) < 2:
+            return
+        hashes = np.frombuffer(self.hashes, dtype=np.int64)
+        lines = np.frombuffer(self.lines, dtype=np.uint32)
+        order = np.argsort(hashes, kind="stable")  # equal hashes keep file order: the first comes first
+        ordered = hashes[order]
+        repeat = np.empty(len(ordered), dtype=bool)
+        repeat[0] = False
+        np.equal(ordered[1:], ordered[:-1], out=repeat[1:])
+        if not repeat.any():
+            return
+        # For each position, where its run of equal hashes starts.
+        starts = np.maximum.accumulate(np.where(repeat, 0, np.arange(len(ordered))))
+        for at in np.flatnonzero(repeat):
+            yield int(lines[order[at]]), int(lines[order[starts[at]]])
 
 
 class Checker:

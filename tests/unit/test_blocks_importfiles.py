@@ -501,3 +501,13 @@ def test_repeats_in_a_file_are_found_from_hashes_with_their_first_line() -> None
         keys.add(key, line)
     assert sorted(keys.repeats()) == [(4, 2), (6, 3), (7, 2), (8, 5)]
     assert len(keys.hashes) * keys.hashes.itemsize + len(keys.lines) * keys.lines.itemsize == 7 * 12
+
+
+def test_in_lists_are_padded_to_a_few_lengths_so_prepared_statements_stay_few() -> None:
+    from services.blocks.importwrites import padded
+
+    assert padded([]) == [] and padded(["a", "a", "b"]) == ["a", "b"]
+    assert padded(["a", "b", "c"]) == ["a", "b", "c", "c"]
+    lengths = {len(padded(str(i) for i in range(n))) for n in (*range(1, 5_001, 13), 511, 512, 513, 5_000)}
+    assert len(lengths) <= 20 and all(n >= 1 for n in lengths)
+    assert set(padded(str(i) for i in range(2_200))) == {str(i) for i in range(2_200)}

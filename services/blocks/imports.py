@@ -15,7 +15,7 @@ refused before any of it is read.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -85,7 +85,7 @@ def _failed(kind: str, errors: list[RowError]) -> DomainError:
     )
 
 
-def _response(counts: Counts, errors: list[RowError] = ()) -> pb.ImportFileResponse:  # type: ignore[assignment]
+def _response(counts: Counts, errors: Sequence[RowError] = ()) -> pb.ImportFileResponse:
     return pb.ImportFileResponse(
         rows=counts.rows,
         created=counts.created,
@@ -98,7 +98,9 @@ def _response(counts: Counts, errors: list[RowError] = ()) -> pb.ImportFileRespo
 
 
 class ImportFlows:
-    def __init__(self, db: Database, on_geometry_change, spool_dir: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self, db: Database, on_geometry_change: Callable[[], None], spool_dir: str | None = None
+    ) -> None:
         self.db = db
         self.on_geometry_change = on_geometry_change
         self.spool_dir = spool_dir

@@ -456,6 +456,9 @@ class Category(BaseModel):
     attributes: list[AttributeDefinition] = Field(description="What a reporter fills in")
     sla: SlaPolicy | None
     active: bool = Field(description="Inactive categories take no new tickets")
+    public: bool = Field(
+        description="Anyone may read its tickets' public fields (Open311 `GET requests` without a key)"
+    )
     create_time: dt.datetime | None
     update_time: dt.datetime | None
 
@@ -476,6 +479,7 @@ class Category(BaseModel):
             attributes=[AttributeDefinition.of(a) for a in c.attributes],
             sla=SlaPolicy.of(c.sla) if c.HasField("sla") else None,
             active=c.active,
+            public=c.public,
             create_time=time(c.create_time),
             update_time=time(c.update_time),
         )
@@ -511,6 +515,11 @@ class NewCategory(BaseModel):
     )
     attributes: Attributes = Field(default_factory=list, description="What a reporter fills in")
     sla: NewSlaPolicy
+    public: bool = Field(
+        False,
+        description="Anyone may read its tickets' public fields (Open311 without a key); keep it false "
+        "for disputes, welfare, elderly care and anything about a person",
+    )
 
     def to_pb(self) -> pb.Category:
         return pb.Category(
@@ -526,12 +535,14 @@ class NewCategory(BaseModel):
             kind=to_pb(self.kind),
             attributes=[a.to_pb() for a in self.attributes],
             sla=self.sla.to_pb(),
+            public=self.public,
         )
 
 
 class CategoryPatch(BaseModel):
     """Only the fields present are changed. `null` clears description, default_unit and default_center;
-    `keywords`, `attributes` and `sla` replace the whole value; `active: false` takes no new tickets."""
+    `keywords`, `attributes` and `sla` replace the whole value; `active: false` takes no new tickets;
+    `public` opens (or closes) its tickets to readers without a key."""
 
     display_name: RequiredName | None = None
     group: Group | None = None
@@ -544,6 +555,7 @@ class CategoryPatch(BaseModel):
     attributes: Attributes | None = None
     sla: NewSlaPolicy | None = None
     active: bool | None = None
+    public: bool | None = None
 
     def to_pb(self, code: str) -> tuple[pb.Category, list[str]]:
         """The category and its update mask."""
@@ -559,6 +571,7 @@ class CategoryPatch(BaseModel):
             "attributes",
             "sla",
             "active",
+            "public",
         ):
             if name in fields and getattr(self, name) is None:
                 raise Problem(400, f"{name} cannot be null", slug="invalid-argument")
@@ -576,6 +589,7 @@ class CategoryPatch(BaseModel):
             attributes=[a.to_pb() for a in self.attributes or ()],
             sla=self.sla.to_pb() if self.sla else None,
             active=bool(self.active),
+            public=bool(self.public),
         )
         return category, sorted(fields)
 

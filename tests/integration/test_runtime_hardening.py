@@ -600,3 +600,60 @@ async def test_a_service_killed_under_load_loses_and_duplicates_no_event(
         await asyncio.sleep(1)
     assert missing == [], f"{len(missing)} of {len(created)} events never reached the stream"
     assert {name: n for name, n in events.items() if n != 1} == {}
+
+
+async def test_the_gateway_killed_under_load_loses_and_duplicates_nothing(
+    outage_stack: Stack, outage_world: World
+) -> None:
+    """kill -9 of the gateway while residents report, then a restart on the same port. A client
+    whose request died with the gateway retries it with the same Idempotency-Key: every report ends
+    as exactly one ticket with exactly one event, and no answer is ever a 5xx other than 503."""
+    stack = outage_stack
+    url = stack.gateway_url
+    port = int(url.rsplit(":", 1)[1])
+    headers = {"Authorization": f"Bearer {outage_world.staff['resident'].token}"}
+    body = TicketLoad(url, outage_world).body
+    created: dict[str, str] = {}  # Idempotency-Key -> ticket name
+    statuses: Counter[int] = Counter()
+    stop = asyncio.Event()
+
+    async def client(http: httpx.AsyncClient) -> None:
+        while not stop.is_set():
+            key = str(uuid.uuid4())
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # one report, retried until it is answered
+                try:
+                    reply = await http.post("/api/v1/tickets", json=body, headers={"Idempotency-Key": key})
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.05)
+                    continue
+                statuses[reply.status_code] += 1
+                if reply.status_code == 201:
+                    created[key] = reply.json()["name"]
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError(f"report {key} never answered 201")
+
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as http:
+        tasks = [asyncio.create_task(client(http)) for _ in range(LOAD_CLIENTS)]
+        await asyncio.sleep(3)
+        stack.kill_proc(stack.proc("gateway"))
+        await asyncio.sleep(1)
+        await asyncio.to_thread(stack.start_gateway, port)
+        await asyncio.sleep(3)
+        stop.set()
+        await asyncio.gather(*tasks)
+
+    assert len(created) > 10
+    assert {s for s in statuses if s >= 500 and s != 503} == set(), statuses
+    assert len(set(created.values())) == len(created), "a retried report became a second ticket"
+    deadline = time.monotonic() + 60
+    while True:
+        events = await _created_events(stack.nats_url)
+        missing = [name for name in created.values() if events[name] == 0]
+        if not missing or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1)
+    assert missing == [], f"{len(missing)} of {len(created)} events never reached the stream"
+    assert {name: n for name, n in events.items() if n != 1} == {}

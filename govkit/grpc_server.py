@@ -17,7 +17,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 from google.protobuf import any_pb2
@@ -48,6 +48,11 @@ RETRY_AFTER_KEY = "retry-after"
 # liveness probes, which must not restart a healthy process during a database outage.
 LIVENESS_SERVICE = "liveness"
 
+# The context every servicer method receives. Request and response types stay Any: the
+# generated servicer base classes are untyped, and the methods only abort and read metadata.
+# (A string: grpc's classes are not subscriptable at runtime.)
+ServicerContext: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
 
 def _status_details(exc: DomainError) -> bytes:
     """google.rpc.Status with a BadRequest naming the field, so clients can point at it."""
@@ -66,7 +71,7 @@ def _status_details(exc: DomainError) -> bytes:
     return status.SerializeToString()
 
 
-async def abort_with(context: grpc.aio.ServicerContext, exc: DomainError) -> None:
+async def abort_with(context: ServicerContext, exc: DomainError) -> None:
     trailers: list[tuple[str, str | bytes]] = [("grpc-status-details-bin", _status_details(exc))]
     if exc.retry_after is not None:
         trailers.append((RETRY_AFTER_KEY, str(exc.retry_after)))
@@ -132,14 +137,14 @@ class _CallGuard:
         self.method = method
         self.metadata = metadata
 
-    async def _enter(self, context: grpc.aio.ServicerContext) -> contextvars.Token[Principal | None]:
+    async def _enter(self, context: ServicerContext) -> contextvars.Token[Principal | None]:
         try:
             principal = await self.interceptor.authenticate(self.method, self.metadata)
         except DomainError as exc:
             await abort_with(context, exc)
         return set_principal(principal)
 
-    async def _failed(self, context: grpc.aio.ServicerContext, exc: Exception) -> None:
+    async def _failed(self, context: ServicerContext, exc: Exception) -> None:
         if isinstance(exc, DomainError):
             await abort_with(context, exc)
         log.exception("unhandled error in %s", self.method)
@@ -148,7 +153,7 @@ class _CallGuard:
     def unary(self, inner: Callable[..., Awaitable[Any]], *, retry: bool = False) -> Callable[..., Any]:
         """For methods that answer once (unary-unary, stream-unary)."""
 
-        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def behavior(request: Any, context: ServicerContext) -> Any:
             token = await self._enter(context)
             try:
                 if retry:
@@ -170,7 +175,7 @@ class _CallGuard:
         if not inspect.isasyncgenfunction(inner):
             return self.unary(inner)
 
-        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def behavior(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
             token = await self._enter(context)
             try:
                 async for response in inner(request, context):

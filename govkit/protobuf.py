@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import TypeVar, cast
 
 from google.protobuf import timestamp_pb2
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from google.protobuf.message import Message
 
 from govkit.errors import InvalidArgument
+
+# A generated protobuf enum class, e.g. `tickets_pb2.TicketState`.
+ProtoEnum = TypeVar("ProtoEnum", bound=int)
+
+
+def enum_type(enum: type[ProtoEnum]) -> EnumTypeWrapper:
+    """The enum's Name/Value/DESCRIPTOR side. protoc's stubs give it as the class's metaclass,
+    which a type checker does not look through for `type[...]` parameters."""
+    return cast(EnumTypeWrapper, enum)
+
+
+def enum_value(enum: type[ProtoEnum], name: str) -> ProtoEnum:
+    """`Enum.Value(name)` typed as the enum: the stubs say int, message fields want the enum."""
+    return cast(ProtoEnum, enum_type(enum).Value(name))
 
 
 def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gov.blocks.v1 import events_pb2 as blocks_events
 from gov.common.v1 import event_pb2
 from govkit.consumer import ConsumerSpec
-from govkit.db import UtcDateTime
+from govkit.db import UtcDateTime, rowcount
 from govkit.events import unpack_payload
 from govkit.sqlpaths import within
 
@@ -99,7 +99,7 @@ async def rewrite(session: AsyncSession, column, previous: str, new: str, **also
         .execution_options(synchronize_session=False)
     )
     result = await session.execute(statement)
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 class MoveLog:

@@ -63,11 +63,15 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
         return convert.node(await self.tree.retire_node(current_principal(), node_path(request.name)))
 
     # location and coverage
-    async def LocateBlock(self, request: pb.LocateBlockRequest, context: ServicerContext) -> pb.LocateBlockResponse:
+    async def LocateBlock(
+        self, request: pb.LocateBlockRequest, context: ServicerContext
+    ) -> pb.LocateBlockResponse:
         current_principal()
         return pb.LocateBlockResponse(block=convert.node(await self.tree.locate(request.lat, request.lng)))
 
-    async def AuditCoverage(self, request: pb.AuditCoverageRequest, context: ServicerContext) -> pb.CoverageReport:
+    async def AuditCoverage(
+        self, request: pb.AuditCoverageRequest, context: ServicerContext
+    ) -> pb.CoverageReport:
         node, report, missing, blocks = await self.tree.audit_coverage(
             current_principal(), node_path(request.name)
         )
@@ -91,7 +95,9 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
         )
 
     # staffing
-    async def AssignStaff(self, request: pb.AssignStaffRequest, context: ServicerContext) -> pb.StaffAssignment:
+    async def AssignStaff(
+        self, request: pb.AssignStaffRequest, context: ServicerContext
+    ) -> pb.StaffAssignment:
         a = request.assignment
         row = await self.tree.assign_staff(
             current_principal(),
@@ -118,7 +124,9 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
         )
         return pb.ListStaffResponse(assignments=[convert.staff(r) for r in rows], next_page_token=token)
 
-    async def AuditStaffing(self, request: pb.AuditStaffingRequest, context: ServicerContext) -> pb.StaffingAudit:
+    async def AuditStaffing(
+        self, request: pb.AuditStaffingRequest, context: ServicerContext
+    ) -> pb.StaffingAudit:
         blocks, complete, violations = await self.tree.audit_staffing(
             current_principal(), node_path(request.node, "node")
         )
@@ -129,16 +137,22 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
         )
 
     # buildings and households
-    async def CreateBuilding(self, request: pb.CreateBuildingRequest, context: ServicerContext) -> pb.Building:
+    async def CreateBuilding(
+        self, request: pb.CreateBuildingRequest, context: ServicerContext
+    ) -> pb.Building:
         return convert.building(await self.households.create_building(current_principal(), request.building))
 
-    async def ListBuildings(self, request: pb.ListBuildingsRequest, context: ServicerContext) -> pb.ListBuildingsResponse:
+    async def ListBuildings(
+        self, request: pb.ListBuildingsRequest, context: ServicerContext
+    ) -> pb.ListBuildingsResponse:
         rows, token = await self.households.list_buildings(
             current_principal(), request.block, request.page_size, request.page_token
         )
         return pb.ListBuildingsResponse(buildings=[convert.building(r) for r in rows], next_page_token=token)
 
-    async def CreateHousehold(self, request: pb.CreateHouseholdRequest, context: ServicerContext) -> pb.Household:
+    async def CreateHousehold(
+        self, request: pb.CreateHouseholdRequest, context: ServicerContext
+    ) -> pb.Household:
         row, residents = await self.households.create_household(
             current_principal(), request.household, request.request_id
         )
@@ -148,7 +162,9 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
         hid = resource_id(request.name, "households")
         return convert.household(*await self.households.get_household(current_principal(), hid))
 
-    async def ListHouseholds(self, request: pb.ListHouseholdsRequest, context: ServicerContext) -> pb.ListHouseholdsResponse:
+    async def ListHouseholds(
+        self, request: pb.ListHouseholdsRequest, context: ServicerContext
+    ) -> pb.ListHouseholdsResponse:
         rows, token = await self.households.list_households(
             current_principal(),
             node=request.node,
@@ -161,7 +177,9 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
             households=[convert.household(h, r) for h, r in rows], next_page_token=token
         )
 
-    async def UpdateHousehold(self, request: pb.UpdateHouseholdRequest, context: ServicerContext) -> pb.Household:
+    async def UpdateHousehold(
+        self, request: pb.UpdateHouseholdRequest, context: ServicerContext
+    ) -> pb.Household:
         paths = update_paths(request, {"address", "tags", "residents", "building"})
         return convert.household(
             *await self.households.update_household(current_principal(), request.household, paths)
@@ -180,7 +198,9 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
             await self.households.record_visit(current_principal(), request.visit, request.request_id)
         )
 
-    async def ListVisits(self, request: pb.ListVisitsRequest, context: ServicerContext) -> pb.ListVisitsResponse:
+    async def ListVisits(
+        self, request: pb.ListVisitsRequest, context: ServicerContext
+    ) -> pb.ListVisitsResponse:
         rows, token = await self.households.list_visits(
             current_principal(),
             household=request.household,
@@ -192,7 +212,9 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
         )
         return pb.ListVisitsResponse(visits=[convert.visit(r) for r in rows], next_page_token=token)
 
-    async def GetNodeStatistics(self, request: pb.GetNodeStatisticsRequest, context: ServicerContext) -> pb.NodeStatistics:
+    async def GetNodeStatistics(
+        self, request: pb.GetNodeStatisticsRequest, context: ServicerContext
+    ) -> pb.NodeStatistics:
         return await self.households.statistics(
             current_principal(),
             request.name,
@@ -201,7 +223,9 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
         )
 
     # bulk import
-    async def ImportFile(self, request: pb.ImportFileRequest, context: ServicerContext) -> pb.ImportFileResponse:
+    async def ImportFile(
+        self, request: pb.ImportFileRequest, context: ServicerContext
+    ) -> pb.ImportFileResponse:
         return await self.imports.import_file(
             current_principal(), request.kind, request.content, validate_only=request.validate_only
         )

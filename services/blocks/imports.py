@@ -12,6 +12,7 @@ import asyncio
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,7 +60,7 @@ def _failed(kind: str, errors: list[RowError]) -> DomainError:
     )
 
 
-def _chunks(rows: list[dict], size: int = CHUNK) -> Iterable[list[dict]]:
+def _chunks(rows: list[dict[str, Any]], size: int = CHUNK) -> Iterable[list[dict[str, Any]]]:
     for i in range(0, len(rows), size):
         yield rows[i : i + size]
 
@@ -70,7 +71,7 @@ class ImportFlows:
         self.on_geometry_change = on_geometry_change
 
     async def import_file(
-        self, principal: Principal, kind_value: int, content: bytes, *, validate_only: bool = False
+        self, principal: Principal, kind_value: pb.ImportKind, content: bytes, *, validate_only: bool = False
     ) -> pb.ImportFileResponse:
         kind = {
             pb.IMPORT_KIND_NODES: "nodes",

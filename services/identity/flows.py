@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from google.protobuf.message import Message
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -430,8 +431,13 @@ class IdentityFlows:
                 raise AlreadyExists("a user with this username already exists", field="username")
 
     async def _emit(
-        self, session: AsyncSession, principal: Principal | None, event_type: str, payload, resource: str
-    ) -> None:  # type: ignore[no-untyped-def]
+        self,
+        session: AsyncSession,
+        principal: Principal | None,
+        event_type: str,
+        payload: Message,
+        resource: str,
+    ) -> None:
         await add_event(
             session,
             platform.outbox,

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 
-import grpc
 from google.protobuf import empty_pb2
 
 from gov.identity.v1 import identity_pb2 as pb
 from gov.identity.v1 import identity_pb2_grpc
 from govkit.auth.logins import CLIENT_ADDRESS_KEY, address_key
 from govkit.auth.principal import current_principal
-from govkit.grpc_server import ServicerContext
 from govkit.errors import InvalidArgument
+from govkit.grpc_server import ServicerContext
 from govkit.validation import resource_id
 from services.identity import convert
 from services.identity.flows import IdentityFlows, Tokens
@@ -70,7 +69,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         await self.flows.logout(request.refresh_token)
         return empty_pb2.Empty()
 
-    async def IssueServiceToken(self, request: pb.IssueServiceTokenRequest, context: ServicerContext) -> pb.TokenPair:
+    async def IssueServiceToken(
+        self, request: pb.IssueServiceTokenRequest, context: ServicerContext
+    ) -> pb.TokenPair:
         return _token_pair(await self.flows.service_token(request.client_id, request.client_secret))
 
     async def GetJwks(self, request: pb.GetJwksRequest, context: ServicerContext) -> pb.Jwks:
@@ -131,22 +132,28 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def EnableUser(self, request: pb.EnableUserRequest, context: ServicerContext) -> pb.User:
         return convert.user(await self.flows.set_disabled(current_principal(), _user_id(request.name), False))
 
-    async def ChangePassword(self, request: pb.ChangePasswordRequest, context: ServicerContext) -> empty_pb2.Empty:
+    async def ChangePassword(
+        self, request: pb.ChangePasswordRequest, context: ServicerContext
+    ) -> empty_pb2.Empty:
         await self.flows.change_password(current_principal(), request.current_password, request.new_password)
         return empty_pb2.Empty()
 
-    async def ResetPassword(self, request: pb.ResetPasswordRequest, context: ServicerContext) -> empty_pb2.Empty:
+    async def ResetPassword(
+        self, request: pb.ResetPasswordRequest, context: ServicerContext
+    ) -> empty_pb2.Empty:
         await self.flows.reset_password(current_principal(), _user_id(request.name), request.new_password)
         return empty_pb2.Empty()
 
-    async def CreateRoleBinding(self, request: pb.CreateRoleBindingRequest, context: ServicerContext) -> pb.RoleBinding:
+    async def CreateRoleBinding(
+        self, request: pb.CreateRoleBindingRequest, context: ServicerContext
+    ) -> pb.RoleBinding:
         row = await self.flows.grant(
             current_principal(), request.parent, request.role_binding.role, request.role_binding.scope
         )
         return convert.role_binding(row)
 
     async def ListRoleBindings(
-        self, request: pb.ListRoleBindingsRequest, context
+        self, request: pb.ListRoleBindingsRequest, context: ServicerContext
     ) -> pb.ListRoleBindingsResponse:
         rows, token = await self.flows.list_bindings(
             current_principal(),
@@ -159,7 +166,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             role_bindings=[convert.role_binding(r) for r in rows], next_page_token=token
         )
 
-    async def DeleteRoleBinding(self, request: pb.DeleteRoleBindingRequest, context: ServicerContext) -> empty_pb2.Empty:
+    async def DeleteRoleBinding(
+        self, request: pb.DeleteRoleBindingRequest, context: ServicerContext
+    ) -> empty_pb2.Empty:
         # `users/{uid}/roleBindings/{id}`, `serviceAccounts/{sid}/roleBindings/{id}` or the bare id.
         owner, _, binding_id = request.name.rpartition("/roleBindings/")
         binding_id = binding_id or request.name
@@ -168,7 +177,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         await self.flows.revoke(current_principal(), binding_id, owner or None)
         return empty_pb2.Empty()
 
-    async def CreateServiceAccount(self, request: pb.CreateServiceAccountRequest, context: ServicerContext) -> pb.CreateServiceAccountResponse:
+    async def CreateServiceAccount(
+        self, request: pb.CreateServiceAccountRequest, context: ServicerContext
+    ) -> pb.CreateServiceAccountResponse:
         account, secret = await self.flows.create_service_account(
             current_principal(), request.service_account.display_name
         )
@@ -176,7 +187,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             service_account=convert.service_account(account), client_secret=secret
         )
 
-    async def ListServiceAccounts(self, request: pb.ListServiceAccountsRequest, context: ServicerContext) -> pb.ListServiceAccountsResponse:
+    async def ListServiceAccounts(
+        self, request: pb.ListServiceAccountsRequest, context: ServicerContext
+    ) -> pb.ListServiceAccountsResponse:
         rows, token = await self.flows.list_service_accounts(
             current_principal(), page_size=request.page_size, page_token=request.page_token
         )
@@ -184,6 +197,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             service_accounts=[convert.service_account(r) for r in rows], next_page_token=token
         )
 
-    async def RotateSigningKey(self, request: pb.RotateSigningKeyRequest, context: ServicerContext) -> pb.SigningKey:
+    async def RotateSigningKey(
+        self, request: pb.RotateSigningKeyRequest, context: ServicerContext
+    ) -> pb.SigningKey:
         key = await self.flows.rotate_signing_key(current_principal())
         return pb.SigningKey(kid=key.kid, algorithm="ES256", create_time=convert.ts(key.create_time))

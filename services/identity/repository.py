@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from govkit.auth.principal import Binding
 from govkit.auth.roles import Role
 from govkit.auth.scopes import GLOBAL
+from govkit.db import rowcount
 from services.identity.models import LoginAttempts, RefreshToken, RoleBinding, ServiceAccount, User
 
 
@@ -131,7 +132,7 @@ async def revoke_family(session: AsyncSession, family_id: str, now: dt.datetime)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    return result.rowcount > 0  # type: ignore[attr-defined]
+    return rowcount(result) > 0
 
 
 async def revoke_principal_tokens(
@@ -150,7 +151,7 @@ async def mark_used(session: AsyncSession, token_id: str, now: dt.datetime) -> b
         .where(RefreshToken.id == token_id, RefreshToken.used_at.is_(None))
         .values(used_at=now)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return rowcount(result) == 1
 
 
 async def attempts_for_update(

@@ -20,7 +20,7 @@ from govkit import pagination, peers, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.auth.scopes import GLOBAL, ancestors, validate_path
-from govkit.db import Database, utcnow
+from govkit.db import Database, rowcount, utcnow
 from govkit.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
 from govkit.events import build_event
 from govkit.outbox import add_event
@@ -199,7 +199,7 @@ class CatalogueFlows:
             result = await session.execute(
                 delete(UnitMember).where(UnitMember.unit_code == unit.code, UnitMember.user_id == parts[3])
             )
-            if result.rowcount == 0:
+            if rowcount(result) == 0:
                 raise NotFound(f"no member {name}")
             await _member_event(session, principal, "tickets.v1.unit_member.removed", unit.code, parts[3])
 

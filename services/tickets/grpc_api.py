@@ -38,23 +38,31 @@ class TicketsServicer(tickets_pb2_grpc.TicketsServiceServicer):
         rows, token = await self.catalogue.list_units(request.node, request.page_size, request.page_token)
         return pb.ListUnitsResponse(units=[convert.unit(r) for r in rows], next_page_token=token)
 
-    async def AddUnitMember(self, request: pb.AddUnitMemberRequest, context: ServicerContext) -> pb.UnitMember:
+    async def AddUnitMember(
+        self, request: pb.AddUnitMemberRequest, context: ServicerContext
+    ) -> pb.UnitMember:
         return convert.member(
             await self.catalogue.add_member(current_principal(), request.parent, request.user)
         )
 
-    async def RemoveUnitMember(self, request: pb.RemoveUnitMemberRequest, context: ServicerContext) -> empty_pb2.Empty:
+    async def RemoveUnitMember(
+        self, request: pb.RemoveUnitMemberRequest, context: ServicerContext
+    ) -> empty_pb2.Empty:
         await self.catalogue.remove_member(current_principal(), request.name)
         return empty_pb2.Empty()
 
-    async def ListUnitMembers(self, request: pb.ListUnitMembersRequest, context: ServicerContext) -> pb.ListUnitMembersResponse:
+    async def ListUnitMembers(
+        self, request: pb.ListUnitMembersRequest, context: ServicerContext
+    ) -> pb.ListUnitMembersResponse:
         rows, token = await self.catalogue.list_members(
             current_principal(), request.parent, request.page_size, request.page_token
         )
         return pb.ListUnitMembersResponse(members=[convert.member(r) for r in rows], next_page_token=token)
 
     # categories
-    async def CreateCategory(self, request: pb.CreateCategoryRequest, context: ServicerContext) -> pb.Category:
+    async def CreateCategory(
+        self, request: pb.CreateCategoryRequest, context: ServicerContext
+    ) -> pb.Category:
         return convert.category(await self.catalogue.create_category(current_principal(), request.category))
 
     async def GetCategory(self, request: pb.GetCategoryRequest, context: ServicerContext) -> pb.Category:
@@ -62,7 +70,9 @@ class TicketsServicer(tickets_pb2_grpc.TicketsServiceServicer):
             await self.catalogue.get_category(code_of(request.name, "categories", "name"))
         )
 
-    async def ListCategories(self, request: pb.ListCategoriesRequest, context: ServicerContext) -> pb.ListCategoriesResponse:
+    async def ListCategories(
+        self, request: pb.ListCategoriesRequest, context: ServicerContext
+    ) -> pb.ListCategoriesResponse:
         rows, token = await self.catalogue.list_categories(
             request.group, request.query, request.include_inactive, request.page_size, request.page_token
         )
@@ -70,7 +80,9 @@ class TicketsServicer(tickets_pb2_grpc.TicketsServiceServicer):
             categories=[convert.category(r) for r in rows], next_page_token=token
         )
 
-    async def UpdateCategory(self, request: pb.UpdateCategoryRequest, context: ServicerContext) -> pb.Category:
+    async def UpdateCategory(
+        self, request: pb.UpdateCategoryRequest, context: ServicerContext
+    ) -> pb.Category:
         paths = update_paths(request, CATEGORY_FIELDS)
         return convert.category(
             await self.catalogue.update_category(current_principal(), request.category, paths)
@@ -85,14 +97,20 @@ class TicketsServicer(tickets_pb2_grpc.TicketsServiceServicer):
     async def GetTicket(self, request: pb.GetTicketRequest, context: ServicerContext) -> pb.Ticket:
         return convert.ticket(*await self.tickets.get(current_principal(), request.name))
 
-    async def ListTickets(self, request: pb.ListTicketsRequest, context: ServicerContext) -> pb.ListTicketsResponse:
+    async def ListTickets(
+        self, request: pb.ListTicketsRequest, context: ServicerContext
+    ) -> pb.ListTicketsResponse:
         rows, token = await self.tickets.list(current_principal(), request)
         return pb.ListTicketsResponse(tickets=[convert.ticket(t, u) for t, u in rows], next_page_token=token)
 
-    async def TransitionTicket(self, request: pb.TransitionTicketRequest, context: ServicerContext) -> pb.Ticket:
+    async def TransitionTicket(
+        self, request: pb.TransitionTicketRequest, context: ServicerContext
+    ) -> pb.Ticket:
         return convert.ticket(*await self.tickets.transition(current_principal(), request))
 
-    async def ListTimelineEntries(self, request: pb.ListTimelineEntriesRequest, context: ServicerContext) -> pb.ListTimelineEntriesResponse:
+    async def ListTimelineEntries(
+        self, request: pb.ListTimelineEntriesRequest, context: ServicerContext
+    ) -> pb.ListTimelineEntriesResponse:
         rows, token = await self.tickets.timeline(
             current_principal(), request.parent, request.page_size, request.page_token
         )
@@ -100,15 +118,21 @@ class TicketsServicer(tickets_pb2_grpc.TicketsServiceServicer):
             entries=[convert.timeline_entry(e) for e in rows], next_page_token=token
         )
 
-    async def GetTicketStatistics(self, request: pb.GetTicketStatisticsRequest, context: ServicerContext) -> pb.TicketStatistics:
+    async def GetTicketStatistics(
+        self, request: pb.GetTicketStatisticsRequest, context: ServicerContext
+    ) -> pb.TicketStatistics:
         return await self.stats.statistics(await self.tickets.viewer(current_principal()), request)
 
     # working calendar
-    async def SetCalendarYear(self, request: pb.SetCalendarYearRequest, context: ServicerContext) -> pb.CalendarYear:
+    async def SetCalendarYear(
+        self, request: pb.SetCalendarYearRequest, context: ServicerContext
+    ) -> pb.CalendarYear:
         year = await self.catalogue.set_calendar_year(current_principal(), request.calendar_year)
         return await self._calendar_year(year)
 
-    async def GetCalendarYear(self, request: pb.GetCalendarYearRequest, context: ServicerContext) -> pb.CalendarYear:
+    async def GetCalendarYear(
+        self, request: pb.GetCalendarYearRequest, context: ServicerContext
+    ) -> pb.CalendarYear:
         current_principal()
         return await self._calendar_year(year_of(request.name))
 

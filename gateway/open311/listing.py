@@ -55,7 +55,7 @@ async def page_of(
     account: Account,
     base: pb.ListTicketsRequest,
     *,
-    states: Sequence[int],
+    states: Sequence[pb.TicketState],
     categories: Sequence[str],
     page: int,
     page_size: int,
@@ -66,7 +66,7 @@ async def page_of(
     if wanted > MAX_DEPTH:
         raise invalid("page", f"page × page_size may not exceed {MAX_DEPTH}; narrow the query")
     streams = []
-    for state in states or (0,):
+    for state in states or (pb.TICKET_STATE_UNSPECIFIED,):
         for category in categories or ("",):
             query = pb.ListTicketsRequest()
             query.CopyFrom(base)

@@ -15,7 +15,7 @@ import contextvars
 import inspect
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -68,7 +68,8 @@ def _status_details(exc: DomainError) -> bytes:
             )
         )
         status.details.append(detail)
-    return status.SerializeToString()
+    raw: bytes = status.SerializeToString()  # google.rpc has no stubs: typed here
+    return raw
 
 
 async def abort_with(context: ServicerContext, exc: DomainError) -> None:
@@ -103,16 +104,16 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(details)
         if handler is None:
             return handler
         method = details.method
         if method.startswith(OPEN_PREFIXES):
             return handler
-        metadata = {m.key: m.value for m in details.invocation_metadata or () if isinstance(m.value, str)}
+        metadata = {key: value for key, value in details.invocation_metadata or () if isinstance(value, str)}
         guard = _CallGuard(self, method, metadata)
         codecs = {
             "request_deserializer": handler.request_deserializer,
@@ -208,7 +209,7 @@ class ServiceDefinition:
     on_start: Callable[[ServiceRuntime], Awaitable[None]] | None = None
     # Largest request accepted; services taking bulk files raise it.
     max_request_bytes: int = 8 * 1024 * 1024
-    background: list[Callable[[ServiceRuntime], Awaitable[None]]] = field(default_factory=list)
+    background: list[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
 
 def identity_verifier(issuer: str) -> Callable[[ServiceRuntime], TokenVerifier]:

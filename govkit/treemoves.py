@@ -78,7 +78,7 @@ async def lock(session: AsyncSession) -> None:
     tree version (to number a move, or to bring an event's paths forward) never interleave.
     SQLite needs nothing: its writers already run one at a time (BEGIN IMMEDIATE).
     """
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
 
 

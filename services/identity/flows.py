@@ -680,7 +680,7 @@ class IdentityFlows:
                     "identity.v1.role.granted",
                     events_pb2.RoleGranted(
                         role_binding=convert.role_binding(binding),
-                        granter_role=convert.role_to_pb(authority.role),  # type: ignore[arg-type]
+                        granter_role=convert.role_to_pb(authority.role),
                         granter_scope=authority.scope,
                     ),
                     f"{target}/roleBindings/{binding.id}",

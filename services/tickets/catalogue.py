@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import re
 import time
+from collections.abc import Set as AbstractSet
 
 from google.protobuf.message import Message
 from sqlalchemy import delete, func, or_, select
@@ -255,7 +256,7 @@ class CatalogueFlows:
                 "a center kind, or default_unit for a department", field="category.default_center"
             )
 
-    def _apply(self, row: Category, c: pb.Category, fields: set[str]) -> None:
+    def _apply(self, row: Category, c: pb.Category, fields: AbstractSet[str]) -> None:
         if "display_name" in fields:
             row.display_name = validation.text(c.display_name, "category.display_name", max_len=64)
         if "group" in fields:

@@ -6,6 +6,7 @@ event (transactional outbox), so a crash keeps all three or none.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import datetime as dt
 import json
@@ -530,9 +531,10 @@ class TicketFlows:
             by_ticket.setdefault(u.ticket_id, []).append(u)
         return [(t, by_ticket.get(t.id, [])) for t in page], token
 
+    # `builtins.list` in the signatures below: in the class body `list` is the method above.
     async def timeline(
         self, principal: Principal, parent: str, size: int, token: str
-    ) -> tuple[list[TimelineEntry], str]:
+    ) -> tuple[builtins.list[TimelineEntry], str]:
         row, _ = await self.get(principal, parent)
         size = pagination.page_size(size)
         fp = pagination.fingerprint("timeline", row.id)
@@ -620,14 +622,14 @@ class TicketFlows:
                 return lifecycle.apply(ticket, command, actor, now, reopen_window=window)
             except (PermissionDenied, FailedPrecondition) as exc:
                 refusals.append(exc)
-        for exc in refusals:
-            if isinstance(exc, FailedPrecondition):
-                raise exc
+        for refusal in refusals:
+            if isinstance(refusal, FailedPrecondition):
+                raise refusal
         raise refusals[0] if refusals else PermissionDenied("the caller may not do that")
 
     async def transition(
         self, principal: Principal, r: pb.TransitionTicketRequest
-    ) -> tuple[Ticket, list[TicketUnit]]:
+    ) -> tuple[Ticket, builtins.list[TicketUnit]]:
         ticket_id = validation.resource_id(r.name, "tickets")
         action_name = convert.name_of(pb.Action, r.action, "action")
         if action_name == "submit":
@@ -702,7 +704,7 @@ class TicketFlows:
         self,
         session: AsyncSession,
         row: Ticket,
-        units: list[TicketUnit],
+        units: builtins.list[TicketUnit],
         after: lifecycle.Ticket,
         entry: lifecycle.Entry,
         command: lifecycle.Command,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import TypeVar, cast
+from typing import Protocol, TypeVar, cast
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import field_mask_pb2, timestamp_pb2
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from google.protobuf.message import Message
 
@@ -49,9 +49,16 @@ def period(message: Message) -> tuple[dt.datetime | None, dt.datetime | None]:
     return start, end
 
 
-def update_paths(request: Message, allowed: Iterable[str]) -> list[str]:
+class UpdateRequest(Protocol):
+    """An AIP-134 Update request: any message with an `update_mask`."""
+
+    @property
+    def update_mask(self) -> field_mask_pb2.FieldMask: ...
+
+
+def update_paths(request: UpdateRequest, allowed: Iterable[str]) -> list[str]:
     """The update_mask's paths (AIP-134): required, and each one a field that may change."""
-    paths = list(request.update_mask.paths)  # type: ignore[attr-defined]
+    paths = list(request.update_mask.paths)
     if not paths:
         raise InvalidArgument("is required", field="update_mask")
     bad = sorted(set(paths) - set(allowed))

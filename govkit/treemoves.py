@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, func, literal, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from gov.blocks.v1 import events_pb2 as blocks_events
 from gov.common.v1 import event_pb2
@@ -87,7 +88,9 @@ def moved(path: str, previous: str, new: str) -> str:
     return new + path[len(previous) :] if path == previous or path.startswith(previous + "/") else path
 
 
-async def rewrite(session: AsyncSession, column, previous: str, new: str, **also: object) -> int:  # type: ignore[no-untyped-def]
+async def rewrite(
+    session: AsyncSession, column: QueryableAttribute[str | None], previous: str, new: str, **also: object
+) -> int:
     """UPDATE every row whose `column` is at or below `previous` to the same place below `new`.
 
     `also` sets further columns of the same rows (SQL expressions allowed). Returns the row count.

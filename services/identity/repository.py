@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import SQLColumnExpression, and_, delete, exists, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from govkit.auth.principal import Binding
 from govkit.auth.roles import Role
@@ -16,10 +17,10 @@ from govkit.db import rowcount
 from services.identity.models import LoginAttempts, RefreshToken, RoleBinding, ServiceAccount, User
 
 
-def _within(column, scope: str):  # type: ignore[no-untyped-def]
+def _within(column: SQLColumnExpression[str], scope: str) -> ColumnElement[bool]:
     """SQL for "column is `scope` or below it"."""
     if scope == GLOBAL:
-        return True
+        return true()
     return or_(column == scope, column.startswith(scope + "/", autoescape=True))
 
 

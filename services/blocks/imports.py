@@ -25,7 +25,7 @@ from govkit.db import Database, new_id, utcnow
 from govkit.errors import DomainError, InvalidArgument, PermissionDenied
 from govkit.events import build_event
 from govkit.outbox import add_event
-from services.blocks import geo, importfiles
+from services.blocks import domain, geo, importfiles
 from services.blocks.access import load_access
 from services.blocks.importfiles import RowError
 from services.blocks.models import Building, Household, Node, Resident, platform
@@ -152,7 +152,9 @@ class ImportFlows:
 
     # ------------------------------------------------------------------ one method per file kind
 
-    async def _apply_nodes(self, session: AsyncSession, access, rows: list[importfiles.NodeRow]):  # type: ignore[no-untyped-def]
+    async def _apply_nodes(
+        self, session: AsyncSession, access: domain.Access, rows: list[importfiles.NodeRow]
+    ) -> tuple[Counts, list[RowError]]:
         existing = {r.path: r for r in (await session.scalars(select(Node))).all()}
         counts, errors, now = Counts(rows=len(rows)), [], utcnow()
         for row in rows:  # parents come first
@@ -190,7 +192,9 @@ class ImportFlows:
         await session.flush()
         return counts, errors
 
-    async def _apply_boundaries(self, session: AsyncSession, access, rows: list[importfiles.BoundaryRow]):  # type: ignore[no-untyped-def]
+    async def _apply_boundaries(
+        self, session: AsyncSession, access: domain.Access, rows: list[importfiles.BoundaryRow]
+    ) -> tuple[Counts, list[RowError]]:
         paths = [r.path for r in rows]
         nodes = {n.path: n for n in (await session.scalars(select(Node).where(Node.path.in_(paths)))).all()}
         counts, errors, now = Counts(rows=len(rows)), [], utcnow()
@@ -228,7 +232,9 @@ class ImportFlows:
             ).all()
         )
 
-    async def _apply_buildings(self, session: AsyncSession, access, rows: list[importfiles.BuildingRow]):  # type: ignore[no-untyped-def]
+    async def _apply_buildings(
+        self, session: AsyncSession, access: domain.Access, rows: list[importfiles.BuildingRow]
+    ) -> tuple[Counts, list[RowError]]:
         blocks = await self._blocks(session)
         existing = {(b.block_path, b.code): b for b in (await session.scalars(select(Building))).all()}
         counts, errors, new = Counts(rows=len(rows)), [], []
@@ -258,7 +264,9 @@ class ImportFlows:
         counts.created = len(new)
         return counts, errors
 
-    async def _apply_households(self, session: AsyncSession, access, rows: list[importfiles.HouseholdRow]):  # type: ignore[no-untyped-def]
+    async def _apply_households(
+        self, session: AsyncSession, access: domain.Access, rows: list[importfiles.HouseholdRow]
+    ) -> tuple[Counts, list[RowError]]:
         blocks = await self._blocks(session)
         buildings = set((await session.execute(select(Building.block_path, Building.code))).tuples().all())
         existing = {
@@ -315,7 +323,9 @@ class ImportFlows:
         counts.created, counts.updated = len(new), len(changed)
         return counts, errors
 
-    async def _apply_residents(self, session: AsyncSession, access, rows: list[importfiles.ResidentRow]):  # type: ignore[no-untyped-def]
+    async def _apply_residents(
+        self, session: AsyncSession, access: domain.Access, rows: list[importfiles.ResidentRow]
+    ) -> tuple[Counts, list[RowError]]:
         households = {
             code: (hid, block)
             for hid, code, block in (

@@ -13,7 +13,9 @@ import json
 import math
 import re
 from collections.abc import Sequence
+from typing import Any
 
+from google.protobuf.message import Message
 from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -240,7 +242,9 @@ class TicketFlows:
             raise InvalidArgument(f"{path} is retired and takes no new reports", field="ticket.node")
         return path, None, None, None
 
-    async def _ask_blocks(self, principal: Principal, method: str, request, not_found: str, field: str):  # type: ignore[no-untyped-def]
+    async def _ask_blocks(
+        self, principal: Principal, method: str, request: Message, not_found: str, field: str
+    ) -> Any:
         if self.blocks is None:
             raise Unavailable("the blocks service is not configured")
         return await peers.ask(

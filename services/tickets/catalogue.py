@@ -84,7 +84,7 @@ class CalendarStore:
         self.db = db
         self.check_every = check_every
         self._calendar = WorkingCalendar()
-        self._version: tuple[int, object] | None = None
+        self._version: tuple[object, ...] | None = None
         self._checked = float("-inf")
         self._lock = asyncio.Lock()
 
@@ -95,7 +95,7 @@ class CalendarStore:
         if time.monotonic() - self._checked < self.check_every:
             return self._calendar
         async with self._lock, self.db.sessions() as session:
-            version = tuple(
+            version: tuple[object, ...] = tuple(
                 (await session.execute(select(func.count(), func.max(CalendarYear.update_time)))).one()
             )
             if version != self._version:
@@ -103,7 +103,7 @@ class CalendarStore:
                 self._calendar = WorkingCalendar().with_days(
                     (dt.date.fromisoformat(r.day), r.kind, r.name) for r in rows
                 )
-                self._version = version  # type: ignore[assignment]
+                self._version = version
             self._checked = time.monotonic()
         return self._calendar
 

@@ -314,8 +314,10 @@ class TicketFlows:
             same_household = household is not None and thh == household
             close = (
                 lat is not None
+                and lng is not None
                 and tlat is not None
-                and distance_m(lat, lng, tlat, tlng) <= self.settings.duplicate_radius_m  # type: ignore[arg-type]
+                and tlng is not None
+                and distance_m(lat, lng, tlat, tlng) <= self.settings.duplicate_radius_m
             )
             if same_household or close:
                 found.append(tid)

@@ -15,7 +15,7 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Executable, Table, Text, case, delete, func, insert, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -145,6 +145,7 @@ async def relocate(session: AsyncSession, moved: ColumnElement[bool], district: 
     )
     async for partition in result.partitions():
         for row in partition:
+            # A Row of Ticket's columns, not a Ticket: contribution() only reads them by name.
             part = contribution(row)  # type: ignore[arg-type]
             counts.setdefault(part.key, Counter()).update(dict(part.counts))
             for kind, bucket in part.buckets:
@@ -239,7 +240,7 @@ async def rebuild(db: Database, batch: int = 20_000) -> int:
 # ---------------------------------------------------------------------------- answering
 
 
-def _count(condition: ColumnElement[bool]):  # type: ignore[no-untyped-def]
+def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
@@ -261,7 +262,7 @@ def split_period(
 ) -> tuple[tuple[str | None, str | None] | None, list[tuple[dt.datetime | None, dt.datetime | None]]]:
     """Whole months inside [start, end) as (first, after-last) month names, and the parts left over."""
     first = None if start is None else _month_start(start)
-    if first is not None and first < start:  # type: ignore[operator]
+    if first is not None and start is not None and first < start:
         first = _next_month(first)
     last = None if end is None else _month_start(end)  # months before this one are whole
     if first is not None and last is not None and first >= last:
@@ -321,7 +322,9 @@ class StatisticsFlows:
         category: str,
         unit: str,
     ) -> None:
-        def where(model):  # type: ignore[no-untyped-def]
+        # model: one of the month tables. Any, because DistrictMonthBuckets has no category or
+        # lead_unit column, and those are only asked of the tables that have them.
+        def where(model: Any) -> list[ColumnElement[bool]]:
             conditions = [model.district == district]
             if months[0]:
                 conditions.append(model.month >= months[0])

@@ -61,4 +61,4 @@ bench: setup
 	$(PY) bench/gateway_auth.py
 
 clean:
-	rm -rf $(VENV) gen .pytest_cache .ruff_cache
+	rm -rf $(VENV) gen .pytest_cache .ruff_cache .mypy_cache

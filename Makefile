@@ -4,12 +4,13 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PROTOS := $(shell find proto -name '*.proto')
 
-.PHONY: help setup venv proto migrate run test test-unit lint bench clean
+.PHONY: help setup venv proto migrate run test test-unit lint typecheck bench clean
 
 help:
 	@echo "make run     set everything up and run the whole system (gateway on http://127.0.0.1:8080)"
 	@echo "make test    set everything up and run the whole test suite"
 	@echo "make lint    ruff"
+	@echo "make typecheck  mypy on govkit, gateway and services (settings in pyproject.toml)"
 	@echo "make bench   benchmarks (see bench/README.md)"
 
 setup: venv proto
@@ -42,6 +43,7 @@ run: setup
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 test-unit: setup
@@ -51,8 +53,12 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
+# Reads the generated stubs in gen/ (mypy_path), so it runs after `make proto`.
+typecheck: setup
+	$(PY) -m mypy
+
 bench: setup
 	$(PY) bench/gateway_auth.py
 
 clean:
-	rm -rf $(VENV) gen .pytest_cache .ruff_cache
+	rm -rf $(VENV) gen .pytest_cache .ruff_cache .mypy_cache

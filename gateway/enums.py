@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
@@ -16,7 +16,9 @@ class ProtoEnums:
     def __init__(self, pairs: dict[type[StrEnum], tuple[EnumTypeWrapper, str]]) -> None:
         self.pairs = pairs
 
-    def to_pb(self, value: StrEnum | None) -> int:
+    def to_pb(self, value: StrEnum | None) -> Any:
+        """The protobuf enum value (0 for None). Any, not int: which protobuf enum it belongs to
+        depends on the table entry for the value's class, and message fields are typed by enum."""
         if value is None:
             return 0
         enum, prefix = self.pairs[type(value)]

@@ -94,7 +94,7 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> Problem:
 def _field_violations(raw: bytes) -> list[dict[str, str]]:
     status = status_pb2.Status()
     status.ParseFromString(raw)
-    out = []
+    out: list[dict[str, str]] = []
     for detail in status.details:
         bad = error_details_pb2.BadRequest()
         if detail.Unpack(bad):

@@ -10,6 +10,7 @@ from google.protobuf import timestamp_pb2
 from pydantic import BaseModel, Field, StringConstraints
 
 from gov.identity.v1 import identity_pb2 as pb
+from govkit.protobuf import enum_value
 
 
 class RoleName(StrEnum):
@@ -28,16 +29,16 @@ class UserStateName(StrEnum):
     disabled = "disabled"
 
 
-def role_to_pb(role: RoleName) -> int:
-    return pb.Role.Value(f"ROLE_{role.value.upper()}")
+def role_to_pb(role: RoleName) -> pb.Role:
+    return enum_value(pb.Role, f"ROLE_{role.value.upper()}")
 
 
 def role_from_pb(value: int) -> RoleName:
     return RoleName(pb.Role.Name(value).removeprefix("ROLE_").lower())
 
 
-def state_to_pb(state: UserStateName) -> int:
-    return pb.UserState.Value(f"USER_STATE_{state.value.upper()}")
+def state_to_pb(state: UserStateName) -> pb.UserState:
+    return enum_value(pb.UserState, f"USER_STATE_{state.value.upper()}")
 
 
 def time(value: timestamp_pb2.Timestamp) -> dt.datetime | None:

@@ -70,6 +70,7 @@ class _ReadsWaitForReady(grpc.aio.UnaryUnaryClientInterceptor):
                     await asyncio.wait_for(channel.channel_ready(), bound)
                 if details.timeout is not None:
                     spent = time.monotonic() - started
+                    # ClientCallDetails is a namedtuple at runtime; the stubs declare a plain class.
                     details = details._replace(timeout=max(details.timeout - spent, 0.001))  # type: ignore[attr-defined]
         return await continuation(details, request)
 

@@ -178,7 +178,7 @@ class EventConsumer:
         return found is not None
 
     async def _failed(self, msg: Msg, exc: Exception) -> None:
-        delivered = msg.metadata.num_delivered if msg.metadata else 1
+        delivered = msg.metadata.num_delivered
         if delivered >= self.spec.max_deliver:
             subject = dead_letter_subject(self.spec.durable, msg.subject)
             headers = dict(msg.headers or {})

@@ -11,14 +11,16 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 from sqlalchemy import DateTime, MetaData, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, CursorResult, Result, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
 from govkit.errors import DomainError
@@ -142,7 +144,7 @@ def make_engine(url: str, *, pool_size: int = 20, immediate: bool = True) -> Asy
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
             cur = dbapi_conn.cursor()
             # WAL lets readers run beside the writer; synchronous=FULL keeps commits durable on crash.
             cur.execute("PRAGMA journal_mode=WAL")
@@ -152,13 +154,13 @@ def make_engine(url: str, *, pool_size: int = 20, immediate: bool = True) -> Asy
             cur.close()
 
         @event.listens_for(engine.sync_engine, "begin")
-        def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        def _sqlite_begin(conn: Connection) -> None:
             # Writers take the write lock up front so concurrent writers queue instead of failing to
             # upgrade a read lock; readers begin deferred and never block anyone (WAL).
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_no_autobegin(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        def _sqlite_no_autobegin(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
             dbapi_conn.isolation_level = None  # let the "begin" hook above issue BEGIN itself
 
         return engine
@@ -224,3 +226,9 @@ class Database:
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
+
+
+def rowcount(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE matched. `session.execute` is typed as returning a plain
+    Result whatever the statement; for DML it is a CursorResult, which has the count."""
+    return cast(CursorResult[Any], result).rowcount

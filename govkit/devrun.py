@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 from govkit.devstack import REPO, SERVICES, Stack
 
@@ -25,7 +26,7 @@ def dev_secrets() -> dict[str, str]:
             key, sep, value = line.partition("=")
             if sep:
                 values[key.strip()] = value.strip()
-    wanted = {
+    wanted: dict[str, Callable[[], str]] = {
         "GOV_SIGNING_KEY_PASSPHRASE": lambda: secrets.token_urlsafe(32),
         "DEV_ADMIN_PASSWORD": lambda: "Gov-" + secrets.token_urlsafe(9),
         "DEV_STAFF_PASSWORD": lambda: "Staff-" + secrets.token_urlsafe(9),

@@ -31,7 +31,8 @@ SERVICES = ("identity", "blocks", "tickets")
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def nats_server_binary() -> str:
@@ -65,7 +66,8 @@ def wait_serving(addr: str, timeout: float, proc: subprocess.Popen[bytes] | None
                 raise RuntimeError(f"service at {addr} exited with {proc.returncode}")
             with contextlib.suppress(grpc.RpcError):
                 if (
-                    stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                    # The stubs of grpcio-health-checking declare no methods on HealthStub.
+                    stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status  # type: ignore[attr-defined]
                     == health_pb2.HealthCheckResponse.SERVING
                 ):
                     return

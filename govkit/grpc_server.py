@@ -15,9 +15,9 @@ import contextvars
 import inspect
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 from google.protobuf import any_pb2
@@ -48,6 +48,11 @@ RETRY_AFTER_KEY = "retry-after"
 # liveness probes, which must not restart a healthy process during a database outage.
 LIVENESS_SERVICE = "liveness"
 
+# The context every servicer method receives. Request and response types stay Any: the
+# generated servicer base classes are untyped, and the methods only abort and read metadata.
+# (A string: grpc's classes are not subscriptable at runtime.)
+ServicerContext: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
 
 def _status_details(exc: DomainError) -> bytes:
     """google.rpc.Status with a BadRequest naming the field, so clients can point at it."""
@@ -63,10 +68,11 @@ def _status_details(exc: DomainError) -> bytes:
             )
         )
         status.details.append(detail)
-    return status.SerializeToString()
+    raw: bytes = status.SerializeToString()  # google.rpc has no stubs: typed here
+    return raw
 
 
-async def abort_with(context: grpc.aio.ServicerContext, exc: DomainError) -> None:
+async def abort_with(context: ServicerContext, exc: DomainError) -> None:
     trailers: list[tuple[str, str | bytes]] = [("grpc-status-details-bin", _status_details(exc))]
     if exc.retry_after is not None:
         trailers.append((RETRY_AFTER_KEY, str(exc.retry_after)))
@@ -98,16 +104,16 @@ class PlatformInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(details)
         if handler is None:
             return handler
         method = details.method
         if method.startswith(OPEN_PREFIXES):
             return handler
-        metadata = {m.key: m.value for m in details.invocation_metadata or () if isinstance(m.value, str)}
+        metadata = {key: value for key, value in details.invocation_metadata or () if isinstance(value, str)}
         guard = _CallGuard(self, method, metadata)
         codecs = {
             "request_deserializer": handler.request_deserializer,
@@ -132,14 +138,14 @@ class _CallGuard:
         self.method = method
         self.metadata = metadata
 
-    async def _enter(self, context: grpc.aio.ServicerContext) -> contextvars.Token[Principal | None]:
+    async def _enter(self, context: ServicerContext) -> contextvars.Token[Principal | None]:
         try:
             principal = await self.interceptor.authenticate(self.method, self.metadata)
         except DomainError as exc:
             await abort_with(context, exc)
         return set_principal(principal)
 
-    async def _failed(self, context: grpc.aio.ServicerContext, exc: Exception) -> None:
+    async def _failed(self, context: ServicerContext, exc: Exception) -> None:
         if isinstance(exc, DomainError):
             await abort_with(context, exc)
         log.exception("unhandled error in %s", self.method)
@@ -148,7 +154,7 @@ class _CallGuard:
     def unary(self, inner: Callable[..., Awaitable[Any]], *, retry: bool = False) -> Callable[..., Any]:
         """For methods that answer once (unary-unary, stream-unary)."""
 
-        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def behavior(request: Any, context: ServicerContext) -> Any:
             token = await self._enter(context)
             try:
                 if retry:
@@ -170,7 +176,7 @@ class _CallGuard:
         if not inspect.isasyncgenfunction(inner):
             return self.unary(inner)
 
-        async def behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def behavior(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
             token = await self._enter(context)
             try:
                 async for response in inner(request, context):
@@ -203,7 +209,7 @@ class ServiceDefinition:
     on_start: Callable[[ServiceRuntime], Awaitable[None]] | None = None
     # Largest request accepted; services taking bulk files raise it.
     max_request_bytes: int = 8 * 1024 * 1024
-    background: list[Callable[[ServiceRuntime], Awaitable[None]]] = field(default_factory=list)
+    background: list[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
 
 def identity_verifier(issuer: str) -> Callable[[ServiceRuntime], TokenVerifier]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Table, delete, select, tuple_
 
 from govkit.config import ServiceSettings
-from govkit.db import Database, utcnow
+from govkit.db import Database, rowcount, utcnow
 from govkit.tables import PlatformTables
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class Housekeeping:
         total = 0
         while True:
             async with self.db.transaction() as session:
-                deleted = (await session.execute(delete(table).where(key.in_(doomed)))).rowcount
+                deleted = rowcount(await session.execute(delete(table).where(key.in_(doomed))))
             total += deleted
             if deleted < self.batch:
                 return total

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import ModuleType
 
 from alembic import command
 from alembic.config import Config
@@ -27,20 +28,20 @@ def upgrade(migrations_dir: Path, database_url: str, revision: str = "head") -> 
     command.upgrade(alembic_config(migrations_dir, database_url), revision)
 
 
-def run_env(context: object, metadata: MetaData) -> None:
+def run_env(context: ModuleType, metadata: MetaData) -> None:
     """Body of every service's migrations/env.py."""
-    config = context.config  # type: ignore[attr-defined]
+    config = context.config
     url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
 
     def do_run(connection: Connection) -> None:
-        context.configure(  # type: ignore[attr-defined]
+        context.configure(
             connection=connection,
             target_metadata=metadata,
             render_as_batch=is_sqlite(url),  # SQLite alters tables by copying them
             compare_type=True,
         )
-        with context.begin_transaction():  # type: ignore[attr-defined]
-            context.run_migrations()  # type: ignore[attr-defined]
+        with context.begin_transaction():
+            context.run_migrations()
 
     async def run_async() -> None:
         engine = create_async_engine(url, poolclass=pool.NullPool)

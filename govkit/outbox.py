@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import zlib
-from typing import Protocol
+from typing import Any, Protocol
 
 from nats.js import JetStreamContext
 from opentelemetry import trace
@@ -269,7 +269,7 @@ class OutboxRelay:
                 with contextlib.suppress(Exception):
                     await self._measure()
 
-    async def _pending_rows(self) -> list[Row]:
+    async def _pending_rows(self) -> list[Row[*tuple[Any, ...]]]:
         # A plain read: on SQLite through the read engine, which never takes the write lock.
         async with self.db.sessions() as session:
             return list(
@@ -289,7 +289,7 @@ class OutboxRelay:
                 ).all()
             )
 
-    async def _publish_rows(self, rows: list[Row]) -> int:
+    async def _publish_rows(self, rows: list[Row[*tuple[Any, ...]]]) -> int:
         done: list[int] = []
         try:
             for row in rows:

@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import Protocol, TypeVar, cast
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import field_mask_pb2, timestamp_pb2
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from google.protobuf.message import Message
 
 from govkit.errors import InvalidArgument
+
+# A generated protobuf enum class, e.g. `tickets_pb2.TicketState`.
+ProtoEnum = TypeVar("ProtoEnum", bound=int)
+
+
+def enum_type(enum: type[ProtoEnum]) -> EnumTypeWrapper:
+    """The enum's Name/Value/DESCRIPTOR side. protoc's stubs give it as the class's metaclass,
+    which a type checker does not look through for `type[...]` parameters."""
+    return cast(EnumTypeWrapper, enum)
+
+
+def enum_value(enum: type[ProtoEnum], name: str) -> ProtoEnum:
+    """`Enum.Value(name)` typed as the enum: the stubs say int, message fields want the enum."""
+    return cast(ProtoEnum, enum_type(enum).Value(name))
 
 
 def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -33,9 +49,16 @@ def period(message: Message) -> tuple[dt.datetime | None, dt.datetime | None]:
     return start, end
 
 
-def update_paths(request: Message, allowed: Iterable[str]) -> list[str]:
+class UpdateRequest(Protocol):
+    """An AIP-134 Update request: any message with an `update_mask`."""
+
+    @property
+    def update_mask(self) -> field_mask_pb2.FieldMask: ...
+
+
+def update_paths(request: UpdateRequest, allowed: Iterable[str]) -> list[str]:
     """The update_mask's paths (AIP-134): required, and each one a field that may change."""
-    paths = list(request.update_mask.paths)  # type: ignore[attr-defined]
+    paths = list(request.update_mask.paths)
     if not paths:
         raise InvalidArgument("is required", field="update_mask")
     bad = sorted(set(paths) - set(allowed))

@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, func, literal, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from gov.blocks.v1 import events_pb2 as blocks_events
 from gov.common.v1 import event_pb2
 from govkit.consumer import ConsumerSpec
-from govkit.db import UtcDateTime
+from govkit.db import UtcDateTime, rowcount
 from govkit.events import unpack_payload
 from govkit.sqlpaths import within
 
@@ -78,7 +79,7 @@ async def lock(session: AsyncSession) -> None:
     tree version (to number a move, or to bring an event's paths forward) never interleave.
     SQLite needs nothing: its writers already run one at a time (BEGIN IMMEDIATE).
     """
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
 
 
@@ -87,7 +88,9 @@ def moved(path: str, previous: str, new: str) -> str:
     return new + path[len(previous) :] if path == previous or path.startswith(previous + "/") else path
 
 
-async def rewrite(session: AsyncSession, column, previous: str, new: str, **also: object) -> int:  # type: ignore[no-untyped-def]
+async def rewrite(
+    session: AsyncSession, column: QueryableAttribute[str | None], previous: str, new: str, **also: object
+) -> int:
     """UPDATE every row whose `column` is at or below `previous` to the same place below `new`.
 
     `also` sets further columns of the same rows (SQL expressions allowed). Returns the row count.
@@ -99,7 +102,7 @@ async def rewrite(session: AsyncSession, column, previous: str, new: str, **also
         .execution_options(synchronize_session=False)
     )
     result = await session.execute(statement)
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 class MoveLog:

@@ -8,7 +8,8 @@ codes from the services, anything unexpected) into an Open311 error in the reque
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import grpc
 from fastapi import Request, Response
@@ -124,7 +125,7 @@ async def _answer(request: Request, call: Callable[[], Awaitable[Response]]) -> 
 
 
 class Open311Route(APIRoute):
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def open311_handler(request: Request) -> Response:

@@ -101,7 +101,7 @@ def service_codes(value: str | None) -> list[str]:
     return codes
 
 
-def statuses(value: str | None) -> tuple[int, ...]:
+def statuses(value: str | None) -> tuple[pb.TicketState, ...]:
     """The ticket states `open`, `closed` or both stand for; () is every state."""
     wanted = split_list((value or "").lower())
     for status in wanted:

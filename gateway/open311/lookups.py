@@ -9,7 +9,7 @@ from typing import Any, Protocol, TypeVar
 import grpc
 from fastapi import Request
 
-from gateway.open311.cache import app_cache
+from gateway.open311.cache import TtlCache, app_cache
 from gateway.upstream import upstreams
 from gov.tickets.v1 import tickets_pb2 as pb
 
@@ -26,24 +26,25 @@ class Invoker(Protocol):
 
 
 async def category(request: Request, invoker: Invoker, code: str) -> pb.Category | None:
-    cache = app_cache(request, "open311_categories", CACHE_SIZE)
-    found: pb.Category | None = cache.get(code)
+    cache: TtlCache[pb.Category] = app_cache(request, "open311_categories", CACHE_SIZE)
+    found = cache.get(code)
     if found is None:
         try:
-            found = await invoker.call(
+            fetched = await invoker.call(
                 upstreams(request).tickets.GetCategory, pb.GetCategoryRequest(name=f"categories/{code}")
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _MISSING:
                 return None
             raise
-        cache.put(code, found, CATEGORY_TTL_SECONDS)
+        cache.put(code, fetched, CATEGORY_TTL_SECONDS)
+        found = fetched
     return found
 
 
 async def unit_name(request: Request, invoker: Invoker, name: str) -> str | None:
-    cache = app_cache(request, "open311_units", CACHE_SIZE)
-    found: str | None = cache.get(name)
+    cache: TtlCache[str] = app_cache(request, "open311_units", CACHE_SIZE)
+    found = cache.get(name)
     if found is None:
         try:
             unit = await invoker.call(upstreams(request).tickets.GetUnit, pb.GetUnitRequest(name=name))

@@ -119,7 +119,8 @@ async def list_services(
 ) -> Response:
     jurisdiction(jurisdiction_id)
     invoker = await account(request, api_key) if api_key else Anonymous(request)
-    services, token = [], ""
+    services: list[dict[str, Any]] = []
+    token = ""
     while True:
         reply = await invoker.call(
             upstreams(request).tickets.ListCategories,
@@ -349,6 +350,6 @@ async def unknown(request: Request, rest: str) -> Response:
         if isinstance(route, APIRoute) and route.path != "/open311/v2/{rest:path}":
             match, _ = route.matches(request.scope)
             if match == Match.PARTIAL:
-                allow = ", ".join(sorted(route.methods))
+                allow = ", ".join(sorted(route.methods or ()))
                 raise Open311Error(405, f"{request.method} not allowed here", {"Allow": allow})
     raise Open311Error(404, f"{rest!r}: no such resource")

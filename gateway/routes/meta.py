@@ -48,7 +48,8 @@ async def readyz(request: Request) -> JSONResponse:
 async def _health(channel: grpc.aio.Channel, service: str) -> str:
     # Short: an upstream that hangs must not make this probe miss its own timeout.
     try:
-        reply = await health_pb2_grpc.HealthStub(channel).Check(
+        # The stubs of grpcio-health-checking declare no methods on HealthStub (set in __init__).
+        reply = await health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined]
             health_pb2.HealthCheckRequest(service=service), timeout=1
         )
     except grpc.aio.AioRpcError as exc:

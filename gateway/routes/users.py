@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from google.protobuf import field_mask_pb2
@@ -47,8 +47,8 @@ async def list_users(
         upstreams(request).identity.ListUsers,
         pb.ListUsersRequest(
             scope=scope,
-            state=state_to_pb(state) if state else 0,
-            role=role_to_pb(role) if role else 0,
+            state=state_to_pb(state) if state else None,
+            role=role_to_pb(role) if role else None,
             query=q,
             page_size=page_size,
             page_token=page_token,
@@ -100,7 +100,8 @@ async def update_user(request: Request, user_id: UserId, body: UserPatch, caller
         raise Problem(400, "name at least one field to change", slug="invalid-argument")
     if any(v is None for k, v in fields.items() if k != "username"):
         raise Problem(400, "only username may be set to null", slug="invalid-argument")
-    user = pb.User(name=f"users/{user_id}", **{k: (v or "") for k, v in fields.items()})
+    values: dict[str, Any] = {k: (v or "") for k, v in fields.items()}
+    user = pb.User(name=f"users/{user_id}", **values)
     reply = await call(
         request,
         upstreams(request).identity.UpdateUser,

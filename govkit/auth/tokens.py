@@ -171,4 +171,5 @@ class GrpcJwksSource:
             reply = await self._stub.GetJwks(self._request, timeout=5)
         except grpc.aio.AioRpcError as exc:
             raise Unavailable(f"cannot fetch signing keys: {exc.code().name}") from None
-        return json.loads(reply.json)
+        jwks: dict[str, Any] = json.loads(reply.json)
+        return jwks

@@ -7,6 +7,8 @@ import asyncio
 import sys
 from pathlib import Path
 
+import grpc
+
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1 import blocks_pb2_grpc
 from gov.identity.v1 import identity_pb2_grpc
@@ -36,14 +38,13 @@ OPERATOR = Principal("system:import-command", (Binding(Role.ADMIN, "*"),))
 
 
 def definition(settings: BlocksSettings) -> ServiceDefinition:
-    def register(server, runtime: ServiceRuntime) -> None:  # type: ignore[no-untyped-def]
+    def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> None:
         assert runtime.identity_channel is not None
         tree = BlocksFlows(runtime.db, identity_pb2_grpc.IdentityServiceStub(runtime.identity_channel))
         servicer = BlocksServicer(
             tree,
             HouseholdFlows(runtime.db),
             ImportFlows(runtime.db, tree.index.invalidate, settings.import_spool_dir or None),
-            runtime.verifier,
         )
         blocks_pb2_grpc.add_BlocksServiceServicer_to_server(servicer, server)
 

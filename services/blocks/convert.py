@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1 import events_pb2
+from govkit import protobuf
+from govkit.protobuf import ProtoEnum
 from govkit.protobuf import timestamp as ts
 from services.blocks import models
 
 
-def enum_value(enum, prefix: str, name: str) -> int:  # type: ignore[no-untyped-def]
-    return enum.Value(f"{prefix}_{name.upper()}")
+def enum_value(enum: type[ProtoEnum], prefix: str, name: str) -> ProtoEnum:
+    return protobuf.enum_value(enum, f"{prefix}_{name.upper()}")
 
 
-def enum_name(enum, prefix: str, value: int) -> str | None:  # type: ignore[no-untyped-def]
+def enum_name(enum: EnumTypeWrapper, prefix: str, value: int) -> str | None:
     if value == 0:
         return None
     try:
@@ -46,7 +50,7 @@ def staff(row: models.StaffAssignment, household_ids: list[str] | None = None) -
         role=enum_value(pb.StaffRole, "STAFF_ROLE", row.role),
         assistant_kind=enum_value(pb.AssistantKind, "ASSISTANT_KIND", row.assistant_kind)
         if row.assistant_kind
-        else 0,
+        else None,
         household_ids=household_ids or [],
         create_time=ts(row.create_time),
     )

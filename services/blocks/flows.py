@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
+from typing import cast
 
 from google.protobuf.message import Message
 from sqlalchemy import and_, func, or_, select
@@ -53,7 +54,7 @@ class BlockIndexCache:
         self.db = db
         self.check_every = check_every
         self._index: geo.BlockIndex | None = None
-        self._fingerprint: tuple[int, object] | None = None
+        self._fingerprint: tuple[object, ...] | None = None
         self._checked = float("-inf")
         self._lock = asyncio.Lock()
 
@@ -65,7 +66,7 @@ class BlockIndexCache:
             return self._index
         async with self._lock:
             async with self.db.sessions() as session:
-                fingerprint = tuple(
+                fingerprint: tuple[object, ...] = tuple(
                     (
                         await session.execute(
                             select(func.count(), func.max(Node.update_time)).where(Node.kind == "block")
@@ -80,9 +81,10 @@ class BlockIndexCache:
                             )
                         )
                     ).all()
-                    blocks = [(path, geo.parse_boundary(boundary)) for path, boundary in rows]
+                    # cast: the query keeps only rows that have a boundary.
+                    blocks = [(path, geo.parse_boundary(cast(str, boundary))) for path, boundary in rows]
                     self._index = await asyncio.to_thread(geo.BlockIndex, blocks)
-                    self._fingerprint = fingerprint  # type: ignore[assignment]
+                    self._fingerprint = fingerprint
             self._checked = time.monotonic()
             assert self._index is not None
             return self._index

@@ -38,7 +38,7 @@ _POLYGONAL = (Polygon, MultiPolygon)
 # ----------------------------------------------------------------------------- parsing
 
 
-def parse_boundary(geojson: str | dict, *, field: str = "boundary") -> BaseGeometry:
+def parse_boundary(geojson: str | dict[str, Any], *, field: str = "boundary") -> BaseGeometry:
     """A GeoJSON Polygon or MultiPolygon geometry (or a Feature wrapping one) in WGS84 -> shapely geometry.
 
     Raises InvalidArgument(field=field) whose message names the offending place, e.g.
@@ -62,7 +62,7 @@ def parse_boundary(geojson: str | dict, *, field: str = "boundary") -> BaseGeome
     return geom
 
 
-def _load_json(geojson: str | dict, field: str) -> dict:
+def _load_json(geojson: str | dict[str, Any], field: str) -> dict[str, Any]:
     if isinstance(geojson, dict):
         return geojson
     if not isinstance(geojson, str):
@@ -88,7 +88,7 @@ def _refuse_constant(field: str) -> Any:
     return refuse
 
 
-def _unwrap_feature(obj: dict, field: str) -> dict:
+def _unwrap_feature(obj: dict[str, Any], field: str) -> dict[str, Any]:
     kind = obj.get("type")
     if kind == "Feature":
         geometry = obj.get("geometry")
@@ -173,7 +173,7 @@ def _json_type(value: Any) -> str:
 # ----------------------------------------------------------------------------- output and points
 
 
-def to_geojson(geom: BaseGeometry) -> dict:
+def to_geojson(geom: BaseGeometry) -> dict[str, Any]:
     """A GeoJSON geometry dict (lists, not tuples), rings wound as RFC 7946 asks of producers:
     exterior counter-clockwise, holes clockwise. parse_boundary accepts either winding."""
     if isinstance(geom, _POLYGONAL):
@@ -273,7 +273,7 @@ class BlockIndex:
         point = shapely.Point(lng, lat)
         # Candidates are the blocks whose envelope holds the point: usually 1, up to ~4 at corners.
         # Python ints sort and index faster than numpy ones for so few.
-        candidates = self._tree.query(point).tolist()
+        candidates: list[int] = self._tree.query(point).tolist()
         if len(candidates) > 1:
             candidates.sort()  # index order is path order
         for i in candidates:
@@ -305,13 +305,13 @@ class Overlap:
     a: str  # a < b
     b: str
     area_m2: float
-    geometry: dict  # GeoJSON of the area both blocks claim
+    geometry: dict[str, Any]  # GeoJSON of the area both blocks claim
 
 
 @dataclass(frozen=True)
 class Gap:
     area_m2: float
-    geometry: dict  # GeoJSON of one polygon of the parent that no block covers
+    geometry: dict[str, Any]  # GeoJSON of one polygon of the parent that no block covers
 
 
 @dataclass(frozen=True)

@@ -6,15 +6,13 @@ import json
 import logging
 from collections.abc import AsyncIterator
 
-import grpc
 from google.protobuf import empty_pb2
 
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1 import blocks_pb2_grpc
-from govkit.auth.principal import Principal, current_principal, optional_principal
-from govkit.auth.tokens import TokenVerifier, bearer_token
-from govkit.errors import DomainError, InvalidArgument, Unauthenticated
-from govkit.grpc_server import abort_with
+from govkit.auth.principal import current_principal
+from govkit.errors import InvalidArgument
+from govkit.grpc_server import ServicerContext
 from govkit.protobuf import optional_time, update_paths
 from govkit.validation import resource_id
 from services.blocks import convert
@@ -35,15 +33,13 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
         tree: BlocksFlows,
         households: HouseholdFlows,
         imports: ImportFlows,
-        verifier: TokenVerifier | None = None,
     ) -> None:
         self.tree = tree
         self.households = households
         self.imports = imports
-        self.verifier = verifier
 
     # region tree
-    async def CreateNode(self, request, context) -> pb.Node:
+    async def CreateNode(self, request: pb.CreateNodeRequest, context: ServicerContext) -> pb.Node:
         n = request.node
         row = await self.tree.create_node(
             current_principal(),
@@ -55,10 +51,10 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
         )
         return convert.node(row)
 
-    async def GetNode(self, request, context) -> pb.Node:
+    async def GetNode(self, request: pb.GetNodeRequest, context: ServicerContext) -> pb.Node:
         return convert.node(await self.tree.get_node(current_principal(), node_path(request.name)))
 
-    async def ListNodes(self, request, context) -> pb.ListNodesResponse:
+    async def ListNodes(self, request: pb.ListNodesRequest, context: ServicerContext) -> pb.ListNodesResponse:
         rows, token = await self.tree.list_nodes(
             current_principal(),
             parent=request.parent,
@@ -68,22 +64,26 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
         )
         return pb.ListNodesResponse(nodes=[convert.node(r) for r in rows], next_page_token=token)
 
-    async def UpdateNode(self, request, context) -> pb.Node:
+    async def UpdateNode(self, request: pb.UpdateNodeRequest, context: ServicerContext) -> pb.Node:
         paths = update_paths(request, {"display_name", "boundary_geojson", "parent"})
         changes = {p: getattr(request.node, p) for p in paths}
         return convert.node(
             await self.tree.update_node(current_principal(), node_path(request.node.name), changes)
         )
 
-    async def RetireNode(self, request, context) -> pb.Node:
+    async def RetireNode(self, request: pb.RetireNodeRequest, context: ServicerContext) -> pb.Node:
         return convert.node(await self.tree.retire_node(current_principal(), node_path(request.name)))
 
     # location and coverage
-    async def LocateBlock(self, request, context) -> pb.LocateBlockResponse:
+    async def LocateBlock(
+        self, request: pb.LocateBlockRequest, context: ServicerContext
+    ) -> pb.LocateBlockResponse:
         current_principal()
         return pb.LocateBlockResponse(block=convert.node(await self.tree.locate(request.lat, request.lng)))
 
-    async def AuditCoverage(self, request, context) -> pb.CoverageReport:
+    async def AuditCoverage(
+        self, request: pb.AuditCoverageRequest, context: ServicerContext
+    ) -> pb.CoverageReport:
         node, report, missing, blocks = await self.tree.audit_coverage(
             current_principal(), node_path(request.name)
         )
@@ -107,7 +107,9 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
         )
 
     # staffing
-    async def AssignStaff(self, request, context) -> pb.StaffAssignment:
+    async def AssignStaff(
+        self, request: pb.AssignStaffRequest, context: ServicerContext
+    ) -> pb.StaffAssignment:
         a = request.assignment
         row = await self.tree.assign_staff(
             current_principal(),
@@ -120,11 +122,11 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
         )
         return convert.staff(row, list(a.household_ids))
 
-    async def RemoveStaff(self, request, context) -> empty_pb2.Empty:
+    async def RemoveStaff(self, request: pb.RemoveStaffRequest, context: ServicerContext) -> empty_pb2.Empty:
         await self.tree.remove_staff(current_principal(), request.name)
         return empty_pb2.Empty()
 
-    async def ListStaff(self, request, context) -> pb.ListStaffResponse:
+    async def ListStaff(self, request: pb.ListStaffRequest, context: ServicerContext) -> pb.ListStaffResponse:
         rows, token = await self.tree.list_staff(
             current_principal(),
             node=request.node,
@@ -134,7 +136,9 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
         )
         return pb.ListStaffResponse(assignments=[convert.staff(r) for r in rows], next_page_token=token)
 
-    async def AuditStaffing(self, request, context) -> pb.StaffingAudit:
+    async def AuditStaffing(
+        self, request: pb.AuditStaffingRequest, context: ServicerContext
+    ) -> pb.StaffingAudit:
         blocks, complete, violations = await self.tree.audit_staffing(
             current_principal(), node_path(request.node, "node")
         )
@@ -145,26 +149,34 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
         )
 
     # buildings and households
-    async def CreateBuilding(self, request, context) -> pb.Building:
+    async def CreateBuilding(
+        self, request: pb.CreateBuildingRequest, context: ServicerContext
+    ) -> pb.Building:
         return convert.building(await self.households.create_building(current_principal(), request.building))
 
-    async def ListBuildings(self, request, context) -> pb.ListBuildingsResponse:
+    async def ListBuildings(
+        self, request: pb.ListBuildingsRequest, context: ServicerContext
+    ) -> pb.ListBuildingsResponse:
         rows, token = await self.households.list_buildings(
             current_principal(), request.block, request.page_size, request.page_token
         )
         return pb.ListBuildingsResponse(buildings=[convert.building(r) for r in rows], next_page_token=token)
 
-    async def CreateHousehold(self, request, context) -> pb.Household:
+    async def CreateHousehold(
+        self, request: pb.CreateHouseholdRequest, context: ServicerContext
+    ) -> pb.Household:
         row, residents = await self.households.create_household(
             current_principal(), request.household, request.request_id
         )
         return convert.household(row, residents)
 
-    async def GetHousehold(self, request, context) -> pb.Household:
+    async def GetHousehold(self, request: pb.GetHouseholdRequest, context: ServicerContext) -> pb.Household:
         hid = resource_id(request.name, "households")
         return convert.household(*await self.households.get_household(current_principal(), hid))
 
-    async def ListHouseholds(self, request, context) -> pb.ListHouseholdsResponse:
+    async def ListHouseholds(
+        self, request: pb.ListHouseholdsRequest, context: ServicerContext
+    ) -> pb.ListHouseholdsResponse:
         rows, token = await self.households.list_households(
             current_principal(),
             node=request.node,
@@ -177,13 +189,15 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
             households=[convert.household(h, r) for h, r in rows], next_page_token=token
         )
 
-    async def UpdateHousehold(self, request, context) -> pb.Household:
+    async def UpdateHousehold(
+        self, request: pb.UpdateHouseholdRequest, context: ServicerContext
+    ) -> pb.Household:
         paths = update_paths(request, {"address", "tags", "residents", "building"})
         return convert.household(
             *await self.households.update_household(current_principal(), request.household, paths)
         )
 
-    async def MoveHousehold(self, request, context) -> pb.Household:
+    async def MoveHousehold(self, request: pb.MoveHouseholdRequest, context: ServicerContext) -> pb.Household:
         return convert.household(
             *await self.households.move_household(
                 current_principal(), request.name, request.block, request.building
@@ -191,12 +205,14 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
         )
 
     # visits and statistics
-    async def RecordVisit(self, request, context) -> pb.Visit:
+    async def RecordVisit(self, request: pb.RecordVisitRequest, context: ServicerContext) -> pb.Visit:
         return convert.visit(
             await self.households.record_visit(current_principal(), request.visit, request.request_id)
         )
 
-    async def ListVisits(self, request, context) -> pb.ListVisitsResponse:
+    async def ListVisits(
+        self, request: pb.ListVisitsRequest, context: ServicerContext
+    ) -> pb.ListVisitsResponse:
         rows, token = await self.households.list_visits(
             current_principal(),
             household=request.household,
@@ -208,7 +224,9 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
         )
         return pb.ListVisitsResponse(visits=[convert.visit(r) for r in rows], next_page_token=token)
 
-    async def GetNodeStatistics(self, request, context) -> pb.NodeStatistics:
+    async def GetNodeStatistics(
+        self, request: pb.GetNodeStatisticsRequest, context: ServicerContext
+    ) -> pb.NodeStatistics:
         return await self.households.statistics(
             current_principal(),
             request.name,
@@ -217,48 +235,28 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
         )
 
     # bulk import
-    async def ImportFile(self, request, context) -> pb.ImportFileResponse:
+    async def ImportFile(
+        self, request: pb.ImportFileRequest, context: ServicerContext
+    ) -> pb.ImportFileResponse:
         return await self.imports.import_file(
             current_principal(), request.kind, request.content, validate_only=request.validate_only
         )
 
-    async def StreamImportFile(self, request_iterator, context) -> pb.ImportFileResponse:
-        # Maps its own errors: the platform interceptor may pass streaming handlers through.
-        try:
-            principal = await self._stream_caller(context)
-            first = await anext(aiter(request_iterator), None)
-            if first is None:
-                raise InvalidArgument("the stream is empty: the first message names the kind", field="kind")
-            kind, access = await self.imports.admit(principal, first.kind)
-            await context.send_initial_metadata(((ADMITTED_KEY, kind),))
+    async def StreamImportFile(
+        self, request_iterator: AsyncIterator[pb.ImportFileChunk], context: ServicerContext
+    ) -> pb.ImportFileResponse:
+        # The platform interceptor authenticates streaming calls and maps domain errors, as for unary ones.
+        first = await anext(aiter(request_iterator), None)
+        if first is None:
+            raise InvalidArgument("the stream is empty: the first message names the kind", field="kind")
+        kind, access = await self.imports.admit(current_principal(), first.kind)
+        await context.send_initial_metadata(((ADMITTED_KEY, kind),))
 
-            async def contents() -> AsyncIterator[bytes]:
-                yield first.content
-                async for chunk in request_iterator:
-                    if chunk.kind and chunk.kind != first.kind:
-                        raise InvalidArgument("only the first message names the kind", field="kind")
-                    yield chunk.content
+        async def contents() -> AsyncIterator[bytes]:
+            yield first.content
+            async for chunk in request_iterator:
+                if chunk.kind and chunk.kind != first.kind:
+                    raise InvalidArgument("only the first message names the kind", field="kind")
+                yield chunk.content
 
-            return await self.imports.receive(
-                access, first.kind, contents(), validate_only=first.validate_only
-            )
-        except DomainError as exc:
-            await abort_with(context, exc)
-        except grpc.aio.AbortError:
-            raise
-        except Exception:
-            log.exception("unhandled error in StreamImportFile")
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
-        raise AssertionError("unreachable: abort raises")
-
-    async def _stream_caller(self, context: grpc.aio.ServicerContext) -> Principal:
-        """The caller as unary methods see it (govkit.auth.principal). Until the platform interceptor
-        authenticates streaming calls too, it leaves no principal for them, and the bearer token is
-        verified here with the service's own verifier, the same way."""
-        principal = optional_principal()
-        if principal is not None:
-            return principal
-        if self.verifier is None:
-            raise Unauthenticated("authentication required")
-        metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
-        return await self.verifier.verify(bearer_token(metadata))
+        return await self.imports.receive(access, first.kind, contents(), validate_only=first.validate_only)

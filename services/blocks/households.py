@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Sequence
 
+from google.protobuf.message import Message
 from sqlalchemy import delete, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -91,8 +92,8 @@ class HouseholdFlows:
         self.db = db
 
     async def _emit(
-        self, session: AsyncSession, principal: Principal, event_type: str, payload, resource: str
-    ) -> None:  # type: ignore[no-untyped-def]
+        self, session: AsyncSession, principal: Principal, event_type: str, payload: Message, resource: str
+    ) -> None:
         await add_event(
             session,
             platform.outbox,

@@ -54,7 +54,7 @@ KINDS = {
 TREE_KINDS = ("nodes", "boundaries")
 
 
-def kind_of(kind_value: int) -> str:
+def kind_of(kind_value: pb.ImportKind) -> str:
     kind = KINDS.get(kind_value)
     if kind is None:
         raise InvalidArgument("is required", field="kind")
@@ -105,7 +105,7 @@ class ImportFlows:
         self.on_geometry_change = on_geometry_change
         self.spool_dir = spool_dir
 
-    async def admit(self, principal: Principal, kind_value: int) -> tuple[str, Access]:
+    async def admit(self, principal: Principal, kind_value: pb.ImportKind) -> tuple[str, Access]:
         """The kind's name and the caller's access, or PERMISSION_DENIED for a caller who may import
         this kind of file nowhere (a resident, say): asked before any of the file is read."""
         kind = kind_of(kind_value)
@@ -119,7 +119,7 @@ class ImportFlows:
         return Upload(max_bytes(kind), self.spool_dir)
 
     async def import_file(
-        self, principal: Principal, kind_value: int, content: bytes, *, validate_only: bool = False
+        self, principal: Principal, kind_value: pb.ImportKind, content: bytes, *, validate_only: bool = False
     ) -> pb.ImportFileResponse:
         """A file given whole (the unary ImportFile, the demo seed, tests)."""
         kind, access = await self.admit(principal, kind_value)
@@ -131,7 +131,7 @@ class ImportFlows:
     async def import_stream(
         self,
         principal: Principal,
-        kind_value: int,
+        kind_value: pb.ImportKind,
         chunks: AsyncIterator[bytes],
         *,
         validate_only: bool = False,
@@ -141,7 +141,7 @@ class ImportFlows:
         return await self.receive(access, kind_value, chunks, validate_only=validate_only)
 
     async def receive(
-        self, access: Access, kind_value: int, chunks: AsyncIterator[bytes], *, validate_only: bool
+        self, access: Access, kind_value: pb.ImportKind, chunks: AsyncIterator[bytes], *, validate_only: bool
     ) -> pb.ImportFileResponse:
         """The file of an admitted caller, spooled to disk as it comes, then imported."""
         with self.upload(kind_of(kind_value)) as upload:
@@ -151,7 +151,7 @@ class ImportFlows:
             return await self.import_upload(access, kind_value, upload, validate_only=validate_only)
 
     async def import_path(
-        self, principal: Principal, kind_value: int, path: Path, *, validate_only: bool = False
+        self, principal: Principal, kind_value: pb.ImportKind, path: Path, *, validate_only: bool = False
     ) -> pb.ImportFileResponse:
         """A file on disk (the command line), copied a chunk at a time."""
 
@@ -163,7 +163,7 @@ class ImportFlows:
         return await self.import_stream(principal, kind_value, read(), validate_only=validate_only)
 
     async def import_upload(
-        self, access: Access, kind_value: int, upload: Upload, *, validate_only: bool
+        self, access: Access, kind_value: pb.ImportKind, upload: Upload, *, validate_only: bool
     ) -> pb.ImportFileResponse:
         kind = kind_of(kind_value)
         check = Checker(kind)

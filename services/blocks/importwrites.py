@@ -217,7 +217,9 @@ class BuildingWriter(RowWriter):
                 ).where(Building.block_path.in_(padded(blocks)))
             )
         }
-        new, changed, seen = [], [], set()
+        new: list[dict[str, Any]] = []
+        changed: list[dict[str, Any]] = []
+        seen: set[tuple[str, str]] = set()
         for row in rows:
             key = (row.block_path, row.code)
             if not self._block_ok(row.line, row.block_path) or not _first_time(seen, key):
@@ -259,7 +261,10 @@ class HouseholdWriter(RowWriter):
                 ).where(Household.code.in_(padded(r.code for r in rows)))
             )
         }
-        new, changed, seen, now = [], [], set(), utcnow()
+        new: list[dict[str, Any]] = []
+        changed: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        now = utcnow()
         for row in rows:
             if not self._block_ok(row.line, row.block_path) or not _first_time(seen, row.code):
                 continue
@@ -314,7 +319,9 @@ class ResidentWriter(RowWriter):
                 ).where(Resident.household_id.in_(padded(hid for hid, _ in households.values())))
             )
         }
-        new, changed, seen = [], [], set()
+        new: list[dict[str, Any]] = []
+        changed: list[dict[str, Any]] = []
+        seen: set[tuple[str, str]] = set()
         for row in rows:
             target = households.get(row.household_code)
             if target is None:

@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+import grpc
+
 from gov.identity.v1 import identity_pb2_grpc
 from govkit import config, migrations
 from govkit.auth.tokens import TokenVerifier
@@ -46,7 +48,7 @@ def definition(settings: IdentitySettings) -> ServiceDefinition:
             keys, issuer=settings.token_issuer, min_refresh_interval=1.0, local_jwks=keys.jwks
         )
 
-    def register(server, runtime: ServiceRuntime) -> None:  # type: ignore[no-untyped-def]
+    def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> None:
         flows = IdentityFlows(runtime.db, settings, state["keys"])
         identity_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(flows), server)
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 from gov.identity.v1 import events_pb2
 from gov.identity.v1 import identity_pb2 as pb
 from govkit.auth.roles import Role
+from govkit.protobuf import enum_value
 from govkit.protobuf import timestamp as ts
 from services.identity import models
 
-_ROLE_TO_PB = {role: pb.Role.Value(f"ROLE_{role.name}") for role in Role}
-_PB_TO_ROLE = {v: k for k, v in _ROLE_TO_PB.items()}
+_ROLE_TO_PB = {role: enum_value(pb.Role, f"ROLE_{role.name}") for role in Role}
+_PB_TO_ROLE: dict[int, Role] = {v: k for k, v in _ROLE_TO_PB.items()}
 _STATE_TO_PB = {"active": pb.USER_STATE_ACTIVE, "disabled": pb.USER_STATE_DISABLED}
+_PB_TO_STATE: dict[int, str] = {v: k for k, v in _STATE_TO_PB.items()}
 
 
-def role_to_pb(role: Role) -> int:
+def role_to_pb(role: Role) -> pb.Role:
     return _ROLE_TO_PB[role]
 
 
@@ -22,7 +24,7 @@ def role_from_pb(value: int) -> Role | None:
 
 
 def state_from_pb(value: int) -> str | None:
-    return {pb.USER_STATE_ACTIVE: "active", pb.USER_STATE_DISABLED: "disabled"}.get(value)
+    return _PB_TO_STATE.get(value)
 
 
 def user(row: models.User) -> pb.User:

@@ -75,7 +75,8 @@ class LockoutPolicy:
         if failures < self.threshold:
             return dt.timedelta(0)
         doublings = min(failures - self.threshold, _MAX_DOUBLINGS)
-        return min(self.max_delay, self.duration * (2**doublings))
+        factor: int = 2**doublings  # typeshed types int ** int as Any (a negative power is a float)
+        return min(self.max_delay, self.duration * factor)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from google.protobuf.message import Message
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,7 +39,7 @@ from govkit.events import build_event
 from govkit.outbox import add_event
 from govkit.resources import available_cpus
 from services.identity import convert, domain, repository
-from services.identity.keys import KeyRing
+from services.identity.keys import ActiveKey, KeyRing
 from services.identity.models import LoginAttempts, RefreshToken, RoleBinding, ServiceAccount, User, platform
 from services.identity.settings import IdentitySettings
 
@@ -238,7 +239,13 @@ class IdentityFlows:
             )
 
     async def _revoke_tokens(
-        self, session: AsyncSession, actor: str, subject: str, reason: int, *, session_id: str = ""
+        self,
+        session: AsyncSession,
+        actor: str,
+        subject: str,
+        reason: events_pb2.RevocationReason,
+        *,
+        session_id: str = "",
     ) -> None:
         """Announce that access tokens must stop working now, not when they expire.
 
@@ -252,7 +259,7 @@ class IdentityFlows:
             session=session_id,
             issued_before=convert.ts(now),
             expire_time=convert.ts(forget),
-            reason=reason,  # type: ignore[arg-type]
+            reason=reason,
         )
         resource = f"{subject}/sessions/{session_id}" if session_id else subject
         await add_event(
@@ -430,8 +437,13 @@ class IdentityFlows:
                 raise AlreadyExists("a user with this username already exists", field="username")
 
     async def _emit(
-        self, session: AsyncSession, principal: Principal | None, event_type: str, payload, resource: str
-    ) -> None:  # type: ignore[no-untyped-def]
+        self,
+        session: AsyncSession,
+        principal: Principal | None,
+        event_type: str,
+        payload: Message,
+        resource: str,
+    ) -> None:
         await add_event(
             session,
             platform.outbox,
@@ -674,7 +686,7 @@ class IdentityFlows:
                     "identity.v1.role.granted",
                     events_pb2.RoleGranted(
                         role_binding=convert.role_binding(binding),
-                        granter_role=convert.role_to_pb(authority.role),  # type: ignore[arg-type]
+                        granter_role=convert.role_to_pb(authority.role),
                         granter_scope=authority.scope,
                     ),
                     f"{target}/roleBindings/{binding.id}",
@@ -778,7 +790,7 @@ class IdentityFlows:
         )
         return rows, next_token
 
-    async def rotate_signing_key(self, principal: Principal):  # type: ignore[no-untyped-def]
+    async def rotate_signing_key(self, principal: Principal) -> ActiveKey:
         principal.require(Permission.SIGNING_KEYS_ROTATE, GLOBAL)
         return await self.keys.rotate(principal.subject)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import grpc
 from google.protobuf import empty_pb2
 
 from gov.identity.v1 import identity_pb2 as pb
@@ -12,6 +11,7 @@ from gov.identity.v1 import identity_pb2_grpc
 from govkit.auth.logins import CLIENT_ADDRESS_KEY, address_key
 from govkit.auth.principal import current_principal
 from govkit.errors import InvalidArgument
+from govkit.grpc_server import ServicerContext
 from govkit.validation import resource_id
 from services.identity import convert
 from services.identity.flows import IdentityFlows, Tokens
@@ -32,7 +32,7 @@ def _token_pair(tokens: Tokens) -> pb.TokenPair:
     )
 
 
-def client_address(context: grpc.aio.ServicerContext) -> str:
+def client_address(context: ServicerContext) -> str:
     """Who is logging in: the address the gateway forwards, else the gRPC peer's.
 
     Advisory only: it chooses which failure counter an attempt goes to, never whether a password
@@ -58,24 +58,26 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     def __init__(self, flows: IdentityFlows) -> None:
         self.flows = flows
 
-    async def Login(self, request: pb.LoginRequest, context) -> pb.TokenPair:
+    async def Login(self, request: pb.LoginRequest, context: ServicerContext) -> pb.TokenPair:
         client = client_address(context)
         return _token_pair(await self.flows.login(request.login, request.password, client))
 
-    async def RefreshToken(self, request: pb.RefreshTokenRequest, context) -> pb.TokenPair:
+    async def RefreshToken(self, request: pb.RefreshTokenRequest, context: ServicerContext) -> pb.TokenPair:
         return _token_pair(await self.flows.refresh(request.refresh_token))
 
-    async def Logout(self, request: pb.LogoutRequest, context) -> empty_pb2.Empty:
+    async def Logout(self, request: pb.LogoutRequest, context: ServicerContext) -> empty_pb2.Empty:
         await self.flows.logout(request.refresh_token)
         return empty_pb2.Empty()
 
-    async def IssueServiceToken(self, request: pb.IssueServiceTokenRequest, context) -> pb.TokenPair:
+    async def IssueServiceToken(
+        self, request: pb.IssueServiceTokenRequest, context: ServicerContext
+    ) -> pb.TokenPair:
         return _token_pair(await self.flows.service_token(request.client_id, request.client_secret))
 
-    async def GetJwks(self, request: pb.GetJwksRequest, context) -> pb.Jwks:
+    async def GetJwks(self, request: pb.GetJwksRequest, context: ServicerContext) -> pb.Jwks:
         return pb.Jwks(json=json.dumps(self.flows.keys.jwks()))
 
-    async def GetCaller(self, request: pb.GetCallerRequest, context) -> pb.Caller:
+    async def GetCaller(self, request: pb.GetCallerRequest, context: ServicerContext) -> pb.Caller:
         principal = current_principal()
         user, bindings = await self.flows.caller(principal)
         return pb.Caller(
@@ -84,7 +86,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             role_bindings=[convert.role_binding(b) for b in bindings],
         )
 
-    async def CreateUser(self, request: pb.CreateUserRequest, context) -> pb.User:
+    async def CreateUser(self, request: pb.CreateUserRequest, context: ServicerContext) -> pb.User:
         u = request.user
         row = await self.flows.create_user(
             current_principal(),
@@ -97,10 +99,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
         return convert.user(row)
 
-    async def GetUser(self, request: pb.GetUserRequest, context) -> pb.User:
+    async def GetUser(self, request: pb.GetUserRequest, context: ServicerContext) -> pb.User:
         return convert.user(await self.flows.get_user(current_principal(), _user_id(request.name)))
 
-    async def ListUsers(self, request: pb.ListUsersRequest, context) -> pb.ListUsersResponse:
+    async def ListUsers(self, request: pb.ListUsersRequest, context: ServicerContext) -> pb.ListUsersResponse:
         rows, token = await self.flows.list_users(
             current_principal(),
             page_size=request.page_size,
@@ -112,7 +114,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
         return pb.ListUsersResponse(users=[convert.user(r) for r in rows], next_page_token=token)
 
-    async def UpdateUser(self, request: pb.UpdateUserRequest, context) -> pb.User:
+    async def UpdateUser(self, request: pb.UpdateUserRequest, context: ServicerContext) -> pb.User:
         paths = list(request.update_mask.paths)
         if not paths:
             raise InvalidArgument("is required (e.g. 'display_name')", field="update_mask")
@@ -124,28 +126,34 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         row = await self.flows.update_user(current_principal(), _user_id(request.user.name), changes)
         return convert.user(row)
 
-    async def DisableUser(self, request: pb.DisableUserRequest, context) -> pb.User:
+    async def DisableUser(self, request: pb.DisableUserRequest, context: ServicerContext) -> pb.User:
         return convert.user(await self.flows.set_disabled(current_principal(), _user_id(request.name), True))
 
-    async def EnableUser(self, request: pb.EnableUserRequest, context) -> pb.User:
+    async def EnableUser(self, request: pb.EnableUserRequest, context: ServicerContext) -> pb.User:
         return convert.user(await self.flows.set_disabled(current_principal(), _user_id(request.name), False))
 
-    async def ChangePassword(self, request: pb.ChangePasswordRequest, context) -> empty_pb2.Empty:
+    async def ChangePassword(
+        self, request: pb.ChangePasswordRequest, context: ServicerContext
+    ) -> empty_pb2.Empty:
         await self.flows.change_password(current_principal(), request.current_password, request.new_password)
         return empty_pb2.Empty()
 
-    async def ResetPassword(self, request: pb.ResetPasswordRequest, context) -> empty_pb2.Empty:
+    async def ResetPassword(
+        self, request: pb.ResetPasswordRequest, context: ServicerContext
+    ) -> empty_pb2.Empty:
         await self.flows.reset_password(current_principal(), _user_id(request.name), request.new_password)
         return empty_pb2.Empty()
 
-    async def CreateRoleBinding(self, request: pb.CreateRoleBindingRequest, context) -> pb.RoleBinding:
+    async def CreateRoleBinding(
+        self, request: pb.CreateRoleBindingRequest, context: ServicerContext
+    ) -> pb.RoleBinding:
         row = await self.flows.grant(
             current_principal(), request.parent, request.role_binding.role, request.role_binding.scope
         )
         return convert.role_binding(row)
 
     async def ListRoleBindings(
-        self, request: pb.ListRoleBindingsRequest, context
+        self, request: pb.ListRoleBindingsRequest, context: ServicerContext
     ) -> pb.ListRoleBindingsResponse:
         rows, token = await self.flows.list_bindings(
             current_principal(),
@@ -158,7 +166,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             role_bindings=[convert.role_binding(r) for r in rows], next_page_token=token
         )
 
-    async def DeleteRoleBinding(self, request: pb.DeleteRoleBindingRequest, context) -> empty_pb2.Empty:
+    async def DeleteRoleBinding(
+        self, request: pb.DeleteRoleBindingRequest, context: ServicerContext
+    ) -> empty_pb2.Empty:
         # `users/{uid}/roleBindings/{id}`, `serviceAccounts/{sid}/roleBindings/{id}` or the bare id.
         owner, _, binding_id = request.name.rpartition("/roleBindings/")
         binding_id = binding_id or request.name
@@ -167,7 +177,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         await self.flows.revoke(current_principal(), binding_id, owner or None)
         return empty_pb2.Empty()
 
-    async def CreateServiceAccount(self, request, context) -> pb.CreateServiceAccountResponse:
+    async def CreateServiceAccount(
+        self, request: pb.CreateServiceAccountRequest, context: ServicerContext
+    ) -> pb.CreateServiceAccountResponse:
         account, secret = await self.flows.create_service_account(
             current_principal(), request.service_account.display_name
         )
@@ -175,7 +187,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             service_account=convert.service_account(account), client_secret=secret
         )
 
-    async def ListServiceAccounts(self, request, context) -> pb.ListServiceAccountsResponse:
+    async def ListServiceAccounts(
+        self, request: pb.ListServiceAccountsRequest, context: ServicerContext
+    ) -> pb.ListServiceAccountsResponse:
         rows, token = await self.flows.list_service_accounts(
             current_principal(), page_size=request.page_size, page_token=request.page_token
         )
@@ -183,6 +197,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             service_accounts=[convert.service_account(r) for r in rows], next_page_token=token
         )
 
-    async def RotateSigningKey(self, request, context) -> pb.SigningKey:
+    async def RotateSigningKey(
+        self, request: pb.RotateSigningKeyRequest, context: ServicerContext
+    ) -> pb.SigningKey:
         key = await self.flows.rotate_signing_key(current_principal())
         return pb.SigningKey(kid=key.kid, algorithm="ES256", create_time=convert.ts(key.create_time))

@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,7 +79,7 @@ class KeyRing:
                 return
             self._publish(rows, newest)
 
-    def _publish(self, rows: list[SigningKey], newest: SigningKey) -> None:
+    def _publish(self, rows: Sequence[SigningKey], newest: SigningKey) -> None:
         if self._active is None or self._active.kid != newest.kid:
             private = serialization.load_pem_private_key(newest.private_pem.encode(), self.passphrase)
             assert isinstance(private, ec.EllipticCurvePrivateKey)

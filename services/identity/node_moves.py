@@ -11,6 +11,7 @@ acts on revocations (tokens still carrying the old scope) treats the old path as
 
 from __future__ import annotations
 
+from google.protobuf.message import Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +25,9 @@ from services.identity import convert
 from services.identity.models import MOVES, RoleBinding, StaffAssignment, User, platform
 
 
-async def _announce(session: AsyncSession, actor: str, event_type: str, payload, resource: str) -> None:  # type: ignore[no-untyped-def]
+async def _announce(
+    session: AsyncSession, actor: str, event_type: str, payload: Message, resource: str
+) -> None:
     await add_event(
         session, platform.outbox, build_event(event_type, payload, actor=actor, resource=resource)
     )

@@ -5,20 +5,22 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import SQLColumnExpression, and_, delete, exists, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from govkit.auth.principal import Binding
 from govkit.auth.roles import Role
 from govkit.auth.scopes import GLOBAL
+from govkit.db import rowcount
 from services.identity.models import LoginAttempts, RefreshToken, RoleBinding, ServiceAccount, User
 
 
-def _within(column, scope: str):  # type: ignore[no-untyped-def]
+def _within(column: SQLColumnExpression[str], scope: str) -> ColumnElement[bool]:
     """SQL for "column is `scope` or below it"."""
     if scope == GLOBAL:
-        return True
+        return true()
     return or_(column == scope, column.startswith(scope + "/", autoescape=True))
 
 
@@ -131,7 +133,7 @@ async def revoke_family(session: AsyncSession, family_id: str, now: dt.datetime)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    return result.rowcount > 0  # type: ignore[attr-defined]
+    return rowcount(result) > 0
 
 
 async def revoke_principal_tokens(
@@ -150,7 +152,7 @@ async def mark_used(session: AsyncSession, token_id: str, now: dt.datetime) -> b
         .where(RefreshToken.id == token_id, RefreshToken.used_at.is_(None))
         .values(used_at=now)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return rowcount(result) == 1
 
 
 async def attempts_for_update(

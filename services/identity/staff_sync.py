@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 
+from google.protobuf.message import Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -116,6 +117,7 @@ async def _reconcile(session: AsyncSession, principal: str, role: Role, scope: s
             RoleBinding.principal == principal, RoleBinding.role == role.value, RoleBinding.scope == scope
         )
     )
+    payload: Message
     if wanted and binding is None:
         binding = RoleBinding(
             id=new_id(),

@@ -8,6 +8,8 @@ import datetime as dt
 import sys
 from pathlib import Path
 
+import grpc
+
 from gov.blocks.v1 import blocks_pb2_grpc
 from gov.identity.v1 import identity_pb2_grpc
 from gov.tickets.v1 import tickets_pb2 as pb
@@ -34,7 +36,7 @@ OPERATOR = Principal("system:calendar-command", (Binding(Role.ADMIN, "*"),))
 
 
 def definition(settings: TicketsSettings) -> ServiceDefinition:
-    def register(server, runtime: ServiceRuntime) -> None:  # type: ignore[no-untyped-def]
+    def register(server: grpc.aio.Server, runtime: ServiceRuntime) -> None:
         assert runtime.identity_channel is not None
         calendar = CalendarStore(runtime.db)
         catalogue = CatalogueFlows(

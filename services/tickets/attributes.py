@@ -11,6 +11,7 @@ import decimal
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from govkit.errors import InvalidArgument
 
@@ -37,8 +38,8 @@ class Definition:
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping[str, object]) -> Definition:
-        options = tuple((str(k), str(n)) for k, n in data.get("options", ()))  # type: ignore[attr-defined]
+    def from_json(cls, data: Mapping[str, Any]) -> Definition:
+        options = tuple((str(k), str(n)) for k, n in data.get("options", ()))
         return cls(
             code=str(data["code"]),
             display_name=str(data["display_name"]),

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import re
 import time
+from collections.abc import Set as AbstractSet
 
 from google.protobuf.message import Message
 from sqlalchemy import delete, func, or_, select
@@ -20,7 +21,7 @@ from govkit import pagination, peers, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.auth.scopes import GLOBAL, ancestors, validate_path
-from govkit.db import Database, utcnow
+from govkit.db import Database, rowcount, utcnow
 from govkit.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
 from govkit.events import build_event
 from govkit.outbox import add_event
@@ -84,7 +85,7 @@ class CalendarStore:
         self.db = db
         self.check_every = check_every
         self._calendar = WorkingCalendar()
-        self._version: tuple[int, object] | None = None
+        self._version: tuple[object, ...] | None = None
         self._checked = float("-inf")
         self._lock = asyncio.Lock()
 
@@ -95,7 +96,7 @@ class CalendarStore:
         if time.monotonic() - self._checked < self.check_every:
             return self._calendar
         async with self._lock, self.db.sessions() as session:
-            version = tuple(
+            version: tuple[object, ...] = tuple(
                 (await session.execute(select(func.count(), func.max(CalendarYear.update_time)))).one()
             )
             if version != self._version:
@@ -103,7 +104,7 @@ class CalendarStore:
                 self._calendar = WorkingCalendar().with_days(
                     (dt.date.fromisoformat(r.day), r.kind, r.name) for r in rows
                 )
-                self._version = version  # type: ignore[assignment]
+                self._version = version
             self._checked = time.monotonic()
         return self._calendar
 
@@ -200,7 +201,7 @@ class CatalogueFlows:
             result = await session.execute(
                 delete(UnitMember).where(UnitMember.unit_code == unit.code, UnitMember.user_id == parts[3])
             )
-            if result.rowcount == 0:
+            if rowcount(result) == 0:
                 raise NotFound(f"no member {name}")
             await _member_event(session, principal, "tickets.v1.unit_member.removed", unit.code, parts[3])
 
@@ -256,7 +257,7 @@ class CatalogueFlows:
                 "a center kind, or default_unit for a department", field="category.default_center"
             )
 
-    def _apply(self, row: Category, c: pb.Category, fields: set[str]) -> None:
+    def _apply(self, row: Category, c: pb.Category, fields: AbstractSet[str]) -> None:
         if "display_name" in fields:
             row.display_name = validation.text(c.display_name, "category.display_name", max_len=64)
         if "group" in fields:

@@ -12,7 +12,7 @@ from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from gov.tickets.v1 import events_pb2
 from gov.tickets.v1 import tickets_pb2 as pb
 from govkit.errors import InvalidArgument
-from govkit.protobuf import timestamp
+from govkit.protobuf import ProtoEnum, enum_type, enum_value, timestamp
 from services.tickets import models
 from services.tickets.attributes import Definition
 
@@ -33,8 +33,9 @@ def name_of(enum: EnumTypeWrapper, value: int, field: str, *, required: bool = T
         raise InvalidArgument(f"{value} is not a valid value", field=field) from None
 
 
-def value_of(enum: EnumTypeWrapper, name: str) -> int:
-    return enum.Value(_prefix(enum) + name.upper()) if name else 0
+def value_of(enum: type[ProtoEnum], name: str) -> ProtoEnum | None:
+    """`in_progress` -> `TICKET_STATE_IN_PROGRESS`; an empty name leaves the field unset (None)."""
+    return enum_value(enum, _prefix(enum_type(enum)) + name.upper()) if name else None
 
 
 def duration(seconds: float) -> duration_pb2.Duration:

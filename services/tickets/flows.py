@@ -6,13 +6,16 @@ event (transactional outbox), so a crash keeps all three or none.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import datetime as dt
 import json
 import math
 import re
 from collections.abc import Sequence
+from typing import Any
 
+from google.protobuf.message import Message
 from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -239,7 +242,9 @@ class TicketFlows:
             raise InvalidArgument(f"{path} is retired and takes no new reports", field="ticket.node")
         return path, None, None, None
 
-    async def _ask_blocks(self, principal: Principal, method: str, request, not_found: str, field: str):  # type: ignore[no-untyped-def]
+    async def _ask_blocks(
+        self, principal: Principal, method: str, request: Message, not_found: str, field: str
+    ) -> Any:
         if self.blocks is None:
             raise Unavailable("the blocks service is not configured")
         return await peers.ask(
@@ -309,8 +314,10 @@ class TicketFlows:
             same_household = household is not None and thh == household
             close = (
                 lat is not None
+                and lng is not None
                 and tlat is not None
-                and distance_m(lat, lng, tlat, tlng) <= self.settings.duplicate_radius_m  # type: ignore[arg-type]
+                and tlng is not None
+                and distance_m(lat, lng, tlat, tlng) <= self.settings.duplicate_radius_m
             )
             if same_household or close:
                 found.append(tid)
@@ -530,9 +537,10 @@ class TicketFlows:
             by_ticket.setdefault(u.ticket_id, []).append(u)
         return [(t, by_ticket.get(t.id, [])) for t in page], token
 
+    # `builtins.list` in the signatures below: in the class body `list` is the method above.
     async def timeline(
         self, principal: Principal, parent: str, size: int, token: str
-    ) -> tuple[list[TimelineEntry], str]:
+    ) -> tuple[builtins.list[TimelineEntry], str]:
         row, _ = await self.get(principal, parent)
         size = pagination.page_size(size)
         fp = pagination.fingerprint("timeline", row.id)
@@ -620,14 +628,14 @@ class TicketFlows:
                 return lifecycle.apply(ticket, command, actor, now, reopen_window=window)
             except (PermissionDenied, FailedPrecondition) as exc:
                 refusals.append(exc)
-        for exc in refusals:
-            if isinstance(exc, FailedPrecondition):
-                raise exc
+        for refusal in refusals:
+            if isinstance(refusal, FailedPrecondition):
+                raise refusal
         raise refusals[0] if refusals else PermissionDenied("the caller may not do that")
 
     async def transition(
         self, principal: Principal, r: pb.TransitionTicketRequest
-    ) -> tuple[Ticket, list[TicketUnit]]:
+    ) -> tuple[Ticket, builtins.list[TicketUnit]]:
         ticket_id = validation.resource_id(r.name, "tickets")
         action_name = convert.name_of(pb.Action, r.action, "action")
         if action_name == "submit":
@@ -702,7 +710,7 @@ class TicketFlows:
         self,
         session: AsyncSession,
         row: Ticket,
-        units: list[TicketUnit],
+        units: builtins.list[TicketUnit],
         after: lifecycle.Ticket,
         entry: lifecycle.Entry,
         command: lifecycle.Command,

@@ -22,6 +22,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from govkit.auth.scopes import covers
 from govkit.errors import FailedPrecondition, InvalidArgument, PermissionDenied
@@ -230,7 +231,8 @@ def apply(
     if target is None:
         raise FailedPrecondition(f"cannot {command.action} a ticket that is {ticket.state}")
     _check_state(ticket, command)
-    changes: dict[str, object] = {"state": target}
+    # Fields of Ticket by name; their types differ, dataclasses.replace checks them at runtime.
+    changes: dict[str, Any] = {"state": target}
     unit = ""
     match command.action:
         case Action.DISPATCH:
@@ -260,7 +262,7 @@ def apply(
             changes["rating"] = command.rating
         case Action.REOPEN:
             changes.update(units={}, lead_unit="", rating=None, resolved_at=None)
-    updated = dataclasses.replace(ticket, **changes)  # type: ignore[arg-type]
+    updated = dataclasses.replace(ticket, **changes)
     entry = Entry(
         action=command.action,
         actor=actor.subject,

@@ -22,7 +22,7 @@ from gov.tickets.v1 import tickets_pb2 as pb
 from govkit import pagination, validation
 from govkit.auth.scopes import validate_path
 from govkit.db import Database
-from govkit.errors import InvalidArgument, NotFound
+from govkit.errors import NotFound
 from govkit.protobuf import period, timestamp
 from govkit.sqlpaths import within
 from services.tickets import convert
@@ -55,7 +55,7 @@ PUBLIC_COLUMNS = (
 )
 
 
-def _public_query() -> Select[Any]:
+def _public_query() -> Select[*tuple[Any, ...]]:
     return (
         select(*PUBLIC_COLUMNS)
         .join(Category, Category.code == Ticket.category)
@@ -109,7 +109,7 @@ class PublicTickets:
         category = code_of(r.category, "categories", "category") if r.category else ""
         node = validate_path(r.node, field="node", allow_global=False) if r.node else ""
         fp = pagination.fingerprint("public-tickets", state, category, node, start, end)
-        cursor = pagination.decode_token(r.page_token, fp)
+        cursor = pagination.decode_token(r.page_token, fp, t=dt.datetime, id=str)
         query = _public_query()
         if state:
             query = query.where(Ticket.state == state)
@@ -122,10 +122,7 @@ class PublicTickets:
         if end:
             query = query.where(Ticket.create_time < end)
         if cursor:
-            try:
-                at, last = dt.datetime.fromisoformat(str(cursor["t"])), str(cursor["id"])
-            except (KeyError, ValueError):
-                raise InvalidArgument("is not a token this API issued", field="page_token") from None
+            at, last = cursor["t"], cursor["id"]
             query = query.where(or_(Ticket.create_time < at, (Ticket.create_time == at) & (Ticket.id < last)))
         query = query.order_by(Ticket.create_time.desc(), Ticket.id.desc()).limit(size + 1)
         async with self.db.sessions() as session:

@@ -13,6 +13,7 @@ import logging
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.tickets.v1 import events_pb2
 from govkit.db import Database, utcnow
@@ -112,7 +113,9 @@ class Sweeper:
         log.info("deadline breached", extra={"ticket": ticket_id, "kind": kind, "escalated": escalated})
         return 1
 
-    async def _escalate_if_ruled(self, session, row: Ticket, kind: str, now: dt.datetime) -> bool:  # type: ignore[no-untyped-def]
+    async def _escalate_if_ruled(
+        self, session: AsyncSession, row: Ticket, kind: str, now: dt.datetime
+    ) -> bool:
         """The category's rule: a street that lets the acknowledge deadline pass hands it up."""
         if kind != "acknowledge" or row.escalated:
             return False

@@ -12,7 +12,6 @@ from typing import Annotated
 
 import grpc
 from fastapi import APIRouter, Path, Query, Request, Response
-from google.protobuf import field_mask_pb2
 
 from gateway.blocks_resources import (
     ID_PATTERN,
@@ -119,13 +118,15 @@ async def list_nodes(
         ),
         caller,
     )
-    return NodePage(items=[Node.of(n) for n in reply.nodes], next_page_token=reply.next_page_token)
+    return NodePage.of(reply)
 
 
 @router.post("/nodes", response_model=Node, status_code=201, summary="Create a node of the region tree")
 @body_limit(BOUNDARY_BODY_BYTES)
 async def create_node(request: Request, response: Response, body: NewNode, caller: CallerDep) -> Node:
-    reply = await call(request, _blocks(request).CreateNode, pb.CreateNodeRequest(node=body.to_pb()), caller)
+    reply = await call(
+        request, _blocks(request).CreateNode, pb.CreateNodeRequest(node=body.to_pb(pb.Node)), caller
+    )
     response.headers["Location"] = f"/api/v1/nodes/{ref_of(reply.path)}"
     return Node.of(reply)
 
@@ -144,11 +145,11 @@ async def get_node(request: Request, node: NodeRef, caller: CallerDep) -> Node:
 )
 @body_limit(BOUNDARY_BODY_BYTES)
 async def update_node(request: Request, node: NodeRef, body: NodePatch, caller: CallerDep) -> Node:
-    message, mask = body.to_pb(path_of(node))
+    message, mask = body.patch(pb.Node, name=f"nodes/{path_of(node)}")
     reply = await call(
         request,
         _blocks(request).UpdateNode,
-        pb.UpdateNodeRequest(node=message, update_mask=field_mask_pb2.FieldMask(paths=mask)),
+        pb.UpdateNodeRequest(node=message, update_mask=mask),
         caller,
     )
     return Node.of(reply)
@@ -215,9 +216,7 @@ async def list_staff(
         pb.ListStaffRequest(node=path_of(node), user=user, page_size=page_size, page_token=page_token),
         caller,
     )
-    return StaffPage(
-        items=[StaffAssignment.of(a) for a in reply.assignments], next_page_token=reply.next_page_token
-    )
+    return StaffPage.of(reply)
 
 
 @router.post(
@@ -233,7 +232,9 @@ async def list_staff(
 async def assign_staff(
     request: Request, response: Response, node: NodeRef, body: NewStaffAssignment, caller: CallerDep
 ) -> StaffAssignment:
-    reply = await call(request, _blocks(request).AssignStaff, body.to_pb(path_of(node)), caller)
+    assignment_pb = body.to_pb(pb.StaffAssignment, skip={"replace"}, block=path_of(node))
+    message = pb.AssignStaffRequest(assignment=assignment_pb, replace=body.replace)
+    reply = await call(request, _blocks(request).AssignStaff, message, caller)
     assignment = StaffAssignment.of(reply)
     response.headers["Location"] = f"/api/v1/nodes/{ref_of(assignment.block)}/staff/{assignment.id}"
     return assignment
@@ -306,9 +307,7 @@ async def list_buildings(
         pb.ListBuildingsRequest(block=path_of(node), page_size=page_size, page_token=page_token),
         caller,
     )
-    return BuildingPage(
-        items=[Building.of(b) for b in reply.buildings], next_page_token=reply.next_page_token
-    )
+    return BuildingPage.of(reply)
 
 
 @router.post(
@@ -320,7 +319,7 @@ async def create_building(
     reply = await call(
         request,
         _blocks(request).CreateBuilding,
-        pb.CreateBuildingRequest(building=body.to_pb(path_of(node))),
+        pb.CreateBuildingRequest(building=body.to_pb(pb.Building, block=path_of(node))),
         caller,
     )
     response.headers["Location"] = f"/api/v1/nodes/{ref_of(reply.block)}/buildings/{reply.code}"
@@ -352,9 +351,7 @@ async def list_households(
         ),
         caller,
     )
-    return HouseholdPage(
-        items=[Household.of(h) for h in reply.households], next_page_token=reply.next_page_token
-    )
+    return HouseholdPage.of(reply)
 
 
 @router.get(
@@ -376,7 +373,7 @@ async def create_household(
     reply = await call(
         request,
         _blocks(request).CreateHousehold,
-        pb.CreateHouseholdRequest(household=body.to_pb(), request_id=idempotency_key or ""),
+        pb.CreateHouseholdRequest(household=body.to_pb(pb.Household), request_id=idempotency_key or ""),
         caller,
     )
     response.headers["Location"] = f"/api/v1/households/{reply.id}"
@@ -406,11 +403,11 @@ async def get_household(request: Request, household_id: HouseholdId, caller: Cal
 async def update_household(
     request: Request, household_id: HouseholdId, body: HouseholdPatch, caller: CallerDep
 ) -> Household:
-    message, mask = body.to_pb(household_id)
+    message, mask = body.patch(pb.Household, name=f"households/{household_id}")
     reply = await call(
         request,
         _blocks(request).UpdateHousehold,
-        pb.UpdateHouseholdRequest(household=message, update_mask=field_mask_pb2.FieldMask(paths=mask)),
+        pb.UpdateHouseholdRequest(household=message, update_mask=mask),
         caller,
     )
     return Household.of(reply)
@@ -460,7 +457,7 @@ async def list_household_visits(
         ),
         caller,
     )
-    return VisitPage(items=[Visit.of(v) for v in reply.visits], next_page_token=reply.next_page_token)
+    return VisitPage.of(reply)
 
 
 @router.post(
@@ -480,7 +477,10 @@ async def record_visit(
     reply = await call(
         request,
         _blocks(request).RecordVisit,
-        pb.RecordVisitRequest(visit=body.to_pb(household_id), request_id=idempotency_key or ""),
+        pb.RecordVisitRequest(
+            visit=body.to_pb(pb.Visit, household=f"households/{household_id}"),
+            request_id=idempotency_key or "",
+        ),
         caller,
     )
     visit = Visit.of(reply)
@@ -512,7 +512,7 @@ async def list_node_visits(
         ),
         caller,
     )
-    return VisitPage(items=[Visit.of(v) for v in reply.visits], next_page_token=reply.next_page_token)
+    return VisitPage.of(reply)
 
 
 # ----------------------------------------------------------------------------- imports

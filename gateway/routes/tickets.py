@@ -11,7 +11,6 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from google.protobuf import field_mask_pb2
 
 from gateway.blocks_resources import ID_PATTERN, NODE_REF_MAX_LENGTH, NODE_REF_PATTERN, path_of, timestamp
 from gateway.params import IdempotencyKey, PageSize, PageToken, free_text
@@ -32,7 +31,6 @@ from gateway.tickets_resources import (
     TicketPage,
     TicketStateName,
     TicketStatistics,
-    TimelineEntry,
     TimelinePage,
     Transition,
     Unit,
@@ -122,9 +120,7 @@ async def list_categories(
         ),
         caller,
     )
-    return CategoryPage(
-        items=[Category.of(c) for c in reply.categories], next_page_token=reply.next_page_token
-    )
+    return CategoryPage.of(reply)
 
 
 @router.post(
@@ -137,7 +133,10 @@ async def create_category(
     request: Request, response: Response, body: NewCategory, caller: CallerDep
 ) -> Category:
     reply = await call(
-        request, _tickets(request).CreateCategory, pb.CreateCategoryRequest(category=body.to_pb()), caller
+        request,
+        _tickets(request).CreateCategory,
+        pb.CreateCategoryRequest(category=body.to_pb(pb.Category)),
+        caller,
     )
     category = Category.of(reply)
     response.headers["Location"] = f"/api/v1/categories/{category.code}"
@@ -160,11 +159,11 @@ async def get_category(request: Request, code: CategoryCode, caller: CallerDep) 
 async def update_category(
     request: Request, code: CategoryCode, body: CategoryPatch, caller: CallerDep
 ) -> Category:
-    message, mask = body.to_pb(code)
+    message, mask = body.patch(pb.Category, name=f"categories/{code}", code=code)
     reply = await call(
         request,
         _tickets(request).UpdateCategory,
-        pb.UpdateCategoryRequest(category=message, update_mask=field_mask_pb2.FieldMask(paths=mask)),
+        pb.UpdateCategoryRequest(category=message, update_mask=mask),
         caller,
     )
     return Category.of(reply)
@@ -195,12 +194,14 @@ async def list_units(
         pb.ListUnitsRequest(node=path_of(node), page_size=page_size, page_token=page_token),
         caller,
     )
-    return UnitPage(items=[Unit.of(u) for u in reply.units], next_page_token=reply.next_page_token)
+    return UnitPage.of(reply)
 
 
 @router.post("/units", response_model=Unit, status_code=201, summary="Add a handling unit")
 async def create_unit(request: Request, response: Response, body: NewUnit, caller: CallerDep) -> Unit:
-    reply = await call(request, _tickets(request).CreateUnit, pb.CreateUnitRequest(unit=body.to_pb()), caller)
+    reply = await call(
+        request, _tickets(request).CreateUnit, pb.CreateUnitRequest(unit=body.to_pb(pb.Unit)), caller
+    )
     unit = Unit.of(reply)
     response.headers["Location"] = f"/api/v1/units/{unit.code}"
     return unit
@@ -226,9 +227,7 @@ async def list_unit_members(
         pb.ListUnitMembersRequest(parent=f"units/{code}", page_size=page_size, page_token=page_token),
         caller,
     )
-    return UnitMemberPage(
-        items=[UnitMember.of(m) for m in reply.members], next_page_token=reply.next_page_token
-    )
+    return UnitMemberPage.of(reply)
 
 
 @router.post(
@@ -292,7 +291,7 @@ async def create_ticket(
     reply = await call(
         request,
         _tickets(request).CreateTicket,
-        pb.CreateTicketRequest(ticket=body.to_pb(), request_id=idempotency_key or ""),
+        pb.CreateTicketRequest(ticket=body.to_pb(pb.Ticket), request_id=idempotency_key or ""),
         caller,
     )
     ticket = Ticket.of(reply)
@@ -340,7 +339,7 @@ async def list_tickets(
         ),
         caller,
     )
-    return TicketPage(items=[Ticket.of(t) for t in reply.tickets], next_page_token=reply.next_page_token)
+    return TicketPage.of(reply)
 
 
 @router.get("/tickets/{ticket_id}", response_model=Ticket, summary="Get a ticket")
@@ -366,7 +365,8 @@ async def get_ticket(request: Request, ticket_id: TicketId, caller: CallerDep) -
 async def transition_ticket(
     request: Request, ticket_id: TicketId, body: Transition, caller: CallerDep
 ) -> Ticket:
-    reply = await call(request, _tickets(request).TransitionTicket, body.to_pb(ticket_id), caller)
+    message = body.to_pb(pb.TransitionTicketRequest, name=f"tickets/{ticket_id}")
+    reply = await call(request, _tickets(request).TransitionTicket, message, caller)
     return Ticket.of(reply)
 
 
@@ -376,7 +376,8 @@ async def transition_ticket(
     summary="Rate how a resolved ticket was handled (the reporter, or staff recording it)",
 )
 async def rate_ticket(request: Request, ticket_id: TicketId, body: NewRating, caller: CallerDep) -> Ticket:
-    reply = await call(request, _tickets(request).TransitionTicket, body.to_pb(ticket_id), caller)
+    message = body.to_pb(pb.TransitionTicketRequest, name=f"tickets/{ticket_id}", action=pb.ACTION_RATE)
+    reply = await call(request, _tickets(request).TransitionTicket, message, caller)
     return Ticket.of(reply)
 
 
@@ -400,9 +401,7 @@ async def list_timeline(
         ),
         caller,
     )
-    return TimelinePage(
-        items=[TimelineEntry.of(e) for e in reply.entries], next_page_token=reply.next_page_token
-    )
+    return TimelinePage.of(reply)
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -442,7 +441,7 @@ async def ticket_statistics(
         ),
         caller,
     )
-    return TicketStatistics.of(reply, path_of(node))
+    return TicketStatistics.of(reply, node=path_of(node))
 
 
 # ----------------------------------------------------------------------------- working calendar
@@ -474,7 +473,9 @@ async def set_calendar_year(
     reply = await call(
         request,
         _tickets(request).SetCalendarYear,
-        pb.SetCalendarYearRequest(calendar_year=body.to_pb(year)),
+        pb.SetCalendarYearRequest(
+            calendar_year=body.to_pb(pb.CalendarYear, name=f"calendarYears/{year}", year=year)
+        ),
         caller,
     )
     return CalendarYear.of(reply)

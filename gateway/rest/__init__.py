@@ -1,0 +1,27 @@
+"""REST from declarations: JSON enums, response views and request bodies derived from protobuf descriptors.
+
+A resource's JSON shape is declared in a few lines (which fields, which are shortened names, which are
+null when empty, their descriptions); the conversion to and from protobuf and the OpenAPI schema come
+from the message descriptors, the same way for every service.
+"""
+
+from gateway.rest.bodies import Body, Named, Proto
+from gateway.rest.enums import ProtoEnum, from_pb, proto_enums, to_pb
+from gateway.rest.names import last_segment, path_of, ref_of, short
+from gateway.rest.views import Out, View
+
+__all__ = [
+    "Body",
+    "Named",
+    "Out",
+    "Proto",
+    "ProtoEnum",
+    "View",
+    "from_pb",
+    "last_segment",
+    "path_of",
+    "proto_enums",
+    "ref_of",
+    "short",
+    "to_pb",
+]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, TypeVar, Union, get_args, get_origin
@@ -19,9 +19,11 @@ from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from gateway.problems import Problem
 from gateway.rest.enums import proto_number
+from gateway.rest.fields import enum_type, fields_of
 
 M = TypeVar("M", bound=Message)
 
@@ -39,6 +41,9 @@ class Named:
     """A short reference kept in the message as a resource name: `wanlou-rapid` -> `units/wanlou-rapid`."""
 
     collection: str
+
+
+_K = TypeVar("_K", bound=Proto | Named)
 
 
 class Body(BaseModel):
@@ -63,15 +68,13 @@ class Body(BaseModel):
                 raise Problem(400, f"{name} cannot be null", slug="invalid-argument")
         message = message_type(**fixed)
         self.fill(message, present)
-        descriptor = message.DESCRIPTOR
-        paths = sorted(
-            _target(descriptor.fields_by_name, name, self._marker(name, Proto)) for name in present
-        )
+        fields = fields_of(message)
+        paths = sorted(_target(fields, name, self._marker(name, Proto)) for name in present)
         return message, field_mask_pb2.FieldMask(paths=paths)
 
     def fill(self, message: Message, names: Iterable[str]) -> None:
         """Writes the named body fields into `message`; a subclass adds what no single field says."""
-        fields = message.DESCRIPTOR.fields_by_name
+        fields = fields_of(message)
         for name in names:
             value = getattr(self, name)
             if value is None:
@@ -95,11 +98,8 @@ class Body(BaseModel):
                 setattr(message, fd.name, _encode(fd, value, named, name))
 
     def _marker(self, name: str, kind: type[_K]) -> _K | None:
-        info = type(self).model_fields[name]
+        info: FieldInfo = type(self).model_fields[name]
         return _find(kind, [*info.metadata, info.annotation])
-
-
-_K = TypeVar("_K", Proto, Named)
 
 
 def _find(kind: type[_K], places: list[Any]) -> _K | None:
@@ -107,16 +107,15 @@ def _find(kind: type[_K], places: list[Any]) -> _K | None:
     for place in places:
         if isinstance(place, kind):
             return place
-        origin = get_origin(place)
-        if origin in (Annotated, Union, types.UnionType, list):
-            args = get_args(place)
-            found = _find(kind, [*args, *getattr(place, "__metadata__", ())])
+        if get_origin(place) in (Annotated, Union, types.UnionType, list):
+            inner: list[Any] = [*get_args(place), *getattr(place, "__metadata__", ())]
+            found = _find(kind, inner)
             if found is not None:
                 return found
     return None
 
 
-def _target(fields: Any, name: str, proto: Proto | None) -> str:
+def _target(fields: Mapping[str, FieldDescriptor], name: str, proto: Proto | None) -> str:
     if proto is not None and proto.field:
         return proto.field
     if name not in fields and name.endswith("_seconds"):
@@ -139,7 +138,7 @@ def _write_message(target: Message, value: object, name: str) -> None:
 
 def _encode(fd: FieldDescriptor, value: object, named: Named | None, name: str) -> object:
     if isinstance(value, StrEnum) and fd.type == FieldDescriptor.TYPE_ENUM:
-        return proto_number(fd.enum_type, value.value)
+        return proto_number(enum_type(fd), value.value)
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value.isoformat()
     if named is not None and isinstance(value, str):

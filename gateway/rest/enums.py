@@ -64,7 +64,7 @@ class _ProtoEnumType(EnumType):
                     namespace[f"{name}_" if keyword.iskeyword(name) else name] = name
         return namespace
 
-    def __new__(  # type: ignore[misc]  # EnumType.__new__ plus the class keywords
+    def __new__(
         metacls,
         cls: str,
         bases: tuple[type, ...],
@@ -89,7 +89,7 @@ class ProtoEnum(StrEnum, metaclass=_ProtoEnumType):
     proto: ClassVar[EnumTypeWrapper]
 
     def to_pb(self) -> int:
-        return proto_number(self.proto.DESCRIPTOR, self.value)
+        return proto_number(self.proto.DESCRIPTOR, str(self))
 
     @classmethod
     def from_pb(cls: type[E], value: int) -> E | None:
@@ -110,8 +110,9 @@ def proto_enums(*classes: type[ProtoEnum]) -> dict[type[StrEnum], tuple[EnumType
     return {cls: (cls.proto, prefix_of(cls.proto.DESCRIPTOR)) for cls in classes}
 
 
-def to_pb(value: StrEnum | None) -> int:
-    """The protobuf number of a JSON enum member; 0 for None."""
+def to_pb(value: StrEnum | None) -> Any:
+    """The protobuf number of a JSON enum member; 0 for None. Any, not int: message fields are typed by
+    their protobuf enum, and which one depends on the member's class."""
     if value is None:
         return 0
     if not isinstance(value, ProtoEnum):
@@ -121,4 +122,4 @@ def to_pb(value: StrEnum | None) -> int:
 
 def from_pb(cls: type[E], value: int) -> E | None:
     """The JSON member of a protobuf number; None when unspecified (or newer than the gateway)."""
-    return cls.from_pb(value)  # type: ignore[attr-defined, no-any-return]  # cls is a ProtoEnum
+    return cls.from_pb(value)  # type: ignore[attr-defined]  # cls is a ProtoEnum

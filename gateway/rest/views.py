@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from pydantic._internal._model_construction import ModelMetaclass
 
 from gateway.rest.enums import json_enum_of
+from gateway.rest.fields import descriptor_of, enum_type, message_type
 
 M = TypeVar("M", bound=Message)
 Reader = Callable[[Message], object]
@@ -81,7 +82,7 @@ class _ViewType(ModelMetaclass):
         annotations: dict[str, Any] = {}
         module: str = namespace["__module__"]
         if message is not None:
-            descriptor: Descriptor = message.DESCRIPTOR
+            descriptor = descriptor_of(message)
             for field_name, spec in (fields or {}).items():
                 out = spec if isinstance(spec, Out) else Out(description=spec)
                 annotations[field_name], readers[field_name] = _field(module, descriptor, field_name, out)
@@ -99,8 +100,8 @@ class _ViewType(ModelMetaclass):
             cls.readers = readers  # type: ignore[attr-defined]  # View.readers
         if message is not None:
             full_name = message.DESCRIPTOR.full_name
-            _VIEWS.setdefault((namespace["__module__"], full_name), cls)  # type: ignore[arg-type]  # a View
-            _FIRST_VIEWS.setdefault(full_name, cls)  # type: ignore[arg-type]  # a View
+            _VIEWS.setdefault((namespace["__module__"], full_name), cls)
+            _FIRST_VIEWS.setdefault(full_name, cls)
         return cls
 
 
@@ -189,11 +190,11 @@ def _scalar(module: str, fd: FieldDescriptor, out: Out) -> tuple[Any, Callable[[
     """The JSON type of one value of the field and its reader (before `nullable`)."""
     convert = out.convert or (lambda v: v)
     if fd.type == FieldDescriptor.TYPE_ENUM:
-        cls = json_enum_of(module, fd.enum_type)
+        cls = json_enum_of(module, enum_type(fd))
 
         return (cls | None) if not fd.is_repeated else cls, cls.from_pb
     if fd.type == FieldDescriptor.TYPE_MESSAGE:
-        full = fd.message_type.full_name
+        full = message_type(fd).full_name
         if full == _TIMESTAMP:
             return dt.datetime | None, _time
         if full == _DURATION:
@@ -211,7 +212,7 @@ def _scalar(module: str, fd: FieldDescriptor, out: Out) -> tuple[Any, Callable[[
 
 def _message(module: str, fd: FieldDescriptor, source: str, out: Out) -> tuple[object, Reader]:
     annotation, read_one = _scalar(module, fd, out)
-    full = fd.message_type.full_name
+    full = message_type(fd).full_name
     if full in (_TIMESTAMP, _DURATION):
         # Unset reads as null, as proto3 JSON leaves it out.
         return annotation, lambda m: read_one(getattr(m, source)) if m.HasField(source) else None
@@ -229,8 +230,8 @@ def _time(value: Message) -> dt.datetime | None:
     seconds, nanos = getattr(value, "seconds", 0), getattr(value, "nanos", 0)
     if not seconds and not nanos:
         return None
-    return value.ToDatetime(tzinfo=dt.UTC)  # type: ignore[attr-defined, no-any-return]  # a Timestamp
+    return value.ToDatetime(tzinfo=dt.UTC)  # type: ignore[attr-defined]  # a Timestamp
 
 
 def _is_map(fd: FieldDescriptor) -> bool:
-    return fd.type == FieldDescriptor.TYPE_MESSAGE and fd.message_type.GetOptions().map_entry
+    return fd.type == FieldDescriptor.TYPE_MESSAGE and message_type(fd).GetOptions().map_entry

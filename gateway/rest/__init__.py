@@ -1,8 +1,10 @@
 """REST from declarations: JSON enums, response views and request bodies derived from protobuf descriptors.
 
-A resource's JSON shape is declared in a few lines (which fields, which are shortened names, which are
-null when empty, their descriptions); the conversion to and from protobuf and the OpenAPI schema come
-from the message descriptors, the same way for every service.
+A resource's REST surface is declared in a few lines: its JSON enums (`ProtoEnum`), the fields a
+response shows (`View`: which, shortened how, null when empty, described how), the fields a body may
+set (`Body`: constraints and examples; output-only fields are simply not there), and its routes
+(`gateway.rest.routes.Endpoints`: which RPC, which path, which params). The conversion to and from
+protobuf and the OpenAPI schemas come from the message descriptors, the same way for every service.
 """
 
 from gateway.rest.bodies import Body, Named, Proto

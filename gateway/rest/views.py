@@ -1,10 +1,13 @@
-"""Response views: pydantic models generated from a message descriptor and a short field declaration.
+"""Response views: pydantic models whose fields are typed from a message descriptor.
 
-A view lists its JSON fields in order. Each reads the same-named proto field unless it names another
-(`Out("display_name")`); a JSON name `x_seconds` reads the Duration `x`. Types follow the descriptor:
-strings, numbers and booleans as they are, enums as their JSON enum (null when unspecified), Timestamps
-as RFC 3339 times (null when unset), Durations as seconds (null when unset), maps as objects, nested
-messages as their own view (null when unset or empty, if the declaration says `nullable`).
+    class Unit(View, message=pb.Unit, fields={"code": None, "name": "Resource name, `units/{code}`"}): ...
+
+A view lists its JSON fields in order, each with its description (or an `Out`). Each reads the
+same-named proto field unless it names another (`Out("display_name")`); a JSON name `x_seconds` reads
+the Duration `x`. Types follow the descriptor: strings, numbers and booleans as they are, enums as their
+JSON enum (null when unspecified), Timestamps as RFC 3339 times (null when unset), Durations as seconds
+(null when unset), maps as objects, nested messages as their own view (null when unset or empty, if
+the declaration says `nullable`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -22,7 +25,6 @@ from pydantic._internal._model_construction import ModelMetaclass
 from gateway.rest.enums import json_enum_of
 from gateway.rest.fields import descriptor_of, enum_type, message_type
 
-M = TypeVar("M", bound=Message)
 Reader = Callable[[Message], object]
 
 _TIMESTAMP = "google.protobuf.Timestamp"

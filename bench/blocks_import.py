@@ -14,7 +14,8 @@ mobile number for most adults. The files go to a temporary directory (removed af
 
 Then, on a fresh database (a SQLite file in that directory, or a new PostgreSQL database on
 127.0.0.1:5432 dropped afterwards) migrated to head, in this one process and through
-ImportFlows.import_file directly, as `python -m services.blocks import KIND FILE` does (no gRPC):
+ImportFlows.import_path directly, as `python -m services.blocks import KIND FILE` does (no gRPC;
+bench/blocks_import_stack.py sends the same files through the gateway to a running service):
 
   import     nodes, boundaries, buildings, households, residents in that order, each file timed on the
              wall clock (file read + import_file, one transaction per file) with rows/s; "parse s" is
@@ -502,8 +503,8 @@ async def import_one(
     rss.mark()
     statements_before = statements.count
     started = time.perf_counter()
-    content = await asyncio.to_thread(path.read_bytes)
-    reply = await flows.import_file(OPERATOR, KINDS[kind], content)
+    # As `python -m services.blocks import` does: spooled and read back a chunk at a time.
+    reply = await flows.import_path(OPERATOR, KINDS[kind], path)
     seconds = time.perf_counter() - started
     return {
         "kind": kind,
@@ -571,8 +572,7 @@ async def run_imports(url: str, district: District, rss: PeakRss, checks: Checks
         started = time.perf_counter()
         error: DomainError | None = None
         try:
-            content = await asyncio.to_thread(district.bad_file.read_bytes)
-            await flows.import_file(OPERATOR, pb.IMPORT_KIND_HOUSEHOLDS, content)
+            await flows.import_path(OPERATOR, pb.IMPORT_KIND_HOUSEHOLDS, district.bad_file)
         except DomainError as exc:
             error = exc
         seconds = time.perf_counter() - started

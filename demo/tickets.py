@@ -90,6 +90,7 @@ class CategorySpec:
     default_center: int = pb.UNIT_KIND_UNSPECIFIED  # street work: one of the street's four centers
     default_unit: str = ""  # a department's unit code
     kind: int = pb.TICKET_KIND_GENERAL
+    public: bool = False  # anyone may read its tickets (Open311 without a key)
 
     @property
     def route(self) -> str:
@@ -233,6 +234,8 @@ def load_categories(path: Path, units: Mapping[str, UnitSpec]) -> tuple[Category
         default_center = entry.enum("default_center", pb.UnitKind, "UNIT_KIND", default="unspecified")
         if bool(default_unit) == bool(default_center):
             raise DemoDataError(f"{entry.where}: give either default_unit or default_center")
+        if not isinstance(entry.values.get("public"), bool):
+            raise DemoDataError(f"{entry.where}: public must be true or false")
         if default_unit and default_unit not in units:
             raise DemoDataError(f"{entry.where}: default_unit {default_unit!r} is not in units.csv")
         categories.append(
@@ -252,6 +255,7 @@ def load_categories(path: Path, units: Mapping[str, UnitSpec]) -> tuple[Category
                 default_center=default_center,
                 default_unit=default_unit,
                 kind=entry.enum("kind", pb.TicketKind, "TICKET_KIND", default="general"),
+                public=entry.get("public", required=True),
             )
         )
         entry.done()
@@ -387,6 +391,7 @@ def category_message(c: CategorySpec) -> pb.Category:
         priority=c.priority,
         matter_class=c.matter_class,
         kind=c.kind,
+        public=c.public,
         attributes=[
             pb.AttributeDefinition(
                 code=a.code,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from gateway.app import create_app
+from gateway.routes.blocks import UNTRACED_CLIENT_METHODS
 from gateway.settings import GatewaySettings
 from govkit import config, telemetry
 from govkit.logs import setup_logging
@@ -13,7 +14,7 @@ from govkit.logs import setup_logging
 def main() -> None:
     settings = config.load(GatewaySettings)
     setup_logging("gateway", settings.log_level)
-    telemetry.setup_telemetry("gateway")
+    telemetry.setup_telemetry("gateway", untraced_client_methods=UNTRACED_CLIENT_METHODS)
     app = create_app(settings)
     if telemetry.enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor

@@ -315,6 +315,7 @@ class Category(
         "attributes": "What a reporter fills in",
         "sla": Out(nullable=True),
         "active": "Inactive categories take no new tickets",
+        "public": "Anyone may read its tickets' public fields (Open311 `GET requests` without a key)",
         "create_time": None,
         "update_time": None,
     },
@@ -349,11 +350,17 @@ class NewCategory(Body):
     )
     attributes: Attributes = Field(default_factory=list, description="What a reporter fills in")
     sla: NewSlaPolicy
+    public: bool = Field(
+        False,
+        description="Anyone may read its tickets' public fields (Open311 without a key); keep it false "
+        "for disputes, welfare, elderly care and anything about a person",
+    )
 
 
 class CategoryPatch(Body):
     """Only the fields present are changed. `null` clears description, default_unit and default_center;
-    `keywords`, `attributes` and `sla` replace the whole value; `active: false` takes no new tickets."""
+    `keywords`, `attributes` and `sla` replace the whole value; `active: false` takes no new tickets;
+    `public` opens (or closes) its tickets to readers without a key."""
 
     display_name: RequiredName | None = None
     group: Group | None = None
@@ -366,6 +373,7 @@ class CategoryPatch(Body):
     attributes: Attributes | None = None
     sla: NewSlaPolicy | None = None
     active: bool | None = None
+    public: bool | None = None
 
     clearable: ClassVar[frozenset[str]] = frozenset({"description", "default_unit", "default_center"})
 

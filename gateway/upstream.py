@@ -34,13 +34,9 @@ class Upstreams:
         self.identity_channel = channels.insecure_channel(settings.identity_addr)
         self.identity = identity_pb2_grpc.IdentityServiceStub(self.identity_channel)
         self.verifier = TokenVerifier(GrpcJwksSource(self.identity_channel), issuer=settings.token_issuer)
-        # Bulk imports go up in one message; pages of nodes with boundaries come back large.
+        # Pages of nodes with boundaries come back large. (Imports go up in 1 MiB chunks.)
         self.blocks_channel = channels.insecure_channel(
-            settings.blocks_addr,
-            options=[
-                ("grpc.max_send_message_length", 201 * 1024 * 1024),
-                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-            ],
+            settings.blocks_addr, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
         )
         self.blocks = blocks_pb2_grpc.BlocksServiceStub(self.blocks_channel)
         self.tickets_channel = channels.insecure_channel(settings.tickets_addr)
@@ -104,9 +100,8 @@ async def call(
     metadata: list[tuple[str, str]] = [("x-request-id", request.state.request_id), *extra_metadata]
     if caller is not None:
         metadata.append(("authorization", f"Bearer {caller.token}"))
-    return await method(
-        message, metadata=tuple(metadata), timeout=upstreams(request).settings.upstream_timeout
-    )
+    timeout = deadline_seconds or upstreams(request).settings.upstream_timeout
+    return await method(message, metadata=tuple(metadata), timeout=timeout)
 
 
 CallerDep = Annotated[Caller, Depends(authenticated)]

@@ -9,6 +9,7 @@ attributes, endpoint, headers) is read by the SDK itself.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.resources import Resource
@@ -33,8 +34,13 @@ def _exporter_name() -> str:
     return "otlp" if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") else "none"
 
 
-def setup_telemetry(component: str) -> None:
-    """Install the tracer provider and instrument gRPC; idempotent."""
+def setup_telemetry(component: str, *, untraced_client_methods: Sequence[str] = ()) -> None:
+    """Install the tracer provider and instrument gRPC; idempotent.
+
+    `untraced_client_methods` (full names, `/pkg.Service/Method`) are left out of the gRPC client
+    instrumentation: its aio interceptor waits for a client-streaming call to finish before it hands
+    the call back, so a caller that writes requests one at a time, or waits for the initial metadata
+    mid-call, would wait forever. Callers of those methods inject the trace context themselves."""
     global _configured
     if _configured or _disabled():
         return
@@ -50,10 +56,16 @@ def setup_telemetry(component: str) -> None:
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     trace.set_tracer_provider(provider)
 
-    from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient, GrpcAioInstrumentorServer
+    from opentelemetry.instrumentation.grpc import (
+        GrpcAioInstrumentorClient,
+        GrpcAioInstrumentorServer,
+        filters,
+    )
 
+    skipped = [filters.full_method_name(m) for m in untraced_client_methods]
+    traced = filters.negate(filters.any_of(*skipped)) if skipped else None
     GrpcAioInstrumentorServer().instrument()
-    GrpcAioInstrumentorClient().instrument()
+    GrpcAioInstrumentorClient(filter_=traced).instrument()
 
 
 def shutdown_telemetry() -> None:

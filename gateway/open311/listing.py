@@ -1,20 +1,23 @@
-"""Page N of the service requests matching Open311 filters, from the tickets service's ListTickets.
+"""Page N of the service requests matching Open311 filters, merged from several ticket listings.
 
-ListTickets filters by one state and one category; Open311 asks for several (`status=open` is five
-states, `service_code` a list). Each (state, category) pair is one stream, newest first; the streams
-are merged by creation time and the first (page - 1) * page_size results skipped. Streams fetch
-only as many tickets as the page still needs.
+ListTickets (an api_key's own requests) and ListPublicTickets (public categories, no key) filter by
+one state and one category; Open311 asks for several (`status=open` is five states, `service_code`
+a list). Each (listing, state, category) is one stream, newest first; the streams are merged by
+creation time, a ticket that two streams give (an app's own report in a public category) is taken
+once, preferring the full Ticket over its public view, and the first (page - 1) * page_size
+results are skipped. Streams fetch only as many tickets as the page still needs.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from fastapi import Request
 
-from gateway.open311.auth import Account
+from gateway.open311.auth import Account, Anonymous
 from gateway.open311.errors import invalid
 from gateway.upstream import upstreams
 from gov.tickets.v1 import tickets_pb2 as pb
@@ -23,63 +26,98 @@ MAX_FETCH = 200
 # page * page_size may not exceed this: deeper pages need a narrower query (dates, service_code).
 MAX_DEPTH = 10_000
 
+Item = pb.Ticket | pb.PublicTicket
+# (page_token, page_size) -> (tickets, next_page_token)
+Fetch = Callable[[str, int], Awaitable[tuple[Sequence[Item], str]]]
 
-def _newest_first(ticket: pb.Ticket) -> tuple[int, int, str]:
+
+def _newest_first(ticket: Item) -> tuple[int, int, str]:
     return (ticket.create_time.seconds, ticket.create_time.nanos, ticket.name)
 
 
 class _Stream:
-    def __init__(self, request: Request, account: Account, query: pb.ListTicketsRequest) -> None:
-        self.request = request
-        self.account = account
-        self.query = query
-        self.buffer: deque[pb.Ticket] = deque()
+    def __init__(self, fetch: Fetch) -> None:
+        self.fetch = fetch
+        self.buffer: deque[Item] = deque()
         self.token = ""
         self.done = False
 
     async def fill(self, wanted: int) -> None:
         """Fetch when empty: up to `wanted` tickets (skipping empty pages)."""
         while not self.buffer and not self.done:
-            query = pb.ListTicketsRequest()
-            query.CopyFrom(self.query)
-            query.page_size = max(1, min(MAX_FETCH, wanted))
-            query.page_token = self.token
-            reply = await self.account.call(upstreams(self.request).tickets.ListTickets, query)
-            self.buffer.extend(reply.tickets)
-            self.token = reply.next_page_token
+            tickets, self.token = await self.fetch(self.token, max(1, min(MAX_FETCH, wanted)))
+            self.buffer.extend(tickets)
             self.done = not self.token
 
 
-async def page_of(
+def _queries(base: Any, states: Sequence[int], categories: Sequence[str]) -> list[Any]:
+    """`base` once per (state, category) pair; none given means all."""
+    out = []
+    for state in states or (0,):
+        for category in categories or ("",):
+            query = type(base)()
+            query.CopyFrom(base)
+            query.state, query.category = state, category
+            out.append(query)
+    return out
+
+
+def own_streams(
     request: Request,
     account: Account,
     base: pb.ListTicketsRequest,
-    *,
     states: Sequence[int],
     categories: Sequence[str],
-    page: int,
-    page_size: int,
-) -> list[pb.Ticket]:
-    """Tickets (page - 1) * page_size to page * page_size, newest first, of every state in `states`
-    (none: all) and category (`categories/{code}`; none: all) matching `base`'s other filters."""
+) -> list[_Stream]:
+    """The tickets the api_key's account may see (the requests it filed)."""
+
+    def fetcher(query: pb.ListTicketsRequest) -> Fetch:
+        async def fetch(token: str, size: int) -> tuple[Sequence[Item], str]:
+            query.page_token, query.page_size = token, size
+            reply = await account.call(upstreams(request).tickets.ListTickets, query)
+            return reply.tickets, reply.next_page_token
+
+        return fetch
+
+    return [_Stream(fetcher(q)) for q in _queries(base, states, categories)]
+
+
+def public_streams(
+    request: Request,
+    base: pb.ListPublicTicketsRequest,
+    states: Sequence[int],
+    categories: Sequence[str],
+) -> list[_Stream]:
+    """Tickets of public categories, their public fields only: asked for without any token."""
+    anonymous = Anonymous(request)
+
+    def fetcher(query: pb.ListPublicTicketsRequest) -> Fetch:
+        async def fetch(token: str, size: int) -> tuple[Sequence[Item], str]:
+            query.page_token, query.page_size = token, size
+            reply = await anonymous.call(upstreams(request).tickets.ListPublicTickets, query)
+            return reply.tickets, reply.next_page_token
+
+        return fetch
+
+    return [_Stream(fetcher(q)) for q in _queries(base, states, categories)]
+
+
+async def page_of(streams: Sequence[_Stream], *, page: int, page_size: int) -> list[Item]:
+    """Tickets (page - 1) * page_size to page * page_size of the streams merged, newest first."""
     wanted = page * page_size
     if wanted > MAX_DEPTH:
         raise invalid("page", f"page × page_size may not exceed {MAX_DEPTH}; narrow the query")
-    streams = []
-    for state in states or (0,):
-        for category in categories or ("",):
-            query = pb.ListTicketsRequest()
-            query.CopyFrom(base)
-            query.state, query.category = state, category
-            streams.append(_Stream(request, account, query))
     skip, taken = wanted - page_size, 0
-    found: list[pb.Ticket] = []
+    found: list[Item] = []
     while taken < wanted:
         await asyncio.gather(*(s.fill(wanted - taken) for s in streams))
         ready = [s for s in streams if s.buffer]
         if not ready:
             break
-        newest = max(ready, key=lambda s: _newest_first(s.buffer[0])).buffer.popleft()
+        key = max(_newest_first(s.buffer[0]) for s in ready)
+        # The same ticket from several streams (its own and the public view) is one result.
+        same = [s.buffer.popleft() for s in ready if _newest_first(s.buffer[0]) == key]
+        newest = next((t for t in same if isinstance(t, pb.Ticket)), same[0])
         taken += 1
         if taken > skip:
             found.append(newest)

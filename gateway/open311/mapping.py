@@ -20,9 +20,10 @@ CST = dt.timezone(dt.timedelta(hours=8))
 CHANGESET = "2026-11-23T00:00:00+08:00"
 CONTACT = (
     "Open311 GeoReport v2 of the community governance platform. The service list and service "
-    "definitions are public. Reports carry residents' personal data: POST requests, GET requests "
-    "and GET requests/{id} need an api_key, and an api_key sees only the requests it filed. "
-    "Contact the platform's administrators for help."
+    "definitions are public, and so are GET requests and GET requests/{id} for services whose "
+    "requests are public: GeoReport's public fields only, phone and id numbers masked, no contact "
+    "data. POST requests needs an api_key; with it, GET requests also shows the requests the key "
+    "filed, in every service. Contact the platform's administrators for help."
 )
 KEY_SERVICE = (
     "Ask the platform's administrators for a service account; its api_key is "
@@ -117,7 +118,7 @@ def code_of(category: str) -> str:
     return category.removeprefix("categories/")
 
 
-def status_notes(ticket: pb.Ticket) -> str:
+def status_notes(ticket: pb.Ticket | pb.PublicTicket) -> str:
     state = ticket.state
     if state == S.TICKET_STATE_REJECTED:
         return f"rejected: {ticket.reject_reason}" if ticket.reject_reason else "rejected"
@@ -214,6 +215,32 @@ def service_request(
         "zipcode": None,
         "lat": location.latitude if location.has_point else None,
         "long": location.longitude if location.has_point else None,
+        "media_url": ticket.media_uris[0] if ticket.media_uris else None,
+    }
+
+
+def public_service_request(
+    ticket: pb.PublicTicket, *, service_name: str | None, notice: str | None
+) -> dict[str, Any]:
+    """The public view of a request, from the tickets service's PublicTicket (texts already masked).
+    `address_id` is a household's id, which is never public."""
+    return {
+        "service_request_id": ticket_id(ticket.name),
+        "status": status_of(ticket.state),
+        "status_notes": status_notes(ticket),
+        "service_name": service_name,
+        "service_code": code_of(ticket.category),
+        "description": ticket.description or None,
+        "agency_responsible": ticket.lead_unit_display_name or None,
+        "service_notice": notice,
+        "requested_datetime": w3c(ticket.create_time),
+        "updated_datetime": w3c(ticket.update_time),
+        "expected_datetime": w3c(ticket.expected_resolve_time),
+        "address": ticket.address or None,
+        "address_id": None,
+        "zipcode": None,
+        "lat": ticket.latitude if ticket.has_point else None,
+        "long": ticket.longitude if ticket.has_point else None,
         "media_url": ticket.media_uris[0] if ticket.media_uris else None,
     }
 

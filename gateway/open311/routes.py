@@ -27,7 +27,7 @@ from gateway.open311.inputs import (
     service_codes,
     statuses,
 )
-from gateway.open311.listing import page_of
+from gateway.open311.listing import Item, own_streams, page_of, public_streams
 from gateway.params import IdempotencyKey
 from gateway.upstream import upstreams
 from gov.tickets.v1 import tickets_pb2 as pb
@@ -57,6 +57,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": {"description": "Open311 errors: `[{code, description}]`, `<errors><error>…`"},
 }
 _KEYED_RESPONSES = {**_RESPONSES, 403: {"description": "api_key missing or refused"}}
+_READ_RESPONSES = {**_RESPONSES, 403: {"description": "api_key refused (it is optional here)"}}
 
 
 def _open311_id(value: str, what: str) -> str:
@@ -65,23 +66,25 @@ def _open311_id(value: str, what: str) -> str:
     return value
 
 
-async def _service_requests(request: Request, who: Account, tickets: list[pb.Ticket]) -> list[dict[str, Any]]:
+async def _service_requests(
+    request: Request, who: Account | Anonymous, tickets: list[Item]
+) -> list[dict[str, Any]]:
+    """GeoReport dicts: an account's own tickets in full, everything else as its public view."""
     codes = [mapping.code_of(t.category) for t in tickets]
     categories, agencies = await asyncio.gather(
         lookups.categories(request, who, codes),
-        lookups.unit_names(request, who, [t.lead_unit for t in tickets]),
+        lookups.unit_names(request, who, [t.lead_unit for t in tickets if isinstance(t, pb.Ticket)]),
     )
     out = []
     for ticket, code in zip(tickets, codes, strict=True):
         category = categories.get(code)
-        out.append(
-            mapping.service_request(
-                ticket,
-                service_name=category.display_name if category else None,
-                agency=agencies.get(ticket.lead_unit),
-                notice=mapping.service_notice(category),
-            )
-        )
+        name = category.display_name if category else None
+        notice = mapping.service_notice(category)
+        if isinstance(ticket, pb.Ticket):
+            agency = agencies.get(ticket.lead_unit)
+            out.append(mapping.service_request(ticket, service_name=name, agency=agency, notice=notice))
+        else:
+            out.append(mapping.public_service_request(ticket, service_name=name, notice=notice))
     return out
 
 
@@ -230,11 +233,13 @@ async def create_request(
 @router.get(
     "/requests.{fmt}",
     response_class=Response,
-    responses=_KEYED_RESPONSES,
+    responses=_READ_RESPONSES,
     summary="Open311 query service requests",
     description=(
-        "Needs `api_key`: requests carry residents' personal data, and an account sees the requests it "
-        "filed. `service_request_id` (comma-separated ids) overrides every other argument. Otherwise "
+        "Without `api_key`: the requests of services whose requests are public, GeoReport's public "
+        "fields only (no contact data, no `address_id`, phone and id numbers masked). With an "
+        "`api_key`, also every request that key filed, in full. "
+        "`service_request_id` (comma-separated ids) overrides every other argument. Otherwise "
         "filters: `service_code` and `status` (`open`, `closed`; comma-separated), `start_date` and "
         "`end_date` (W3C datetimes, inclusive; without either, the last 90 days), `jurisdiction_id` "
         "(requests at or below that region node). Newest first, `page_size` (default 50, at most 200) "
@@ -254,56 +259,68 @@ async def list_requests(
     page: Annotated[int, Query(ge=1, description="From 1")] = 1,
     page_size: Annotated[int, Query(ge=1, le=200, description="Default 50")] = 50,
 ) -> Response:
-    who = await account(request, api_key)
+    who = await account(request, api_key) if api_key else Anonymous(request)
     ids = request_ids(service_request_id)
     if ids:
         tickets = await _tickets_by_id(request, who, ids)
     else:
-        base = pb.ListTicketsRequest(node=jurisdiction(jurisdiction_id))
+        node = jurisdiction(jurisdiction_id)
         start = parse_datetime("start_date", start_date) if start_date else None
         end = parse_datetime("end_date", end_date, end=True) if end_date else None
         if start is None and end is None:
             start = dt.datetime.now(dt.UTC) - DEFAULT_SPAN
         if start is not None and end is not None and end <= start:
             raise invalid("end_date", "is before start_date")
-        if start is not None:
-            base.start_time.FromDatetime(start)
-        if end is not None:
-            base.end_time.FromDatetime(end)
-        tickets = await page_of(
-            request,
-            who,
-            base,
-            states=statuses(status),
-            categories=[f"categories/{c}" for c in service_codes(service_code)],
-            page=page,
-            page_size=page_size,
-        )
+        public = pb.ListPublicTicketsRequest(node=node)
+        own = pb.ListTicketsRequest(node=node)
+        for query in (public, own):
+            if start is not None:
+                query.start_time.FromDatetime(start)
+            if end is not None:
+                query.end_time.FromDatetime(end)
+        states = statuses(status)
+        categories = [f"categories/{c}" for c in service_codes(service_code)]
+        streams = public_streams(request, public, states, categories)
+        if isinstance(who, Account):
+            streams += own_streams(request, who, own, states, categories)
+        tickets = await page_of(streams, page=page, page_size=page_size)
     return render(fmt, "service_requests", await _service_requests(request, who, tickets))
 
 
-async def _tickets_by_id(request: Request, who: Account, ids: list[str]) -> list[pb.Ticket]:
-    """The requests of those ids the account may see, in the order asked; others are left out."""
-
-    async def one(ticket_id: str) -> pb.Ticket | None:
+async def _one_ticket(request: Request, who: Account | Anonymous, ticket_id: str) -> Item | None:
+    """The account's own view of a request if it may see it, else the public view if the request
+    is public, else None. Without a key only the public view is asked for."""
+    tickets = upstreams(request).tickets
+    name = f"tickets/{ticket_id}"
+    if isinstance(who, Account):
         try:
-            return await who.call(
-                upstreams(request).tickets.GetTicket, pb.GetTicketRequest(name=f"tickets/{ticket_id}")
-            )
+            return await who.call(tickets.GetTicket, pb.GetTicketRequest(name=name))
         except grpc.aio.AioRpcError as exc:
-            if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED):
-                return None
-            raise
+            if exc.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED):
+                raise
+    try:
+        return await Anonymous(request).call(tickets.GetPublicTicket, pb.GetPublicTicketRequest(name=name))
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.NOT_FOUND:
+            return None
+        raise
 
-    return [t for t in await asyncio.gather(*(one(i) for i in ids)) if t is not None]
+
+async def _tickets_by_id(request: Request, who: Account | Anonymous, ids: list[str]) -> list[Item]:
+    """The requests of those ids the caller may see, in the order asked; others are left out."""
+    found = await asyncio.gather(*(_one_ticket(request, who, i) for i in ids))
+    return [t for t in found if t is not None]
 
 
 @router.get(
     "/requests/{service_request_id}.{fmt}",
     response_class=Response,
-    responses=_KEYED_RESPONSES,
+    responses=_READ_RESPONSES,
     summary="Open311 get a service request",
-    description="One request, as a one-element list. Needs `api_key` (see query service requests).",
+    description=(
+        "One request, as a one-element list: without `api_key` only a request of a public service, "
+        "as its public view; with one, also a request the key filed (see query service requests)."
+    ),
 )
 async def get_request(
     request: Request,
@@ -313,15 +330,11 @@ async def get_request(
     jurisdiction_id: JurisdictionId = None,
 ) -> Response:
     ticket_id = _open311_id(service_request_id, "service_request_id")
-    who = await account(request, api_key)
-    try:
-        ticket = await who.call(
-            upstreams(request).tickets.GetTicket, pb.GetTicketRequest(name=f"tickets/{ticket_id}")
-        )
-    except grpc.aio.AioRpcError as exc:
-        if exc.code() == grpc.StatusCode.NOT_FOUND:
-            raise Open311Error(404, f"service_request_id {ticket_id!r}: not found") from None
-        raise
+    who = await account(request, api_key) if api_key else Anonymous(request)
+    ticket = await _one_ticket(request, who, ticket_id)
+    if ticket is None:
+        # Private, someone else's or missing: the same answer, so that nothing tells them apart.
+        raise Open311Error(404, f"service_request_id {ticket_id!r}: not found")
     return render(fmt, "service_requests", await _service_requests(request, who, [ticket]))
 
 

@@ -7,11 +7,13 @@ with gateway.rest.routes (the file import is written out); JSON shapes live in g
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-import grpc
 from fastapi import APIRouter, Path, Query, Request
+from opentelemetry import propagate
 
 from gateway.blocks_resources import (
     ID_PATTERN,
@@ -50,7 +52,7 @@ from gateway.blocks_resources import (
 from gateway.params import PageSize, PageToken, body_limit, free_text
 from gateway.problems import Problem
 from gateway.rest.routes import Endpoints, Param
-from gateway.upstream import CallerDep, call, upstreams
+from gateway.upstream import Caller, CallerDep, call, upstreams
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
 
@@ -73,10 +75,24 @@ AssignmentId = Annotated[str, Path(max_length=64, pattern=ID_PATTERN)]
 StartTime = Annotated[dt.datetime | None, Query(description="RFC 3339; naive times are UTC")]
 EndTime = Annotated[dt.datetime | None, Query(description="RFC 3339, exclusive")]
 
-MAX_IMPORT_BYTES = 200 * 1024 * 1024
 # A boundary of MAX_BOUNDARY_POSITIONS pretty-printed is about 2 MiB, above the default body limit.
 BOUNDARY_BODY_BYTES = 4 * 1024 * 1024
-# By ImportKindName value (its members come from the proto enum, which a type checker does not read).
+MIB = 1024 * 1024
+# As the blocks service takes them (services/blocks/imports.py): nodes and boundaries are parsed whole.
+# Keyed by ImportKindName value (its members come from the proto enum, which a type checker does not read).
+MAX_IMPORT_BYTES: dict[str, int] = {
+    "nodes": 16 * MIB,
+    "boundaries": 16 * MIB,
+    "buildings": 200 * MIB,
+    "households": 200 * MIB,
+    "residents": 200 * MIB,
+}
+# The upload goes on to the service in messages of this size, as it arrives: never whole in memory.
+IMPORT_CHUNK_BYTES = 1 * MIB
+# Initial metadata with which StreamImportFile admits the caller (see blocks.proto).
+IMPORT_ADMITTED_KEY = "x-import-admitted"
+# Client-streaming calls written message by message: traced by hand (see govkit.telemetry).
+UNTRACED_CLIENT_METHODS = ("/gov.blocks.v1.BlocksService/StreamImportFile",)
 _IMPORT_MEDIA_TYPES: dict[str, tuple[str, ...]] = {
     "nodes": ("text/csv",),
     "boundaries": ("application/geo+json", "application/json"),
@@ -445,25 +461,63 @@ api.get(
 # ----------------------------------------------------------------------------- imports
 
 
-def _too_large(detail: str = f"the file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MiB") -> Problem:
-    return Problem(413, f"{detail}; split it", slug="content-too-large", extra={"title": "Content Too Large"})
+def _too_large(kind: ImportKindName) -> Problem:
+    detail = f"a {kind.value} file may be at most {MAX_IMPORT_BYTES[kind] // MIB} MiB; split it"
+    return Problem(413, detail, slug="content-too-large", extra={"title": "Content Too Large"})
 
 
-async def _read_file(request: Request, kind: ImportKindName) -> bytes:
-    """The raw request body, refused early when its media type is wrong or it is too large."""
+def _check_upload(request: Request, kind: ImportKindName) -> None:
+    """Refuse from the headers alone: a wrong media type, or a declared length over the limit."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     accepted = _IMPORT_MEDIA_TYPES[kind]
     if media_type not in accepted:
         raise Problem(415, f"a {kind.value} file is sent as {' or '.join(accepted)}")
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_IMPORT_BYTES:
-        raise _too_large()
-    content = bytearray()
-    async for chunk in request.stream():
-        content += chunk
-        if len(content) > MAX_IMPORT_BYTES:
-            raise _too_large()
-    return bytes(content)
+    if length.isdigit() and int(length) > MAX_IMPORT_BYTES[kind]:
+        raise _too_large(kind)
+
+
+async def _body_chunks(request: Request, kind: ImportKindName) -> AsyncIterator[bytes]:
+    """The request body in IMPORT_CHUNK_BYTES pieces as it arrives; 413 once it passes the limit."""
+    pending, size = bytearray(), 0
+    async for part in request.stream():
+        size += len(part)
+        if size > MAX_IMPORT_BYTES[kind]:
+            raise _too_large(kind)
+        pending += part
+        while len(pending) >= IMPORT_CHUNK_BYTES:
+            yield bytes(pending[:IMPORT_CHUNK_BYTES])
+            del pending[:IMPORT_CHUNK_BYTES]
+    if pending:
+        yield bytes(pending)
+
+
+async def _stream_import(
+    request: Request, kind: ImportKindName, caller: Caller, validate_only: bool
+) -> pb.ImportFileResponse:
+    """StreamImportFile: the kind first, then (once the service has admitted the caller, so that a
+    resident is refused before a byte of the file is read) the body as it arrives."""
+    trace_context: dict[str, str] = {}
+    propagate.inject(trace_context)  # the call is left out of the client instrumentation
+    metadata = (
+        ("x-request-id", request.state.request_id),
+        ("authorization", f"Bearer {caller.token}"),
+        *trace_context.items(),
+    )
+    timeout = max(IMPORT_TIMEOUT_SECONDS, upstreams(request).settings.upstream_timeout)
+    stream = _blocks(request).StreamImportFile(metadata=metadata, timeout=timeout)
+    try:
+        await stream.write(pb.ImportFileChunk(kind=to_pb(kind), validate_only=validate_only))
+        # Sent once the caller is admitted; a refusal ends the call with its status instead.
+        admitted = await stream.initial_metadata()
+        if IMPORT_ADMITTED_KEY in dict(admitted or ()):
+            async for chunk in _body_chunks(request, kind):
+                await stream.write(pb.ImportFileChunk(content=chunk))
+            await stream.done_writing()
+        return await stream
+    except (Exception, asyncio.CancelledError):
+        stream.cancel()  # the service stops reading and forgets the spooled part
+        raise
 
 
 _CSV_BODY = {"schema": {"type": "string", "format": "binary"}}
@@ -477,9 +531,12 @@ _CSV_BODY = {"schema": {"type": "string", "format": "binary"}}
         "The file is the raw request body: `text/csv` for nodes (path,name,kind), buildings "
         "(block_path,code,name,address), households (code,block_path,building_code,address,tags) and "
         "residents (household_code,name,relation,phone,birth_year,id_suffix); `application/geo+json` for "
-        "boundaries (a FeatureCollection with properties.path). At most 200 MiB. A file with bad rows is a "
+        "boundaries (a FeatureCollection with properties.path). At most 200 MiB (16 MiB for nodes and "
+        "boundaries), streamed on to the blocks service as it arrives. A caller who may import this "
+        "kind of file nowhere (a resident) gets 403 before the file is read. A file with bad rows is a "
         '400 problem whose `errors` are `{field: "line 7: phone", message}`, and nothing is imported; '
-        "with `validate_only` the errors come back in the 200 response instead and nothing is written."
+        "with `validate_only` the errors come back in the 200 response instead and nothing is written. "
+        "Text cells that start like a spreadsheet formula (`=`, `+`, `-`, `@`) are refused."
     ),
     openapi_extra={
         "requestBody": {
@@ -488,25 +545,12 @@ _CSV_BODY = {"schema": {"type": "string", "format": "binary"}}
         }
     },
 )
-@body_limit(MAX_IMPORT_BYTES)
+@body_limit(max(MAX_IMPORT_BYTES.values()))  # each kind's own limit is checked in _check_upload
 async def import_file(
     request: Request,
     kind: ImportKindName,
     caller: CallerDep,
     validate_only: Annotated[bool, Query(description="Check everything, write nothing")] = False,
 ) -> ImportResult:
-    content = await _read_file(request, kind)
-    try:
-        reply = await call(
-            request,
-            _blocks(request).ImportFile,
-            pb.ImportFileRequest(kind=to_pb(kind), content=content, validate_only=validate_only),
-            caller,
-            deadline_seconds=IMPORT_TIMEOUT_SECONDS,
-        )
-    except grpc.aio.AioRpcError as exc:
-        # gRPC's own message-size limit is not a rate limit (which RESOURCE_EXHAUSTED otherwise means).
-        if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in (exc.details() or ""):
-            raise _too_large("the file is larger than the blocks service takes in one request") from None
-        raise
-    return ImportResult.of(reply)
+    _check_upload(request, kind)
+    return ImportResult.of(await _stream_import(request, kind, caller, validate_only))

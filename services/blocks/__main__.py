@@ -19,7 +19,7 @@ from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verif
 from services.blocks.flows import BlocksFlows
 from services.blocks.grpc_api import SERVICE, BlocksServicer
 from services.blocks.households import HouseholdFlows
-from services.blocks.imports import MAX_BYTES, ImportFlows
+from services.blocks.imports import ImportFlows
 from services.blocks.models import platform
 from services.blocks.settings import BlocksSettings
 
@@ -40,7 +40,10 @@ def definition(settings: BlocksSettings) -> ServiceDefinition:
         assert runtime.identity_channel is not None
         tree = BlocksFlows(runtime.db, identity_pb2_grpc.IdentityServiceStub(runtime.identity_channel))
         servicer = BlocksServicer(
-            tree, HouseholdFlows(runtime.db), ImportFlows(runtime.db, tree.index.invalidate)
+            tree,
+            HouseholdFlows(runtime.db),
+            ImportFlows(runtime.db, tree.index.invalidate, settings.import_spool_dir or None),
+            runtime.verifier,
         )
         blocks_pb2_grpc.add_BlocksServiceServicer_to_server(servicer, server)
 
@@ -51,16 +54,16 @@ def definition(settings: BlocksSettings) -> ServiceDefinition:
         register=register,
         service_names=(SERVICE,),
         make_verifier=identity_verifier(settings.token_issuer),
-        # Bulk import files arrive in one request (a 200,000-household file is ~25 MiB).
-        max_request_bytes=MAX_BYTES + 1024 * 1024,
+        # Large import files arrive in chunks (StreamImportFile), so no request needs more than the
+        # default: nothing makes the service hold a whole file in memory.
     )
 
 
-async def _import(settings: BlocksSettings, kind: str, content: bytes, validate_only: bool) -> int:
+async def _import(settings: BlocksSettings, kind: str, path: Path, validate_only: bool) -> int:
     db = Database(settings.database_url)
     try:
-        flows = ImportFlows(db, lambda: None)
-        reply = await flows.import_file(OPERATOR, KINDS[kind], content, validate_only=validate_only)
+        flows = ImportFlows(db, lambda: None, settings.import_spool_dir or None)
+        reply = await flows.import_path(OPERATOR, KINDS[kind], path, validate_only=validate_only)
     except DomainError as exc:
         sys.stderr.write(f"import failed: {exc.message}\n")
         for field, message in exc.violations:
@@ -93,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         migrations.upgrade(MIGRATIONS, settings.database_url)
         return 0
     if args.command == "import":
-        return asyncio.run(_import(settings, args.kind, args.file.read_bytes(), args.validate_only))
+        if not args.file.is_file():
+            sys.stderr.write(f"import failed: {args.file} is not a file\n")
+            return 1
+        return asyncio.run(_import(settings, args.kind, args.file, args.validate_only))
     asyncio.run(serve(definition(settings)))
     return 0
 

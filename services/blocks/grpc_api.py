@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import AsyncIterator
 
+import grpc
 from google.protobuf import empty_pb2
 
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1 import blocks_pb2_grpc
-from govkit.auth.principal import current_principal
+from govkit.auth.principal import Principal, current_principal, optional_principal
+from govkit.auth.tokens import TokenVerifier, bearer_token
+from govkit.errors import DomainError, InvalidArgument, Unauthenticated
+from govkit.grpc_server import abort_with
 from govkit.protobuf import optional_time, update_paths
 from govkit.validation import resource_id
 from services.blocks import convert
@@ -17,13 +23,24 @@ from services.blocks.households import HouseholdFlows
 from services.blocks.imports import ImportFlows
 
 SERVICE = "gov.blocks.v1.BlocksService"
+# Initial metadata a StreamImportFile caller waits for before it sends the file's content.
+ADMITTED_KEY = "x-import-admitted"
+
+log = logging.getLogger(__name__)
 
 
 class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
-    def __init__(self, tree: BlocksFlows, households: HouseholdFlows, imports: ImportFlows) -> None:
+    def __init__(
+        self,
+        tree: BlocksFlows,
+        households: HouseholdFlows,
+        imports: ImportFlows,
+        verifier: TokenVerifier | None = None,
+    ) -> None:
         self.tree = tree
         self.households = households
         self.imports = imports
+        self.verifier = verifier
 
     # region tree
     async def CreateNode(self, request, context) -> pb.Node:
@@ -204,3 +221,44 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
         return await self.imports.import_file(
             current_principal(), request.kind, request.content, validate_only=request.validate_only
         )
+
+    async def StreamImportFile(self, request_iterator, context) -> pb.ImportFileResponse:
+        # Maps its own errors: the platform interceptor may pass streaming handlers through.
+        try:
+            principal = await self._stream_caller(context)
+            first = await anext(aiter(request_iterator), None)
+            if first is None:
+                raise InvalidArgument("the stream is empty: the first message names the kind", field="kind")
+            kind, access = await self.imports.admit(principal, first.kind)
+            await context.send_initial_metadata(((ADMITTED_KEY, kind),))
+
+            async def contents() -> AsyncIterator[bytes]:
+                yield first.content
+                async for chunk in request_iterator:
+                    if chunk.kind and chunk.kind != first.kind:
+                        raise InvalidArgument("only the first message names the kind", field="kind")
+                    yield chunk.content
+
+            return await self.imports.receive(
+                access, first.kind, contents(), validate_only=first.validate_only
+            )
+        except DomainError as exc:
+            await abort_with(context, exc)
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            log.exception("unhandled error in StreamImportFile")
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        raise AssertionError("unreachable: abort raises")
+
+    async def _stream_caller(self, context: grpc.aio.ServicerContext) -> Principal:
+        """The caller as unary methods see it (govkit.auth.principal). Until the platform interceptor
+        authenticates streaming calls too, it leaves no principal for them, and the bearer token is
+        verified here with the service's own verifier, the same way."""
+        principal = optional_principal()
+        if principal is not None:
+            return principal
+        if self.verifier is None:
+            raise Unauthenticated("authentication required")
+        metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+        return await self.verifier.verify(bearer_token(metadata))

@@ -10,6 +10,15 @@ CSV files have a header row naming the columns (any order, names case-insensitiv
 CRLF line ends are accepted, surrounding spaces in cells are ignored and blank rows are skipped. Line
 numbers count physical lines from 1 (the header), so they match what a text editor shows. GeoJSON
 features are numbered from 1 in the same `line` slot and messages say "feature N".
+
+Buildings, households and residents files can be large (a district: 450,000 residents), so they are
+also read row by row (`iter_buildings`, `iter_households`, `iter_residents` over an open text file):
+rows come out as they are read, errors collect in a `Checker`, and uniqueness within the file is
+checked at the end from 12 bytes per row (`_Keys`), not by keeping every key.
+
+Free text that starts like a spreadsheet formula (`=`, `+`, `-`, `@`) is refused (see
+govkit.spreadsheet): these files come from and go to spreadsheets. Fields with a strict grammar
+(codes, paths, phone numbers such as +8613812345678, years, id suffixes) cannot hold a formula.
 """
 
 from __future__ import annotations
@@ -19,13 +28,17 @@ import datetime as dt
 import io
 import json
 import re
-from collections.abc import Iterator
+from array import array
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
+
+import numpy as np
 
 from govkit import validation
 from govkit.auth.scopes import validate_path
 from govkit.errors import InvalidArgument
+from govkit.spreadsheet import formula_start
 
 MAX_ROWS = 500_000
 # Beyond this many the rest are only counted: nobody reads a million errors, and keeping them would
@@ -79,7 +92,8 @@ RESIDENT_COLUMNS = ("household_code", "name", "relation", "phone", "birth_year",
 STAFF_COLUMNS = ("block_path", "role", "kind", "name", "phone")
 
 _CODE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")  # one code of a region path, see govkit.auth.scopes
-_HOUSEHOLD_CODE = re.compile(r"[A-Za-z0-9_-]{1,40}")
+# Not starting with '-': a spreadsheet would read "-2-3" as a sum.
+_HOUSEHOLD_CODE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,39}")
 _ID_SUFFIX = re.compile(r"\d{3}[\dX]")
 _FULL_ID = re.compile(r"\d{15}|\d{17}[\dX]")
 _TAG_SEPARATORS = re.compile(r"[;；]")  # Chinese input methods often type the full-width semicolon
@@ -180,7 +194,40 @@ class StaffRow:
     phone: str
 
 
-class _Checker:
+class _Keys:
+    """Keys that must be unique in a file, kept as a hash and a line number each (12 bytes a row,
+    where the keys themselves would take a few hundred). Two rows whose hashes agree are reported as
+    a duplicate; for different keys that happens with odds of about 1 in 10^8 for a 450,000-row file."""
+
+    def __init__(self) -> None:
+        self.hashes = array("q")
+        self.lines = array("I")
+
+    def add(self, key: Hashable, line: int) -> None:
+        self.hashes.append(hash(key))
+        self.lines.append(line)
+
+    def repeats(self) -> Iterator[tuple[int, int]]:
+        """(line, line of the first occurrence) of every repeat. Sorted with numpy: a Python sort of
+        450,000 keys would briefly take ~70 MiB, this takes ~15."""
+        if len(self.hashes) < 2:
+            return
+        hashes = np.frombuffer(self.hashes, dtype=np.int64)
+        lines = np.frombuffer(self.lines, dtype=np.uint32)
+        order = np.argsort(hashes, kind="stable")  # equal hashes keep file order: the first comes first
+        ordered = hashes[order]
+        repeat = np.empty(len(ordered), dtype=bool)
+        repeat[0] = False
+        np.equal(ordered[1:], ordered[:-1], out=repeat[1:])
+        if not repeat.any():
+            return
+        # For each position, where its run of equal hashes starts.
+        starts = np.maximum.accumulate(np.where(repeat, 0, np.arange(len(ordered))))
+        for at in np.flatnonzero(repeat):
+            yield int(lines[order[at]]), int(lines[order[starts[at]]])
+
+
+class Checker:
     """Collects the errors of one file. Each check returns the clean value, or None after recording
     an error, so a row's fields are all checked and every problem is reported, not just the first."""
 
@@ -191,6 +238,7 @@ class _Checker:
         self.errors: list[RowError] = []
         self.omitted = 0
         self._valid_paths: set[str] = set()  # files repeat the same few hundred block paths
+        self._unique: dict[tuple[str, str], _Keys] = {}
 
     @property
     def count(self) -> int:
@@ -205,13 +253,20 @@ class _Checker:
         else:
             self.omitted += 1
 
+    def sorted_errors(self, more: list[RowError] | None = None) -> list[RowError]:
+        """This file's errors and `more` (found elsewhere), by line, with a note for any not listed."""
+        errors = sorted([*self.errors, *(more or [])], key=lambda e: e.line)  # stable: file-level first
+        if len(errors) > MAX_LISTED_ERRORS:
+            self.omitted += len(errors) - MAX_LISTED_ERRORS
+            del errors[MAX_LISTED_ERRORS:]
+        if self.omitted:
+            errors.append(RowError(errors[-1].line, "file", f"{self.omitted} more errors not listed"))
+        return errors
+
     def raise_if_failed(self) -> None:
         if not self.count:
             return
-        errors = sorted(self.errors, key=lambda e: e.line)  # stable: file-level errors first
-        if self.omitted:
-            errors.append(RowError(errors[-1].line, "file", f"{self.omitted} more errors not listed"))
-        raise ImportFileError(self.kind, errors)
+        raise ImportFileError(self.kind, self.sorted_errors())
 
     def path(self, value: str, field: str) -> str | None:
         if value in self._valid_paths:
@@ -233,10 +288,15 @@ class _Checker:
 
     def text(self, value: str, field: str, *, max_len: int, required: bool = True) -> str | None:
         try:
-            return validation.text(value, field, max_len=max_len, required=required)
+            clean = validation.text(value, field, max_len=max_len, required=required)
         except InvalidArgument as exc:
             self.fail(field, exc.message)
             return None
+        refused = formula_start(clean)
+        if refused is not None:
+            self.fail(field, refused)
+            return None
+        return clean
 
     def code(self, value: str, field: str) -> str | None:
         if _CODE.fullmatch(value):
@@ -250,7 +310,12 @@ class _Checker:
     def household_code(self, value: str, field: str) -> str | None:
         if _HOUSEHOLD_CODE.fullmatch(value):
             return value
-        self.fail(field, "is required" if not value else "must be 1-40 of A-Z, a-z, 0-9, '_' and '-'")
+        self.fail(
+            field,
+            "is required"
+            if not value
+            else "must be 1-40 of A-Z, a-z, 0-9, '_' and '-', not starting with '-'",
+        )
         return None
 
     def choice(self, value: str, field: str, choices: tuple[str, ...]) -> str | None:
@@ -279,10 +344,24 @@ class _Checker:
         if first != self.line:
             self.fail(field, f"duplicate {what}: already on {self.unit} {first}")
 
+    def unique(self, key: Hashable, field: str, what: str) -> None:
+        """Like `first`, for large files: repeats are found and reported by `finish`."""
+        self._unique.setdefault((field, what), _Keys()).add(key, self.line)
 
-def _csv_rows(text: str, columns: tuple[str, ...], check: _Checker) -> Iterator[list[str]]:
-    """Yield each data row's cells in `columns` order, with `check.line` set to the row's first line."""
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+    def finish(self) -> None:
+        """Report the repeats of keys given to `unique` (once the whole file has been read)."""
+        for (field, what), keys in self._unique.items():
+            for line, first in keys.repeats():
+                self.fail(field, f"duplicate {what}: already on {self.unit} {first}", line)
+        self._unique.clear()
+
+
+def _csv_rows(source: str | TextIO, columns: tuple[str, ...], check: Checker) -> Iterator[list[str]]:
+    """Yield each data row's cells in `columns` order, with `check.line` set to the row's first line.
+    `source` is the file's text, or the file opened as text (newline="", encoding "utf-8-sig")."""
+    if isinstance(source, str):
+        source = io.StringIO(source.removeprefix("\ufeff"), newline="")
+    reader = csv.reader(source)
     records = _records(reader, check)
     header = next(records, None)
     if header is None:
@@ -307,7 +386,7 @@ def _csv_rows(text: str, columns: tuple[str, ...], check: _Checker) -> Iterator[
         yield [row[i].strip() for i in order]
 
 
-def _records(reader: Any, check: _Checker) -> Iterator[list[str]]:
+def _records(reader: Any, check: Checker) -> Iterator[list[str]]:
     """The reader's records with `check.line` set to where each starts; a quoted field can span lines.
     CSV the module cannot read (an unclosed quote at the end, a field over its size limit) ends the
     file with an error on that line rather than escaping as an unexpected exception."""
@@ -325,7 +404,7 @@ def _records(reader: Any, check: _Checker) -> Iterator[list[str]]:
         yield row
 
 
-def _column_order(header: list[str], columns: tuple[str, ...], check: _Checker) -> list[int] | None:
+def _column_order(header: list[str], columns: tuple[str, ...], check: Checker) -> list[int] | None:
     """Index of each expected column in the header, or None after reporting a bad header."""
     names = [name.strip().lower() for name in header]
     expected = ",".join(columns)
@@ -346,7 +425,7 @@ def _column_order(header: list[str], columns: tuple[str, ...], check: _Checker) 
 def parse_nodes(text: str) -> list[NodeRow]:
     """nodes.csv (path,name,kind) -> rows sorted parents first. A parent missing from the file is not
     an error here: it may already exist in the database."""
-    check = _Checker("nodes")
+    check = Checker("nodes")
     rows: list[NodeRow] = []
     seen: dict[str, int] = {}
     for raw_path, raw_name, raw_kind in _csv_rows(text, NODE_COLUMNS, check):
@@ -373,30 +452,42 @@ def _depth_message(kind: str, depth: int) -> str:
 
 def parse_buildings(text: str) -> list[BuildingRow]:
     """buildings.csv (block_path,code,name,address); (block_path, code) is unique in the file."""
-    check = _Checker("buildings")
-    rows: list[BuildingRow] = []
-    seen: dict[tuple[str, str], int] = {}
-    for raw_block, raw_code, raw_name, raw_address in _csv_rows(text, BUILDING_COLUMNS, check):
+    return _parsed("buildings", iter_buildings, text)
+
+
+def _parsed(kind: str, rows: Any, text: str) -> list[Any]:
+    check = Checker(kind)
+    found = list(rows(text, check))
+    check.raise_if_failed()
+    return found
+
+
+def iter_buildings(source: str | TextIO, check: Checker) -> Iterator[BuildingRow]:
+    """The good rows of buildings.csv as they are read; errors go to `check` (repeats at the end)."""
+    for raw_block, raw_code, raw_name, raw_address in _csv_rows(source, BUILDING_COLUMNS, check):
         before = check.count
         block_path = check.block_path(raw_block)
         code = check.code(raw_code, "code")
         name = check.text(raw_name, "name", max_len=64)
         address = check.text(raw_address, "address", max_len=200, required=False)
         if block_path and code:
-            check.first(seen, (block_path, code), "code", f"building {code!r} in this block")
+            check.unique((block_path, code), "code", f"building {code!r} in this block")
         if check.count == before and block_path and code and name and address is not None:
-            rows.append(BuildingRow(check.line, block_path, code, name, address))
-    check.raise_if_failed()
-    return rows
+            yield BuildingRow(check.line, block_path, code, name, address)
+    check.finish()
 
 
 def parse_households(text: str) -> list[HouseholdRow]:
     """households.csv (code,block_path,building_code,address,tags); code is the household's stable
     external id, unique in the file. Tags come back deduplicated in VULNERABILITY_TAGS order."""
-    check = _Checker("households")
-    rows: list[HouseholdRow] = []
-    seen: dict[str, int] = {}
-    for raw_code, raw_block, raw_building, raw_address, raw_tags in _csv_rows(text, HOUSEHOLD_COLUMNS, check):
+    return _parsed("households", iter_households, text)
+
+
+def iter_households(source: str | TextIO, check: Checker) -> Iterator[HouseholdRow]:
+    """The good rows of households.csv as they are read; errors go to `check` (repeats at the end)."""
+    for raw_code, raw_block, raw_building, raw_address, raw_tags in _csv_rows(
+        source, HOUSEHOLD_COLUMNS, check
+    ):
         before = check.count
         code = check.household_code(raw_code, "code")
         block_path = check.block_path(raw_block)
@@ -404,14 +495,13 @@ def parse_households(text: str) -> list[HouseholdRow]:
         address = check.text(raw_address, "address", max_len=200)
         tags = _tags(raw_tags, check)
         if code:
-            check.first(seen, code, "code", "household code")
+            check.unique(code, "code", "household code")
         if check.count == before and code and block_path and address and tags is not None:
-            rows.append(HouseholdRow(check.line, code, block_path, building_code, address, tags))
-    check.raise_if_failed()
-    return rows
+            yield HouseholdRow(check.line, code, block_path, building_code, address, tags)
+    check.finish()
 
 
-def _tags(raw: str, check: _Checker) -> tuple[str, ...] | None:
+def _tags(raw: str, check: Checker) -> tuple[str, ...] | None:
     if not raw:
         return ()
     tags = {tag.strip().lower() for tag in _TAG_SEPARATORS.split(raw)} - {""}
@@ -425,11 +515,13 @@ def _tags(raw: str, check: _Checker) -> tuple[str, ...] | None:
 def parse_residents(text: str) -> list[ResidentRow]:
     """residents.csv (household_code,name,relation,phone,birth_year,id_suffix); (household_code, name)
     is unique in the file. Whether the household exists is the caller's check."""
-    check = _Checker("residents")
+    return _parsed("residents", iter_residents, text)
+
+
+def iter_residents(source: str | TextIO, check: Checker) -> Iterator[ResidentRow]:
+    """The good rows of residents.csv as they are read; errors go to `check` (repeats at the end)."""
     this_year = dt.date.today().year
-    rows: list[ResidentRow] = []
-    seen: dict[tuple[str, str], int] = {}
-    for household, raw_name, relation, phone, year, suffix in _csv_rows(text, RESIDENT_COLUMNS, check):
+    for household, raw_name, relation, phone, year, suffix in _csv_rows(source, RESIDENT_COLUMNS, check):
         before = check.count
         household_code = check.household_code(household, "household_code")
         name = check.text(raw_name, "name", max_len=64)
@@ -438,16 +530,13 @@ def parse_residents(text: str) -> list[ResidentRow]:
         birth_year = _birth_year(year, this_year, check) if year else None
         id_suffix = _id_suffix(suffix, check) if suffix else None
         if household_code and name:
-            check.first(seen, (household_code, name), "name", "resident name in this household")
+            check.unique((household_code, name), "name", "resident name in this household")
         if check.count == before and household_code and name and relation_:
-            rows.append(
-                ResidentRow(check.line, household_code, name, relation_, phone_, birth_year, id_suffix)
-            )
-    check.raise_if_failed()
-    return rows
+            yield ResidentRow(check.line, household_code, name, relation_, phone_, birth_year, id_suffix)
+    check.finish()
 
 
-def _birth_year(raw: str, this_year: int, check: _Checker) -> int | None:
+def _birth_year(raw: str, this_year: int, check: Checker) -> int | None:
     year = int(raw) if _YEAR.fullmatch(raw) else None
     if year is None or not 1900 <= year <= this_year:
         check.fail("birth_year", f"must be a year from 1900 to {this_year}")
@@ -455,7 +544,7 @@ def _birth_year(raw: str, this_year: int, check: _Checker) -> int | None:
     return year
 
 
-def _id_suffix(raw: str, check: _Checker) -> str | None:
+def _id_suffix(raw: str, check: Checker) -> str | None:
     """Only the last 4 characters of a national id are kept: a full id number is personal data the
     platform has no need for, so it is refused rather than truncated silently. Messages never echo it."""
     value = raw.upper()
@@ -474,7 +563,7 @@ def parse_staff(text: str) -> list[StaffRow]:
     """staff.csv (block_path,role,kind,name,phone). kind is required for assistants and must be empty
     otherwise. Within the file a block has at most one governor and one supervisor, and the supervisor is
     not also the block's governor or an assistant; full 1+N+1 staffing is the caller's check."""
-    check = _Checker("staff")
+    check = Checker("staff")
     rows: list[StaffRow] = []
     seen: dict[tuple[str, str, str], int] = {}
     for raw_path, raw_role, raw_kind, raw_name, raw_phone in _csv_rows(text, STAFF_COLUMNS, check):
@@ -501,7 +590,7 @@ def _level(path: str) -> str:
     return NODE_KINDS[depth - 1] if depth <= len(NODE_KINDS) else f"path {depth} levels deep"
 
 
-def _staff_kind(role: str | None, raw: str, check: _Checker) -> str | None:
+def _staff_kind(role: str | None, raw: str, check: Checker) -> str | None:
     if role != "assistant":
         if raw:
             check.fail("kind", "is only for assistants: leave it empty")
@@ -512,7 +601,7 @@ def _staff_kind(role: str | None, raw: str, check: _Checker) -> str | None:
     return check.choice(raw, "kind", ASSISTANT_KINDS)
 
 
-def _check_block_staff(rows: list[StaffRow], check: _Checker) -> None:
+def _check_block_staff(rows: list[StaffRow], check: Checker) -> None:
     """One governor and one supervisor per block, and the supervisor watches others, not themself."""
     single: dict[tuple[str, str], StaffRow] = {}
     watched: dict[str, set[str]] = {}
@@ -531,7 +620,7 @@ def _check_block_staff(rows: list[StaffRow], check: _Checker) -> None:
 def parse_boundaries(text: str) -> list[BoundaryRow]:
     """boundaries.geojson: a FeatureCollection of Polygon/MultiPolygon features with properties.path and
     an optional properties.name. Only the shape of the JSON is checked; geometry is the caller's."""
-    check = _Checker("boundaries")
+    check = Checker("boundaries")
     features = _features(text, check)
     rows: list[BoundaryRow] = []
     seen: dict[str, int] = {}
@@ -545,7 +634,7 @@ def parse_boundaries(text: str) -> list[BoundaryRow]:
     return rows
 
 
-def _features(text: str, check: _Checker) -> list[Any]:
+def _features(text: str, check: Checker) -> list[Any]:
     try:
         data = json.loads(text.removeprefix("\ufeff"))
     except json.JSONDecodeError as exc:
@@ -577,7 +666,7 @@ def _is_lon_lat(crs: Any) -> bool:
     return any(known in name for known in ("CRS84", "4326", "4490"))
 
 
-def _boundary(feature: Any, check: _Checker, seen: dict[str, int]) -> BoundaryRow | None:
+def _boundary(feature: Any, check: Checker, seen: dict[str, int]) -> BoundaryRow | None:
     n = check.line
     if not isinstance(feature, dict) or feature.get("type") != "Feature":
         check.fail("type", "must be a GeoJSON Feature")
@@ -599,7 +688,7 @@ def _boundary(feature: Any, check: _Checker, seen: dict[str, int]) -> BoundaryRo
     return BoundaryRow(n, path, name, geometry)
 
 
-def _feature_name(raw: Any, check: _Checker) -> str | None:
+def _feature_name(raw: Any, check: Checker) -> str | None:
     if raw is None:
         return None
     if not isinstance(raw, str):
@@ -608,7 +697,7 @@ def _feature_name(raw: Any, check: _Checker) -> str | None:
     return check.text(raw, "properties.name", max_len=64, required=False) or None
 
 
-def _geometry(geometry: Any, check: _Checker) -> dict[str, Any] | None:
+def _geometry(geometry: Any, check: Checker) -> dict[str, Any] | None:
     if not isinstance(geometry, dict):
         check.fail("geometry", "must be a Polygon or MultiPolygon geometry")
         return None

@@ -4,48 +4,74 @@ Each file is all-or-nothing (one transaction) and idempotent: rows are matched o
 natural keys (node path, building code in its block, household code, resident name in its
 household) and only real differences are written, so re-importing a file changes nothing.
 Every bad row is reported with its line number; nothing is committed if any row is bad.
+
+Memory stays bounded whatever the file's size: a file arrives in chunks and is spooled to disk
+(`uploads.Upload`), buildings, households and residents are then read back and applied a chunk of
+rows at a time (`importwrites`), and only the tree files (nodes, boundaries: thousands of rows,
+at most MAX_TREE_BYTES) are read whole. A caller who may import that kind of file nowhere is
+refused before any of it is read.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 
-from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1 import events_pb2
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
-from govkit.db import Database, new_id, utcnow
+from govkit.db import Database
 from govkit.errors import DomainError, InvalidArgument, PermissionDenied
 from govkit.events import build_event
 from govkit.outbox import add_event
-from services.blocks import geo, importfiles
+from services.blocks import importfiles, importwrites
 from services.blocks.access import load_access
-from services.blocks.importfiles import RowError
-from services.blocks.models import Building, Household, Node, Resident, platform
+from services.blocks.domain import BLOCK_EDITORS, Access
+from services.blocks.importfiles import Checker, RowError
+from services.blocks.importwrites import NOT_PERMITTED_BLOCK, NOT_PERMITTED_TREE, Counts
+from services.blocks.models import platform
+from services.blocks.uploads import MIB, Upload
 
-MAX_BYTES = 200 * 1024 * 1024
+MAX_BYTES = 200 * MIB
+# Nodes and boundaries files are parsed whole (a GeoJSON document has to be): a district's are a few
+# hundred KiB; a whole city's boundaries in one file may need splitting by district.
+MAX_TREE_BYTES = 16 * MIB
+# Chunks a file is copied in (the command line), and the size callers should stream it in.
+READ_CHUNK = 1 * MIB
 # gRPC trailers are small: the first errors travel as details, the count in the message.
 MAX_REPORTED = 100
-CHUNK = 5000
-# ORM bulk inserts leave NULL columns out and split a batch wherever the set of NULL columns
-# changes (450,000 residents became 217,000 statements); rendering NULLs keeps one batch per chunk.
-BULK_INSERT = {"render_nulls": True}
-NOT_PERMITTED_TREE = "the caller may not manage this part of the tree"
-NOT_PERMITTED_BLOCK = "the caller may not change this block"
+KINDS = {
+    pb.IMPORT_KIND_NODES: "nodes",
+    pb.IMPORT_KIND_BOUNDARIES: "boundaries",
+    pb.IMPORT_KIND_BUILDINGS: "buildings",
+    pb.IMPORT_KIND_HOUSEHOLDS: "households",
+    pb.IMPORT_KIND_RESIDENTS: "residents",
+}
+TREE_KINDS = ("nodes", "boundaries")
 
 
-@dataclass
-class Counts:
-    rows: int = 0
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
+def kind_of(kind_value: int) -> str:
+    kind = KINDS.get(kind_value)
+    if kind is None:
+        raise InvalidArgument("is required", field="kind")
+    return kind
+
+
+def max_bytes(kind: str) -> int:
+    return MAX_TREE_BYTES if kind in TREE_KINDS else MAX_BYTES
+
+
+def may_import(access: Access, kind: str) -> bool:
+    """Whether the caller could import this kind of file anywhere at all (each row is checked too)."""
+    if kind in TREE_KINDS:
+        return bool(access.principal.scopes_for(Permission.REGIONS_MANAGE))
+    return bool(access.principal.scopes_for(Permission.HOUSEHOLDS_WRITE)) or any(
+        held & BLOCK_EDITORS for held in access.staffed.values()
+    )
 
 
 def _failed(kind: str, errors: list[RowError]) -> DomainError:
@@ -59,69 +85,101 @@ def _failed(kind: str, errors: list[RowError]) -> DomainError:
     )
 
 
-def _chunks(rows: list[dict], size: int = CHUNK) -> Iterable[list[dict]]:
-    for i in range(0, len(rows), size):
-        yield rows[i : i + size]
+def _response(counts: Counts, errors: Sequence[RowError] = ()) -> pb.ImportFileResponse:
+    return pb.ImportFileResponse(
+        rows=counts.rows,
+        created=counts.created,
+        updated=counts.updated,
+        unchanged=counts.unchanged,
+        errors=[
+            pb.ImportRowError(line=e.line, field=e.field, message=e.message) for e in errors[:MAX_REPORTED]
+        ],
+    )
 
 
 class ImportFlows:
-    def __init__(self, db: Database, on_geometry_change: Callable[[], None]) -> None:
+    def __init__(
+        self, db: Database, on_geometry_change: Callable[[], None], spool_dir: str | None = None
+    ) -> None:
         self.db = db
         self.on_geometry_change = on_geometry_change
+        self.spool_dir = spool_dir
+
+    async def admit(self, principal: Principal, kind_value: int) -> tuple[str, Access]:
+        """The kind's name and the caller's access, or PERMISSION_DENIED for a caller who may import
+        this kind of file nowhere (a resident, say): asked before any of the file is read."""
+        kind = kind_of(kind_value)
+        access = await load_access(self.db, principal)
+        if not may_import(access, kind):
+            what = "manage the region tree" if kind in TREE_KINDS else "change households in any block"
+            raise PermissionDenied(f"{kind}: the caller may not {what}, so may not import this file")
+        return kind, access
+
+    def upload(self, kind: str) -> Upload:
+        return Upload(max_bytes(kind), self.spool_dir)
 
     async def import_file(
         self, principal: Principal, kind_value: int, content: bytes, *, validate_only: bool = False
     ) -> pb.ImportFileResponse:
-        kind = {
-            pb.IMPORT_KIND_NODES: "nodes",
-            pb.IMPORT_KIND_BOUNDARIES: "boundaries",
-            pb.IMPORT_KIND_BUILDINGS: "buildings",
-            pb.IMPORT_KIND_HOUSEHOLDS: "households",
-            pb.IMPORT_KIND_RESIDENTS: "residents",
-        }.get(kind_value)
-        if kind is None:
-            raise InvalidArgument("is required", field="kind")
-        if len(content) > MAX_BYTES:
-            raise InvalidArgument(
-                f"is larger than {MAX_BYTES // (1024 * 1024)} MiB; split the file", field="content"
-            )
-        try:
-            text = content.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidArgument(f"is not UTF-8 (byte {exc.start})", field="content") from None
-        parse = getattr(importfiles, f"parse_{kind}")
-        try:
-            # Parsing 200,000 rows takes seconds: keep the event loop answering meanwhile.
-            rows = await asyncio.to_thread(parse, text)
-        except importfiles.ImportFileError as exc:
-            if validate_only:
-                return pb.ImportFileResponse(
-                    errors=[
-                        pb.ImportRowError(line=e.line, field=e.field, message=e.message)
-                        for e in exc.errors[:MAX_REPORTED]
-                    ]
-                )
-            raise _failed(kind, exc.errors) from None
-        access = await load_access(self.db, principal)
-        apply = getattr(self, f"_apply_{kind}")
+        """A file given whole (the unary ImportFile, the demo seed, tests)."""
+        kind, access = await self.admit(principal, kind_value)
+        with self.upload(kind) as upload:
+            upload.write(content)
+            upload.finish()
+            return await self.import_upload(access, kind_value, upload, validate_only=validate_only)
+
+    async def import_stream(
+        self,
+        principal: Principal,
+        kind_value: int,
+        chunks: AsyncIterator[bytes],
+        *,
+        validate_only: bool = False,
+    ) -> pb.ImportFileResponse:
+        """A file arriving in chunks: the caller is admitted before the first is read."""
+        _, access = await self.admit(principal, kind_value)
+        return await self.receive(access, kind_value, chunks, validate_only=validate_only)
+
+    async def receive(
+        self, access: Access, kind_value: int, chunks: AsyncIterator[bytes], *, validate_only: bool
+    ) -> pb.ImportFileResponse:
+        """The file of an admitted caller, spooled to disk as it comes, then imported."""
+        with self.upload(kind_of(kind_value)) as upload:
+            async for chunk in chunks:
+                upload.write(chunk)
+            upload.finish()
+            return await self.import_upload(access, kind_value, upload, validate_only=validate_only)
+
+    async def import_path(
+        self, principal: Principal, kind_value: int, path: Path, *, validate_only: bool = False
+    ) -> pb.ImportFileResponse:
+        """A file on disk (the command line), copied a chunk at a time."""
+
+        async def read() -> AsyncIterator[bytes]:
+            with path.open("rb") as file:
+                while chunk := await asyncio.to_thread(file.read, READ_CHUNK):
+                    yield chunk
+
+        return await self.import_stream(principal, kind_value, read(), validate_only=validate_only)
+
+    async def import_upload(
+        self, access: Access, kind_value: int, upload: Upload, *, validate_only: bool
+    ) -> pb.ImportFileResponse:
+        kind = kind_of(kind_value)
+        check = Checker(kind)
         async with self.db.write_sessions() as session:
             transaction = await session.begin()
             try:
-                counts, errors = await apply(session, access, rows)
+                if kind in TREE_KINDS:
+                    counts, errors = await self._apply_tree(session, access, kind, upload, check)
+                else:
+                    counts = await self._apply_rows(session, access, kind, upload, check, validate_only)
+                    errors = check.sorted_errors()
                 if errors or validate_only:
                     await transaction.rollback()
                     if errors and not validate_only:
                         raise _failed(kind, errors)
-                    return pb.ImportFileResponse(
-                        rows=counts.rows,
-                        created=counts.created,
-                        updated=counts.updated,
-                        unchanged=counts.unchanged,
-                        errors=[
-                            pb.ImportRowError(line=e.line, field=e.field, message=e.message)
-                            for e in errors[:MAX_REPORTED]
-                        ],
-                    )
+                    return _response(counts, errors)
                 # One summary event, not one per row: an import of 200,000 households is one change.
                 await add_event(
                     session,
@@ -134,7 +192,7 @@ class ImportFlows:
                             updated=counts.updated,
                             unchanged=counts.unchanged,
                         ),
-                        actor=principal.subject,
+                        actor=access.principal.subject,
                         resource=f"imports/{kind}",
                     ),
                 )
@@ -143,236 +201,40 @@ class ImportFlows:
                 if transaction.is_active:
                     await transaction.rollback()
                 raise
-        if kind in ("nodes", "boundaries"):
+        if kind in TREE_KINDS:
             self.on_geometry_change()
-        return pb.ImportFileResponse(
-            rows=counts.rows, created=counts.created, updated=counts.updated, unchanged=counts.unchanged
-        )
+        return _response(counts)
 
-    # ------------------------------------------------------------------ one method per file kind
+    async def _apply_tree(
+        self, session: AsyncSession, access: Access, kind: str, upload: Upload, check: Checker
+    ) -> tuple[Counts, list[RowError]]:
+        """Nodes or boundaries: parsed whole (an ImportFileError for a bad file), then applied."""
+        parse = getattr(importfiles, f"parse_{kind}")
+        text = await asyncio.to_thread(upload.read_text)
+        try:
+            rows = await asyncio.to_thread(parse, text)
+        except importfiles.ImportFileError as exc:
+            return Counts(), exc.errors
+        del text
+        apply = getattr(importwrites, f"apply_{kind}")
+        counts, errors = await apply(session, access, rows)
+        return counts, check.sorted_errors(errors)
 
-    async def _apply_nodes(self, session: AsyncSession, access, rows: list[importfiles.NodeRow]):  # type: ignore[no-untyped-def]
-        existing = {r.path: r for r in (await session.scalars(select(Node))).all()}
-        counts, errors, now = Counts(rows=len(rows)), [], utcnow()
-        for row in rows:  # parents come first
-            parent = row.path.rpartition("/")[0]
-            if not access.principal.can(Permission.REGIONS_MANAGE, parent or row.path):
-                errors.append(RowError(row.line, "path", NOT_PERMITTED_TREE))
-                continue
-            node = existing.get(row.path)
-            if node is None:
-                if parent and parent not in existing:
-                    errors.append(RowError(row.line, "path", f"parent {parent} does not exist"))
-                    continue
-                node = Node(
-                    id=new_id(),
-                    path=row.path,
-                    code=row.path.rpartition("/")[2],
-                    parent_path=parent,
-                    kind=row.kind,
-                    display_name=row.name,
-                    boundary=None,
-                    state="active",
-                    create_time=now,
-                    update_time=now,
-                )
-                session.add(node)
-                existing[row.path] = node
-                counts.created += 1
-            elif node.kind != row.kind:
-                errors.append(RowError(row.line, "kind", f"{row.path} exists as a {node.kind}"))
-            elif node.display_name != row.name:
-                node.display_name, node.update_time = row.name, now
-                counts.updated += 1
-            else:
-                counts.unchanged += 1
-        await session.flush()
-        return counts, errors
-
-    async def _apply_boundaries(self, session: AsyncSession, access, rows: list[importfiles.BoundaryRow]):  # type: ignore[no-untyped-def]
-        paths = [r.path for r in rows]
-        nodes = {n.path: n for n in (await session.scalars(select(Node).where(Node.path.in_(paths)))).all()}
-        counts, errors, now = Counts(rows=len(rows)), [], utcnow()
-        for row in rows:
-            node = nodes.get(row.path)
-            if node is None:
-                errors.append(
-                    RowError(row.line, "path", f"{row.path} does not exist; import it in nodes.csv first")
-                )
-                continue
-            if not access.principal.can(Permission.REGIONS_MANAGE, row.path):
-                errors.append(RowError(row.line, "path", NOT_PERMITTED_TREE))
-                continue
-            try:
-                boundary = json.dumps(geo.to_geojson(geo.parse_boundary(row.geometry, field="geometry")))
-            except DomainError as exc:
-                errors.append(RowError(row.line, "geometry", exc.message))
-                continue
-            changed = node.boundary != boundary or (row.name is not None and row.name != node.display_name)
-            if changed:
-                node.boundary = boundary
-                node.display_name = row.name or node.display_name
-                node.update_time = now
-                counts.updated += 1
-            else:
-                counts.unchanged += 1
-        await session.flush()
-        return counts, errors
-
-    @staticmethod
-    async def _blocks(session: AsyncSession) -> set[str]:
-        return set(
-            (
-                await session.scalars(select(Node.path).where(Node.kind == "block", Node.state == "active"))
-            ).all()
-        )
-
-    async def _apply_buildings(self, session: AsyncSession, access, rows: list[importfiles.BuildingRow]):  # type: ignore[no-untyped-def]
-        blocks = await self._blocks(session)
-        existing = {(b.block_path, b.code): b for b in (await session.scalars(select(Building))).all()}
-        counts, errors, new = Counts(rows=len(rows)), [], []
-        for row in rows:
-            if row.block_path not in blocks:
-                errors.append(RowError(row.line, "block_path", f"{row.block_path} is not an active block"))
-            elif not access.can_edit(row.block_path):
-                errors.append(RowError(row.line, "block_path", NOT_PERMITTED_BLOCK))
-            elif (found := existing.get((row.block_path, row.code))) is None:
-                new.append(
-                    {
-                        "id": new_id(),
-                        "block_path": row.block_path,
-                        "code": row.code,
-                        "display_name": row.name,
-                        "address": row.address,
-                    }
-                )
-            elif (found.display_name, found.address) != (row.name, row.address):
-                found.display_name, found.address = row.name, row.address
-                counts.updated += 1
-            else:
-                counts.unchanged += 1
-        if not errors:
-            for chunk in _chunks(new):
-                await session.execute(insert(Building).execution_options(**BULK_INSERT), chunk)
-        counts.created = len(new)
-        return counts, errors
-
-    async def _apply_households(self, session: AsyncSession, access, rows: list[importfiles.HouseholdRow]):  # type: ignore[no-untyped-def]
-        blocks = await self._blocks(session)
-        buildings = set((await session.execute(select(Building.block_path, Building.code))).tuples().all())
-        existing = {
-            r.code: r
-            for r in (
-                await session.execute(
-                    select(
-                        Household.id,
-                        Household.code,
-                        Household.block_path,
-                        Household.building_code,
-                        Household.address,
-                        Household.tags,
-                    )
-                )
-            ).all()
-        }
-        counts, errors, new, changed, now = Counts(rows=len(rows)), [], [], [], utcnow()
-        editable: dict[str, bool] = {}
-        for row in rows:
-            if row.block_path not in blocks:
-                errors.append(RowError(row.line, "block_path", f"{row.block_path} is not an active block"))
-                continue
-            if editable.setdefault(row.block_path, access.can_edit(row.block_path)) is False:
-                errors.append(RowError(row.line, "block_path", NOT_PERMITTED_BLOCK))
-                continue
-            if row.building_code and (row.block_path, row.building_code) not in buildings:
-                errors.append(
-                    RowError(
-                        row.line, "building_code", f"no building {row.building_code} in {row.block_path}"
-                    )
-                )
-                continue
-            values = {
-                "block_path": row.block_path,
-                "building_code": row.building_code or None,
-                "address": row.address,
-                "tags": ",".join(sorted(set(row.tags))),
-            }
-            found = existing.get(row.code)
-            if found is None:
-                new.append(
-                    {"id": new_id(), "code": row.code, **values, "create_time": now, "update_time": now}
-                )
-            elif (found.block_path, found.building_code, found.address, found.tags) != tuple(values.values()):
-                changed.append({"id": found.id, **values, "update_time": now})
-            else:
-                counts.unchanged += 1
-        if not errors:
-            for chunk in _chunks(new):
-                await session.execute(insert(Household).execution_options(**BULK_INSERT), chunk)
-            for chunk in _chunks(changed):
-                await session.execute(update(Household), chunk)
-        counts.created, counts.updated = len(new), len(changed)
-        return counts, errors
-
-    async def _apply_residents(self, session: AsyncSession, access, rows: list[importfiles.ResidentRow]):  # type: ignore[no-untyped-def]
-        households = {
-            code: (hid, block)
-            for hid, code, block in (
-                await session.execute(select(Household.id, Household.code, Household.block_path))
-            ).all()
-        }
-        existing = {
-            (r.household_id, r.display_name): r
-            for r in (
-                await session.execute(
-                    select(
-                        Resident.id,
-                        Resident.household_id,
-                        Resident.display_name,
-                        Resident.relation,
-                        Resident.phone,
-                        Resident.birth_year,
-                        Resident.id_suffix,
-                    )
-                )
-            ).all()
-        }
-        counts, errors, new, changed = Counts(rows=len(rows)), [], [], []
-        editable: dict[str, bool] = {}
-        for row in rows:
-            target = households.get(row.household_code)
-            if target is None:
-                errors.append(
-                    RowError(
-                        row.line,
-                        "household_code",
-                        f"no household {row.household_code}; import households first",
-                    )
-                )
-                continue
-            hid, block = target
-            if editable.setdefault(block, access.can_edit(block)) is False:
-                errors.append(RowError(row.line, "household_code", NOT_PERMITTED_BLOCK))
-                continue
-            values = {
-                "relation": row.relation,
-                "phone": row.phone,
-                "birth_year": row.birth_year,
-                "id_suffix": row.id_suffix,
-            }
-            found = existing.get((hid, row.name))
-            if found is None:
-                new.append(
-                    {"id": new_id(), "household_id": hid, "display_name": row.name, "user_id": None, **values}
-                )
-            elif (found.relation, found.phone, found.birth_year, found.id_suffix) != tuple(values.values()):
-                changed.append({"id": found.id, **values})
-            else:
-                counts.unchanged += 1
-        if not errors:
-            for chunk in _chunks(new):
-                await session.execute(insert(Resident).execution_options(**BULK_INSERT), chunk)
-            for chunk in _chunks(changed):
-                await session.execute(update(Resident), chunk)
-        counts.created, counts.updated = len(new), len(changed)
-        return counts, errors
+    async def _apply_rows(
+        self,
+        session: AsyncSession,
+        access: Access,
+        kind: str,
+        upload: Upload,
+        check: Checker,
+        validate_only: bool,
+    ) -> Counts:
+        """Buildings, households or residents: read, checked and written a chunk at a time; parsing
+        runs in a thread, so the event loop keeps answering other calls meanwhile."""
+        writer = importwrites.WRITERS[kind](session, access, check, write=not validate_only)
+        await writer.start()
+        with upload.text() as text:
+            chunks = iter(importwrites.chunks(importwrites.ROWS[kind](text, check)))
+            while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+                await writer.add(chunk)
+        return writer.counts

@@ -45,6 +45,7 @@ CATEGORY_FIELDS = frozenset(
         "attributes",
         "sla",
         "active",
+        "public",
     }
 )
 
@@ -314,6 +315,8 @@ class CatalogueFlows:
             row.escalate_on_acknowledge_breach = c.sla.escalate_on_acknowledge_breach
         if "active" in fields:
             row.active = c.active
+        if "public" in fields:
+            row.public = c.public
 
     async def create_category(self, principal: Principal, c: pb.Category) -> Category:
         principal.require(Permission.TICKETS_CONFIGURE, GLOBAL)

@@ -100,6 +100,7 @@ def category(row: models.Category) -> pb.Category:
         active=row.active,
         create_time=timestamp(row.create_time),
         update_time=timestamp(row.update_time),
+        public=bool(row.public),
     )
 
 

@@ -11,18 +11,32 @@ from govkit.protobuf import update_paths
 from services.tickets import convert
 from services.tickets.catalogue import CATEGORY_FIELDS, CatalogueFlows, code_of, year_of
 from services.tickets.flows import TicketFlows
+from services.tickets.public import PublicTickets
 from services.tickets.statistics import StatisticsFlows
 
 SERVICE = "gov.tickets.v1.TicketsService"
-# The catalogue is public: Open311 clients list services before they have a key.
-PUBLIC_METHODS = (f"/{SERVICE}/ListCategories", f"/{SERVICE}/GetCategory")
+# The catalogue is public: Open311 clients list services before they have a key. So is the public
+# view of tickets, which can only ever answer public fields of public categories (see public.py).
+PUBLIC_METHODS = (
+    f"/{SERVICE}/ListCategories",
+    f"/{SERVICE}/GetCategory",
+    f"/{SERVICE}/ListPublicTickets",
+    f"/{SERVICE}/GetPublicTicket",
+)
 
 
 class TicketsServicer(tickets_pb2_grpc.TicketsServiceServicer):
-    def __init__(self, catalogue: CatalogueFlows, tickets: TicketFlows, statistics: StatisticsFlows) -> None:
+    def __init__(
+        self,
+        catalogue: CatalogueFlows,
+        tickets: TicketFlows,
+        statistics: StatisticsFlows,
+        public: PublicTickets | None = None,
+    ) -> None:
         self.catalogue = catalogue
         self.tickets = tickets
         self.stats = statistics
+        self.public = public or PublicTickets(tickets.db)
 
     # units
     async def CreateUnit(self, request, context) -> pb.Unit:
@@ -98,6 +112,14 @@ class TicketsServicer(tickets_pb2_grpc.TicketsServiceServicer):
         return pb.ListTimelineEntriesResponse(
             entries=[convert.timeline_entry(e) for e in rows], next_page_token=token
         )
+
+    # the public view: no caller needed, nothing private in it
+    async def ListPublicTickets(self, request, context) -> pb.ListPublicTicketsResponse:
+        tickets, token = await self.public.list(request)
+        return pb.ListPublicTicketsResponse(tickets=tickets, next_page_token=token)
+
+    async def GetPublicTicket(self, request, context) -> pb.PublicTicket:
+        return await self.public.get(request.name)
 
     async def GetTicketStatistics(self, request, context) -> pb.TicketStatistics:
         return await self.stats.statistics(await self.tickets.viewer(current_principal()), request)

@@ -60,7 +60,7 @@ CST = dt.timezone(dt.timedelta(hours=8))
 
 
 def xml(reply: httpx.Response) -> ET.Element:
-    assert reply.headers["content-type"] == "text/xml; charset=utf-8", reply.text
+    assert reply.headers["content-type"] == "text/xml", reply.text
     assert reply.content.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
     return ET.fromstring(reply.content)  # noqa: S314 - the gateway under test made it
 
@@ -71,7 +71,7 @@ def tags(element: ET.Element) -> list[str]:
 
 def assert_json_error(reply: httpx.Response, status: int) -> str:
     assert reply.status_code == status, reply.text
-    assert reply.headers["content-type"] == "application/json; charset=utf-8"
+    assert reply.headers["content-type"] == "application/json"
     body = reply.json()
     assert len(body) == 1 and list(body[0]) == ["code", "description"] and body[0]["code"] == status
     return body[0]["description"]
@@ -215,7 +215,7 @@ async def test_services_in_json_and_xml(
     http: httpx.AsyncClient, tickets: TicketsServiceStub, identity: IdentityClient, service_code: str
 ) -> None:
     reply = await http.get(f"{V2}/services.json")
-    assert reply.status_code == 200 and reply.headers["content-type"] == "application/json; charset=utf-8"
+    assert reply.status_code == 200 and reply.headers["content-type"] == "application/json"
     services = {s["service_code"]: s for s in reply.json()}
     assert all(list(s) == SERVICE for s in services.values())
     assert services[service_code] == {
@@ -315,8 +315,9 @@ async def test_post_without_or_with_a_bad_api_key_is_403(
     for bad in (f"{client_id}:wrong-secret", "no-colon", "nobody:secret"):
         reply = await http.post(f"{V2}/requests.json", data={**data, "api_key": bad})
         assert_json_error(reply, 403)
-    assert_json_error(await http.get(f"{V2}/requests.json"), 403)
-    assert_xml_error(await http.get(f"{V2}/requests/abc.xml"), 403)
+    # Reading is public without a key (test_open311_public.py), but a key given must be valid.
+    assert_json_error(await http.get(f"{V2}/requests.json", params={"api_key": "nobody:secret"}), 403)
+    assert_xml_error(await http.get(f"{V2}/requests/abc.xml", params={"api_key": "no-colon"}), 403)
 
 
 # ----------------------------------------------------------------------------- reporting and reading back
@@ -538,7 +539,7 @@ async def test_open311_errors_are_never_problem_json(http: httpx.AsyncClient) ->
         await http.put(f"{V2}/requests.json"),
         await http.get(f"{V2}/requests.json", params={"page_size": "many"}),
     ):
-        assert reply.headers["content-type"] == "application/json; charset=utf-8", reply.text
+        assert reply.headers["content-type"] == "application/json", reply.text
         assert json.loads(reply.content)[0]["code"] == reply.status_code
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -412,3 +413,101 @@ def test_a_file_that_is_not_a_feature_collection_is_refused(text: str, needle: s
 def test_a_geographic_crs_member_is_accepted() -> None:
     crs = {"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}}
     assert len(parse_boundaries(collection(feature(BLOCK), crs=crs))) == 1
+
+
+# --- cells a spreadsheet would run -----------------------------------------------------------------
+
+FORMULAS = ('=HYPERLINK("http://x.example","点我")', "=cmd|' /C calc'!A0", "@SUM(1+1)*cmd", "+1+1", "-2+3")
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_text_cells_that_start_like_a_formula_are_refused_in_every_file(formula: str) -> None:
+    cell = '"' + formula.replace('"', '""') + '"'
+    expected = f"starts with '{formula[0]}': a spreadsheet would run it as a formula"
+    cases = [
+        (parse_nodes, f"path,name,kind\nyuhu,{cell},district\n", "name"),
+        (parse_buildings, f"block_path,code,name,address\n{BLOCK},1,{cell},\n", "name"),
+        (parse_buildings, f"block_path,code,name,address\n{BLOCK},1,1栋,{cell}\n", "address"),
+        (parse_households, f"code,block_path,building_code,address,tags\nWL-1,{BLOCK},,{cell},\n", "address"),
+        (
+            parse_residents,
+            f"household_code,name,relation,phone,birth_year,id_suffix\nWL-1,{cell},head,,,\n",
+            "name",
+        ),
+        (parse_staff, f"block_path,role,kind,name,phone\n{BLOCK},governor,,{cell},13800138000\n", "name"),
+    ]
+    for parser, text, field in cases:
+        with pytest.raises(ImportFileError) as err:
+            parser(text)
+        [error] = err.value.errors
+        assert (error.line, error.field) == (2, field), parser
+        assert error.message.startswith(expected), error.message
+    feature = {"type": "Feature", "properties": {"path": BLOCK, "name": formula}, "geometry": SQUARE}
+    with pytest.raises(ImportFileError) as err:
+        parse_boundaries(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    assert [e.field for e in err.value.errors] == ["properties.name"]
+
+
+def test_leading_tabs_and_returns_do_not_hide_a_formula() -> None:
+    text = f'code,block_path,building_code,address,tags\nWL-1,{BLOCK},,"\t\r=1+1",\n'
+    assert errors_of(parse_households, text) == [(2, "address")]
+
+
+def test_fields_with_a_grammar_keep_their_plus_and_minus() -> None:
+    # +86 is how international numbers are written; the grammar of a phone leaves no room for a formula.
+    [resident] = parse_residents(
+        "household_code,name,relation,phone,birth_year,id_suffix\nWL-1,张三,head,+86 138 1234 5678,1960,\n"
+    )
+    assert resident.phone == "+8613812345678"
+    # A negative year is refused as a year, not as a formula.
+    messages = messages_of(
+        parse_residents, "household_code,name,relation,phone,birth_year,id_suffix\nWL-1,张三,head,,-1960,\n"
+    )
+    assert messages == [f"must be a year from 1900 to {dt.date.today().year}"]
+    # Text that merely contains the characters is fine.
+    [household] = parse_households(
+        f"code,block_path,building_code,address,tags\nWL-1,{BLOCK},,3栋-201 @物业,\n"
+    )
+    assert household.address == "3栋-201 @物业"
+
+
+def test_a_household_code_may_not_start_with_a_minus() -> None:
+    text = f"code,block_path,building_code,address,tags\n-2-3,{BLOCK},,地址,\nA-2,{BLOCK},,地址,\n"
+    assert errors_of(parse_households, text) == [(2, "code")]
+
+
+# --- large files, row by row ------------------------------------------------------------------------
+
+
+def test_rows_stream_from_an_open_file_and_repeats_are_found_at_the_end(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "households.csv"
+    lines = ["code,block_path,building_code,address,tags"]
+    lines += [f"H{i},{BLOCK},,地址{i}," for i in range(1, 12_001)]
+    lines[9_000] = f"H17,{BLOCK},,重复,"  # line 9,001 repeats the code of line 18
+    path.write_text("\ufeff" + "\r\n".join(lines) + "\r\n", encoding="utf-8")
+    check = importfiles.Checker("households")
+    with path.open(encoding="utf-8-sig", newline="") as source:
+        rows = importfiles.iter_households(source, check)
+        first = next(rows)
+        assert first.line == 2 and not check.errors  # rows come out before the file is read
+        rest = list(rows)
+    assert len(rest) + 1 == 12_000
+    assert check.errors == [RowError(9_001, "code", "duplicate household code: already on line 18")]
+
+
+def test_repeats_in_a_file_are_found_from_hashes_with_their_first_line() -> None:
+    keys = importfiles._Keys()
+    for line, key in enumerate(["a", "b", "a", ("x", 1), "b", "a", ("x", 1)], start=2):
+        keys.add(key, line)
+    assert sorted(keys.repeats()) == [(4, 2), (6, 3), (7, 2), (8, 5)]
+    assert len(keys.hashes) * keys.hashes.itemsize + len(keys.lines) * keys.lines.itemsize == 7 * 12
+
+
+def test_in_lists_are_padded_to_a_few_lengths_so_prepared_statements_stay_few() -> None:
+    from services.blocks.importwrites import padded
+
+    assert padded([]) == [] and padded(["a", "a", "b"]) == ["a", "b"]
+    assert padded(["a", "b", "c"]) == ["a", "b", "c", "c"]
+    lengths = {len(padded(str(i) for i in range(n))) for n in (*range(1, 5_001, 13), 511, 512, 513, 5_000)}
+    assert len(lengths) <= 20 and all(n >= 1 for n in lengths)
+    assert set(padded(str(i) for i in range(2_200))) == {str(i) for i in range(2_200)}

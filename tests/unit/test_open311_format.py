@@ -33,6 +33,7 @@ from gateway.open311.inputs import (
     statuses,
     title_of,
 )
+from gateway.open311.listing import _Stream, page_of
 from gateway.open311.tracing import redact_api_key
 from gateway.settings import GatewaySettings
 from gov.tickets.v1 import tickets_pb2 as pb
@@ -237,6 +238,93 @@ def test_household_report_has_address_id_and_no_point() -> None:
     assert element.find("lat") is not None and element.findtext("lat") == ""
 
 
+def public_ticket(**overrides: object) -> pb.PublicTicket:
+    fields: dict[str, object] = {
+        "name": "tickets/7f0c",
+        "category": "categories/lift-failure",
+        "state": S.TICKET_STATE_RESOLVED,
+        "description": "3号楼电梯困人，电话***********",
+        "address": "3号楼",
+        "latitude": 27.85,
+        "longitude": 112.9,
+        "has_point": True,
+        "media_uris": ["https://img.example.org/1.jpg"],
+        "lead_unit": "units/wanlou-rapid",
+        "lead_unit_display_name": "万楼街道快速处置中心",
+        "resolution": "已修复",
+        "create_time": ts("2026-11-23T02:15:00+00:00"),
+        "update_time": ts("2026-11-23T03:00:00+00:00"),
+        "expected_resolve_time": ts("2026-11-25T09:30:00+00:00"),
+    }
+    fields.update(overrides)
+    return pb.PublicTicket(**fields)
+
+
+def test_public_view_has_georeport_fields_and_never_an_address_id() -> None:
+    request = mapping.public_service_request(
+        public_ticket(), service_name="电梯故障", notice="to be resolved within 2 days"
+    )
+    assert list(request) == REQUEST
+    assert request == {
+        "service_request_id": "7f0c",
+        "status": "closed",
+        "status_notes": "resolved: 已修复",
+        "service_name": "电梯故障",
+        "service_code": "lift-failure",
+        "description": "3号楼电梯困人，电话***********",
+        "agency_responsible": "万楼街道快速处置中心",
+        "service_notice": "to be resolved within 2 days",
+        "requested_datetime": "2026-11-23T10:15:00+08:00",
+        "updated_datetime": "2026-11-23T11:00:00+08:00",
+        "expected_datetime": "2026-11-25T17:30:00+08:00",
+        "address": "3号楼",
+        "address_id": None,
+        "zipcode": None,
+        "lat": 27.85,
+        "long": 112.9,
+        "media_url": "https://img.example.org/1.jpg",
+    }
+    bare = mapping.public_service_request(
+        public_ticket(has_point=False, address="", media_uris=[], lead_unit_display_name=""),
+        service_name=None,
+        notice=None,
+    )
+    assert (bare["lat"], bare["long"], bare["address"], bare["media_url"]) == (None, None, None, None)
+    assert bare["agency_responsible"] is None
+    # The message itself has no field a private value could travel in.
+    private = {"reporter", "contact", "attributes", "rating", "possible_duplicates", "units", "source"}
+    assert not private & {f.name for f in pb.PublicTicket.DESCRIPTOR.fields}
+    assert "household" not in {f.name for f in pb.PublicTicket.DESCRIPTOR.fields}
+
+
+async def test_listing_merges_own_and_public_views_once_each() -> None:
+    def at(seconds: int) -> timestamp_pb2.Timestamp:
+        return timestamp_pb2.Timestamp(seconds=seconds)
+
+    own = [pb.Ticket(name="tickets/b", create_time=at(30)), pb.Ticket(name="tickets/d", create_time=at(10))]
+    public = [
+        pb.PublicTicket(name="tickets/c", create_time=at(40)),
+        pb.PublicTicket(name="tickets/b", create_time=at(30)),
+        pb.PublicTicket(name="tickets/a", create_time=at(20)),
+    ]
+
+    def fetcher(items: list) -> object:
+        async def fetch(token: str, size: int) -> tuple[list, str]:
+            start = int(token or 0)
+            return items[start : start + size], str(start + size) if start + size < len(items) else ""
+
+        return fetch
+
+    async def page(number: int, size: int) -> list:
+        return await page_of([_Stream(fetcher(public)), _Stream(fetcher(own))], page=number, page_size=size)
+
+    first = await page(1, 10)
+    assert [t.name for t in first] == ["tickets/c", "tickets/b", "tickets/a", "tickets/d"]
+    # The account's own ticket wins over its public view.
+    assert isinstance(first[1], pb.Ticket) and isinstance(first[0], pb.PublicTicket)
+    assert [t.name for t in await page(2, 2)] == ["tickets/a", "tickets/d"]
+
+
 def test_created_and_discovery_fields() -> None:
     created = mapping.created(ticket(), "to be resolved within 2 days")
     assert list(created) == CREATED and created["account_id"] is None
@@ -256,10 +344,11 @@ def test_created_and_discovery_fields() -> None:
 
 def test_error_bodies() -> None:
     reply = render_error("json", 400, "lat: lat and long go together")
-    assert reply.status_code == 400 and reply.media_type == "application/json; charset=utf-8"
+    # The whole header exactly as GeoReport's examples give it: no charset parameter.
+    assert reply.status_code == 400 and reply.headers["content-type"] == "application/json"
     assert json.loads(reply.body) == [{"code": 400, "description": "lat: lat and long go together"}]
     reply = render_error("xml", 403, "api_key: required")
-    assert reply.media_type == "text/xml; charset=utf-8"
+    assert reply.headers["content-type"] == "text/xml"
     root = parse_xml(bytes(reply.body))
     assert root.tag == "errors" and tags(root) == ["error"] and tags(root[0]) == ["code", "description"]
     assert root[0].findtext("code") == "403" and root[0].findtext("description") == "api_key: required"
@@ -566,14 +655,29 @@ async def test_unknown_suffix_and_resource_are_open311_404s(client: httpx.AsyncC
     assert reply.json()[0]["code"] == 405
 
 
-async def test_requests_without_api_key_are_open311_403s(client: httpx.AsyncClient) -> None:
+async def test_no_key_to_post_or_a_malformed_key_is_an_open311_403(
+    client: httpx.AsyncClient,
+) -> None:
     reply = await client.post(
         "/open311/v2/requests.json", data={"service_code": "x", "lat": "1", "long": "2"}
     )
     assert reply.status_code == 403
     assert reply.json() == [{"code": 403, "description": "api_key: required"}]
-    reply = await client.get("/open311/v2/requests.xml")
+    reply = await client.get("/open311/v2/requests.xml", params={"api_key": "no-colon"})
     assert reply.status_code == 403 and parse_xml(reply.content)[0].findtext("code") == "403"
     reply = await client.post("/open311/v2/requests.json", data={"lat": "91", "api_key": "a:b"})
     assert reply.status_code == 400 and reply.json()[0]["description"].startswith("lat:")
     assert "problem" not in reply.headers["content-type"]
+
+
+async def test_content_type_is_exactly_the_specifications(client: httpx.AsyncClient) -> None:
+    # Strict validators compare the whole header: no "; charset=utf-8" (UTF-8 is both formats' default).
+    for path, expected in (
+        ("/open311/v2/discovery.xml", "text/xml"),
+        ("/open311/v2/discovery.json", "application/json"),
+        ("/open311/v2/services.yaml", "text/xml"),  # an error, in the default format
+        ("/open311/v2/nothing/here.json", "application/json"),
+    ):
+        reply = await client.get(path)
+        assert reply.headers["content-type"] == expected, (path, reply.headers)
+        assert reply.headers.get_list("content-type") == [expected]

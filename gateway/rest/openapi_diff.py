@@ -16,8 +16,9 @@ from typing import Any
 def dump(path: str) -> None:
     from gateway.app import create_app  # only here: comparing needs no app
     from gateway.settings import GatewaySettings
+    from govkit import config
 
-    document = create_app(GatewaySettings()).openapi()
+    document = create_app(config.load(GatewaySettings)).openapi()
     with open(path, "w", encoding="utf-8") as out:
         json.dump(document, out, indent=1, sort_keys=True, ensure_ascii=False)
 

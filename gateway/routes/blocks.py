@@ -1,8 +1,8 @@
 """Blocks: the region tree, 1+N+1 staffing, location and coverage, buildings, households, visits, imports.
 
 A node path goes into one URL segment with dots: `yuhu/wanlou/taoyuan/b07` is
-`/api/v1/nodes/yuhu.wanlou.taoyuan.b07`. Each handler is one upstream call to the BlocksService;
-JSON shapes and their protobuf conversion live in gateway.blocks_resources.
+`/api/v1/nodes/yuhu.wanlou.taoyuan.b07`. Each route is one upstream call to the BlocksService, declared
+with gateway.rest.routes (the file import is written out); JSON shapes live in gateway.blocks_resources.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
-from google.protobuf import field_mask_pb2
+from fastapi import APIRouter, Path, Query, Request
 from opentelemetry import propagate
 
 from gateway.blocks_resources import (
@@ -50,8 +49,9 @@ from gateway.blocks_resources import (
     timestamp,
     to_pb,
 )
-from gateway.params import IdempotencyKey, PageSize, PageToken, body_limit, free_text
+from gateway.params import PageSize, PageToken, body_limit, free_text
 from gateway.problems import Problem
+from gateway.rest.routes import Endpoints, Param
 from gateway.upstream import Caller, CallerDep, call, upstreams
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
@@ -79,12 +79,13 @@ EndTime = Annotated[dt.datetime | None, Query(description="RFC 3339, exclusive")
 BOUNDARY_BODY_BYTES = 4 * 1024 * 1024
 MIB = 1024 * 1024
 # As the blocks service takes them (services/blocks/imports.py): nodes and boundaries are parsed whole.
-MAX_IMPORT_BYTES = {
-    ImportKindName.nodes: 16 * MIB,
-    ImportKindName.boundaries: 16 * MIB,
-    ImportKindName.buildings: 200 * MIB,
-    ImportKindName.households: 200 * MIB,
-    ImportKindName.residents: 200 * MIB,
+# Keyed by ImportKindName value (its members come from the proto enum, which a type checker does not read).
+MAX_IMPORT_BYTES: dict[str, int] = {
+    "nodes": 16 * MIB,
+    "boundaries": 16 * MIB,
+    "buildings": 200 * MIB,
+    "households": 200 * MIB,
+    "residents": 200 * MIB,
 }
 # The upload goes on to the service in messages of this size, as it arrives: never whole in memory.
 IMPORT_CHUNK_BYTES = 1 * MIB
@@ -92,285 +93,250 @@ IMPORT_CHUNK_BYTES = 1 * MIB
 IMPORT_ADMITTED_KEY = "x-import-admitted"
 # Client-streaming calls written message by message: traced by hand (see govkit.telemetry).
 UNTRACED_CLIENT_METHODS = ("/gov.blocks.v1.BlocksService/StreamImportFile",)
-_IMPORT_MEDIA_TYPES = {
-    ImportKindName.nodes: ("text/csv",),
-    ImportKindName.boundaries: ("application/geo+json", "application/json"),
-    ImportKindName.buildings: ("text/csv",),
-    ImportKindName.households: ("text/csv",),
-    ImportKindName.residents: ("text/csv",),
+_IMPORT_MEDIA_TYPES: dict[str, tuple[str, ...]] = {
+    "nodes": ("text/csv",),
+    "boundaries": ("application/geo+json", "application/json"),
+    "buildings": ("text/csv",),
+    "households": ("text/csv",),
+    "residents": ("text/csv",),
 }
+
+
+PAGE = {"page_size": Param(PageSize, 50), "page_token": Param(PageToken, "")}
 
 
 def _blocks(request: Request) -> BlocksServiceStub:
     return upstreams(request).blocks
 
 
+api = Endpoints(router, _blocks)
+
+
 # ----------------------------------------------------------------------------- region tree
 
-
-@router.get("/nodes", response_model=NodePage, summary="List the children of a node, or the districts")
-async def list_nodes(
-    request: Request,
-    caller: CallerDep,
-    parent: Annotated[
-        str,
-        Query(
-            max_length=NODE_REF_MAX_LENGTH,
-            pattern=rf"^$|{NODE_REF_PATTERN}",
-            description="Parent node's ref (dots); empty lists the districts",
+api.get(
+    "/nodes",
+    "list_nodes",
+    rpc="ListNodes",
+    view=NodePage,
+    summary="List the children of a node, or the districts",
+    params={
+        "parent": Param(
+            Annotated[
+                str,
+                Query(
+                    max_length=NODE_REF_MAX_LENGTH,
+                    pattern=rf"^$|{NODE_REF_PATTERN}",
+                    description="Parent node's ref (dots); empty lists the districts",
+                ),
+            ],
+            "",
         ),
-    ] = "",
-    include_retired: bool = False,
-    page_size: PageSize = 50,
-    page_token: PageToken = "",
-) -> NodePage:
-    reply = await call(
-        request,
-        _blocks(request).ListNodes,
-        pb.ListNodesRequest(
-            parent=path_of(parent),
-            include_retired=include_retired,
-            page_size=page_size,
-            page_token=page_token,
-        ),
-        caller,
-    )
-    return NodePage(items=[Node.of(n) for n in reply.nodes], next_page_token=reply.next_page_token)
-
-
-@router.post("/nodes", response_model=Node, status_code=201, summary="Create a node of the region tree")
-@body_limit(BOUNDARY_BODY_BYTES)
-async def create_node(request: Request, response: Response, body: NewNode, caller: CallerDep) -> Node:
-    reply = await call(request, _blocks(request).CreateNode, pb.CreateNodeRequest(node=body.to_pb()), caller)
-    response.headers["Location"] = f"/api/v1/nodes/{ref_of(reply.path)}"
-    return Node.of(reply)
-
-
-@router.get("/nodes/{node}", response_model=Node, summary="Get a node")
-async def get_node(request: Request, node: NodeRef, caller: CallerDep) -> Node:
-    reply = await call(request, _blocks(request).GetNode, pb.GetNodeRequest(name=path_of(node)), caller)
-    return Node.of(reply)
-
-
-@router.patch(
+        "include_retired": Param(bool, False),
+        **PAGE,
+    },
+    message=lambda parent, include_retired, page_size, page_token: pb.ListNodesRequest(
+        parent=path_of(parent), include_retired=include_retired, page_size=page_size, page_token=page_token
+    ),
+)
+api.post(
+    "/nodes",
+    "create_node",
+    rpc="CreateNode",
+    view=Node,
+    status_code=201,
+    summary="Create a node of the region tree",
+    body=NewNode,
+    max_body_bytes=BOUNDARY_BODY_BYTES,
+    message=lambda body: pb.CreateNodeRequest(node=body.to_pb(pb.Node)),
+    location=lambda node, _: f"/nodes/{node.ref}",
+)
+api.get(
     "/nodes/{node}",
-    response_model=Node,
+    "get_node",
+    rpc="GetNode",
+    view=Node,
+    summary="Get a node",
+    params={"node": NodeRef},
+    message=lambda node: pb.GetNodeRequest(name=path_of(node)),
+)
+
+
+def _update_node(node: str, body: NodePatch) -> pb.UpdateNodeRequest:
+    message, mask = body.patch(pb.Node, name=f"nodes/{path_of(node)}")
+    return pb.UpdateNodeRequest(node=message, update_mask=mask)
+
+
+api.patch(
+    "/nodes/{node}",
+    "update_node",
+    rpc="UpdateNode",
+    view=Node,
     summary="Rename, re-boundary or move a node (fields present are changed)",
     description="A move (`parent`) changes the path of the node and everything below it; codes never change.",
+    params={"node": NodeRef},
+    body=NodePatch,
+    max_body_bytes=BOUNDARY_BODY_BYTES,
+    message=_update_node,
 )
-@body_limit(BOUNDARY_BODY_BYTES)
-async def update_node(request: Request, node: NodeRef, body: NodePatch, caller: CallerDep) -> Node:
-    message, mask = body.to_pb(path_of(node))
-    reply = await call(
-        request,
-        _blocks(request).UpdateNode,
-        pb.UpdateNodeRequest(node=message, update_mask=field_mask_pb2.FieldMask(paths=mask)),
-        caller,
-    )
-    return Node.of(reply)
-
-
-@router.post(
+api.post(
     "/nodes/{node}/retire",
-    response_model=Node,
+    "retire_node",
+    rpc="RetireNode",
+    view=Node,
     summary="Retire a node (409 while active children or households remain)",
+    params={"node": NodeRef},
+    message=lambda node: pb.RetireNodeRequest(name=path_of(node)),
 )
-async def retire_node(request: Request, node: NodeRef, caller: CallerDep) -> Node:
-    reply = await call(request, _blocks(request).RetireNode, pb.RetireNodeRequest(name=path_of(node)), caller)
-    return Node.of(reply)
-
-
-@router.get(
+api.get(
     "/locate",
-    response_model=Node,
+    "locate_block",
+    rpc="LocateBlock",
+    view=Node,
     summary="The block containing a WGS84 point (404 outside every block)",
+    params={"lat": Annotated[float, Query(ge=-90, le=90)], "lng": Annotated[float, Query(ge=-180, le=180)]},
+    message=lambda lat, lng: pb.LocateBlockRequest(lat=lat, lng=lng),
+    reply=lambda reply: reply.block,
 )
-async def locate_block(
-    request: Request,
-    caller: CallerDep,
-    lat: Annotated[float, Query(ge=-90, le=90)],
-    lng: Annotated[float, Query(ge=-180, le=180)],
-) -> Node:
-    reply = await call(request, _blocks(request).LocateBlock, pb.LocateBlockRequest(lat=lat, lng=lng), caller)
-    return Node.of(reply.block)
-
-
-@router.get(
+api.get(
     "/nodes/{node}/coverage",
-    response_model=CoverageReport,
+    "audit_coverage",
+    rpc="AuditCoverage",
+    view=CoverageReport,
     summary="Overlaps between the node's blocks and gaps in its area no block covers",
+    params={"node": NodeRef},
+    message=lambda node: pb.AuditCoverageRequest(name=path_of(node)),
 )
-async def audit_coverage(request: Request, node: NodeRef, caller: CallerDep) -> CoverageReport:
-    reply = await call(
-        request, _blocks(request).AuditCoverage, pb.AuditCoverageRequest(name=path_of(node)), caller
-    )
-    return CoverageReport.of(reply)
 
 
 # ----------------------------------------------------------------------------- staffing
 
-
-@router.get(
+api.get(
     "/nodes/{node}/staff",
-    response_model=StaffPage,
+    "list_staff",
+    rpc="ListStaff",
+    view=StaffPage,
     summary="Staff of the block, or of every block below the node",
+    params={
+        "node": NodeRef,
+        "user": Param(
+            Annotated[
+                str, Query(max_length=70, pattern=rf"^$|{USER_PATTERN}", description="Only this person")
+            ],
+            "",
+        ),
+        **PAGE,
+    },
+    message=lambda node, user, page_size, page_token: pb.ListStaffRequest(
+        node=path_of(node), user=user, page_size=page_size, page_token=page_token
+    ),
 )
-async def list_staff(
-    request: Request,
-    node: NodeRef,
-    caller: CallerDep,
-    user: Annotated[
-        str, Query(max_length=70, pattern=rf"^$|{USER_PATTERN}", description="Only this person")
-    ] = "",
-    page_size: PageSize = 50,
-    page_token: PageToken = "",
-) -> StaffPage:
-    reply = await call(
-        request,
-        _blocks(request).ListStaff,
-        pb.ListStaffRequest(node=path_of(node), user=user, page_size=page_size, page_token=page_token),
-        caller,
-    )
-    return StaffPage(
-        items=[StaffAssignment.of(a) for a in reply.assignments], next_page_token=reply.next_page_token
-    )
 
 
-@router.post(
+def _assign_staff(node: str, body: NewStaffAssignment) -> pb.AssignStaffRequest:
+    assignment = body.to_pb(pb.StaffAssignment, skip={"replace"}, block=path_of(node))
+    return pb.AssignStaffRequest(assignment=assignment, replace=body.replace)
+
+
+api.post(
     "/nodes/{node}/staff",
-    response_model=StaffAssignment,
+    "assign_staff",
+    rpc="AssignStaff",
+    view=StaffAssignment,
     status_code=201,
     summary="Assign a person to a block role",
     description=(
         "Enforces 1+N+1: one governor, one supervisor, any number of assistants; the supervisor is neither "
         "the governor nor an assistant. A violation is a 409 problem naming the rule."
     ),
+    params={"node": NodeRef},
+    body=NewStaffAssignment,
+    message=_assign_staff,
+    location=lambda a, _: f"/nodes/{ref_of(a.block)}/staff/{a.id}",
 )
-async def assign_staff(
-    request: Request, response: Response, node: NodeRef, body: NewStaffAssignment, caller: CallerDep
-) -> StaffAssignment:
-    reply = await call(request, _blocks(request).AssignStaff, body.to_pb(path_of(node)), caller)
-    assignment = StaffAssignment.of(reply)
-    response.headers["Location"] = f"/api/v1/nodes/{ref_of(assignment.block)}/staff/{assignment.id}"
-    return assignment
-
-
-@router.delete("/nodes/{node}/staff/{assignment_id}", status_code=204, summary="Remove a person from a block")
-async def remove_staff(
-    request: Request, node: NodeRef, assignment_id: AssignmentId, caller: CallerDep
-) -> Response:
-    await call(
-        request,
-        _blocks(request).RemoveStaff,
-        pb.RemoveStaffRequest(name=f"nodes/{path_of(node)}/staff/{assignment_id}"),
-        caller,
-    )
-    return Response(status_code=204)
-
-
-@router.get(
+api.delete(
+    "/nodes/{node}/staff/{assignment_id}",
+    "remove_staff",
+    rpc="RemoveStaff",
+    summary="Remove a person from a block",
+    params={"node": NodeRef, "assignment_id": AssignmentId},
+    message=lambda node, assignment_id: pb.RemoveStaffRequest(
+        name=f"nodes/{path_of(node)}/staff/{assignment_id}"
+    ),
+)
+api.get(
     "/nodes/{node}/staffing-audit",
-    response_model=StaffingAudit,
+    "audit_staffing",
+    rpc="AuditStaffing",
+    view=StaffingAudit,
     summary="Blocks under the node that do not meet 1+N+1, with the rule each one breaks",
+    params={"node": NodeRef},
+    message=lambda node: pb.AuditStaffingRequest(node=path_of(node)),
 )
-async def audit_staffing(request: Request, node: NodeRef, caller: CallerDep) -> StaffingAudit:
-    reply = await call(
-        request, _blocks(request).AuditStaffing, pb.AuditStaffingRequest(node=path_of(node)), caller
-    )
-    return StaffingAudit.of(reply)
-
-
-@router.get(
+api.get(
     "/nodes/{node}/statistics",
-    response_model=NodeStatistics,
+    "node_statistics",
+    rpc="GetNodeStatistics",
+    view=NodeStatistics,
     summary="Counts for the node; visits in the period (default the last 30 days)",
+    params={"node": NodeRef, "start_time": Param(StartTime, None), "end_time": Param(EndTime, None)},
+    message=lambda node, start_time, end_time: pb.GetNodeStatisticsRequest(
+        name=path_of(node),
+        start_time=timestamp(start_time, "start_time"),
+        end_time=timestamp(end_time, "end_time"),
+    ),
 )
-async def node_statistics(
-    request: Request,
-    node: NodeRef,
-    caller: CallerDep,
-    start_time: StartTime = None,
-    end_time: EndTime = None,
-) -> NodeStatistics:
-    reply = await call(
-        request,
-        _blocks(request).GetNodeStatistics,
-        pb.GetNodeStatisticsRequest(
-            name=path_of(node),
-            start_time=timestamp(start_time, "start_time"),
-            end_time=timestamp(end_time, "end_time"),
-        ),
-        caller,
-    )
-    return NodeStatistics.of(reply)
 
 
 # ----------------------------------------------------------------------------- buildings
 
-
-@router.get("/nodes/{node}/buildings", response_model=BuildingPage, summary="Buildings in or below a node")
-async def list_buildings(
-    request: Request,
-    node: NodeRef,
-    caller: CallerDep,
-    page_size: PageSize = 50,
-    page_token: PageToken = "",
-) -> BuildingPage:
-    reply = await call(
-        request,
-        _blocks(request).ListBuildings,
-        pb.ListBuildingsRequest(block=path_of(node), page_size=page_size, page_token=page_token),
-        caller,
-    )
-    return BuildingPage(
-        items=[Building.of(b) for b in reply.buildings], next_page_token=reply.next_page_token
-    )
-
-
-@router.post(
-    "/nodes/{node}/buildings", response_model=Building, status_code=201, summary="Add a building to a block"
+api.get(
+    "/nodes/{node}/buildings",
+    "list_buildings",
+    rpc="ListBuildings",
+    view=BuildingPage,
+    summary="Buildings in or below a node",
+    params={"node": NodeRef, **PAGE},
+    message=lambda node, page_size, page_token: pb.ListBuildingsRequest(
+        block=path_of(node), page_size=page_size, page_token=page_token
+    ),
 )
-async def create_building(
-    request: Request, response: Response, node: NodeRef, body: NewBuilding, caller: CallerDep
-) -> Building:
-    reply = await call(
-        request,
-        _blocks(request).CreateBuilding,
-        pb.CreateBuildingRequest(building=body.to_pb(path_of(node))),
-        caller,
-    )
-    response.headers["Location"] = f"/api/v1/nodes/{ref_of(reply.block)}/buildings/{reply.code}"
-    return Building.of(reply)
+api.post(
+    "/nodes/{node}/buildings",
+    "create_building",
+    rpc="CreateBuilding",
+    view=Building,
+    status_code=201,
+    summary="Add a building to a block",
+    params={"node": NodeRef},
+    body=NewBuilding,
+    message=lambda node, body: pb.CreateBuildingRequest(
+        building=body.to_pb(pb.Building, block=path_of(node))
+    ),
+    location=lambda b, _: f"/nodes/{ref_of(b.block)}/buildings/{b.code}",
+)
 
 
 # ----------------------------------------------------------------------------- households
 
-
-@router.get(
+api.get(
     "/nodes/{node}/households",
-    response_model=HouseholdPage,
+    "list_households",
+    rpc="ListHouseholds",
+    view=HouseholdPage,
     summary="Households of every block at or below the node that you may see",
-)
-async def list_households(
-    request: Request,
-    node: NodeRef,
-    caller: CallerDep,
-    tag: TagName | None = None,
-    q: Annotated[str, free_text("q", max_length=64, description="Substring of address or code")] = "",
-    page_size: PageSize = 50,
-    page_token: PageToken = "",
-) -> HouseholdPage:
-    reply = await call(
-        request,
-        _blocks(request).ListHouseholds,
-        pb.ListHouseholdsRequest(
-            node=path_of(node), tag=to_pb(tag), query=q, page_size=page_size, page_token=page_token
+    params={
+        "node": NodeRef,
+        "tag": Param(TagName | None, None),
+        "q": Param(
+            Annotated[str, free_text("q", max_length=64, description="Substring of address or code")], ""
         ),
-        caller,
-    )
-    return HouseholdPage(
-        items=[Household.of(h) for h in reply.households], next_page_token=reply.next_page_token
-    )
+        **PAGE,
+    },
+    message=lambda node, tag, q, page_size, page_token: pb.ListHouseholdsRequest(
+        node=path_of(node), tag=to_pb(tag), query=q, page_size=page_size, page_token=page_token
+    ),
+)
 
 
 @router.get(
@@ -381,154 +347,115 @@ async def my_households(request: Request, caller: CallerDep) -> HouseholdPage:
     return HouseholdPage(items=[Household.of(h) for h in reply.households])
 
 
-@router.post("/households", response_model=Household, status_code=201, summary="Create a household")
-async def create_household(
-    request: Request,
-    response: Response,
-    body: NewHousehold,
-    caller: CallerDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Household:
-    reply = await call(
-        request,
-        _blocks(request).CreateHousehold,
-        pb.CreateHouseholdRequest(household=body.to_pb(), request_id=idempotency_key or ""),
-        caller,
-    )
-    response.headers["Location"] = f"/api/v1/households/{reply.id}"
-    return Household.of(reply)
-
-
-@router.get(
+api.post(
+    "/households",
+    "create_household",
+    rpc="CreateHousehold",
+    view=Household,
+    status_code=201,
+    summary="Create a household",
+    body=NewHousehold,
+    idempotent=True,
+    message=lambda body, idempotency_key: pb.CreateHouseholdRequest(
+        household=body.to_pb(pb.Household), request_id=idempotency_key or ""
+    ),
+    location=lambda h, _: f"/households/{h.id}",
+)
+api.get(
     "/households/{household_id}",
-    response_model=Household,
+    "get_household",
+    rpc="GetHousehold",
+    view=Household,
     summary="Get a household (staff of its block and above, or a resident linked to it)",
+    params={"household_id": HouseholdId},
+    message=lambda household_id: pb.GetHouseholdRequest(name=f"households/{household_id}"),
 )
-async def get_household(request: Request, household_id: HouseholdId, caller: CallerDep) -> Household:
-    reply = await call(
-        request,
-        _blocks(request).GetHousehold,
-        pb.GetHouseholdRequest(name=f"households/{household_id}"),
-        caller,
-    )
-    return Household.of(reply)
 
 
-@router.patch(
+def _update_household(household_id: str, body: HouseholdPatch) -> pb.UpdateHouseholdRequest:
+    message, mask = body.patch(pb.Household, name=f"households/{household_id}")
+    return pb.UpdateHouseholdRequest(household=message, update_mask=mask)
+
+
+api.patch(
     "/households/{household_id}",
-    response_model=Household,
+    "update_household",
+    rpc="UpdateHousehold",
+    view=Household,
     summary="Update a household (fields present are changed; residents replaces the list)",
+    params={"household_id": HouseholdId},
+    body=HouseholdPatch,
+    message=_update_household,
 )
-async def update_household(
-    request: Request, household_id: HouseholdId, body: HouseholdPatch, caller: CallerDep
-) -> Household:
-    message, mask = body.to_pb(household_id)
-    reply = await call(
-        request,
-        _blocks(request).UpdateHousehold,
-        pb.UpdateHouseholdRequest(household=message, update_mask=field_mask_pb2.FieldMask(paths=mask)),
-        caller,
-    )
-    return Household.of(reply)
-
-
-@router.post(
+api.post(
     "/households/{household_id}/move",
-    response_model=Household,
+    "move_household",
+    rpc="MoveHousehold",
+    view=Household,
     summary="Move a household to another block (and optionally building)",
+    params={"household_id": HouseholdId},
+    body=HouseholdMove,
+    message=lambda household_id, body: pb.MoveHouseholdRequest(
+        name=f"households/{household_id}", block=body.block, building=body.building or ""
+    ),
 )
-async def move_household(
-    request: Request, household_id: HouseholdId, body: HouseholdMove, caller: CallerDep
-) -> Household:
-    reply = await call(
-        request,
-        _blocks(request).MoveHousehold,
-        pb.MoveHouseholdRequest(
-            name=f"households/{household_id}", block=body.block, building=body.building or ""
-        ),
-        caller,
-    )
-    return Household.of(reply)
 
 
 # ----------------------------------------------------------------------------- visits
 
 
-@router.get("/households/{household_id}/visits", response_model=VisitPage, summary="Visits to a household")
-async def list_household_visits(
-    request: Request,
-    household_id: HouseholdId,
-    caller: CallerDep,
-    start_time: StartTime = None,
-    end_time: EndTime = None,
-    page_size: PageSize = 50,
-    page_token: PageToken = "",
-) -> VisitPage:
-    reply = await call(
-        request,
-        _blocks(request).ListVisits,
-        pb.ListVisitsRequest(
-            household=f"households/{household_id}",
-            start_time=timestamp(start_time, "start_time"),
-            end_time=timestamp(end_time, "end_time"),
-            page_size=page_size,
-            page_token=page_token,
-        ),
-        caller,
+def _visits(
+    start_time: dt.datetime | None,
+    end_time: dt.datetime | None,
+    page_size: int,
+    page_token: str,
+    **scope: str,
+) -> pb.ListVisitsRequest:
+    """A ListVisits request for one household or one node (`scope`), with the shared filters."""
+    return pb.ListVisitsRequest(
+        start_time=timestamp(start_time, "start_time"),
+        end_time=timestamp(end_time, "end_time"),
+        page_size=page_size,
+        page_token=page_token,
+        **scope,
     )
-    return VisitPage(items=[Visit.of(v) for v in reply.visits], next_page_token=reply.next_page_token)
 
 
-@router.post(
+VISIT_FILTERS = {"start_time": Param(StartTime, None), "end_time": Param(EndTime, None), **PAGE}
+
+api.get(
     "/households/{household_id}/visits",
-    response_model=Visit,
+    "list_household_visits",
+    rpc="ListVisits",
+    view=VisitPage,
+    summary="Visits to a household",
+    params={"household_id": HouseholdId, **VISIT_FILTERS},
+    message=lambda household_id, **filters: _visits(household=f"households/{household_id}", **filters),
+)
+api.post(
+    "/households/{household_id}/visits",
+    "record_visit",
+    rpc="RecordVisit",
+    view=Visit,
     status_code=201,
     summary="Record a home visit (the caller is the visitor)",
+    params={"household_id": HouseholdId},
+    body=NewVisit,
+    idempotent=True,
+    message=lambda household_id, body, idempotency_key: pb.RecordVisitRequest(
+        visit=body.to_pb(pb.Visit, household=f"households/{household_id}"), request_id=idempotency_key or ""
+    ),
+    location=lambda visit, p: f"/households/{p['household_id']}/visits/{visit.id}",
 )
-async def record_visit(
-    request: Request,
-    response: Response,
-    household_id: HouseholdId,
-    body: NewVisit,
-    caller: CallerDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Visit:
-    reply = await call(
-        request,
-        _blocks(request).RecordVisit,
-        pb.RecordVisitRequest(visit=body.to_pb(household_id), request_id=idempotency_key or ""),
-        caller,
-    )
-    visit = Visit.of(reply)
-    response.headers["Location"] = f"/api/v1/households/{household_id}/visits/{visit.id}"
-    return visit
-
-
-@router.get(
-    "/nodes/{node}/visits", response_model=VisitPage, summary="Visits to households at or below a node"
+api.get(
+    "/nodes/{node}/visits",
+    "list_node_visits",
+    rpc="ListVisits",
+    view=VisitPage,
+    summary="Visits to households at or below a node",
+    params={"node": NodeRef, **VISIT_FILTERS},
+    message=lambda node, **filters: _visits(node=path_of(node), **filters),
 )
-async def list_node_visits(
-    request: Request,
-    node: NodeRef,
-    caller: CallerDep,
-    start_time: StartTime = None,
-    end_time: EndTime = None,
-    page_size: PageSize = 50,
-    page_token: PageToken = "",
-) -> VisitPage:
-    reply = await call(
-        request,
-        _blocks(request).ListVisits,
-        pb.ListVisitsRequest(
-            node=path_of(node),
-            start_time=timestamp(start_time, "start_time"),
-            end_time=timestamp(end_time, "end_time"),
-            page_size=page_size,
-            page_token=page_token,
-        ),
-        caller,
-    )
-    return VisitPage(items=[Visit.of(v) for v in reply.visits], next_page_token=reply.next_page_token)
 
 
 # ----------------------------------------------------------------------------- imports

@@ -1,6 +1,6 @@
 """Tickets: categories, handling units, tickets and their lifecycle, timeline, statistics, calendar.
 
-Each handler is one upstream call to the TicketsService; JSON shapes and their protobuf conversion
+Each route is one upstream call to the TicketsService, declared with gateway.rest.routes; JSON shapes
 live in gateway.tickets_resources. Categories and units are named by their codes, tickets by their
 ids, region nodes in query strings by their `ref` (dots: `yuhu.wanlou.taoyuan.b07`).
 """
@@ -10,11 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
-from google.protobuf import field_mask_pb2
+from fastapi import APIRouter, Path, Query, Request
 
 from gateway.blocks_resources import ID_PATTERN, NODE_REF_MAX_LENGTH, NODE_REF_PATTERN, path_of, timestamp
-from gateway.params import IdempotencyKey, PageSize, PageToken, free_text
+from gateway.params import PageSize, PageToken, free_text
+from gateway.rest.routes import Endpoints, Param
 from gateway.tickets_resources import (
     CODE_MAX_LENGTH,
     CODE_PATTERN,
@@ -32,7 +32,6 @@ from gateway.tickets_resources import (
     TicketPage,
     TicketStateName,
     TicketStatistics,
-    TimelineEntry,
     TimelinePage,
     Transition,
     Unit,
@@ -85,10 +84,14 @@ LeadUnitFilter = Annotated[
 ]
 StartTime = Annotated[dt.datetime | None, Query(description="RFC 3339; naive times are UTC")]
 EndTime = Annotated[dt.datetime | None, Query(description="RFC 3339, exclusive")]
+PAGE = {"page_size": Param(PageSize, 50), "page_token": Param(PageToken, "")}
 
 
 def _tickets(request: Request) -> TicketsServiceStub:
     return upstreams(request).tickets
+
+
+api = Endpoints(router, _tickets)
 
 
 def _name(collection: str, code: str) -> str:
@@ -97,183 +100,151 @@ def _name(collection: str, code: str) -> str:
 
 # ----------------------------------------------------------------------------- categories
 
-
-@router.get(
-    "/categories", response_model=CategoryPage, summary="The category catalogue (active ones unless asked)"
-)
-async def list_categories(
-    request: Request,
-    caller: CallerDep,
-    group: Annotated[str, free_text("group", max_length=64, description="Only this group")] = "",
-    q: Annotated[str, free_text("q", max_length=64, description="Substring of name, code or a keyword")] = "",
-    include_inactive: bool = False,
-    page_size: PageSize = 50,
-    page_token: PageToken = "",
-) -> CategoryPage:
-    reply = await call(
-        request,
-        _tickets(request).ListCategories,
-        pb.ListCategoriesRequest(
-            group=group,
-            query=q,
-            include_inactive=include_inactive,
-            page_size=page_size,
-            page_token=page_token,
-        ),
-        caller,
-    )
-    return CategoryPage(
-        items=[Category.of(c) for c in reply.categories], next_page_token=reply.next_page_token
-    )
-
-
-@router.post(
+api.get(
     "/categories",
-    response_model=Category,
+    "list_categories",
+    rpc="ListCategories",
+    view=CategoryPage,
+    summary="The category catalogue (active ones unless asked)",
+    params={
+        "group": Param(Annotated[str, free_text("group", max_length=64, description="Only this group")], ""),
+        "q": Param(
+            Annotated[str, free_text("q", max_length=64, description="Substring of name, code or a keyword")],
+            "",
+        ),
+        "include_inactive": Param(bool, False),
+        **PAGE,
+    },
+    message=lambda group, q, include_inactive, page_size, page_token: pb.ListCategoriesRequest(
+        group=group, query=q, include_inactive=include_inactive, page_size=page_size, page_token=page_token
+    ),
+)
+api.post(
+    "/categories",
+    "create_category",
+    rpc="CreateCategory",
+    view=Category,
     status_code=201,
     summary="Add a category: routing, priority, matter class, attributes and SLA",
+    body=NewCategory,
+    message=lambda body: pb.CreateCategoryRequest(category=body.to_pb(pb.Category)),
+    location=lambda category, _: f"/categories/{category.code}",
 )
-async def create_category(
-    request: Request, response: Response, body: NewCategory, caller: CallerDep
-) -> Category:
-    reply = await call(
-        request, _tickets(request).CreateCategory, pb.CreateCategoryRequest(category=body.to_pb()), caller
-    )
-    category = Category.of(reply)
-    response.headers["Location"] = f"/api/v1/categories/{category.code}"
-    return category
-
-
-@router.get("/categories/{code}", response_model=Category, summary="Get a category")
-async def get_category(request: Request, code: CategoryCode, caller: CallerDep) -> Category:
-    reply = await call(
-        request, _tickets(request).GetCategory, pb.GetCategoryRequest(name=f"categories/{code}"), caller
-    )
-    return Category.of(reply)
-
-
-@router.patch(
+api.get(
     "/categories/{code}",
-    response_model=Category,
-    summary="Update a category (fields present are changed; `active: false` retires it)",
+    "get_category",
+    rpc="GetCategory",
+    view=Category,
+    summary="Get a category",
+    params={"code": CategoryCode},
+    message=lambda code: pb.GetCategoryRequest(name=f"categories/{code}"),
 )
-async def update_category(
-    request: Request, code: CategoryCode, body: CategoryPatch, caller: CallerDep
-) -> Category:
-    message, mask = body.to_pb(code)
-    reply = await call(
-        request,
-        _tickets(request).UpdateCategory,
-        pb.UpdateCategoryRequest(category=message, update_mask=field_mask_pb2.FieldMask(paths=mask)),
-        caller,
-    )
-    return Category.of(reply)
+
+
+def _update_category(code: str, body: CategoryPatch) -> pb.UpdateCategoryRequest:
+    category, mask = body.patch(pb.Category, name=f"categories/{code}", code=code)
+    return pb.UpdateCategoryRequest(category=category, update_mask=mask)
+
+
+api.patch(
+    "/categories/{code}",
+    "update_category",
+    rpc="UpdateCategory",
+    view=Category,
+    summary="Update a category (fields present are changed; `active: false` retires it)",
+    params={"code": CategoryCode},
+    body=CategoryPatch,
+    message=_update_category,
+)
 
 
 # ----------------------------------------------------------------------------- units
 
-
-@router.get("/units", response_model=UnitPage, summary="Handling units: the street's centers and departments")
-async def list_units(
-    request: Request,
-    caller: CallerDep,
-    node: Annotated[
-        str,
-        Query(
-            max_length=NODE_REF_MAX_LENGTH,
-            pattern=rf"^$|{NODE_REF_PATTERN}",
-            description="A node's ref (dots): units serving it or a node above it; empty: all",
-            examples=["yuhu.wanlou"],
+api.get(
+    "/units",
+    "list_units",
+    rpc="ListUnits",
+    view=UnitPage,
+    summary="Handling units: the street's centers and departments",
+    params={
+        "node": Param(
+            Annotated[
+                str,
+                Query(
+                    max_length=NODE_REF_MAX_LENGTH,
+                    pattern=rf"^$|{NODE_REF_PATTERN}",
+                    description="A node's ref (dots): units serving it or a node above it; empty: all",
+                    examples=["yuhu.wanlou"],
+                ),
+            ],
+            "",
         ),
-    ] = "",
-    page_size: PageSize = 50,
-    page_token: PageToken = "",
-) -> UnitPage:
-    reply = await call(
-        request,
-        _tickets(request).ListUnits,
-        pb.ListUnitsRequest(node=path_of(node), page_size=page_size, page_token=page_token),
-        caller,
-    )
-    return UnitPage(items=[Unit.of(u) for u in reply.units], next_page_token=reply.next_page_token)
-
-
-@router.post("/units", response_model=Unit, status_code=201, summary="Add a handling unit")
-async def create_unit(request: Request, response: Response, body: NewUnit, caller: CallerDep) -> Unit:
-    reply = await call(request, _tickets(request).CreateUnit, pb.CreateUnitRequest(unit=body.to_pb()), caller)
-    unit = Unit.of(reply)
-    response.headers["Location"] = f"/api/v1/units/{unit.code}"
-    return unit
-
-
-@router.get("/units/{code}", response_model=Unit, summary="Get a handling unit")
-async def get_unit(request: Request, code: UnitCode, caller: CallerDep) -> Unit:
-    reply = await call(request, _tickets(request).GetUnit, pb.GetUnitRequest(name=f"units/{code}"), caller)
-    return Unit.of(reply)
-
-
-@router.get("/units/{code}/members", response_model=UnitMemberPage, summary="Staff of a unit")
-async def list_unit_members(
-    request: Request,
-    code: UnitCode,
-    caller: CallerDep,
-    page_size: PageSize = 50,
-    page_token: PageToken = "",
-) -> UnitMemberPage:
-    reply = await call(
-        request,
-        _tickets(request).ListUnitMembers,
-        pb.ListUnitMembersRequest(parent=f"units/{code}", page_size=page_size, page_token=page_token),
-        caller,
-    )
-    return UnitMemberPage(
-        items=[UnitMember.of(m) for m in reply.members], next_page_token=reply.next_page_token
-    )
-
-
-@router.post(
+        **PAGE,
+    },
+    message=lambda node, page_size, page_token: pb.ListUnitsRequest(
+        node=path_of(node), page_size=page_size, page_token=page_token
+    ),
+)
+api.post(
+    "/units",
+    "create_unit",
+    rpc="CreateUnit",
+    view=Unit,
+    status_code=201,
+    summary="Add a handling unit",
+    body=NewUnit,
+    message=lambda body: pb.CreateUnitRequest(unit=body.to_pb(pb.Unit)),
+    location=lambda unit, _: f"/units/{unit.code}",
+)
+api.get(
+    "/units/{code}",
+    "get_unit",
+    rpc="GetUnit",
+    view=Unit,
+    summary="Get a handling unit",
+    params={"code": UnitCode},
+    message=lambda code: pb.GetUnitRequest(name=f"units/{code}"),
+)
+api.get(
     "/units/{code}/members",
-    response_model=UnitMember,
+    "list_unit_members",
+    rpc="ListUnitMembers",
+    view=UnitMemberPage,
+    summary="Staff of a unit",
+    params={"code": UnitCode, **PAGE},
+    message=lambda code, page_size, page_token: pb.ListUnitMembersRequest(
+        parent=f"units/{code}", page_size=page_size, page_token=page_token
+    ),
+)
+api.post(
+    "/units/{code}/members",
+    "add_unit_member",
+    rpc="AddUnitMember",
+    view=UnitMember,
     status_code=201,
     summary="Add a person to a unit: they act on tickets dispatched to it",
+    params={"code": UnitCode},
+    body=NewUnitMember,
+    message=lambda code, body: pb.AddUnitMemberRequest(parent=f"units/{code}", user=body.user),
+    location=lambda member, p: f"/units/{p['code']}/members/{member.user.removeprefix('users/')}",
 )
-async def add_unit_member(
-    request: Request, response: Response, code: UnitCode, body: NewUnitMember, caller: CallerDep
-) -> UnitMember:
-    reply = await call(
-        request,
-        _tickets(request).AddUnitMember,
-        pb.AddUnitMemberRequest(parent=f"units/{code}", user=body.user),
-        caller,
-    )
-    member = UnitMember.of(reply)
-    response.headers["Location"] = f"/api/v1/units/{code}/members/{member.user.removeprefix('users/')}"
-    return member
-
-
-@router.delete(
+api.delete(
     "/units/{code}/members/{user_id}",
-    status_code=204,
+    "remove_unit_member",
+    rpc="RemoveUnitMember",
     summary="Take a person off a unit (their next call is refused)",
+    params={"code": UnitCode, "user_id": UserId},
+    message=lambda code, user_id: pb.RemoveUnitMemberRequest(name=f"units/{code}/members/{user_id}"),
 )
-async def remove_unit_member(
-    request: Request, code: UnitCode, user_id: UserId, caller: CallerDep
-) -> Response:
-    await call(
-        request,
-        _tickets(request).RemoveUnitMember,
-        pb.RemoveUnitMemberRequest(name=f"units/{code}/members/{user_id}"),
-        caller,
-    )
-    return Response(status_code=204)
 
 
 # ----------------------------------------------------------------------------- tickets
 
-
-@router.post(
+api.post(
     "/tickets",
-    response_model=Ticket,
+    "create_ticket",
+    rpc="CreateTicket",
+    view=Ticket,
     status_code=201,
     summary="Report a problem",
     description=(
@@ -281,79 +252,94 @@ async def remove_unit_member(
         "(`location.household`), or, for an address-only report, a `node`. A retry with the same "
         "`Idempotency-Key` returns the first ticket."
     ),
+    body=NewTicket,
+    idempotent=True,
+    message=lambda body, idempotency_key: pb.CreateTicketRequest(
+        ticket=body.to_pb(pb.Ticket), request_id=idempotency_key or ""
+    ),
+    location=lambda ticket, _: f"/tickets/{ticket.id}",
 )
-async def create_ticket(
-    request: Request,
-    response: Response,
-    body: NewTicket,
-    caller: CallerDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Ticket:
-    reply = await call(
-        request,
-        _tickets(request).CreateTicket,
-        pb.CreateTicketRequest(ticket=body.to_pb(), request_id=idempotency_key or ""),
-        caller,
+
+
+def _list_tickets(
+    state: TicketStateName | None,
+    category: str,
+    node: str,
+    unit: str,
+    overdue: bool,
+    start_time: dt.datetime | None,
+    end_time: dt.datetime | None,
+    q: str,
+    mine: bool,
+    updated_after: dt.datetime | None,
+    page_size: int,
+    page_token: str,
+) -> pb.ListTicketsRequest:
+    return pb.ListTicketsRequest(
+        state=to_pb(state),
+        category=_name("categories", category),
+        node=path_of(node),
+        unit=_name("units", unit),
+        overdue_only=overdue,
+        start_time=timestamp(start_time, "start_time"),
+        end_time=timestamp(end_time, "end_time"),
+        query=q,
+        mine=mine,
+        updated_after=timestamp(updated_after, "updated_after"),
+        page_size=page_size,
+        page_token=page_token,
     )
-    ticket = Ticket.of(reply)
-    response.headers["Location"] = f"/api/v1/tickets/{ticket.id}"
-    return ticket
 
 
-@router.get("/tickets", response_model=TicketPage, summary="Tickets you may see, newest first")
-async def list_tickets(
-    request: Request,
-    caller: CallerDep,
-    state: TicketStateName | None = None,
-    category: CategoryFilter = "",
-    node: NodeFilter = "",
-    unit: UnitFilter = "",
-    overdue: Annotated[bool, Query(description="Only tickets past a deadline")] = False,
-    start_time: Annotated[dt.datetime | None, Query(description="Reported at or after (RFC 3339)")] = None,
-    end_time: Annotated[dt.datetime | None, Query(description="Reported before (RFC 3339)")] = None,
-    q: Annotated[
-        str, free_text("q", max_length=100, description="Substring of title, description or address")
-    ] = "",
-    mine: Annotated[bool, Query(description="Only your own reports")] = False,
-    updated_after: Annotated[
-        dt.datetime | None, Query(description="Changed after (RFC 3339), for followers that poll")
-    ] = None,
-    page_size: PageSize = 50,
-    page_token: PageToken = "",
-) -> TicketPage:
-    reply = await call(
-        request,
-        _tickets(request).ListTickets,
-        pb.ListTicketsRequest(
-            state=to_pb(state),
-            category=_name("categories", category),
-            node=path_of(node),
-            unit=_name("units", unit),
-            overdue_only=overdue,
-            start_time=timestamp(start_time, "start_time"),
-            end_time=timestamp(end_time, "end_time"),
-            query=q,
-            mine=mine,
-            updated_after=timestamp(updated_after, "updated_after"),
-            page_size=page_size,
-            page_token=page_token,
+api.get(
+    "/tickets",
+    "list_tickets",
+    rpc="ListTickets",
+    view=TicketPage,
+    summary="Tickets you may see, newest first",
+    params={
+        "state": Param(TicketStateName | None, None),
+        "category": Param(CategoryFilter, ""),
+        "node": Param(NodeFilter, ""),
+        "unit": Param(UnitFilter, ""),
+        "overdue": Param(Annotated[bool, Query(description="Only tickets past a deadline")], False),
+        "start_time": Param(
+            Annotated[dt.datetime | None, Query(description="Reported at or after (RFC 3339)")], None
         ),
-        caller,
-    )
-    return TicketPage(items=[Ticket.of(t) for t in reply.tickets], next_page_token=reply.next_page_token)
-
-
-@router.get("/tickets/{ticket_id}", response_model=Ticket, summary="Get a ticket")
-async def get_ticket(request: Request, ticket_id: TicketId, caller: CallerDep) -> Ticket:
-    reply = await call(
-        request, _tickets(request).GetTicket, pb.GetTicketRequest(name=f"tickets/{ticket_id}"), caller
-    )
-    return Ticket.of(reply)
-
-
-@router.post(
+        "end_time": Param(
+            Annotated[dt.datetime | None, Query(description="Reported before (RFC 3339)")], None
+        ),
+        "q": Param(
+            Annotated[
+                str, free_text("q", max_length=100, description="Substring of title, description or address")
+            ],
+            "",
+        ),
+        "mine": Param(Annotated[bool, Query(description="Only your own reports")], False),
+        "updated_after": Param(
+            Annotated[
+                dt.datetime | None, Query(description="Changed after (RFC 3339), for followers that poll")
+            ],
+            None,
+        ),
+        **PAGE,
+    },
+    message=_list_tickets,
+)
+api.get(
+    "/tickets/{ticket_id}",
+    "get_ticket",
+    rpc="GetTicket",
+    view=Ticket,
+    summary="Get a ticket",
+    params={"ticket_id": TicketId},
+    message=lambda ticket_id: pb.GetTicketRequest(name=f"tickets/{ticket_id}"),
+)
+api.post(
     "/tickets/{ticket_id}/transitions",
-    response_model=Ticket,
+    "transition_ticket",
+    rpc="TransitionTicket",
+    view=Ticket,
     summary="Move a ticket through its lifecycle; returns the ticket after the action",
     description=(
         "Dispatchers `accept`, `reject`, `merge`, `escalate`, `dispatch` and `close`; the district's "
@@ -362,47 +348,33 @@ async def get_ticket(request: Request, ticket_id: TicketId, caller: CallerDep) -
         "reporter `reopen`s. An action the ticket's state does not allow is a 409, one outside your "
         "role or scope a 403; a refused action changes nothing."
     ),
+    params={"ticket_id": TicketId},
+    body=Transition,
+    message=lambda ticket_id, body: body.to_pb(pb.TransitionTicketRequest, name=f"tickets/{ticket_id}"),
 )
-async def transition_ticket(
-    request: Request, ticket_id: TicketId, body: Transition, caller: CallerDep
-) -> Ticket:
-    reply = await call(request, _tickets(request).TransitionTicket, body.to_pb(ticket_id), caller)
-    return Ticket.of(reply)
-
-
-@router.post(
+api.post(
     "/tickets/{ticket_id}/rating",
-    response_model=Ticket,
+    "rate_ticket",
+    rpc="TransitionTicket",
+    view=Ticket,
     summary="Rate how a resolved ticket was handled (the reporter, or staff recording it)",
+    params={"ticket_id": TicketId},
+    body=NewRating,
+    message=lambda ticket_id, body: body.to_pb(
+        pb.TransitionTicketRequest, name=f"tickets/{ticket_id}", action=pb.ACTION_RATE
+    ),
 )
-async def rate_ticket(request: Request, ticket_id: TicketId, body: NewRating, caller: CallerDep) -> Ticket:
-    reply = await call(request, _tickets(request).TransitionTicket, body.to_pb(ticket_id), caller)
-    return Ticket.of(reply)
-
-
-@router.get(
+api.get(
     "/tickets/{ticket_id}/timeline",
-    response_model=TimelinePage,
+    "list_timeline",
+    rpc="ListTimelineEntries",
+    view=TimelinePage,
     summary="Everything that happened to a ticket, oldest first",
+    params={"ticket_id": TicketId, **PAGE},
+    message=lambda ticket_id, page_size, page_token: pb.ListTimelineEntriesRequest(
+        parent=f"tickets/{ticket_id}", page_size=page_size, page_token=page_token
+    ),
 )
-async def list_timeline(
-    request: Request,
-    ticket_id: TicketId,
-    caller: CallerDep,
-    page_size: PageSize = 50,
-    page_token: PageToken = "",
-) -> TimelinePage:
-    reply = await call(
-        request,
-        _tickets(request).ListTimelineEntries,
-        pb.ListTimelineEntriesRequest(
-            parent=f"tickets/{ticket_id}", page_size=page_size, page_token=page_token
-        ),
-        caller,
-    )
-    return TimelinePage(
-        items=[TimelineEntry.of(e) for e in reply.entries], next_page_token=reply.next_page_token
-    )
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -442,39 +414,30 @@ async def ticket_statistics(
         ),
         caller,
     )
-    return TicketStatistics.of(reply, path_of(node))
+    # The reply carries no node: the one asked about is the one answered.
+    return TicketStatistics.of(reply, node=path_of(node))
 
 
 # ----------------------------------------------------------------------------- working calendar
 
-
-@router.get(
+api.get(
     "/calendar/{year}",
-    response_model=CalendarYear,
+    "get_calendar_year",
+    rpc="GetCalendarYear",
+    view=CalendarYear,
     summary="A year's public holidays and make-up workdays (the working-hour SLA calendar)",
+    params={"year": Year},
+    message=lambda year: pb.GetCalendarYearRequest(name=f"calendarYears/{year}"),
 )
-async def get_calendar_year(request: Request, year: Year, caller: CallerDep) -> CalendarYear:
-    reply = await call(
-        request,
-        _tickets(request).GetCalendarYear,
-        pb.GetCalendarYearRequest(name=f"calendarYears/{year}"),
-        caller,
-    )
-    return CalendarYear.of(reply)
-
-
-@router.put(
+api.put(
     "/calendar/{year}",
-    response_model=CalendarYear,
+    "set_calendar_year",
+    rpc="SetCalendarYear",
+    view=CalendarYear,
     summary="Load a year's public holidays and make-up workdays (replaces that year's days)",
+    params={"year": Year},
+    body=CalendarYearBody,
+    message=lambda year, body: pb.SetCalendarYearRequest(
+        calendar_year=body.to_pb(pb.CalendarYear, name=f"calendarYears/{year}", year=year)
+    ),
 )
-async def set_calendar_year(
-    request: Request, year: Year, body: CalendarYearBody, caller: CallerDep
-) -> CalendarYear:
-    reply = await call(
-        request,
-        _tickets(request).SetCalendarYear,
-        pb.SetCalendarYearRequest(calendar_year=body.to_pb(year)),
-        caller,
-    )
-    return CalendarYear.of(reply)

@@ -9,6 +9,7 @@ from google.protobuf import empty_pb2
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1 import blocks_pb2_grpc
 from govkit.auth.principal import current_principal
+from govkit.idempotency import Command
 from govkit.protobuf import optional_time, update_paths
 from govkit.validation import resource_id
 from services.blocks import convert
@@ -138,10 +139,10 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
         return pb.ListBuildingsResponse(buildings=[convert.building(r) for r in rows], next_page_token=token)
 
     async def CreateHousehold(self, request, context) -> pb.Household:
-        row, residents = await self.households.create_household(
-            current_principal(), request.household, request.request_id
+        principal = current_principal()
+        return await self.households.create_household(
+            principal, request.household, Command.of("CreateHousehold", principal.subject, request)
         )
-        return convert.household(row, residents)
 
     async def GetHousehold(self, request, context) -> pb.Household:
         hid = resource_id(request.name, "households")
@@ -175,8 +176,9 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
 
     # visits and statistics
     async def RecordVisit(self, request, context) -> pb.Visit:
-        return convert.visit(
-            await self.households.record_visit(current_principal(), request.visit, request.request_id)
+        principal = current_principal()
+        return await self.households.record_visit(
+            principal, request.visit, Command.of("RecordVisit", principal.subject, request)
         )
 
     async def ListVisits(self, request, context) -> pb.ListVisitsResponse:

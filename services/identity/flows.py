@@ -17,7 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.identity.v1 import events_pb2
-from govkit import idempotency, pagination
+from gov.identity.v1 import identity_pb2 as pb
+from govkit import pagination
 from govkit.auth.logins import address_key
 from govkit.auth.principal import Principal
 from govkit.auth.revocations import REVOCATION_SUBJECT
@@ -35,6 +36,7 @@ from govkit.errors import (
     Unauthenticated,
 )
 from govkit.events import build_event
+from govkit.idempotency import Command, IdempotencyKeys
 from govkit.outbox import add_event
 from govkit.resources import available_cpus
 from services.identity import convert, domain, repository
@@ -75,6 +77,7 @@ class IdentityFlows:
         self.db = db
         self.settings = settings
         self.keys = keys
+        self.idempotency = IdempotencyKeys(db, platform.idempotency)
         self.hasher = PasswordHasher(
             time_cost=settings.argon2_time_cost,
             memory_cost=settings.argon2_memory_kib,
@@ -366,28 +369,22 @@ class IdentityFlows:
         display_name: str,
         scope: str,
         password: str,
-        request_id: str = "",
-    ) -> User:
+        command: Command,
+    ) -> pb.User:
+        if (earlier := await self.idempotency.recall(command, pb.User)) is not None:
+            return earlier
         phone_e164 = domain.normalize_phone(phone)
         username_n = domain.normalize_username(username)
         name = domain.display_name(display_name)
         scope_n = domain.user_scope(scope, principal)
         domain.check_password(password)
-        request_id = request_id.strip()
-        if len(request_id) > 100:
-            raise InvalidArgument("must be at most 100 characters", field="request_id")
         principal.require(Permission.USERS_WRITE, scope_n)
         password_hash = await self._hash(password)
         now = utcnow()
-        idem_scope = f"CreateUser:{principal.subject}"
         try:
             async with self.db.transaction() as session:
-                earlier = await idempotency.recall(session, platform.idempotency, idem_scope, request_id)
-                if earlier:
-                    found = await session.get(User, earlier.removeprefix("users/"))
-                    if found is None:
-                        raise NotFound("the user created by this request id no longer exists")
-                    return found
+                if (earlier := await self.idempotency.claim(session, command, pb.User)) is not None:
+                    return earlier
                 await self._ensure_unique(session, phone_e164, username_n)
                 user = User(
                     id=new_id(),
@@ -402,9 +399,8 @@ class IdentityFlows:
                 )
                 session.add(user)
                 await session.flush()
-                await idempotency.remember(
-                    session, platform.idempotency, idem_scope, request_id, f"users/{user.id}"
-                )
+                created = convert.user(user)
+                await self.idempotency.record(session, command, created, f"users/{user.id}")
                 await self._emit(
                     session,
                     principal,
@@ -412,7 +408,7 @@ class IdentityFlows:
                     events_pb2.UserCreated(user=convert.user_summary(user)),
                     f"users/{user.id}",
                 )
-                return user
+                return created
         except IntegrityError:
             # A concurrent create took the phone or username between our check and insert.
             raise AlreadyExists("a user with this phone or username already exists") from None

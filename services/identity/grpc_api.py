@@ -12,6 +12,7 @@ from gov.identity.v1 import identity_pb2_grpc
 from govkit.auth.logins import CLIENT_ADDRESS_KEY, address_key
 from govkit.auth.principal import current_principal
 from govkit.errors import InvalidArgument
+from govkit.idempotency import Command
 from govkit.validation import resource_id
 from services.identity import convert
 from services.identity.flows import IdentityFlows, Tokens
@@ -86,16 +87,16 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     async def CreateUser(self, request: pb.CreateUserRequest, context) -> pb.User:
         u = request.user
-        row = await self.flows.create_user(
-            current_principal(),
+        principal = current_principal()
+        return await self.flows.create_user(
+            principal,
             phone=u.phone,
             username=u.username,
             display_name=u.display_name,
             scope=u.scope,
             password=request.password,
-            request_id=request.request_id,
+            command=Command.of("CreateUser", principal.subject, request),
         )
-        return convert.user(row)
 
     async def GetUser(self, request: pb.GetUserRequest, context) -> pb.User:
         return convert.user(await self.flows.get_user(current_principal(), _user_id(request.name)))

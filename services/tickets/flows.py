@@ -14,18 +14,18 @@ import re
 from collections.abc import Sequence
 
 from sqlalchemy import delete, insert, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.blocks.v1 import blocks_pb2, blocks_pb2_grpc
 from gov.tickets.v1 import events_pb2
 from gov.tickets.v1 import tickets_pb2 as pb
-from govkit import idempotency, pagination, peers, validation
+from govkit import pagination, peers, validation
 from govkit.auth.principal import Principal
 from govkit.auth.scopes import validate_path
 from govkit.crashpoint import crashpoint
 from govkit.db import Database, new_id, utcnow
 from govkit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable
+from govkit.idempotency import Command, IdempotencyKeys
 from govkit.protobuf import optional_time, period
 from govkit.sqlpaths import within
 from services.tickets import convert, facts, lifecycle, statistics
@@ -186,6 +186,7 @@ class TicketFlows:
         self.calendar = calendar
         self.blocks = blocks
         self.settings = settings or Settings()
+        self.idempotency = IdempotencyKeys(db, platform.idempotency)
 
     async def viewer(self, principal: Principal) -> Viewer:
         return Viewer(principal, await self.catalogue.units_of(principal))
@@ -316,16 +317,9 @@ class TicketFlows:
                 found.append(tid)
         return found[:5]
 
-    async def create(
-        self, principal: Principal, t: pb.Ticket, request_id: str
-    ) -> tuple[Ticket, list[TicketUnit]]:
-        request_id = validation.request_id(request_id)
-        scope = f"CreateTicket:{principal.subject}"[:100]
-        if request_id:
-            async with self.db.sessions() as session:
-                existing = await idempotency.recall(session, platform.idempotency, scope, request_id)
-            if existing:
-                return await self._read(existing.removeprefix("tickets/"))
+    async def create(self, principal: Principal, t: pb.Ticket, command: Command) -> pb.Ticket:
+        if (earlier := await self.idempotency.recall(command, pb.Ticket)) is not None:
+            return earlier
         if not t.category:
             raise InvalidArgument("is required", field="ticket.category")
         code = code_of(t.category, "categories", "ticket.category")
@@ -398,45 +392,38 @@ class TicketFlows:
             update_time=now,
         )
         facts.refresh(row)
-        try:
-            async with self.db.transaction() as session:
-                row.suggested_unit = await self._suggested_unit(session, category, street)
-                row.possible_duplicates = json.dumps(
-                    await self._duplicates(session, category.code, now, lat, lng, household)
-                )
-                session.add(row)
-                await session.flush()
-                await statistics.record(session, None, statistics.contribution(row))
-                await append_entry(
-                    session,
-                    row.id,
-                    "submit",
-                    principal.subject,
-                    now,
-                    "",
-                    "submitted",
-                    note=source,
-                    details={"source": source},
-                )
-                await idempotency.remember(
-                    session, platform.idempotency, scope, request_id, f"tickets/{row.id}"
-                )
-                await emit(
-                    session,
-                    principal.subject,
-                    "tickets.v1.ticket.created",
-                    events_pb2.TicketCreated(ticket=convert.ticket_summary(row, [])),
-                    f"tickets/{row.id}",
-                )
-                crashpoint("tickets.create.before_commit")
-        except IntegrityError:
-            # The same request id raced in from a retry: answer with the ticket that won.
-            async with self.db.sessions() as session:
-                existing = await idempotency.recall(session, platform.idempotency, scope, request_id)
-            if not existing:
-                raise
-            return await self._read(existing.removeprefix("tickets/"))
-        return row, []
+        async with self.db.transaction() as session:
+            if (earlier := await self.idempotency.claim(session, command, pb.Ticket)) is not None:
+                return earlier
+            row.suggested_unit = await self._suggested_unit(session, category, street)
+            row.possible_duplicates = json.dumps(
+                await self._duplicates(session, category.code, now, lat, lng, household)
+            )
+            session.add(row)
+            await session.flush()
+            await statistics.record(session, None, statistics.contribution(row))
+            await append_entry(
+                session,
+                row.id,
+                "submit",
+                principal.subject,
+                now,
+                "",
+                "submitted",
+                note=source,
+                details={"source": source},
+            )
+            created = convert.ticket(row, [])
+            await self.idempotency.record(session, command, created, f"tickets/{row.id}")
+            await emit(
+                session,
+                principal.subject,
+                "tickets.v1.ticket.created",
+                events_pb2.TicketCreated(ticket=convert.ticket_summary(row, [])),
+                f"tickets/{row.id}",
+            )
+            crashpoint("tickets.create.before_commit")
+        return created
 
     # ------------------------------------------------------------------ reading
 

@@ -7,6 +7,7 @@ from google.protobuf import empty_pb2
 from gov.tickets.v1 import tickets_pb2 as pb
 from gov.tickets.v1 import tickets_pb2_grpc
 from govkit.auth.principal import current_principal
+from govkit.idempotency import Command
 from govkit.protobuf import update_paths
 from services.tickets import convert
 from services.tickets.catalogue import CATEGORY_FIELDS, CatalogueFlows, code_of, year_of
@@ -77,8 +78,9 @@ class TicketsServicer(tickets_pb2_grpc.TicketsServiceServicer):
 
     # tickets
     async def CreateTicket(self, request, context) -> pb.Ticket:
-        return convert.ticket(
-            *await self.tickets.create(current_principal(), request.ticket, request.request_id)
+        principal = current_principal()
+        return await self.tickets.create(
+            principal, request.ticket, Command.of("CreateTicket", principal.subject, request)
         )
 
     async def GetTicket(self, request, context) -> pb.Ticket:

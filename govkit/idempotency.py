@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from google.protobuf.message import Message
-from sqlalchemy import Row, Table, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from govkit.db import Database, utcnow
+from govkit.db import Database, TransactionConflict, utcnow
 from govkit.errors import FailedPrecondition, InvalidArgument
 
 M = TypeVar("M", bound=Message)
@@ -44,8 +44,8 @@ KEY_FIELD = "request_id"
 MAX_KEY_LENGTH = 100  # idempotency_keys.request_id
 _MAX_SCOPE_LENGTH = 100  # idempotency_keys.scope
 
-# (fingerprint, response, resource) of a stored key
-_StoredRow = Row[tuple[str | None, bytes | None, str]]
+# (fingerprint, response, resource) of a stored key; the first two are NULL on rows from before v2
+_Stored = tuple[str | None, bytes | None, str]
 
 
 def fingerprint(request: Message, key_field: str = KEY_FIELD) -> str:
@@ -113,12 +113,17 @@ class IdempotencyKeys:
         }
         dialect = session.get_bind().dialect.name
         stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(self.table).values(values)
-        result = await session.execute(stmt.on_conflict_do_nothing(index_elements=["scope", "request_id"]))
-        if result.rowcount == 1:  # type: ignore[attr-defined]  # CursorResult of an INSERT
+        claimed = await session.execute(
+            stmt.on_conflict_do_nothing(index_elements=["scope", "request_id"]).returning(
+                self.table.c.request_id
+            )
+        )
+        if claimed.first() is not None:
             return None
         row = await self._stored(session, command)
-        if row is None:  # pragma: no cover - the conflicting row is committed, so it is visible
-            raise RuntimeError("idempotency key conflicted but is not visible")
+        if row is None:
+            # The conflicting row was pruned in between (older than the retention): run again.
+            raise TransactionConflict("the request id's earlier use expired meanwhile; try again")
         return _replay(row, command, response_type)
 
     async def record(self, session: AsyncSession, command: Command, response: Message, resource: str) -> None:
@@ -131,17 +136,18 @@ class IdempotencyKeys:
             .values(resource=resource, response=response.SerializeToString())
         )
 
-    async def _stored(self, session: AsyncSession, command: Command) -> _StoredRow | None:
+    async def _stored(self, session: AsyncSession, command: Command) -> _Stored | None:
         t = self.table
         result = await session.execute(
             select(t.c.fingerprint, t.c.response, t.c.resource).where(
                 t.c.scope == command.scope, t.c.request_id == command.key
             )
         )
-        return result.first()  # type: ignore[return-value]
+        row = result.first()
+        return None if row is None else (row[0], row[1], row[2])
 
 
-def _replay(row: _StoredRow, command: Command, response_type: type[M]) -> M:
+def _replay(row: _Stored, command: Command, response_type: type[M]) -> M:
     stored_fingerprint, response, resource = row
     if stored_fingerprint is None or response is None:
         # Recorded before responses were kept (an upgrade inside a client's retry window).

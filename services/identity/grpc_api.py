@@ -61,24 +61,24 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     async def Login(self, request: pb.LoginRequest, context) -> pb.TokenPair:
         client = client_address(context)
-        return _token_pair(await self.flows.login(request.login, request.password, client))
+        return _token_pair(await self.flows.tokens.login(request.login, request.password, client))
 
     async def RefreshToken(self, request: pb.RefreshTokenRequest, context) -> pb.TokenPair:
-        return _token_pair(await self.flows.refresh(request.refresh_token))
+        return _token_pair(await self.flows.tokens.refresh(request.refresh_token))
 
     async def Logout(self, request: pb.LogoutRequest, context) -> empty_pb2.Empty:
-        await self.flows.logout(request.refresh_token)
+        await self.flows.tokens.logout(request.refresh_token)
         return empty_pb2.Empty()
 
     async def IssueServiceToken(self, request: pb.IssueServiceTokenRequest, context) -> pb.TokenPair:
-        return _token_pair(await self.flows.service_token(request.client_id, request.client_secret))
+        return _token_pair(await self.flows.tokens.service_token(request.client_id, request.client_secret))
 
     async def GetJwks(self, request: pb.GetJwksRequest, context) -> pb.Jwks:
         return pb.Jwks(json=json.dumps(self.flows.keys.jwks()))
 
     async def GetCaller(self, request: pb.GetCallerRequest, context) -> pb.Caller:
         principal = current_principal()
-        user, bindings = await self.flows.caller(principal)
+        user, bindings = await self.flows.users.caller(principal)
         return pb.Caller(
             principal=principal.subject,
             user=convert.user(user) if user else None,
@@ -88,7 +88,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def CreateUser(self, request: pb.CreateUserRequest, context) -> pb.User:
         u = request.user
         principal = current_principal()
-        return await self.flows.create_user(
+        return await self.flows.users.create_user(
             principal,
             phone=u.phone,
             username=u.username,
@@ -99,10 +99,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
 
     async def GetUser(self, request: pb.GetUserRequest, context) -> pb.User:
-        return convert.user(await self.flows.get_user(current_principal(), _user_id(request.name)))
+        return convert.user(await self.flows.users.get_user(current_principal(), _user_id(request.name)))
 
     async def ListUsers(self, request: pb.ListUsersRequest, context) -> pb.ListUsersResponse:
-        rows, token = await self.flows.list_users(
+        rows, token = await self.flows.users.list_users(
             current_principal(),
             page_size=request.page_size,
             page_token=request.page_token,
@@ -122,25 +122,33 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             if path not in ("display_name", "username", "scope", "phone"):
                 raise InvalidArgument(f"'{path}' cannot be updated", field="update_mask")
             changes[path] = getattr(request.user, path)
-        row = await self.flows.update_user(current_principal(), _user_id(request.user.name), changes)
+        row = await self.flows.users.update_user(current_principal(), _user_id(request.user.name), changes)
         return convert.user(row)
 
     async def DisableUser(self, request: pb.DisableUserRequest, context) -> pb.User:
-        return convert.user(await self.flows.set_disabled(current_principal(), _user_id(request.name), True))
+        return convert.user(
+            await self.flows.users.set_disabled(current_principal(), _user_id(request.name), True)
+        )
 
     async def EnableUser(self, request: pb.EnableUserRequest, context) -> pb.User:
-        return convert.user(await self.flows.set_disabled(current_principal(), _user_id(request.name), False))
+        return convert.user(
+            await self.flows.users.set_disabled(current_principal(), _user_id(request.name), False)
+        )
 
     async def ChangePassword(self, request: pb.ChangePasswordRequest, context) -> empty_pb2.Empty:
-        await self.flows.change_password(current_principal(), request.current_password, request.new_password)
+        await self.flows.users.change_password(
+            current_principal(), request.current_password, request.new_password
+        )
         return empty_pb2.Empty()
 
     async def ResetPassword(self, request: pb.ResetPasswordRequest, context) -> empty_pb2.Empty:
-        await self.flows.reset_password(current_principal(), _user_id(request.name), request.new_password)
+        await self.flows.users.reset_password(
+            current_principal(), _user_id(request.name), request.new_password
+        )
         return empty_pb2.Empty()
 
     async def CreateRoleBinding(self, request: pb.CreateRoleBindingRequest, context) -> pb.RoleBinding:
-        row = await self.flows.grant(
+        row = await self.flows.role_bindings.grant(
             current_principal(), request.parent, request.role_binding.role, request.role_binding.scope
         )
         return convert.role_binding(row)
@@ -148,7 +156,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def ListRoleBindings(
         self, request: pb.ListRoleBindingsRequest, context
     ) -> pb.ListRoleBindingsResponse:
-        rows, token = await self.flows.list_bindings(
+        rows, token = await self.flows.role_bindings.list_bindings(
             current_principal(),
             parent=request.parent,
             scope=request.scope,
@@ -165,11 +173,11 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         binding_id = binding_id or request.name
         if not binding_id or "/" in binding_id or len(binding_id) > 64:
             raise InvalidArgument("must name a role binding", field="name")
-        await self.flows.revoke(current_principal(), binding_id, owner or None)
+        await self.flows.role_bindings.revoke(current_principal(), binding_id, owner or None)
         return empty_pb2.Empty()
 
     async def CreateServiceAccount(self, request, context) -> pb.CreateServiceAccountResponse:
-        account, secret = await self.flows.create_service_account(
+        account, secret = await self.flows.service_accounts.create_service_account(
             current_principal(), request.service_account.display_name
         )
         return pb.CreateServiceAccountResponse(
@@ -177,7 +185,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
 
     async def ListServiceAccounts(self, request, context) -> pb.ListServiceAccountsResponse:
-        rows, token = await self.flows.list_service_accounts(
+        rows, token = await self.flows.service_accounts.list_service_accounts(
             current_principal(), page_size=request.page_size, page_token=request.page_token
         )
         return pb.ListServiceAccountsResponse(
@@ -185,5 +193,5 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
 
     async def RotateSigningKey(self, request, context) -> pb.SigningKey:
-        key = await self.flows.rotate_signing_key(current_principal())
+        key = await self.flows.tokens.rotate_signing_key(current_principal())
         return pb.SigningKey(kid=key.kid, algorithm="ES256", create_time=convert.ts(key.create_time))

@@ -12,6 +12,7 @@ from govkit.protobuf import update_paths
 from services.tickets import convert
 from services.tickets.catalogue import CATEGORY_FIELDS, CatalogueFlows, code_of, year_of
 from services.tickets.flows import TicketFlows
+from services.tickets.reports import ReportFlows
 from services.tickets.statistics import StatisticsFlows
 
 SERVICE = "gov.tickets.v1.TicketsService"
@@ -20,10 +21,17 @@ PUBLIC_METHODS = (f"/{SERVICE}/ListCategories", f"/{SERVICE}/GetCategory")
 
 
 class TicketsServicer(tickets_pb2_grpc.TicketsServiceServicer):
-    def __init__(self, catalogue: CatalogueFlows, tickets: TicketFlows, statistics: StatisticsFlows) -> None:
+    def __init__(
+        self,
+        catalogue: CatalogueFlows,
+        tickets: TicketFlows,
+        statistics: StatisticsFlows,
+        reports: ReportFlows,
+    ) -> None:
         self.catalogue = catalogue
         self.tickets = tickets
         self.stats = statistics
+        self.reports = reports
 
     # units
     async def CreateUnit(self, request, context) -> pb.Unit:
@@ -79,7 +87,7 @@ class TicketsServicer(tickets_pb2_grpc.TicketsServiceServicer):
     # tickets
     async def CreateTicket(self, request, context) -> pb.Ticket:
         principal = current_principal()
-        return await self.tickets.create(
+        return await self.reports.create(
             principal, request.ticket, Command.of("CreateTicket", principal.subject, request)
         )
 

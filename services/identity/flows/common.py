@@ -32,7 +32,7 @@ def time_cursor(row: User | RoleBinding | ServiceAccount) -> dict[str, str]:
     return {"t": row.create_time.isoformat(), "id": row.id}
 
 
-def actor(principal: Principal | None) -> str:
+def actor_of(principal: Principal | None) -> str:
     return principal.subject if principal else "system"
 
 
@@ -88,7 +88,7 @@ class FlowBase:
         await add_event(
             session,
             platform.outbox,
-            build_event(event_type, payload, actor=actor(principal), resource=resource),
+            build_event(event_type, payload, actor=actor_of(principal), resource=resource),
         )
 
     async def _revoke_tokens(

@@ -33,6 +33,9 @@ GRPC_TO_HTTP: dict[grpc.StatusCode, tuple[int, str]] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: (504, "deadline-exceeded"),
 }
 
+# The only request_id error that reaches the gateway (it checks the header's length itself).
+IDEMPOTENCY_KEY_FIELD = "request_id"
+
 _TITLES = {
     400: "Bad Request",
     401: "Unauthorized",
@@ -82,6 +85,11 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> Problem:
             headers["Retry-After"] = str(value)
         elif key == "grpc-status-details-bin" and isinstance(value, bytes):
             errors = _field_violations(value) or None
+    if status == 400 and errors and [e["field"] for e in errors] == [IDEMPOTENCY_KEY_FIELD]:
+        # The key was used for a different request (govkit.idempotency): the body is well-formed
+        # but cannot be processed under this key.
+        status, slug = 422, "idempotency-key-reused"
+        errors = [{"field": "Idempotency-Key", "message": e["message"]} for e in errors]
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     if status >= 500:

@@ -1,24 +1,165 @@
-"""Client request ids for retried mutating calls: the same id returns the first result."""
+"""Idempotent commands: a client request id makes a retried mutating call safe.
+
+One semantics for every service (AIP-155):
+- a retry with the same key and the same request returns the first call's response, whatever
+  changed since (the stored response, not a fresh read);
+- the same key with a different request is INVALID_ARGUMENT (field `request_id`; 422 at the gateway);
+- concurrent duplicates wait for the first and get its result.
+
+Keys are scoped by (method, caller). The key row is claimed at the start of the command's own write
+transaction and filled with the response at its end, so the effect and its key commit or vanish
+together. A concurrent duplicate's claim waits on the key's unique index until the first commits
+(PostgreSQL) or waits for the write lock (SQLite serializes writers), then finds the stored response.
+
+Usage in a flow:
+
+    command = Command.of("CreateTicket", principal.subject, request)
+    if (earlier := await keys.recall(command, pb.Ticket)) is not None:
+        return earlier  # checked before validating, so a retry answers even if the rules changed
+    ...validate...
+    async with db.transaction() as session:
+        if (earlier := await keys.claim(session, command, pb.Ticket)) is not None:
+            return earlier
+        ...do the work...
+        await keys.record(session, command, response, "tickets/abc")
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import Table, insert, select
+import hashlib
+from dataclasses import dataclass
+from typing import TypeVar
+
+from google.protobuf.message import Message
+from sqlalchemy import Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from govkit.db import utcnow
+from govkit.db import Database, TransactionConflict, utcnow
+from govkit.errors import FailedPrecondition, InvalidArgument
+
+M = TypeVar("M", bound=Message)
+
+KEY_FIELD = "request_id"
+MAX_KEY_LENGTH = 100  # idempotency_keys.request_id
+_MAX_SCOPE_LENGTH = 100  # idempotency_keys.scope
+
+# (fingerprint, response, resource) of a stored key; the first two are NULL on rows from before v2
+_Stored = tuple[str | None, bytes | None, str]
 
 
-async def recall(session: AsyncSession, table: Table, scope: str, request_id: str) -> str | None:
-    if not request_id:
-        return None
-    return await session.scalar(
-        select(table.c.resource).where(table.c.scope == scope, table.c.request_id == request_id)
-    )
+def fingerprint(request: Message, key_field: str = KEY_FIELD) -> str:
+    """SHA-256 of the request's deterministic serialization with the key cleared."""
+    body = type(request)()
+    body.CopyFrom(request)
+    body.ClearField(key_field)
+    return hashlib.sha256(body.SerializeToString(deterministic=True)).hexdigest()
 
 
-async def remember(session: AsyncSession, table: Table, scope: str, request_id: str, resource: str) -> None:
-    """Recorded in the same transaction as the resource, so a crash can't keep one without the other."""
-    if request_id:
-        await session.execute(
-            insert(table).values(scope=scope, request_id=request_id, resource=resource, created_at=utcnow())
+def _scope(method: str, caller: str) -> str:
+    scope = f"{method}:{caller}"
+    if len(scope) <= _MAX_SCOPE_LENGTH:
+        return scope
+    # Never truncate: two long callers sharing a prefix would share each other's keys.
+    return f"{method}:sha256:{hashlib.sha256(caller.encode()).hexdigest()}"[:_MAX_SCOPE_LENGTH]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One call of an idempotent method: its scope (method and caller), key and request fingerprint."""
+
+    scope: str
+    key: str  # "" when the client sent none: the call is not deduplicated
+    fingerprint: str
+
+    @classmethod
+    def of(cls, method: str, caller: str, request: Message, key_field: str = KEY_FIELD) -> Command:
+        key = getattr(request, key_field)
+        if len(key) > MAX_KEY_LENGTH:
+            raise InvalidArgument(f"must be at most {MAX_KEY_LENGTH} characters", field=key_field)
+        return cls(_scope(method, caller), key, fingerprint(request, key_field) if key else "")
+
+
+class IdempotencyKeys:
+    """The `idempotency_keys` table of one service's database (govkit.tables)."""
+
+    def __init__(self, db: Database, table: Table) -> None:
+        self.db = db
+        self.table = table
+
+    async def recall(self, command: Command, response_type: type[M]) -> M | None:
+        """The first call's response if this key was used already (a read, outside any transaction)."""
+        if not command.key:
+            return None
+        async with self.db.sessions() as session:
+            row = await self._stored(session, command)
+        return None if row is None else _replay(row, command, response_type)
+
+    async def claim(self, session: AsyncSession, command: Command, response_type: type[M]) -> M | None:
+        """Take the key for this transaction; or, when an earlier call holds it, that call's response.
+
+        On PostgreSQL the insert waits while another transaction holds the same key uncommitted; if
+        that one commits, this finds its row (READ COMMITTED: the next statement sees it), and if it
+        rolls back, this one owns the key and does the work itself.
+        """
+        if not command.key:
+            return None
+        values = {
+            "scope": command.scope,
+            "request_id": command.key,
+            "fingerprint": command.fingerprint,
+            "resource": "",
+            "created_at": utcnow(),
+        }
+        dialect = session.get_bind().dialect.name
+        stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(self.table).values(values)
+        claimed = await session.execute(
+            stmt.on_conflict_do_nothing(index_elements=["scope", "request_id"]).returning(
+                self.table.c.request_id
+            )
         )
+        if claimed.first() is not None:
+            return None
+        row = await self._stored(session, command)
+        if row is None:
+            # The conflicting row was pruned in between (older than the retention): run again.
+            raise TransactionConflict("the request id's earlier use expired meanwhile; try again")
+        return _replay(row, command, response_type)
+
+    async def record(self, session: AsyncSession, command: Command, response: Message, resource: str) -> None:
+        """Store the response under the claimed key, in the transaction that made it."""
+        if not command.key:
+            return
+        await session.execute(
+            update(self.table)
+            .where(self.table.c.scope == command.scope, self.table.c.request_id == command.key)
+            .values(resource=resource, response=response.SerializeToString())
+        )
+
+    async def _stored(self, session: AsyncSession, command: Command) -> _Stored | None:
+        t = self.table
+        result = await session.execute(
+            select(t.c.fingerprint, t.c.response, t.c.resource).where(
+                t.c.scope == command.scope, t.c.request_id == command.key
+            )
+        )
+        row = result.first()
+        return None if row is None else (row[0], row[1], row[2])
+
+
+def _replay(row: _Stored, command: Command, response_type: type[M]) -> M:
+    stored_fingerprint, response, resource = row
+    if stored_fingerprint is None or response is None:
+        # Recorded before responses were kept (an upgrade inside a client's retry window).
+        raise FailedPrecondition(
+            f"this request id was already used and made {resource}; read it, or retry with a new id",
+            field=KEY_FIELD,
+        )
+    if stored_fingerprint != command.fingerprint:
+        raise InvalidArgument(
+            "was already used for a different request; send the same request again or use a new id",
+            field=KEY_FIELD,
+        )
+    message = response_type()
+    message.ParseFromString(response)
+    return message

@@ -53,6 +53,19 @@ def drop_platform_tables_v1() -> None:
     op.drop_table("idempotency_keys")
 
 
+def add_idempotency_results_v2() -> None:
+    """idempotency_keys keeps each request's fingerprint and response (govkit.idempotency)."""
+    with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("fingerprint", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("response", sa.LargeBinary(), nullable=True))
+
+
+def drop_idempotency_results_v2() -> None:
+    with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
+        batch_op.drop_column("response")
+        batch_op.drop_column("fingerprint")
+
+
 def create_tree_moves_v1() -> None:
     """govkit.treemoves.moves_table: the node moves a service has made (blocks) or applied."""
     op.create_table(

@@ -36,7 +36,7 @@ def processed_events_table(metadata: MetaData) -> Table:
 
 
 def idempotency_table(metadata: MetaData) -> Table:
-    """Client request ids of mutating calls and the resource each one produced."""
+    """Client request ids of mutating calls (govkit.idempotency): what each request was and answered."""
     return Table(
         "idempotency_keys",
         metadata,
@@ -44,6 +44,9 @@ def idempotency_table(metadata: MetaData) -> Table:
         Column("request_id", String(100), primary_key=True),
         Column("resource", String(200), nullable=False),
         Column("created_at", UtcDateTime, nullable=False),
+        # Both NULL on rows written before v2 (migration_ops.add_idempotency_results_v2).
+        Column("fingerprint", String(64), nullable=True),  # SHA-256 of the request without its key
+        Column("response", LargeBinary, nullable=True),  # the serialized response message
     )
 
 

@@ -30,12 +30,6 @@ def text(
     return value
 
 
-def request_id(value: str) -> str:
-    if len(value) > 100:
-        raise InvalidArgument("must be at most 100 characters", field="request_id")
-    return value
-
-
 def resource_id(name: str, collection: str, field: str = "name") -> str:
     """`users/abc` or `abc` -> `abc`."""
     rid = name.removeprefix(f"{collection}/")

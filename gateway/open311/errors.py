@@ -80,7 +80,8 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> Open311Error:
     status = problem.status
     headers = {k: v for k, v in problem.headers.items() if k == "Retry-After"}
     description = problem.detail
-    if status == 400 and problem.errors:
+    if status in (400, 422) and problem.errors:
+        status = 400  # Open311 answers bad input, a reused Idempotency-Key too, with 400
         description = "; ".join(f"{open311_field(e['field'])}: {e['message']}" for e in problem.errors)
     elif exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
         # Open311 clients know 400, 403 and 404; a create the state refuses (an inactive service) is 400.

@@ -13,6 +13,7 @@ from gov.blocks.v1 import blocks_pb2_grpc
 from govkit.auth.principal import current_principal
 from govkit.errors import InvalidArgument
 from govkit.grpc_server import ServicerContext
+from govkit.idempotency import Command
 from govkit.protobuf import optional_time, update_paths
 from govkit.validation import resource_id
 from services.blocks import convert
@@ -165,10 +166,10 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
     async def CreateHousehold(
         self, request: pb.CreateHouseholdRequest, context: ServicerContext
     ) -> pb.Household:
-        row, residents = await self.households.create_household(
-            current_principal(), request.household, request.request_id
+        principal = current_principal()
+        return await self.households.create_household(
+            principal, request.household, Command.of("CreateHousehold", principal.subject, request)
         )
-        return convert.household(row, residents)
 
     async def GetHousehold(self, request: pb.GetHouseholdRequest, context: ServicerContext) -> pb.Household:
         hid = resource_id(request.name, "households")
@@ -206,8 +207,9 @@ class BlocksServicer(blocks_pb2_grpc.BlocksServiceServicer):
 
     # visits and statistics
     async def RecordVisit(self, request: pb.RecordVisitRequest, context: ServicerContext) -> pb.Visit:
-        return convert.visit(
-            await self.households.record_visit(current_principal(), request.visit, request.request_id)
+        principal = current_principal()
+        return await self.households.record_visit(
+            principal, request.visit, Command.of("RecordVisit", principal.subject, request)
         )
 
     async def ListVisits(

@@ -14,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1 import events_pb2
-from govkit import idempotency, pagination, validation
+from govkit import pagination, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.db import Database, new_id, utcnow
 from govkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from govkit.events import build_event
+from govkit.idempotency import Command, IdempotencyKeys
 from govkit.outbox import add_event
 from govkit.sqlpaths import any_within, within
 from services.blocks import convert, domain
@@ -90,6 +91,7 @@ def _resident_facts(rows: Sequence[Resident]) -> list[tuple[object, ...]]:
 class HouseholdFlows:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.idempotency = IdempotencyKeys(db, platform.idempotency)
 
     async def _emit(
         self, session: AsyncSession, principal: Principal, event_type: str, payload: Message, resource: str
@@ -210,29 +212,23 @@ class HouseholdFlows:
 
     # ------------------------------------------------------------------ households
 
-    async def create_household(
-        self, principal: Principal, h: pb.Household, request_id: str
-    ) -> tuple[Household, list[Resident]]:
+    async def create_household(self, principal: Principal, h: pb.Household, command: Command) -> pb.Household:
+        if (earlier := await self.idempotency.recall(command, pb.Household)) is not None:
+            return earlier
         block = node_path(h.block, field="household.block")
         code = h.code.strip()
         if not _CODE.match(code):
             raise InvalidArgument("1-40 of A-Z, a-z, 0-9, '_', '-'", field="household.code")
         address = validation.text(h.address, "household.address", max_len=200)
         tags = _tags(h.tags)
-        validation.request_id(request_id)
         (await load_access(self.db, principal)).require_edit(block)
         household_id = new_id()
         residents = _resident_rows(h.residents, household_id)
         now = utcnow()
-        idem = f"CreateHousehold:{principal.subject}"
         try:
             async with self.db.transaction() as session:
-                earlier = await idempotency.recall(session, platform.idempotency, idem, request_id)
-                if earlier:
-                    row = await session.get(Household, earlier.removeprefix("households/"))
-                    if row is None:
-                        raise NotFound("the household created by this request id no longer exists")
-                    return row, (await self._residents(session, [row.id]))[row.id]
+                if (earlier := await self.idempotency.claim(session, command, pb.Household)) is not None:
+                    return earlier
                 await self._block(session, block)
                 if h.building and not await session.scalar(
                     select(Building.id).where(Building.block_path == block, Building.code == h.building)
@@ -257,10 +253,9 @@ class HouseholdFlows:
                 session.add(row)
                 await session.flush()
                 session.add_all(residents)
-                await idempotency.remember(
-                    session, platform.idempotency, idem, request_id, f"households/{row.id}"
-                )
                 await session.flush()
+                created = convert.household(row, residents)
+                await self.idempotency.record(session, command, created, f"households/{row.id}")
                 await self._emit(
                     session,
                     principal,
@@ -271,7 +266,7 @@ class HouseholdFlows:
                     ),
                     f"households/{row.id}",
                 )
-                return row, residents
+                return created
         except IntegrityError:
             raise AlreadyExists(
                 f"a household with code {code} already exists", field="household.code"
@@ -431,7 +426,9 @@ class HouseholdFlows:
 
     # ------------------------------------------------------------------ visits
 
-    async def record_visit(self, principal: Principal, v: pb.Visit, request_id: str) -> Visit:
+    async def record_visit(self, principal: Principal, v: pb.Visit, command: Command) -> pb.Visit:
+        if (earlier := await self.idempotency.recall(command, pb.Visit)) is not None:
+            return earlier
         household_id = validation.resource_id(v.household, "households", field="visit.household")
         notes = validation.text(v.notes, "visit.notes", max_len=4000, required=False)
         issues = [
@@ -442,14 +439,9 @@ class HouseholdFlows:
         when = v.visit_time.ToDatetime(tzinfo=dt.UTC) if v.HasField("visit_time") else utcnow()
         if when > utcnow() + dt.timedelta(minutes=5):
             raise InvalidArgument("cannot be in the future", field="visit.visit_time")
-        validation.request_id(request_id)
-        idem = f"RecordVisit:{principal.subject}"
         async with self.db.transaction() as session:
-            earlier = await idempotency.recall(session, platform.idempotency, idem, request_id)
-            if earlier:
-                found = await session.get(Visit, earlier.rsplit("/", 1)[-1])
-                if found is not None:
-                    return found
+            if (earlier := await self.idempotency.claim(session, command, pb.Visit)) is not None:
+                return earlier
             household = await self._load(session, principal, household_id, edit=True)
             row = Visit(
                 id=new_id(),
@@ -462,8 +454,10 @@ class HouseholdFlows:
                 create_time=utcnow(),
             )
             session.add(row)
-            await idempotency.remember(
-                session, platform.idempotency, idem, request_id, f"households/{household.id}/visits/{row.id}"
+            await session.flush()
+            recorded = convert.visit(row)
+            await self.idempotency.record(
+                session, command, recorded, f"households/{household.id}/visits/{row.id}"
             )
             await self._emit(
                 session,
@@ -474,7 +468,7 @@ class HouseholdFlows:
                 ),
                 f"households/{household.id}/visits/{row.id}",
             )
-            return row
+            return recorded
 
     async def list_visits(
         self,

@@ -83,7 +83,9 @@ async def _create_admin(settings: IdentitySettings) -> int:
     db = Database(settings.database_url)
     try:
         flows = IdentityFlows(db, settings, _key_ring(db, settings))
-        created = await flows.ensure_admin(login, password, os.environ.get("ADMIN_PHONE", "13800000000"))
+        created = await flows.users.ensure_admin(
+            login, password, os.environ.get("ADMIN_PHONE", "13800000000")
+        )
     finally:
         await db.close()
     print(f"admin '{login}' " + ("created" if created else "already exists; password left unchanged"))

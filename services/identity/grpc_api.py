@@ -12,6 +12,7 @@ from govkit.auth.logins import CLIENT_ADDRESS_KEY, address_key
 from govkit.auth.principal import current_principal
 from govkit.errors import InvalidArgument
 from govkit.grpc_server import ServicerContext
+from govkit.idempotency import Command
 from govkit.validation import resource_id
 from services.identity import convert
 from services.identity.flows import IdentityFlows, Tokens
@@ -60,26 +61,26 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     async def Login(self, request: pb.LoginRequest, context: ServicerContext) -> pb.TokenPair:
         client = client_address(context)
-        return _token_pair(await self.flows.login(request.login, request.password, client))
+        return _token_pair(await self.flows.tokens.login(request.login, request.password, client))
 
     async def RefreshToken(self, request: pb.RefreshTokenRequest, context: ServicerContext) -> pb.TokenPair:
-        return _token_pair(await self.flows.refresh(request.refresh_token))
+        return _token_pair(await self.flows.tokens.refresh(request.refresh_token))
 
     async def Logout(self, request: pb.LogoutRequest, context: ServicerContext) -> empty_pb2.Empty:
-        await self.flows.logout(request.refresh_token)
+        await self.flows.tokens.logout(request.refresh_token)
         return empty_pb2.Empty()
 
     async def IssueServiceToken(
         self, request: pb.IssueServiceTokenRequest, context: ServicerContext
     ) -> pb.TokenPair:
-        return _token_pair(await self.flows.service_token(request.client_id, request.client_secret))
+        return _token_pair(await self.flows.tokens.service_token(request.client_id, request.client_secret))
 
     async def GetJwks(self, request: pb.GetJwksRequest, context: ServicerContext) -> pb.Jwks:
         return pb.Jwks(json=json.dumps(self.flows.keys.jwks()))
 
     async def GetCaller(self, request: pb.GetCallerRequest, context: ServicerContext) -> pb.Caller:
         principal = current_principal()
-        user, bindings = await self.flows.caller(principal)
+        user, bindings = await self.flows.users.caller(principal)
         return pb.Caller(
             principal=principal.subject,
             user=convert.user(user) if user else None,
@@ -88,22 +89,22 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     async def CreateUser(self, request: pb.CreateUserRequest, context: ServicerContext) -> pb.User:
         u = request.user
-        row = await self.flows.create_user(
-            current_principal(),
+        principal = current_principal()
+        return await self.flows.users.create_user(
+            principal,
             phone=u.phone,
             username=u.username,
             display_name=u.display_name,
             scope=u.scope,
             password=request.password,
-            request_id=request.request_id,
+            command=Command.of("CreateUser", principal.subject, request),
         )
-        return convert.user(row)
 
     async def GetUser(self, request: pb.GetUserRequest, context: ServicerContext) -> pb.User:
-        return convert.user(await self.flows.get_user(current_principal(), _user_id(request.name)))
+        return convert.user(await self.flows.users.get_user(current_principal(), _user_id(request.name)))
 
     async def ListUsers(self, request: pb.ListUsersRequest, context: ServicerContext) -> pb.ListUsersResponse:
-        rows, token = await self.flows.list_users(
+        rows, token = await self.flows.users.list_users(
             current_principal(),
             page_size=request.page_size,
             page_token=request.page_token,
@@ -123,31 +124,39 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             if path not in ("display_name", "username", "scope", "phone"):
                 raise InvalidArgument(f"'{path}' cannot be updated", field="update_mask")
             changes[path] = getattr(request.user, path)
-        row = await self.flows.update_user(current_principal(), _user_id(request.user.name), changes)
+        row = await self.flows.users.update_user(current_principal(), _user_id(request.user.name), changes)
         return convert.user(row)
 
     async def DisableUser(self, request: pb.DisableUserRequest, context: ServicerContext) -> pb.User:
-        return convert.user(await self.flows.set_disabled(current_principal(), _user_id(request.name), True))
+        return convert.user(
+            await self.flows.users.set_disabled(current_principal(), _user_id(request.name), True)
+        )
 
     async def EnableUser(self, request: pb.EnableUserRequest, context: ServicerContext) -> pb.User:
-        return convert.user(await self.flows.set_disabled(current_principal(), _user_id(request.name), False))
+        return convert.user(
+            await self.flows.users.set_disabled(current_principal(), _user_id(request.name), False)
+        )
 
     async def ChangePassword(
         self, request: pb.ChangePasswordRequest, context: ServicerContext
     ) -> empty_pb2.Empty:
-        await self.flows.change_password(current_principal(), request.current_password, request.new_password)
+        await self.flows.users.change_password(
+            current_principal(), request.current_password, request.new_password
+        )
         return empty_pb2.Empty()
 
     async def ResetPassword(
         self, request: pb.ResetPasswordRequest, context: ServicerContext
     ) -> empty_pb2.Empty:
-        await self.flows.reset_password(current_principal(), _user_id(request.name), request.new_password)
+        await self.flows.users.reset_password(
+            current_principal(), _user_id(request.name), request.new_password
+        )
         return empty_pb2.Empty()
 
     async def CreateRoleBinding(
         self, request: pb.CreateRoleBindingRequest, context: ServicerContext
     ) -> pb.RoleBinding:
-        row = await self.flows.grant(
+        row = await self.flows.role_bindings.grant(
             current_principal(), request.parent, request.role_binding.role, request.role_binding.scope
         )
         return convert.role_binding(row)
@@ -155,7 +164,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def ListRoleBindings(
         self, request: pb.ListRoleBindingsRequest, context: ServicerContext
     ) -> pb.ListRoleBindingsResponse:
-        rows, token = await self.flows.list_bindings(
+        rows, token = await self.flows.role_bindings.list_bindings(
             current_principal(),
             parent=request.parent,
             scope=request.scope,
@@ -174,13 +183,13 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         binding_id = binding_id or request.name
         if not binding_id or "/" in binding_id or len(binding_id) > 64:
             raise InvalidArgument("must name a role binding", field="name")
-        await self.flows.revoke(current_principal(), binding_id, owner or None)
+        await self.flows.role_bindings.revoke(current_principal(), binding_id, owner or None)
         return empty_pb2.Empty()
 
     async def CreateServiceAccount(
         self, request: pb.CreateServiceAccountRequest, context: ServicerContext
     ) -> pb.CreateServiceAccountResponse:
-        account, secret = await self.flows.create_service_account(
+        account, secret = await self.flows.service_accounts.create_service_account(
             current_principal(), request.service_account.display_name
         )
         return pb.CreateServiceAccountResponse(
@@ -190,7 +199,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def ListServiceAccounts(
         self, request: pb.ListServiceAccountsRequest, context: ServicerContext
     ) -> pb.ListServiceAccountsResponse:
-        rows, token = await self.flows.list_service_accounts(
+        rows, token = await self.flows.service_accounts.list_service_accounts(
             current_principal(), page_size=request.page_size, page_token=request.page_token
         )
         return pb.ListServiceAccountsResponse(
@@ -200,5 +209,5 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     async def RotateSigningKey(
         self, request: pb.RotateSigningKeyRequest, context: ServicerContext
     ) -> pb.SigningKey:
-        key = await self.flows.rotate_signing_key(current_principal())
+        key = await self.flows.tokens.rotate_signing_key(current_principal())
         return pb.SigningKey(kid=key.kid, algorithm="ES256", create_time=convert.ts(key.create_time))

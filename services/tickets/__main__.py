@@ -26,6 +26,7 @@ from services.tickets.catalogue import CalendarStore, CatalogueFlows
 from services.tickets.flows import Settings, TicketFlows
 from services.tickets.grpc_api import PUBLIC_METHODS, SERVICE, TicketsServicer
 from services.tickets.models import platform
+from services.tickets.reports import ReportFlows
 from services.tickets.settings import TicketsSettings
 from services.tickets.statistics import StatisticsFlows
 from services.tickets.sweeper import Sweeper
@@ -43,18 +44,14 @@ def definition(settings: TicketsSettings) -> ServiceDefinition:
             runtime.db, calendar, identity_pb2_grpc.IdentityServiceStub(runtime.identity_channel)
         )
         blocks = blocks_pb2_grpc.BlocksServiceStub(runtime.channel(settings.blocks_addr))
-        tickets = TicketFlows(
-            runtime.db,
-            catalogue,
-            calendar,
-            blocks,
-            Settings(
-                reopen_window=dt.timedelta(days=settings.reopen_window_days),
-                duplicate_radius_m=settings.duplicate_radius_m,
-                duplicate_window=dt.timedelta(hours=settings.duplicate_window_hours),
-            ),
+        rules = Settings(
+            reopen_window=dt.timedelta(days=settings.reopen_window_days),
+            duplicate_radius_m=settings.duplicate_radius_m,
+            duplicate_window=dt.timedelta(hours=settings.duplicate_window_hours),
         )
-        servicer = TicketsServicer(catalogue, tickets, StatisticsFlows(runtime.db))
+        tickets = TicketFlows(runtime.db, catalogue, calendar, rules)
+        reports = ReportFlows(runtime.db, catalogue, calendar, blocks, rules)
+        servicer = TicketsServicer(catalogue, tickets, StatisticsFlows(runtime.db), reports)
         tickets_pb2_grpc.add_TicketsServiceServicer_to_server(servicer, server)
 
     async def sweep(runtime: ServiceRuntime) -> None:

@@ -1,4 +1,5 @@
-"""Tickets' use cases: report, read, list, move through the lifecycle, read the timeline.
+"""Tickets' use cases: read, list, move through the lifecycle, read the timeline (reporting is in
+reports.py), and the ticket helpers the sweeper shares.
 
 Each mutating use case is one transaction holding the ticket row, its timeline entry and its
 event (transactional outbox), so a crash keeps all three or none.
@@ -10,34 +11,28 @@ import builtins
 import dataclasses
 import datetime as dt
 import json
-import math
 import re
 from collections.abc import Sequence
-from typing import Any
 
-from google.protobuf.message import Message
 from sqlalchemy import delete, insert, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gov.blocks.v1 import blocks_pb2, blocks_pb2_grpc
 from gov.tickets.v1 import events_pb2
 from gov.tickets.v1 import tickets_pb2 as pb
-from govkit import idempotency, pagination, peers, validation
+from govkit import pagination, validation
 from govkit.auth.principal import Principal
 from govkit.auth.scopes import validate_path
 from govkit.crashpoint import crashpoint
-from govkit.db import Database, new_id, utcnow
-from govkit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable
+from govkit.db import Database, utcnow
+from govkit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from govkit.protobuf import optional_time, period
 from govkit.sqlpaths import within
 from services.tickets import convert, facts, lifecycle, statistics
 from services.tickets.access import Viewer
-from services.tickets.attributes import check_values
 from services.tickets.calendar import WorkingCalendar, deadline
 from services.tickets.catalogue import CalendarStore, CatalogueFlows, code_of, emit
 from services.tickets.lifecycle import Action, State, UnitStatus
-from services.tickets.models import Category, Ticket, TicketUnit, TimelineEntry, Unit, platform
+from services.tickets.models import Category, Ticket, TicketUnit, TimelineEntry, Unit
 
 # What each action announces: tickets.v1.ticket.<name>.
 EVENT_NAMES = {
@@ -59,7 +54,6 @@ OPEN_STATES = ("submitted", "accepted", "escalated", "dispatched", "in_progress"
 FINAL_FOR_DUPLICATES = ("rejected", "merged")
 _URI = re.compile(r"^https?://[^\s]{1,490}$")
 MAX_MEDIA = 10
-EARTH_RADIUS_M = 6_371_008.8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,21 +63,13 @@ class Settings:
     duplicate_window: dt.timedelta = dt.timedelta(hours=72)
 
 
-def _media(uris: Sequence[str], field: str) -> list[str]:
+def media_links(uris: Sequence[str], field: str) -> list[str]:
     if len(uris) > MAX_MEDIA:
         raise InvalidArgument(f"at most {MAX_MEDIA} links", field=field)
     for i, uri in enumerate(uris):
         if not _URI.match(uri):
             raise InvalidArgument("must be an http(s) URL of at most 500 characters", field=f"{field}[{i}]")
     return list(uris)
-
-
-def distance_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
-    """Great-circle distance (haversine): plenty for "within 150 m"."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lng2 - lng1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
 
 
 def deadlines(
@@ -101,14 +87,6 @@ def deadlines(
             start, dt.timedelta(seconds=category.resolve_seconds), working_hours=working, calendar=calendar
         ),
     )
-
-
-def levels(node: str) -> tuple[str, str, str]:
-    """(district, street, community) of a node; community is "" for a street."""
-    codes = node.split("/")
-    if len(codes) < 2:
-        raise InvalidArgument("must be a street or a node below one", field="ticket.node")
-    return codes[0], "/".join(codes[:2]), "/".join(codes[:3]) if len(codes) > 2 else ""
 
 
 def domain_ticket(row: Ticket, units: Sequence[TicketUnit]) -> lifecycle.Ticket:
@@ -181,269 +159,15 @@ class TicketFlows:
         db: Database,
         catalogue: CatalogueFlows,
         calendar: CalendarStore,
-        blocks: blocks_pb2_grpc.BlocksServiceStub | None,
         settings: Settings | None = None,
     ) -> None:
         self.db = db
         self.catalogue = catalogue
         self.calendar = calendar
-        self.blocks = blocks
         self.settings = settings or Settings()
 
     async def viewer(self, principal: Principal) -> Viewer:
         return Viewer(principal, await self.catalogue.units_of(principal))
-
-    # ------------------------------------------------------------------ reporting
-
-    async def _locate(
-        self, principal: Principal, t: pb.Ticket
-    ) -> tuple[str, float | None, float | None, str | None]:
-        """(node, latitude, longitude, household id) from a point, a household or a named node."""
-        loc = t.location
-        if loc.has_point:
-            lat, lng = loc.latitude, loc.longitude
-            if not (-90 <= lat <= 90 and -180 <= lng <= 180) or not (
-                math.isfinite(lat) and math.isfinite(lng)
-            ):
-                raise InvalidArgument("latitude -90..90, longitude -180..180", field="ticket.location")
-            block = await self._ask_blocks(
-                principal,
-                "LocateBlock",
-                blocks_pb2.LocateBlockRequest(lat=lat, lng=lng),
-                "the point is not inside any block",
-                "ticket.location",
-            )
-            return block.block.path, lat, lng, None
-        if loc.household:
-            hid = validation.resource_id(loc.household, "households", "ticket.location.household")
-            household = await self._ask_blocks(
-                principal,
-                "GetHousehold",
-                blocks_pb2.GetHouseholdRequest(name=f"households/{hid}"),
-                "no such household within the caller's reach",
-                "ticket.location.household",
-            )
-            return household.block, None, None, hid
-        if not loc.address.strip():
-            raise InvalidArgument(
-                "give a point, a household, or an address with the node it is in", field="ticket.location"
-            )
-        if not t.node:
-            raise InvalidArgument("is required with an address-only location", field="ticket.node")
-        path = validate_path(t.node, field="ticket.node", allow_global=False)
-        node = await self._ask_blocks(
-            principal,
-            "GetNode",
-            blocks_pb2.GetNodeRequest(name=f"nodes/{path}"),
-            f"no node {path}",
-            "ticket.node",
-        )
-        if node.state == blocks_pb2.NODE_STATE_RETIRED:
-            raise InvalidArgument(f"{path} is retired and takes no new reports", field="ticket.node")
-        return path, None, None, None
-
-    async def _ask_blocks(
-        self, principal: Principal, method: str, request: Message, not_found: str, field: str
-    ) -> Any:
-        if self.blocks is None:
-            raise Unavailable("the blocks service is not configured")
-        return await peers.ask(
-            getattr(self.blocks, method), request, principal, peer="blocks", refused=not_found, field=field
-        )
-
-    def _check_source(self, viewer: Viewer, source: str, node: str) -> None:
-        if source == "resident":
-            return
-        if source in ("hotline", "service"):
-            if viewer.principal.is_user and not viewer.dispatches_for(node):
-                raise PermissionDenied(f"only an internal system or a dispatcher files {source} reports")
-            return
-        # patrol, visit, deliberation
-        if not viewer.is_staff_for(node) and not viewer.units:
-            raise PermissionDenied(f"only staff working at {node} file {source} reports")
-
-    async def _suggested_unit(self, session: AsyncSession, category: Category, street: str) -> str:
-        if category.default_unit:
-            return category.default_unit
-        if not category.default_center:
-            return ""
-        code = await session.scalar(
-            select(Unit.code)
-            .where(Unit.kind == category.default_center, Unit.node == street)
-            .order_by(Unit.code)
-            .limit(1)
-        )
-        return code or ""
-
-    async def _duplicates(
-        self,
-        session: AsyncSession,
-        category: str,
-        now: dt.datetime,
-        lat: float | None,
-        lng: float | None,
-        household: str | None,
-    ) -> list[str]:
-        if lat is None and household is None:
-            return []
-        near = []
-        if household is not None:
-            near.append(Ticket.household_id == household)
-        if lat is not None and lng is not None:
-            dlat = self.settings.duplicate_radius_m / 111_000
-            dlng = dlat / max(math.cos(math.radians(lat)), 0.01)
-            near.append(
-                Ticket.latitude.between(lat - dlat, lat + dlat)
-                & Ticket.longitude.between(lng - dlng, lng + dlng)
-            )
-        rows = (
-            await session.execute(
-                select(Ticket.id, Ticket.latitude, Ticket.longitude, Ticket.household_id)
-                .where(
-                    Ticket.category == category,
-                    Ticket.create_time >= now - self.settings.duplicate_window,
-                    Ticket.state.not_in(FINAL_FOR_DUPLICATES),
-                    or_(*near),
-                )
-                .order_by(Ticket.create_time.desc())
-                .limit(20)
-            )
-        ).all()
-        found = []
-        for tid, tlat, tlng, thh in rows:
-            same_household = household is not None and thh == household
-            close = (
-                lat is not None
-                and lng is not None
-                and tlat is not None
-                and tlng is not None
-                and distance_m(lat, lng, tlat, tlng) <= self.settings.duplicate_radius_m
-            )
-            if same_household or close:
-                found.append(tid)
-        return found[:5]
-
-    async def create(
-        self, principal: Principal, t: pb.Ticket, request_id: str
-    ) -> tuple[Ticket, list[TicketUnit]]:
-        request_id = validation.request_id(request_id)
-        scope = f"CreateTicket:{principal.subject}"[:100]
-        if request_id:
-            async with self.db.sessions() as session:
-                existing = await idempotency.recall(session, platform.idempotency, scope, request_id)
-            if existing:
-                return await self._read(existing.removeprefix("tickets/"))
-        if not t.category:
-            raise InvalidArgument("is required", field="ticket.category")
-        code = code_of(t.category, "categories", "ticket.category")
-        async with self.db.sessions() as session:
-            category = await session.get(Category, code)
-        if category is None:
-            raise InvalidArgument(f"no category categories/{code}", field="ticket.category")
-        if not category.active:
-            raise InvalidArgument(f"categories/{code} takes no new tickets", field="ticket.category")
-        source = convert.name_of(pb.TicketSource, t.source, "ticket.source", required=False) or "resident"
-        title = validation.text(t.title, "ticket.title", max_len=200, required=False) or category.display_name
-        description = validation.text(
-            t.description, "ticket.description", max_len=4000, required=False, multiline=True
-        )
-        media = _media(t.media_uris, "ticket.media_uris")
-        values = check_values(convert.definitions(category), [(a.code, list(a.values)) for a in t.attributes])
-        contact_name = validation.text(
-            t.contact.display_name, "ticket.contact.display_name", max_len=64, required=False
-        )
-        contact_phone = (
-            validation.normalize_phone(t.contact.phone, "ticket.contact.phone")
-            if t.contact.phone.strip()
-            else ""
-        )
-        address = validation.text(t.location.address, "ticket.location.address", max_len=300, required=False)
-        node, lat, lng, household = await self._locate(principal, t)
-        district, street, community = levels(node)
-        viewer = await self.viewer(principal)
-        self._check_source(viewer, source, node)
-        calendar = await self.calendar.get()
-        now = utcnow()
-        ack_by, resolve_by = deadlines(category, now, calendar)
-        row = Ticket(
-            id=new_id(),
-            category=category.code,
-            kind=category.kind,
-            state="submitted",
-            source=source,
-            title=title,
-            description=description,
-            media=json.dumps(media),
-            latitude=lat,
-            longitude=lng,
-            household_id=household,
-            address=address,
-            node=node,
-            street=street,
-            district=district,
-            community=community,
-            reporter=principal.subject,
-            contact_name=contact_name,
-            contact_phone=contact_phone,
-            attributes=json.dumps(values, ensure_ascii=False),
-            priority=category.priority,
-            matter_class=category.matter_class,
-            lead_unit="",
-            escalated=False,
-            acknowledge_deadline=ack_by,
-            resolve_deadline=resolve_by,
-            acknowledge_overdue=False,
-            resolve_overdue=False,
-            resolution="",
-            resolution_media="[]",
-            mediation_outcome="",
-            rating_comment="",
-            rating_by="",
-            merged_into="",
-            reject_reason="",
-            create_time=now,
-            update_time=now,
-        )
-        facts.refresh(row)
-        try:
-            async with self.db.transaction() as session:
-                row.suggested_unit = await self._suggested_unit(session, category, street)
-                row.possible_duplicates = json.dumps(
-                    await self._duplicates(session, category.code, now, lat, lng, household)
-                )
-                session.add(row)
-                await session.flush()
-                await statistics.record(session, None, statistics.contribution(row))
-                await append_entry(
-                    session,
-                    row.id,
-                    "submit",
-                    principal.subject,
-                    now,
-                    "",
-                    "submitted",
-                    note=source,
-                    details={"source": source},
-                )
-                await idempotency.remember(
-                    session, platform.idempotency, scope, request_id, f"tickets/{row.id}"
-                )
-                await emit(
-                    session,
-                    principal.subject,
-                    "tickets.v1.ticket.created",
-                    events_pb2.TicketCreated(ticket=convert.ticket_summary(row, [])),
-                    f"tickets/{row.id}",
-                )
-                crashpoint("tickets.create.before_commit")
-        except IntegrityError:
-            # The same request id raced in from a retry: answer with the ticket that won.
-            async with self.db.sessions() as session:
-                existing = await idempotency.recall(session, platform.idempotency, scope, request_id)
-            if not existing:
-                raise
-            return await self._read(existing.removeprefix("tickets/"))
-        return row, []
 
     # ------------------------------------------------------------------ reading
 
@@ -642,7 +366,7 @@ class TicketFlows:
             raise InvalidArgument("a ticket is submitted by CreateTicket", field="action")
         action = Action(action_name)
         unit = code_of(r.unit, "units", "unit") if r.unit else ""
-        resolution_media = _media(r.media_uris, "media_uris") if action == Action.RESOLVE else []
+        resolution_media = media_links(r.media_uris, "media_uris") if action == Action.RESOLVE else []
         comment = validation.text(r.comment, "comment", max_len=1000, required=False, multiline=True)
         outcome = convert.name_of(
             pb.MediationOutcome, r.mediation_outcome, "mediation_outcome", required=False

@@ -8,11 +8,13 @@ from gov.tickets.v1 import tickets_pb2 as pb
 from gov.tickets.v1 import tickets_pb2_grpc
 from govkit.auth.principal import current_principal
 from govkit.grpc_server import ServicerContext
+from govkit.idempotency import Command
 from govkit.protobuf import update_paths
 from services.tickets import convert
 from services.tickets.catalogue import CATEGORY_FIELDS, CatalogueFlows, code_of, year_of
 from services.tickets.flows import TicketFlows
 from services.tickets.public import PublicTickets
+from services.tickets.reports import ReportFlows
 from services.tickets.statistics import StatisticsFlows
 
 SERVICE = "gov.tickets.v1.TicketsService"
@@ -32,11 +34,13 @@ class TicketsServicer(tickets_pb2_grpc.TicketsServiceServicer):
         catalogue: CatalogueFlows,
         tickets: TicketFlows,
         statistics: StatisticsFlows,
+        reports: ReportFlows,
         public: PublicTickets | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.tickets = tickets
         self.stats = statistics
+        self.reports = reports
         self.public = public or PublicTickets(tickets.db)
 
     # units
@@ -104,8 +108,9 @@ class TicketsServicer(tickets_pb2_grpc.TicketsServiceServicer):
 
     # tickets
     async def CreateTicket(self, request: pb.CreateTicketRequest, context: ServicerContext) -> pb.Ticket:
-        return convert.ticket(
-            *await self.tickets.create(current_principal(), request.ticket, request.request_id)
+        principal = current_principal()
+        return await self.reports.create(
+            principal, request.ticket, Command.of("CreateTicket", principal.subject, request)
         )
 
     async def GetTicket(self, request: pb.GetTicketRequest, context: ServicerContext) -> pb.Ticket:

@@ -1,0 +1,159 @@
+"""Thin gRPC adapter for the points service."""
+
+from __future__ import annotations
+
+from gov.points.v1 import points_pb2 as pb
+from gov.points.v1 import points_pb2_grpc
+from govkit.auth.principal import current_principal
+from govkit.protobuf import timestamp, update_paths
+from services.points import convert
+from services.points.catalogue import EXCHANGE_POINT_FIELDS, INDICATOR_FIELDS, ITEM_FIELDS, Catalogue
+from services.points.flows import PointsFlows
+from services.points.lovebank import LoveBank
+
+SERVICE = "gov.points.v1.PointsService"
+
+
+class PointsServicer(points_pb2_grpc.PointsServiceServicer):
+    def __init__(self, catalogue: Catalogue, flows: PointsFlows, lovebank: LoveBank) -> None:
+        self.catalogue = catalogue
+        self.flows = flows
+        self.lovebank = lovebank
+
+    # indicators
+    async def CreateIndicator(self, request, context) -> pb.Indicator:
+        return convert.indicator(
+            await self.catalogue.create_indicator(current_principal(), request.indicator)
+        )
+
+    async def GetIndicator(self, request, context) -> pb.Indicator:
+        current_principal()
+        return await self.catalogue.get_indicator(request.name, request.version)
+
+    async def ListIndicators(self, request, context) -> pb.ListIndicatorsResponse:
+        current_principal()
+        rows, token = await self.catalogue.list_indicators(request)
+        return pb.ListIndicatorsResponse(
+            indicators=[convert.indicator(r) for r in rows], next_page_token=token
+        )
+
+    async def UpdateIndicator(self, request, context) -> pb.Indicator:
+        paths = update_paths(request, INDICATOR_FIELDS)
+        return convert.indicator(
+            await self.catalogue.update_indicator(current_principal(), request.indicator, paths)
+        )
+
+    async def SetIndicatorAvailability(self, request, context) -> pb.IndicatorAvailability:
+        row = await self.catalogue.set_availability(current_principal(), request.availability)
+        return pb.IndicatorAvailability(
+            indicator=f"indicators/{row.indicator_id}",
+            node=row.node,
+            disabled=row.disabled,
+            update_time=timestamp(row.update_time),
+        )
+
+    # awards
+    async def CreateAward(self, request, context) -> pb.Award:
+        return convert.award(
+            await self.flows.create_award(current_principal(), request.award, request.request_id)
+        )
+
+    async def GetAward(self, request, context) -> pb.Award:
+        return convert.award(await self.flows.get_award(current_principal(), request.name))
+
+    async def ListAwards(self, request, context) -> pb.ListAwardsResponse:
+        rows, token = await self.flows.list_awards(current_principal(), request)
+        return pb.ListAwardsResponse(awards=[convert.award(r) for r in rows], next_page_token=token)
+
+    async def ApproveAward(self, request, context) -> pb.Award:
+        return convert.award(
+            await self.flows.decide_award(current_principal(), request.name, approve=True, note=request.note)
+        )
+
+    async def RejectAward(self, request, context) -> pb.Award:
+        return convert.award(
+            await self.flows.decide_award(current_principal(), request.name, approve=False, note=request.note)
+        )
+
+    # ledger
+    async def GetAccount(self, request, context) -> pb.Account:
+        return await self.flows.get_account(current_principal(), request.name)
+
+    async def ListEntries(self, request, context) -> pb.ListEntriesResponse:
+        entries, token = await self.flows.list_entries(
+            current_principal(), request.parent, request.page_size, request.page_token
+        )
+        return pb.ListEntriesResponse(entries=entries, next_page_token=token)
+
+    async def GetEntry(self, request, context) -> pb.Entry:
+        return await self.flows.get_entry(current_principal(), request.name)
+
+    async def ReverseEntry(self, request, context) -> pb.Entry:
+        return await self.flows.reverse_entry(
+            current_principal(), request.name, request.reason, request.request_id
+        )
+
+    # love bank
+    async def CreateExchangePoint(self, request, context) -> pb.ExchangePoint:
+        return convert.exchange_point(
+            await self.catalogue.create_exchange_point(current_principal(), request.exchange_point)
+        )
+
+    async def GetExchangePoint(self, request, context) -> pb.ExchangePoint:
+        current_principal()
+        return convert.exchange_point(await self.catalogue.get_exchange_point(request.name))
+
+    async def ListExchangePoints(self, request, context) -> pb.ListExchangePointsResponse:
+        current_principal()
+        rows, token = await self.catalogue.list_exchange_points(
+            request.node, request.page_size, request.page_token
+        )
+        return pb.ListExchangePointsResponse(
+            exchange_points=[convert.exchange_point(r) for r in rows], next_page_token=token
+        )
+
+    async def UpdateExchangePoint(self, request, context) -> pb.ExchangePoint:
+        paths = update_paths(request, EXCHANGE_POINT_FIELDS)
+        return convert.exchange_point(
+            await self.catalogue.update_exchange_point(current_principal(), request.exchange_point, paths)
+        )
+
+    async def CreateItem(self, request, context) -> pb.Item:
+        return convert.item(
+            await self.catalogue.create_item(current_principal(), request.parent, request.item)
+        )
+
+    async def GetItem(self, request, context) -> pb.Item:
+        current_principal()
+        return convert.item(await self.catalogue.get_item(request.name))
+
+    async def ListItems(self, request, context) -> pb.ListItemsResponse:
+        current_principal()
+        rows, token = await self.catalogue.list_items(request)
+        return pb.ListItemsResponse(items=[convert.item(r) for r in rows], next_page_token=token)
+
+    async def UpdateItem(self, request, context) -> pb.Item:
+        paths = update_paths(request, ITEM_FIELDS)
+        return convert.item(await self.catalogue.update_item(current_principal(), request.item, paths))
+
+    async def CreateRedemption(self, request, context) -> pb.Redemption:
+        return convert.redemption(
+            await self.lovebank.create(current_principal(), request.redemption, request.request_id)
+        )
+
+    async def GetRedemption(self, request, context) -> pb.Redemption:
+        return convert.redemption(await self.lovebank.get(current_principal(), request.name))
+
+    async def ListRedemptions(self, request, context) -> pb.ListRedemptionsResponse:
+        rows, token = await self.lovebank.list(current_principal(), request)
+        return pb.ListRedemptionsResponse(
+            redemptions=[convert.redemption(r) for r in rows], next_page_token=token
+        )
+
+    async def FulfilRedemption(self, request, context) -> pb.Redemption:
+        return convert.redemption(await self.lovebank.fulfil(current_principal(), request.name))
+
+    async def CancelRedemption(self, request, context) -> pb.Redemption:
+        return convert.redemption(
+            await self.lovebank.cancel(current_principal(), request.name, request.reason)
+        )

@@ -11,9 +11,13 @@ import grpc
 from gov.blocks.v1 import blocks_pb2_grpc
 from gov.points.v1 import points_pb2_grpc
 from govkit import config, migrations
+from govkit.consumer import ConsumerSpec
 from govkit.db import Database
 from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verifier, serve
 from services.points.catalogue import Catalogue
+from services.points.credit import Credit
+from services.points.earning import SUBJECTS as EARNING_SUBJECTS
+from services.points.earning import Earning
 from services.points.flows import PointsFlows, Settings
 from services.points.grpc_api import SERVICE, PointsServicer
 from services.points.lovebank import LoveBank
@@ -46,10 +50,14 @@ def definition(settings: PointsSettings) -> ServiceDefinition:
 
     def register(server, runtime: ServiceRuntime) -> None:  # type: ignore[no-untyped-def]
         catalogue, flows, lovebank = build(runtime.db, settings)
-        parts.update(flows=flows, lovebank=lovebank)
-        points_pb2_grpc.add_PointsServiceServicer_to_server(
-            PointsServicer(catalogue, flows, lovebank), server
-        )
+        earning = Earning(flows)
+        parts.update(flows=flows, lovebank=lovebank, earning=earning)
+        servicer = PointsServicer(catalogue, flows, lovebank, earning, Credit(flows))
+        points_pb2_grpc.add_PointsServiceServicer_to_server(servicer, server)
+
+    async def earn(session, event) -> None:  # type: ignore[no-untyped-def]
+        # Set by register(), which the runtime calls before it connects the bus and starts consumers.
+        await parts["earning"].handle(session, event)  # type: ignore[attr-defined]
 
     async def sweep(runtime: ServiceRuntime) -> None:
         sweeper = Sweeper(parts["flows"], parts["lovebank"])  # type: ignore[arg-type]
@@ -63,6 +71,11 @@ def definition(settings: PointsSettings) -> ServiceDefinition:
         service_names=(SERVICE,),
         make_verifier=identity_verifier(settings.token_issuer),
         background=[sweep],
+        consumers=[
+            ConsumerSpec(
+                durable="points-earning", stream="TICKETS", subjects=list(EARNING_SUBJECTS), handler=earn
+            )
+        ],
     )
 
 

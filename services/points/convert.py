@@ -76,6 +76,10 @@ def award(row: models.Award, entry_id: str | None = None) -> pb.Award:
         approval_deadline=timestamp(row.approval_deadline),
         create_time=timestamp(row.create_time),
         decide_time=timestamp(row.decide_time),
+        appeal_state=value_of(pb.AppealState, row.appeal_state),
+        appeal_reason=row.appeal_reason,
+        appeal_answer=row.appeal_answer,
+        source_event=row.source_event,
     )
 
 

@@ -225,3 +225,67 @@ def check_limit(limit: int, period: Period | None, taken_in_period: int, quantit
         raise FailedPrecondition(
             f"at most {limit} per person per {period}: {taken_in_period} already taken in this period"
         )
+
+
+# ---------------------------------------------------------------- credit tiers
+
+
+@dataclass(frozen=True)
+class Tier:
+    display_name: str
+    min_points: int
+    clean_months: int
+    credit_amount: int
+
+
+def check_tiers(tiers: list[Tier], window_months: int) -> list[Tier]:
+    """Highest threshold first; INVALID_ARGUMENT naming the bad tier."""
+    if not 1 <= window_months <= 60:
+        raise InvalidArgument("must be 1..60", field="policy.window_months")
+    if not 1 <= len(tiers) <= 10:
+        raise InvalidArgument("give 1 to 10 tiers", field="policy.tiers")
+    for i, t in enumerate(tiers):
+        if not t.display_name.strip() or len(t.display_name) > 64:
+            raise InvalidArgument(
+                "is required (up to 64 characters)", field=f"policy.tiers[{i}].display_name"
+            )
+        if t.min_points < 1 or t.credit_amount < 0 or not 0 <= t.clean_months <= 60:
+            raise InvalidArgument(
+                "min_points >= 1, credit_amount >= 0, clean_months 0..60", field=f"policy.tiers[{i}]"
+            )
+    if len({t.min_points for t in tiers}) != len(tiers):
+        raise InvalidArgument("each tier needs its own min_points", field="policy.tiers")
+    return sorted(tiers, key=lambda t: t.min_points, reverse=True)
+
+
+def choose_tier(
+    tiers: list[Tier], net_points: int, last_penalty: dt.datetime | None, now: dt.datetime
+) -> Tier | None:
+    """The highest tier whose threshold the net conduct reaches and whose clean period holds."""
+    for tier in sorted(tiers, key=lambda t: t.min_points, reverse=True):
+        clean = (
+            tier.clean_months == 0
+            or last_penalty is None
+            or last_penalty < add_months(now, -tier.clean_months)
+        )
+        if net_points >= tier.min_points and clean:
+            return tier
+    return None
+
+
+# ---------------------------------------------------------------- appeals
+
+
+class AppealState(StrEnum):
+    OPEN = "open"
+    UPHELD = "upheld"
+    REVERSED = "reversed"
+
+
+def check_appeal(kind: IndicatorKind, state: AwardState, appeal: str, recipient: str, caller: str) -> None:
+    if recipient != caller:
+        raise PermissionDenied("only the person penalised appeals")
+    if kind != IndicatorKind.PENALTY or state != AwardState.POSTED:
+        raise FailedPrecondition("only a posted penalty can be appealed")
+    if appeal:
+        raise FailedPrecondition(f"this penalty was already appealed ({appeal})")

@@ -32,7 +32,7 @@ from services.points import convert, domain, repository
 from services.points.catalogue import Catalogue, resource_id, terms_of
 from services.points.domain import AwardState, IndicatorKind
 from services.points.ledger import ISSUANCE, PENALTIES, REDEEMED, Kind, Phase
-from services.points.models import Account, Award, Entry, Lot
+from services.points.models import Account, Award, Entry, Indicator, Lot
 
 _URI = re.compile(r"^https?://[^\s]{1,490}$")
 MAX_EVIDENCE = 10
@@ -148,75 +148,96 @@ class PointsFlows:
         uris: list[str],
         body: dict[str, object],
     ) -> Award:
-        now = self.clock()
         async with self.db.transaction() as session:
             indicator = await self.catalogue.in_force(session, indicator_id, node)
-            terms = terms_of(indicator)
-            domain.check_evidence(terms, uris)
-            await repository.ensure_account(session, account_id, node, now)
-            loaded = await repository.load(session, account_id)
-            assert loaded is not None
-            if terms.cap_count:
-                assert terms.cap_period is not None
-                taken = await session.scalar(
-                    select(func.count()).where(
-                        Award.account_id == account_id,
-                        Award.indicator_id == indicator.id,
-                        Award.state.in_(_COUNTED),
-                        Award.create_time >= domain.period_start(terms.cap_period, now),
-                    )
-                )
-                domain.check_cap(terms, int(taken or 0))
-            held = terms.approval_required
-            award = Award(
-                id=award_id,
-                account_id=account_id,
-                recipient=recipient,
-                indicator_id=indicator.id,
-                indicator_version=indicator.version,
-                kind=terms.kind.value,
-                points=terms.points,
-                node=node,
-                note=note,
-                evidence=json.dumps(uris),
-                state=(AwardState.PENDING_APPROVAL if held else AwardState.POSTED).value,
-                recorded_by=principal.subject,
-                decided_by="",
-                decision_note="",
-                applied=0,
-                outstanding=0,
-                approval_deadline=now + self.settings.approval_timeout if held else None,
-                create_time=now,
-                decide_time=None,
-                request_hash=domain.fingerprint(body),
+            return await self.record_in(
+                session, principal.subject, award_id, account_id, recipient, node, indicator, note, uris, body
             )
-            session.add(award)
-            await session.flush()
-            if held:
-                if terms.kind == IndicatorKind.REWARD:
-                    # The points are held, not in the balance, until the supervisor decides.
-                    entry = await repository.add_entry(
-                        session,
-                        id=award_id,
-                        kind=Kind.AWARD,
-                        phase=Phase.PENDING,
-                        debit=ISSUANCE,
-                        credit=account_id,
-                        account=account_id,
-                        amount=terms.points,
-                        actor=principal.subject,
-                        now=now,
-                        award_id=award_id,
-                        timeout_time=award.approval_deadline,
-                    )
-                    loaded.book.hold_credit(terms.points)
-                    await repository.announce(session, entry)
-                await self._announce_award(session, principal.subject, award, "pending")
-            else:
-                await self._post(
-                    session, loaded, award, terms.validity_months, principal.subject, now, held=False
+
+    async def record_in(
+        self,
+        session: AsyncSession,
+        recorder: str,
+        award_id: str,
+        account_id: str,
+        recipient: str,
+        node: str,
+        indicator: Indicator,
+        note: str,
+        uris: list[str],
+        body: dict[str, object],
+        source_event: str = "",
+    ) -> Award:
+        """Record an award inside the caller's transaction (a call's, or an event handler's)."""
+        now = self.clock()
+        terms = terms_of(indicator)
+        domain.check_evidence(terms, uris)
+        await repository.ensure_account(session, account_id, node, now)
+        loaded = await repository.load(session, account_id)
+        assert loaded is not None
+        if terms.cap_count:
+            assert terms.cap_period is not None
+            taken = await session.scalar(
+                select(func.count()).where(
+                    Award.account_id == account_id,
+                    Award.indicator_id == indicator.id,
+                    Award.state.in_(_COUNTED),
+                    Award.create_time >= domain.period_start(terms.cap_period, now),
                 )
-            await repository.save(session, loaded, now)
+            )
+            domain.check_cap(terms, int(taken or 0))
+        held = terms.approval_required
+        award = Award(
+            id=award_id,
+            account_id=account_id,
+            recipient=recipient,
+            indicator_id=indicator.id,
+            indicator_version=indicator.version,
+            kind=terms.kind.value,
+            points=terms.points,
+            node=node,
+            note=note,
+            evidence=json.dumps(uris),
+            state=(AwardState.PENDING_APPROVAL if held else AwardState.POSTED).value,
+            recorded_by=recorder,
+            decided_by="",
+            decision_note="",
+            applied=0,
+            outstanding=0,
+            approval_deadline=now + self.settings.approval_timeout if held else None,
+            create_time=now,
+            decide_time=None,
+            request_hash=domain.fingerprint(body),
+            appeal_state="",
+            appeal_reason="",
+            appeal_answer="",
+            source_event=source_event,
+        )
+        session.add(award)
+        await session.flush()
+        if held:
+            if terms.kind == IndicatorKind.REWARD:
+                # The points are held, not in the balance, until the supervisor decides.
+                entry = await repository.add_entry(
+                    session,
+                    id=award_id,
+                    kind=Kind.AWARD,
+                    phase=Phase.PENDING,
+                    debit=ISSUANCE,
+                    credit=account_id,
+                    account=account_id,
+                    amount=terms.points,
+                    actor=recorder,
+                    now=now,
+                    award_id=award_id,
+                    timeout_time=award.approval_deadline,
+                )
+                loaded.book.hold_credit(terms.points)
+                await repository.announce(session, entry)
+            await self._announce_award(session, recorder, award, "pending")
+        else:
+            await self._post(session, loaded, award, terms.validity_months, recorder, now, held=False)
+        await repository.save(session, loaded, now)
         return award
 
     async def _post(
@@ -280,7 +301,10 @@ class PointsFlows:
             session,
             actor,
             f"points.v1.award.{verb}",
-            events_pb2.AwardChanged(award=convert.award_facts(award)),
+            events_pb2.AwardChanged(
+                award=convert.award_facts(award),
+                appeal_state=convert.value_of(pb.AppealState, award.appeal_state),
+            ),
             f"awards/{award.id}",
         )
 
@@ -620,3 +644,54 @@ class PointsFlows:
                 award.state = AwardState.REVERSED.value
         await repository.announce(session, row)
         return row
+
+    # ---------------------------------------------------------------- appeals
+
+    async def appeal(self, principal: Principal, name: str, reason: str) -> Award:
+        award_id = resource_id(name, "awards")
+        reason = validation.text(reason, "reason", max_len=500, multiline=True)
+        async with self.db.transaction() as session:
+            award = await session.get(Award, award_id, with_for_update=True)
+            if award is None or not can_read(principal, award.recipient, award.node):
+                raise NotFound(f"no {name}")
+            domain.check_appeal(
+                IndicatorKind(award.kind),
+                AwardState(award.state),
+                award.appeal_state,
+                award.recipient,
+                principal.subject,
+            )
+            award.appeal_state, award.appeal_reason = domain.AppealState.OPEN.value, reason
+            await self._announce_award(session, principal.subject, award, "appealed")
+        return award
+
+    async def decide_appeal(
+        self, principal: Principal, name: str, *, reverse: bool, answer: str, request_id: str
+    ) -> Award:
+        """The block's supervisor (live, never the one who recorded the penalty) answers."""
+        award_id = resource_id(name, "awards")
+        answer = validation.text(answer, "answer", max_len=500, multiline=True)
+        reversal_id = domain.request_id(request_id) if reverse else ""
+        award = await self._award_row(award_id)
+        if award is None:
+            raise NotFound(f"no {name}")
+        roles = await self.staff_roles(principal, award.node)
+        if not roles & domain.APPROVERS:
+            raise PermissionDenied(f"only the supervisor of {award.node} decides appeals there")
+        if principal.subject == award.recorded_by:
+            raise PermissionDenied("the person who recorded a penalty cannot decide its appeal")
+        now = self.clock()
+        async with self.db.transaction() as session:
+            await repository.load(session, award.account_id)  # the account's lock first, as everywhere
+            award = await session.get(Award, award_id, with_for_update=True, populate_existing=True)
+            assert award is not None
+            if award.appeal_state != domain.AppealState.OPEN:
+                raise FailedPrecondition("no open appeal on this award")
+            if reverse:
+                target = await session.scalar(select(Entry).where(Entry.id == award.id))
+                assert target is not None
+                await self._reverse(session, principal.subject, target, reversal_id, answer, now)
+            award.appeal_state = (domain.AppealState.REVERSED if reverse else domain.AppealState.UPHELD).value
+            award.appeal_answer = answer
+            await self._announce_award(session, principal.subject, award, "appeal_decided")
+        return award

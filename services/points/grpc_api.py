@@ -8,6 +8,8 @@ from govkit.auth.principal import current_principal
 from govkit.protobuf import timestamp, update_paths
 from services.points import convert
 from services.points.catalogue import EXCHANGE_POINT_FIELDS, INDICATOR_FIELDS, ITEM_FIELDS, Catalogue
+from services.points.credit import Credit, consent_message, policy_message, query_message
+from services.points.earning import RULE_FIELDS, Earning, rule_message
 from services.points.flows import PointsFlows
 from services.points.lovebank import LoveBank
 
@@ -15,10 +17,14 @@ SERVICE = "gov.points.v1.PointsService"
 
 
 class PointsServicer(points_pb2_grpc.PointsServiceServicer):
-    def __init__(self, catalogue: Catalogue, flows: PointsFlows, lovebank: LoveBank) -> None:
+    def __init__(
+        self, catalogue: Catalogue, flows: PointsFlows, lovebank: LoveBank, earning: Earning, credit: Credit
+    ) -> None:
         self.catalogue = catalogue
         self.flows = flows
         self.lovebank = lovebank
+        self.earning = earning
+        self.credit = credit
 
     # indicators
     async def CreateIndicator(self, request, context) -> pb.Indicator:
@@ -157,3 +163,64 @@ class PointsServicer(points_pb2_grpc.PointsServiceServicer):
         return convert.redemption(
             await self.lovebank.cancel(current_principal(), request.name, request.reason)
         )
+
+    # automatic earning
+    async def CreateEarningRule(self, request, context) -> pb.EarningRule:
+        return rule_message(await self.earning.create_rule(current_principal(), request.earning_rule))
+
+    async def ListEarningRules(self, request, context) -> pb.ListEarningRulesResponse:
+        current_principal()
+        rows, token = await self.earning.list_rules(request.node, request.page_size, request.page_token)
+        return pb.ListEarningRulesResponse(
+            earning_rules=[rule_message(r) for r in rows], next_page_token=token
+        )
+
+    async def UpdateEarningRule(self, request, context) -> pb.EarningRule:
+        paths = update_paths(request, RULE_FIELDS)
+        return rule_message(await self.earning.update_rule(current_principal(), request.earning_rule, paths))
+
+    # appeals
+    async def AppealAward(self, request, context) -> pb.Award:
+        return convert.award(await self.flows.appeal(current_principal(), request.name, request.reason))
+
+    async def DecideAppeal(self, request, context) -> pb.Award:
+        return convert.award(
+            await self.flows.decide_appeal(
+                current_principal(),
+                request.name,
+                reverse=request.reverse,
+                answer=request.answer,
+                request_id=request.request_id,
+            )
+        )
+
+    # credit tiers
+    async def SetCreditPolicy(self, request, context) -> pb.CreditPolicy:
+        return policy_message(await self.credit.set_policy(current_principal(), request.policy))
+
+    async def GetCreditPolicy(self, request, context) -> pb.CreditPolicy:
+        current_principal()
+        return policy_message(await self.credit.get_policy(request.name))
+
+    async def GrantCreditConsent(self, request, context) -> pb.CreditConsent:
+        return consent_message(await self.credit.set_consent(current_principal(), request.bank, True))
+
+    async def RevokeCreditConsent(self, request, context) -> pb.CreditConsent:
+        return consent_message(await self.credit.set_consent(current_principal(), request.bank, False))
+
+    async def ListCreditConsents(self, request, context) -> pb.ListCreditConsentsResponse:
+        rows, token = await self.credit.list_consents(
+            current_principal(), request.page_size, request.page_token
+        )
+        return pb.ListCreditConsentsResponse(
+            consents=[consent_message(r) for r in rows], next_page_token=token
+        )
+
+    async def GetCreditTier(self, request, context) -> pb.CreditTierAnswer:
+        return await self.credit.get_tier(current_principal(), request.resident)
+
+    async def ListCreditQueries(self, request, context) -> pb.ListCreditQueriesResponse:
+        rows, token = await self.credit.list_queries(
+            current_principal(), request.parent, request.page_size, request.page_token
+        )
+        return pb.ListCreditQueriesResponse(queries=[query_message(r) for r in rows], next_page_token=token)

@@ -193,6 +193,57 @@ class Award(Base):
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     decide_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     request_hash: Mapped[str] = mapped_column(String(64))
+    appeal_state: Mapped[str] = mapped_column(String(10))  # "" without an appeal
+    appeal_reason: Mapped[str] = mapped_column(Text)
+    appeal_answer: Mapped[str] = mapped_column(Text)
+    source_event: Mapped[str] = mapped_column(String(120))  # automatic earning: subject:event id
+
+
+class EarningRule(Base):
+    __tablename__ = "earning_rules"
+    __table_args__ = (Index("ix_earning_rules_trigger_node", "trigger", "node"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    node: Mapped[str] = mapped_column(String(PATH))
+    trigger: Mapped[str] = mapped_column(String(20))
+    indicator_id: Mapped[str] = mapped_column(String(36))
+    active: Mapped[bool] = mapped_column(Boolean)
+    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class CreditPolicy(Base):
+    __tablename__ = "credit_policies"
+
+    district: Mapped[str] = mapped_column(String(40), primary_key=True)
+    window_months: Mapped[int] = mapped_column(Integer)
+    tiers: Mapped[str] = mapped_column(Text)  # JSON list, highest min_points first
+    update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class CreditConsent(Base):
+    __tablename__ = "credit_consents"
+
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    bank: Mapped[str] = mapped_column(String(64), primary_key=True)  # service account id
+    granted: Mapped[bool] = mapped_column(Boolean)
+    grant_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    revoke_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class CreditQuery(Base):
+    """Every tier query, answered or refused: the resident reads who looked, and when."""
+
+    __tablename__ = "credit_queries"
+    __table_args__ = (Index("ix_credit_queries_user_time", "user_id", "time"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    caller: Mapped[str] = mapped_column(String(80))
+    answered: Mapped[bool] = mapped_column(Boolean)
+    refusal: Mapped[str] = mapped_column(String(200))
+    tier: Mapped[str] = mapped_column(String(64))
+    time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
 class ExchangePoint(Base):

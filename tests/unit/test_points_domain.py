@@ -123,3 +123,29 @@ def test_redemption_steps_and_limits() -> None:
     domain.check_limit(2, Period.MONTH, 1, 1)
     with pytest.raises(FailedPrecondition):
         domain.check_limit(2, Period.MONTH, 1, 2)
+
+
+def test_credit_tiers_take_the_highest_reached_with_a_clean_record() -> None:
+    now = dt.datetime(2025, 6, 15, tzinfo=dt.UTC)
+    tiers = domain.check_tiers(
+        [domain.Tier("二级", 50, 0, 50_000), domain.Tier("一级", 100, 6, 100_000)], window_months=12
+    )
+    assert [t.display_name for t in tiers] == ["一级", "二级"]
+    assert domain.choose_tier(tiers, 120, None, now).display_name == "一级"  # type: ignore[union-attr]
+    recent = dt.datetime(2025, 3, 1, tzinfo=dt.UTC)  # within six months: not clean enough for 一级
+    assert domain.choose_tier(tiers, 120, recent, now).display_name == "二级"  # type: ignore[union-attr]
+    long_ago = dt.datetime(2024, 11, 1, tzinfo=dt.UTC)
+    assert domain.choose_tier(tiers, 120, long_ago, now).display_name == "一级"  # type: ignore[union-attr]
+    assert domain.choose_tier(tiers, 49, None, now) is None
+    with pytest.raises(InvalidArgument):
+        domain.check_tiers([domain.Tier("a", 5, 0, 1), domain.Tier("b", 5, 0, 2)], 12)
+
+
+def test_only_the_penalised_appeal_a_posted_penalty_once() -> None:
+    domain.check_appeal(IndicatorKind.PENALTY, AwardState.POSTED, "", "users/a", "users/a")
+    with pytest.raises(PermissionDenied):
+        domain.check_appeal(IndicatorKind.PENALTY, AwardState.POSTED, "", "users/a", "users/b")
+    with pytest.raises(FailedPrecondition):
+        domain.check_appeal(IndicatorKind.REWARD, AwardState.POSTED, "", "users/a", "users/a")
+    with pytest.raises(FailedPrecondition):
+        domain.check_appeal(IndicatorKind.PENALTY, AwardState.POSTED, "open", "users/a", "users/a")

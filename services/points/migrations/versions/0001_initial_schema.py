@@ -75,6 +75,10 @@ def upgrade() -> None:
         sa.Column("create_time", govkit.db.UtcDateTime(timezone=True), nullable=False),
         sa.Column("decide_time", govkit.db.UtcDateTime(timezone=True), nullable=True),
         sa.Column("request_hash", sa.String(length=64), nullable=False),
+        sa.Column("appeal_state", sa.String(length=10), nullable=False),
+        sa.Column("appeal_reason", sa.Text(), nullable=False),
+        sa.Column("appeal_answer", sa.Text(), nullable=False),
+        sa.Column("source_event", sa.String(length=120), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_awards")),
     )
     with op.batch_alter_table("awards", schema=None) as batch_op:
@@ -82,6 +86,37 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_awards_node"), ["node"], unique=False)
         batch_op.create_index(batch_op.f("ix_awards_recipient"), ["recipient"], unique=False)
         batch_op.create_index(batch_op.f("ix_awards_state"), ["state"], unique=False)
+
+    op.create_table(
+        "credit_consents",
+        sa.Column("user_id", sa.String(length=36), nullable=False),
+        sa.Column("bank", sa.String(length=64), nullable=False),
+        sa.Column("granted", sa.Boolean(), nullable=False),
+        sa.Column("grant_time", govkit.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("revoke_time", govkit.db.UtcDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("user_id", "bank", name=op.f("pk_credit_consents")),
+    )
+    op.create_table(
+        "credit_policies",
+        sa.Column("district", sa.String(length=40), nullable=False),
+        sa.Column("window_months", sa.Integer(), nullable=False),
+        sa.Column("tiers", sa.Text(), nullable=False),
+        sa.Column("update_time", govkit.db.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("district", name=op.f("pk_credit_policies")),
+    )
+    op.create_table(
+        "credit_queries",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("user_id", sa.String(length=64), nullable=False),
+        sa.Column("caller", sa.String(length=80), nullable=False),
+        sa.Column("answered", sa.Boolean(), nullable=False),
+        sa.Column("refusal", sa.String(length=200), nullable=False),
+        sa.Column("tier", sa.String(length=64), nullable=False),
+        sa.Column("time", govkit.db.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_credit_queries")),
+    )
+    with op.batch_alter_table("credit_queries", schema=None) as batch_op:
+        batch_op.create_index("ix_credit_queries_user_time", ["user_id", "time"], unique=False)
 
     op.create_table(
         "debts",
@@ -95,6 +130,20 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("debts", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_debts_account_id"), ["account_id"], unique=False)
+
+    op.create_table(
+        "earning_rules",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("node", sa.String(length=300), nullable=False),
+        sa.Column("trigger", sa.String(length=20), nullable=False),
+        sa.Column("indicator_id", sa.String(length=36), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("create_time", govkit.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("update_time", govkit.db.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_earning_rules")),
+    )
+    with op.batch_alter_table("earning_rules", schema=None) as batch_op:
+        batch_op.create_index("ix_earning_rules_trigger_node", ["trigger", "node"], unique=False)
 
     op.create_table(
         "entries",
@@ -284,10 +333,20 @@ def downgrade() -> None:
         batch_op.drop_index("ix_entries_account_seq")
 
     op.drop_table("entries")
+    with op.batch_alter_table("earning_rules", schema=None) as batch_op:
+        batch_op.drop_index("ix_earning_rules_trigger_node")
+
+    op.drop_table("earning_rules")
     with op.batch_alter_table("debts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_debts_account_id"))
 
     op.drop_table("debts")
+    with op.batch_alter_table("credit_queries", schema=None) as batch_op:
+        batch_op.drop_index("ix_credit_queries_user_time")
+
+    op.drop_table("credit_queries")
+    op.drop_table("credit_policies")
+    op.drop_table("credit_consents")
     with op.batch_alter_table("awards", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_awards_state"))
         batch_op.drop_index(batch_op.f("ix_awards_recipient"))

@@ -240,6 +240,12 @@ class PointsFlows:
         await repository.save(session, loaded, now)
         return award
 
+    async def post_award(
+        self, session: AsyncSession, loaded: repository.Loaded, award: Award, now: dt.datetime, *, actor: str
+    ) -> None:
+        """Post an award made outside the catalogue (service points): never expires."""
+        await self._post(session, loaded, award, 0, actor, now, held=False)
+
     async def _post(
         self,
         session: AsyncSession,

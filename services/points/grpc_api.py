@@ -12,6 +12,12 @@ from services.points.credit import Credit, consent_message, policy_message, quer
 from services.points.earning import RULE_FIELDS, Earning, rule_message
 from services.points.flows import PointsFlows
 from services.points.lovebank import LoveBank
+from services.points.volunteering import (
+    Volunteering,
+    activity_message,
+    attendance_message,
+    member_message,
+)
 
 SERVICE = "gov.points.v1.PointsService"
 
@@ -25,6 +31,7 @@ class PointsServicer(points_pb2_grpc.PointsServiceServicer):
         self.lovebank = lovebank
         self.earning = earning
         self.credit = credit
+        self.volunteering = Volunteering(flows)
 
     # indicators
     async def CreateIndicator(self, request, context) -> pb.Indicator:
@@ -224,3 +231,34 @@ class PointsServicer(points_pb2_grpc.PointsServiceServicer):
             current_principal(), request.parent, request.page_size, request.page_token
         )
         return pb.ListCreditQueriesResponse(queries=[query_message(r) for r in rows], next_page_token=token)
+
+    # party members' service points
+    async def RegisterPartyMember(self, request, context) -> pb.PartyMember:
+        return member_message(await self.volunteering.register(current_principal(), request.party_member))
+
+    async def GetPartyMember(self, request, context) -> pb.PartyMember:
+        return member_message(await self.volunteering.get_member(current_principal(), request.name))
+
+    async def CreateActivity(self, request, context) -> pb.Activity:
+        return activity_message(
+            await self.volunteering.create_activity(current_principal(), request.activity)
+        )
+
+    async def GetActivity(self, request, context) -> pb.Activity:
+        current_principal()
+        return activity_message(await self.volunteering.get_activity(request.name))
+
+    async def ListActivities(self, request, context) -> pb.ListActivitiesResponse:
+        current_principal()
+        rows, token = await self.volunteering.list_activities(
+            request.node, request.page_size, request.page_token
+        )
+        return pb.ListActivitiesResponse(
+            activities=[activity_message(r) for r in rows], next_page_token=token
+        )
+
+    async def CheckIn(self, request, context) -> pb.Attendance:
+        return attendance_message(await self.volunteering.check_in(current_principal(), request))
+
+    async def CheckOut(self, request, context) -> pb.Attendance:
+        return attendance_message(await self.volunteering.check_out(current_principal(), request))

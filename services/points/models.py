@@ -300,3 +300,41 @@ class Redemption(Base):
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     request_hash: Mapped[str] = mapped_column(String(64))
+
+
+class PartyMember(Base):
+    __tablename__ = "party_members"
+
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    community: Mapped[str] = mapped_column(String(PATH), index=True)
+    work_unit: Mapped[str] = mapped_column(String(64))
+    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class Activity(Base):
+    __tablename__ = "activities"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    block: Mapped[str] = mapped_column(String(PATH), index=True)
+    display_name: Mapped[str] = mapped_column(String(64))
+    place: Mapped[str] = mapped_column(String(200))
+    start_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    end_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    capacity: Mapped[int] = mapped_column(Integer)
+    points: Mapped[int] = mapped_column(Integer)
+    checked_in: Mapped[int] = mapped_column(Integer)
+    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class Attendance(Base):
+    """One member at one activity: the primary key makes a second check-in impossible."""
+
+    __tablename__ = "attendances"
+
+    activity_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    check_in_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    check_out_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    offline: Mapped[bool] = mapped_column(Boolean)
+    checked_in_by: Mapped[str] = mapped_column(String(80))
+    award_id: Mapped[str] = mapped_column(String(64))

@@ -4,6 +4,7 @@ resident's consent and audit log, against real identity, blocks, tickets and poi
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 
@@ -20,6 +21,7 @@ from gov.tickets.v1 import tickets_pb2
 from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub
 from govkit.devstack import Stack
 from govkit.events import MSG_ID_HEADER, parse_event
+from govkit.protobuf import timestamp
 from tests.support.identity import IdentityClient, md
 from tests.support.points import Village, account, award, make_indicator, make_village
 from tests.support.tickets import Person, make_world, new_ticket
@@ -298,4 +300,98 @@ async def test_the_bank_sees_a_tier_only_with_consent_and_every_query_is_audited
             pb.ListCreditQueriesRequest(parent=resident.name), metadata=village.residents[1].md
         ),
         grpc.StatusCode.PERMISSION_DENIED,
+    )
+
+
+# ---------------------------------------------------------------- party members' service points
+
+
+async def test_service_points_post_on_check_out_once_and_only_inside_the_block(
+    points: PointsServiceStub, village: Village
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    activity = await points.CreateActivity(
+        pb.CreateActivityRequest(
+            activity=pb.Activity(
+                block=village.block,
+                display_name="楼道清洁志愿服务",
+                place="3栋楼下",
+                start_time=timestamp(now - dt.timedelta(minutes=10)),
+                end_time=timestamp(now + dt.timedelta(hours=2)),
+                capacity=2,
+                points=5,
+            )
+        ),
+        metadata=village.staff["leader"].md,
+    )
+    members = village.residents
+    community = village.block.rsplit("/", 1)[0]
+    for m in members[:3]:
+        await points.RegisterPartyMember(
+            pb.RegisterPartyMemberRequest(
+                party_member=pb.PartyMember(community=community, work_unit="区人社局")
+            ),
+            metadata=m.md,
+        )
+    lat, lng = village.inside
+    here = pb.CheckInRequest(activity=activity.name, latitude=lat, longitude=lng)
+    away = pb.CheckInRequest(
+        activity=activity.name, latitude=village.next_door[0], longitude=village.next_door[1]
+    )
+    # Outside the activity's block: refused, nothing recorded, nothing earned.
+    await refused(points.CheckIn(away, metadata=members[0].md), grpc.StatusCode.FAILED_PRECONDITION)
+    await refused(
+        points.CheckOut(pb.CheckOutRequest(activity=activity.name), metadata=members[0].md),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
+    checked = await points.CheckIn(here, metadata=members[0].md)
+    assert checked.member == members[0].name and not checked.offline
+    await refused(points.CheckIn(here, metadata=members[0].md), grpc.StatusCode.ALREADY_EXISTS)  # twice
+    out = await points.CheckOut(pb.CheckOutRequest(activity=activity.name), metadata=members[0].md)
+    assert out.award and out.check_out_time.seconds
+    await refused(
+        points.CheckOut(pb.CheckOutRequest(activity=activity.name), metadata=members[0].md),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
+    assert (await account(points, village, 0)).balance == 5
+    # Offline: the block's staff check a member in; a resident cannot do it for someone else.
+    await refused(
+        points.CheckIn(
+            pb.CheckInRequest(activity=activity.name, member=members[1].name), metadata=members[2].md
+        ),
+        grpc.StatusCode.PERMISSION_DENIED,
+    )
+    offline = await points.CheckIn(
+        pb.CheckInRequest(activity=activity.name, member=members[1].name),
+        metadata=village.staff["governor"].md,
+    )
+    assert offline.offline and offline.checked_in_by == village.staff["governor"].name
+    # Two places, both taken.
+    await refused(points.CheckIn(here, metadata=members[2].md), grpc.StatusCode.FAILED_PRECONDITION)
+    await points.CheckOut(
+        pb.CheckOutRequest(activity=activity.name, member=members[1].name),
+        metadata=village.staff["governor"].md,
+    )
+    assert (await account(points, village, 1)).balance == 5
+    assert await balance_of(points, members[2], 1, within=0) == 0  # never had an account
+    # Not a registered member: no check-in.
+    stranger = await points.CreateActivity(
+        pb.CreateActivityRequest(
+            activity=pb.Activity(
+                block=village.block,
+                display_name="敬老院探访",
+                start_time=timestamp(now),
+                end_time=timestamp(now + dt.timedelta(hours=1)),
+                capacity=5,
+                points=3,
+            )
+        ),
+        metadata=village.staff["leader"].md,
+    )
+    await refused(
+        points.CheckIn(
+            pb.CheckInRequest(activity=stranger.name, latitude=lat, longitude=lng),
+            metadata=village.staff["governor"].md,
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
     )

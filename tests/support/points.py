@@ -10,7 +10,7 @@ from gov.blocks.v1 import blocks_pb2
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
 from gov.points.v1 import points_pb2 as pb
 from gov.points.v1.points_pb2_grpc import PointsServiceStub
-from tests.support.blocks import make_tree, square
+from tests.support.blocks import make_tree, point, square
 from tests.support.identity import IdentityClient, md
 from tests.support.tickets import Person
 
@@ -22,6 +22,8 @@ class Village:
     staff: dict[str, Person]  # leader, governor, assistant, supervisor
     residents: list[Person]
     assignments: dict[str, str] = field(default_factory=dict)  # staff key -> assignment name
+    inside: tuple[float, float] = (0.0, 0.0)  # (lat, lng) inside the block
+    next_door: tuple[float, float] = (0.0, 0.0)  # inside the neighbouring block b02
 
     def resident_account(self, i: int) -> str:
         return f"accounts/u-{self.residents[i].name.removeprefix('users/')}"
@@ -30,7 +32,7 @@ class Village:
 async def make_village(blocks: BlocksServiceStub, identity: IdentityClient, residents: int = 3) -> Village:
     admin = identity.admin_token
     col, row = random.randrange(2_000, 60_000, 4), random.randrange(10, 20_000)
-    street, community = await make_tree(blocks, admin, {"b01": square(col, row)})
+    street, community = await make_tree(blocks, admin, {"b01": square(col, row), "b02": square(col + 3, row)})
     district = street.split("/")[0]
     block = f"{community}/b01"
     staff: dict[str, Person] = {}
@@ -57,7 +59,9 @@ async def make_village(blocks: BlocksServiceStub, identity: IdentityClient, resi
     for _ in range(residents):
         user, _, token = await identity.make_user(block, [("resident", block)])
         people.append(Person(user.name, token))
-    return Village(district, block, staff, people, assignments)
+    return Village(
+        district, block, staff, people, assignments, point(col + 0.5, row + 0.5), point(col + 3.5, row + 0.5)
+    )
 
 
 async def make_indicator(

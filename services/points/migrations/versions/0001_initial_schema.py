@@ -44,6 +44,23 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_accounts_node"), ["node"], unique=False)
 
     op.create_table(
+        "activities",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("block", sa.String(length=300), nullable=False),
+        sa.Column("display_name", sa.String(length=64), nullable=False),
+        sa.Column("place", sa.String(length=200), nullable=False),
+        sa.Column("start_time", govkit.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("end_time", govkit.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("capacity", sa.Integer(), nullable=False),
+        sa.Column("points", sa.Integer(), nullable=False),
+        sa.Column("checked_in", sa.Integer(), nullable=False),
+        sa.Column("create_time", govkit.db.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_activities")),
+    )
+    with op.batch_alter_table("activities", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_activities_block"), ["block"], unique=False)
+
+    op.create_table(
         "allocations",
         sa.Column("entry_id", sa.String(length=80), nullable=False),
         sa.Column("lot_id", sa.String(length=80), nullable=False),
@@ -53,6 +70,17 @@ def upgrade() -> None:
     with op.batch_alter_table("allocations", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_allocations_lot_id"), ["lot_id"], unique=False)
 
+    op.create_table(
+        "attendances",
+        sa.Column("activity_id", sa.String(length=36), nullable=False),
+        sa.Column("user_id", sa.String(length=36), nullable=False),
+        sa.Column("check_in_time", govkit.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("check_out_time", govkit.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("offline", sa.Boolean(), nullable=False),
+        sa.Column("checked_in_by", sa.String(length=80), nullable=False),
+        sa.Column("award_id", sa.String(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("activity_id", "user_id", name=op.f("pk_attendances")),
+    )
     op.create_table(
         "awards",
         sa.Column("id", sa.String(length=64), nullable=False),
@@ -275,6 +303,17 @@ def upgrade() -> None:
         batch_op.create_index("ix_lots_expiring", ["expires_at", "remaining"], unique=False)
 
     op.create_table(
+        "party_members",
+        sa.Column("user_id", sa.String(length=36), nullable=False),
+        sa.Column("community", sa.String(length=300), nullable=False),
+        sa.Column("work_unit", sa.String(length=64), nullable=False),
+        sa.Column("create_time", govkit.db.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_party_members")),
+    )
+    with op.batch_alter_table("party_members", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_party_members_community"), ["community"], unique=False)
+
+    op.create_table(
         "redemptions",
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("item_id", sa.String(length=36), nullable=False),
@@ -306,6 +345,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_redemptions_limit")
 
     op.drop_table("redemptions")
+    with op.batch_alter_table("party_members", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_party_members_community"))
+
+    op.drop_table("party_members")
     with op.batch_alter_table("lots", schema=None) as batch_op:
         batch_op.drop_index("ix_lots_expiring")
         batch_op.drop_index(batch_op.f("ix_lots_account_id"))
@@ -354,10 +397,15 @@ def downgrade() -> None:
         batch_op.drop_index("ix_awards_cap")
 
     op.drop_table("awards")
+    op.drop_table("attendances")
     with op.batch_alter_table("allocations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_allocations_lot_id"))
 
     op.drop_table("allocations")
+    with op.batch_alter_table("activities", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_activities_block"))
+
+    op.drop_table("activities")
     with op.batch_alter_table("accounts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_accounts_node"))
 

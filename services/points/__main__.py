@@ -9,6 +9,7 @@ from pathlib import Path
 import grpc
 
 from gov.blocks.v1 import blocks_pb2_grpc
+from gov.identity.v1 import identity_pb2_grpc
 from gov.points.v1 import points_pb2_grpc
 from govkit import config, migrations
 from govkit.consumer import ConsumerSpec
@@ -22,6 +23,7 @@ from services.points.flows import PointsFlows, Settings
 from services.points.grpc_api import SERVICE, PointsServicer
 from services.points.lovebank import LoveBank
 from services.points.models import platform
+from services.points.rankings import Rankings
 from services.points.settings import PointsSettings
 from services.points.sweeper import Sweeper
 from services.points.verify import verify
@@ -52,7 +54,11 @@ def definition(settings: PointsSettings) -> ServiceDefinition:
         catalogue, flows, lovebank = build(runtime.db, settings)
         earning = Earning(flows)
         parts.update(flows=flows, lovebank=lovebank, earning=earning)
-        servicer = PointsServicer(catalogue, flows, lovebank, earning, Credit(flows))
+        assert runtime.identity_channel is not None
+        identity = identity_pb2_grpc.IdentityServiceStub(runtime.identity_channel)
+        servicer = PointsServicer(
+            catalogue, flows, lovebank, earning, Credit(flows), Rankings(flows, identity)
+        )
         points_pb2_grpc.add_PointsServiceServicer_to_server(servicer, server)
 
     async def earn(session, event) -> None:  # type: ignore[no-untyped-def]

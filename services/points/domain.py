@@ -289,3 +289,45 @@ def check_appeal(kind: IndicatorKind, state: AwardState, appeal: str, recipient:
         raise FailedPrecondition("only a posted penalty can be appealed")
     if appeal:
         raise FailedPrecondition(f"this penalty was already appealed ({appeal})")
+
+
+# ---------------------------------------------------------------- red and black lists
+
+# Two-character surnames common enough to matter on a community notice board.
+_COMPOUND_SURNAMES = frozenset(
+    {
+        "欧阳",
+        "司马",
+        "上官",
+        "诸葛",
+        "东方",
+        "皇甫",
+        "尉迟",
+        "公孙",
+        "慕容",
+        "长孙",
+        "宇文",
+        "司徒",
+        "夏侯",
+        "令狐",
+    }
+)
+
+
+def mask_name(name: str) -> str:
+    """张三丰 -> 张**, 欧阳修 -> 欧阳*: the surname stays, each character of the given name masked."""
+    name = name.strip()
+    if not name:
+        return "*"
+    surname = name[:2] if name[:2] in _COMPOUND_SURNAMES and len(name) > 2 else name[:1]
+    return surname + "*" * max(1, len(name) - len(surname))
+
+
+def rank(scores: list[tuple[str, int]]) -> list[tuple[int, str, int]]:
+    """(rank, key, score), highest score first; equal scores share a rank (1, 2, 2, 4)."""
+    ordered = sorted(scores, key=lambda s: (-s[1], s[0]))
+    places: list[tuple[int, str, int]] = []
+    for i, (key, score) in enumerate(ordered):
+        place = places[-1][0] if places and places[-1][2] == score else i + 1
+        places.append((place, key, score))
+    return places

@@ -12,6 +12,7 @@ from services.points.credit import Credit, consent_message, policy_message, quer
 from services.points.earning import RULE_FIELDS, Earning, rule_message
 from services.points.flows import PointsFlows
 from services.points.lovebank import LoveBank
+from services.points.rankings import Rankings
 from services.points.volunteering import (
     Volunteering,
     activity_message,
@@ -24,7 +25,13 @@ SERVICE = "gov.points.v1.PointsService"
 
 class PointsServicer(points_pb2_grpc.PointsServiceServicer):
     def __init__(
-        self, catalogue: Catalogue, flows: PointsFlows, lovebank: LoveBank, earning: Earning, credit: Credit
+        self,
+        catalogue: Catalogue,
+        flows: PointsFlows,
+        lovebank: LoveBank,
+        earning: Earning,
+        credit: Credit,
+        rankings: Rankings,
     ) -> None:
         self.catalogue = catalogue
         self.flows = flows
@@ -32,6 +39,7 @@ class PointsServicer(points_pb2_grpc.PointsServiceServicer):
         self.earning = earning
         self.credit = credit
         self.volunteering = Volunteering(flows)
+        self.rankings = rankings
 
     # indicators
     async def CreateIndicator(self, request, context) -> pb.Indicator:
@@ -262,3 +270,19 @@ class PointsServicer(points_pb2_grpc.PointsServiceServicer):
 
     async def CheckOut(self, request, context) -> pb.Attendance:
         return attendance_message(await self.volunteering.check_out(current_principal(), request))
+
+    # red and black lists
+    async def ComputeRanking(self, request, context) -> pb.Ranking:
+        return await self.rankings.compute(current_principal(), request)
+
+    async def PublishRanking(self, request, context) -> pb.Ranking:
+        return await self.rankings.publish(current_principal(), request)
+
+    async def GetRanking(self, request, context) -> pb.Ranking:
+        current_principal()
+        return await self.rankings.get(request.name)
+
+    async def ListRankings(self, request, context) -> pb.ListRankingsResponse:
+        current_principal()
+        rows, token = await self.rankings.list(request.node, request.page_size, request.page_token)
+        return pb.ListRankingsResponse(rankings=rows, next_page_token=token)

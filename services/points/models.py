@@ -338,3 +338,17 @@ class Attendance(Base):
     offline: Mapped[bool] = mapped_column(Boolean)
     checked_in_by: Mapped[str] = mapped_column(String(80))
     award_id: Mapped[str] = mapped_column(String(64))
+
+
+class PublishedRanking(Base):
+    """A published red or black list: a snapshot (masked names only), never recomputed."""
+
+    __tablename__ = "rankings"
+    __table_args__ = (Index("ix_rankings_node_time", "node", "publish_time"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    node: Mapped[str] = mapped_column(String(PATH))
+    snapshot: Mapped[str] = mapped_column(Text)  # JSON of the Ranking message
+    published_by: Mapped[str] = mapped_column(String(80))
+    publish_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    request_hash: Mapped[str] = mapped_column(String(64))

@@ -13,6 +13,7 @@ import nats
 import pytest
 import pytest_asyncio
 
+from gov.blocks.v1 import blocks_pb2
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
 from gov.identity.v1 import identity_pb2
 from gov.points.v1 import points_pb2 as pb
@@ -395,3 +396,115 @@ async def test_service_points_post_on_check_out_once_and_only_inside_the_block(
         ),
         grpc.StatusCode.FAILED_PRECONDITION,
     )
+
+
+# ---------------------------------------------------------------- red and black lists
+
+
+async def test_red_and_black_lists_rank_net_conduct_and_penalties_and_publishing_is_explicit(
+    points: PointsServiceStub,
+    village: Village,
+    stack: Stack,
+    blocks: BlocksServiceStub,
+    identity: IdentityClient,
+) -> None:
+    # The first two residents' household file names them (the block's staff read names there).
+    await blocks.CreateHousehold(
+        blocks_pb2.CreateHouseholdRequest(
+            household=blocks_pb2.Household(
+                code=f"h{uuid.uuid4().hex[:10]}",
+                block=village.block,
+                address="3栋101",
+                residents=[
+                    blocks_pb2.Resident(
+                        display_name="张三丰",
+                        relation=blocks_pb2.RELATION_HEAD,
+                        user=village.residents[0].name,
+                    ),
+                    blocks_pb2.Resident(
+                        display_name="欧阳修",
+                        relation=blocks_pb2.RELATION_SPOUSE,
+                        user=village.residents[1].name,
+                    ),
+                ],
+            )
+        ),
+        metadata=md(identity.admin_token),
+    )
+    good = await make_indicator(points, village, points=10, display_name="垃圾分类")
+    bad = await make_indicator(
+        points, village, kind=pb.INDICATOR_KIND_PENALTY, points=4, display_name="高空抛物"
+    )
+    worse = await make_indicator(
+        points, village, kind=pb.INDICATOR_KIND_PENALTY, points=25, display_name="违章搭建"
+    )
+    await award(points, village, good, 0)
+    await award(points, village, good, 0)
+    await award(points, village, good, 1)
+    await award(points, village, bad, 1)
+    await award(points, village, worse, 2)
+    now = dt.datetime.now(dt.UTC)
+    spec = pb.ComputeRankingRequest(
+        node=village.block,
+        kind=pb.RANKING_KIND_RED,
+        subject=pb.RANKING_SUBJECT_RESIDENTS,
+        start_time=timestamp(now - dt.timedelta(days=1)),
+        end_time=timestamp(now + dt.timedelta(days=1)),
+    )
+    red = await points.ComputeRanking(spec, metadata=village.staff["leader"].md)
+    residents = [r.name for r in village.residents]
+    assert [(p.rank, p.owner, p.points, p.display_name) for p in red.places] == [
+        (1, residents[0], 20, "测***"),
+        (2, residents[1], 6, "测***"),
+    ]
+    assert [(i.display_name, i.count, i.points) for i in red.places[1].indicators] == [
+        ("垃圾分类", 1, 10),
+        ("高空抛物", 1, -4),
+    ]
+    black_spec = pb.ComputeRankingRequest()
+    black_spec.CopyFrom(spec)
+    black_spec.kind = pb.RANKING_KIND_BLACK
+    black = await points.ComputeRanking(black_spec, metadata=village.staff["leader"].md)
+    assert [(p.owner, p.points) for p in black.places] == [(residents[2], 25), (residents[1], 4)]
+    await refused(
+        points.ComputeRanking(spec, metadata=village.residents[0].md), grpc.StatusCode.PERMISSION_DENIED
+    )
+    # Nothing is public until someone publishes it; the block's governor may.
+    assert not (
+        await points.ListRankings(
+            pb.ListRankingsRequest(node=village.block), metadata=village.residents[0].md
+        )
+    ).rankings
+    publish = pb.PublishRankingRequest(
+        ranking=spec, title="本月红榜", request_id=f"red-{uuid.uuid4().hex[:8]}"
+    )
+    await refused(
+        points.PublishRanking(publish, metadata=village.residents[0].md), grpc.StatusCode.PERMISSION_DENIED
+    )
+    published = await points.PublishRanking(publish, metadata=village.staff["governor"].md)
+    assert published.name and published.published_by == village.staff["governor"].name
+    assert await points.PublishRanking(publish, metadata=village.staff["governor"].md) == published
+    seen = await points.GetRanking(
+        pb.GetRankingRequest(name=published.name), metadata=village.residents[2].md
+    )
+    # Published by the governor, who reads names from the block's household files.
+    assert [p.display_name for p in seen.places] == ["张**", "欧阳*"] and seen.title == "本月红榜"
+    listed = await points.ListRankings(
+        pb.ListRankingsRequest(node=village.block), metadata=village.residents[0].md
+    )
+    assert [r.name for r in listed.rankings] == [published.name]
+    nc = await nats.connect(stack.nats_url)
+    try:
+        sub = await nc.jetstream().subscribe("points.v1.list.published", ordered_consumer=True)
+        types = []
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=2)
+            except nats.errors.TimeoutError:
+                break
+            event = parse_event(msg.data)
+            if event.resource == published.name:
+                types.append(event.type)
+    finally:
+        await nc.close()
+    assert types == ["points.v1.list.published"]

@@ -149,3 +149,20 @@ def test_only_the_penalised_appeal_a_posted_penalty_once() -> None:
         domain.check_appeal(IndicatorKind.REWARD, AwardState.POSTED, "", "users/a", "users/a")
     with pytest.raises(FailedPrecondition):
         domain.check_appeal(IndicatorKind.PENALTY, AwardState.POSTED, "open", "users/a", "users/a")
+
+
+def test_names_on_lists_keep_the_surname_only() -> None:
+    assert domain.mask_name("张三丰") == "张**"
+    assert domain.mask_name("李四") == "李*"
+    assert domain.mask_name("欧阳修") == "欧阳*"
+    assert domain.mask_name("欧阳") == "欧*"  # a two-character name is surname + given name
+    assert domain.mask_name("") == "*"
+
+
+def test_equal_points_share_a_rank() -> None:
+    assert domain.rank([("a", 5), ("b", 9), ("c", 5), ("d", 1)]) == [
+        (1, "b", 9),
+        (2, "a", 5),
+        (2, "c", 5),
+        (4, "d", 1),
+    ]

@@ -314,6 +314,19 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_party_members_community"), ["community"], unique=False)
 
     op.create_table(
+        "rankings",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("node", sa.String(length=300), nullable=False),
+        sa.Column("snapshot", sa.Text(), nullable=False),
+        sa.Column("published_by", sa.String(length=80), nullable=False),
+        sa.Column("publish_time", govkit.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("request_hash", sa.String(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_rankings")),
+    )
+    with op.batch_alter_table("rankings", schema=None) as batch_op:
+        batch_op.create_index("ix_rankings_node_time", ["node", "publish_time"], unique=False)
+
+    op.create_table(
         "redemptions",
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("item_id", sa.String(length=36), nullable=False),
@@ -345,6 +358,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_redemptions_limit")
 
     op.drop_table("redemptions")
+    with op.batch_alter_table("rankings", schema=None) as batch_op:
+        batch_op.drop_index("ix_rankings_node_time")
+
+    op.drop_table("rankings")
     with op.batch_alter_table("party_members", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_party_members_community"))
 

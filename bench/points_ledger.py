@@ -324,7 +324,7 @@ def main() -> int:
             json.dumps(
                 {
                     "args": vars(args) | {"json": str(args.json)},
-                    "machine": machine_info(),
+                    "machine": machine,
                     "results": result,
                     "cpu": monitor.cpu,
                     "verify": verdict,

@@ -3,6 +3,7 @@ exchange points and items: configured by leaders within their scope, read by eve
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -77,7 +78,7 @@ def require_configure(principal: Principal, node: str) -> None:
 
 
 class Catalogue:
-    def __init__(self, db: Database, clock: Callable = utcnow) -> None:  # type: ignore[type-arg]
+    def __init__(self, db: Database, clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.db = db
         self.clock = clock
 

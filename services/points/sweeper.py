@@ -16,13 +16,14 @@ from sqlalchemy.orm import aliased
 
 from gov.points.v1 import events_pb2
 from govkit.db import new_id
+from govkit.errors import FailedPrecondition
 from govkit.protobuf import timestamp
 from services.points import domain, repository
-from services.points.domain import RedemptionState
+from services.points.domain import AwardState, RedemptionState
 from services.points.flows import PointsFlows
 from services.points.ledger import EXPIRED, Kind, Phase
 from services.points.lovebank import LoveBank
-from services.points.models import Entry, Lot
+from services.points.models import Award, Entry, Lot
 
 log = logging.getLogger(__name__)
 BATCH = 100
@@ -52,32 +53,50 @@ class Sweeper:
         }
 
     async def void_timed_out(self, now: dt.datetime) -> int:
+        """Awards nobody decided in time (rewards and penalties alike), and redemptions nobody
+        collected: voided, stock returned."""
         resolution = aliased(Entry)
         async with self.db.sessions() as session:
-            due = (
-                await session.execute(
-                    select(Entry.id, Entry.kind)
+            awards = list(
+                await session.scalars(
+                    select(Award.id)
+                    .where(Award.state == AwardState.PENDING_APPROVAL.value, Award.approval_deadline <= now)
+                    .order_by(Award.approval_deadline)
+                    .limit(BATCH)
+                )
+            )
+            redemptions = list(
+                await session.scalars(
+                    select(Entry.id)
                     .outerjoin(resolution, resolution.pending_id == Entry.id)
                     .where(
-                        Entry.phase == Phase.PENDING.value, Entry.timeout_time <= now, resolution.id.is_(None)
+                        Entry.phase == Phase.PENDING.value,
+                        Entry.kind == Kind.REDEMPTION.value,
+                        Entry.timeout_time <= now,
+                        resolution.id.is_(None),
                     )
                     .order_by(Entry.timeout_time)
                     .limit(BATCH)
                 )
-            ).all()
+            )
         done = 0
-        for entry_id, kind in due:
+        for award_id in awards:
             async with self.db.transaction() as session:
-                if kind == Kind.AWARD:
-                    done += await self.flows.expire_award(session, entry_id, now)
-                else:
-                    try:
-                        await self.lovebank.finish_in(
-                            session, entry_id, RedemptionState.EXPIRED, "system", "not collected in time", now
-                        )
-                        done += 1
-                    except Exception as exc:  # decided meanwhile: FailedPrecondition rolls back
-                        log.info("redemption %s not expired: %s", entry_id, exc)
+                done += await self.flows.expire_award(session, award_id, now)
+        for redemption_id in redemptions:
+            try:
+                async with self.db.transaction() as session:
+                    await self.lovebank.finish_in(
+                        session,
+                        redemption_id,
+                        RedemptionState.EXPIRED,
+                        "system",
+                        "not collected in time",
+                        now,
+                    )
+                done += 1
+            except FailedPrecondition as exc:  # fulfilled or cancelled meanwhile: nothing written
+                log.info("redemption %s not expired: %s", redemption_id, exc)
         return done
 
     async def expire_points(self, now: dt.datetime) -> int:

@@ -458,7 +458,11 @@ async def test_pending_entries_void_themselves_after_their_timeout(
 ) -> None:
     held = await make_indicator(points, village, points=8, approval_required=True)
     plain = await make_indicator(points, village, points=20)
+    held_penalty = await make_indicator(
+        points, village, kind=pb.INDICATOR_KIND_PENALTY, points=6, approval_required=True
+    )
     waiting = await award(points, village, held)
+    waiting_penalty = await award(points, village, held_penalty)
     await award(points, village, plain)
     item = await shop(points, village, price=20, stock=1)
     reserved = await points.CreateRedemption(
@@ -471,12 +475,17 @@ async def test_pending_entries_void_themselves_after_their_timeout(
     try:
         clock.ahead = dt.timedelta(days=31)
         done = await sweeper.sweep(clock())
-        assert done["voided"] >= 2
+        assert done["voided"] >= 3
     finally:
         await db.close()
     assert (
         await points.GetAward(pb.GetAwardRequest(name=waiting.name), metadata=village.staff["leader"].md)
     ).state == (pb.AWARD_STATE_EXPIRED)
+    assert (
+        await points.GetAward(
+            pb.GetAwardRequest(name=waiting_penalty.name), metadata=village.staff["leader"].md
+        )
+    ).state == pb.AWARD_STATE_EXPIRED
     again = await points.GetRedemption(
         pb.GetRedemptionRequest(name=reserved.name), metadata=village.residents[0].md
     )

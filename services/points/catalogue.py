@@ -34,6 +34,7 @@ INDICATOR_FIELDS = (
     "cap_period",
     "validity_months",
     "active",
+    "credit_household",
 )
 EXCHANGE_POINT_FIELDS = ("display_name", "address", "staff", "active")
 ITEM_FIELDS = (
@@ -99,6 +100,7 @@ class Catalogue:
             "cap_count",
             "validity_months",
             "active",
+            "credit_household",
         ):
             if flag in paths:
                 setattr(row, flag, getattr(msg, flag))

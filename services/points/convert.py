@@ -47,6 +47,7 @@ def indicator(row: models.Indicator) -> pb.Indicator:
         cap_count=row.cap_count,
         cap_period=value_of(pb.Period, row.cap_period),
         validity_months=row.validity_months,
+        credit_household=row.credit_household,
         active=row.active,
         version=row.version,
         create_time=timestamp(row.create_time),
@@ -80,6 +81,7 @@ def award(row: models.Award, entry_id: str | None = None) -> pb.Award:
         appeal_reason=row.appeal_reason,
         appeal_answer=row.appeal_answer,
         source_event=row.source_event,
+        household_award=f"awards/{row.household_award}" if row.household_award else "",
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -26,7 +27,7 @@ from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission, Role
 from govkit.auth.scopes import covers, validate_path
 from govkit.db import Database, utcnow
-from govkit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from govkit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable
 from govkit.sqlpaths import any_within
 from services.points import convert, domain, repository
 from services.points.catalogue import Catalogue, resource_id, terms_of
@@ -48,6 +49,11 @@ class Settings:
     approval_timeout: dt.timedelta = dt.timedelta(days=30)
     redemption_hold: dt.timedelta = dt.timedelta(hours=72)
     expiry_notice: dt.timedelta = dt.timedelta(days=30)
+
+
+def household_share_id(award_id: str) -> str:
+    """The id of a household's share of a member's award: derived, so a retry finds the same one."""
+    return "hh-" + hashlib.sha256(award_id.encode()).hexdigest()[:40]
 
 
 def reader_scopes(principal: Principal) -> list[str]:
@@ -96,6 +102,11 @@ class PointsFlows:
         indicator_id = resource_id(msg.indicator, "indicators", "award.indicator")
         note = validation.text(msg.note, "award.note", max_len=500, required=False, multiline=True)
         uris = evidence(msg.evidence_uris)
+        household = (
+            f"households/{validation.resource_id(msg.household, 'households', 'award.household')}"
+            if msg.household
+            else ""
+        )
         body = {
             "recipient": msg.recipient,
             "node": node,
@@ -103,6 +114,7 @@ class PointsFlows:
             "note": note,
             "evidence": uris,
             "by": principal.subject,
+            "household": household,
         }
         existing = await self._award_row(award_id)
         if existing is not None:
@@ -111,9 +123,24 @@ class PointsFlows:
         domain.check_recorder(await self.staff_roles(principal, node), node)
         if msg.recipient.startswith("households/"):
             await self._household_at(principal, msg.recipient, node)
+        if household:
+            if not msg.recipient.startswith("users/"):
+                raise InvalidArgument(
+                    "only a resident's award names their household", field="award.household"
+                )
+            await self._household_at(principal, household, node, member=msg.recipient)
         try:
             return await self._record(
-                principal, award_id, account_id, msg.recipient, node, indicator_id, note, uris, body
+                principal,
+                award_id,
+                account_id,
+                msg.recipient,
+                node,
+                indicator_id,
+                note,
+                uris,
+                body,
+                household,
             )
         except IntegrityError:
             existing = await self._award_row(award_id)
@@ -122,19 +149,23 @@ class PointsFlows:
             domain.same_request(existing.request_hash, body, "award", award_id)
             return existing
 
-    async def _household_at(self, principal: Principal, household: str, node: str) -> None:
+    async def _household_at(self, principal: Principal, household: str, node: str, member: str = "") -> None:
+        """The household is in `node` (and `member` is one of its linked residents), as blocks says."""
         if self.blocks is None:
-            return
+            raise Unavailable("the blocks service is not configured")
         found = await peers.ask(
             self.blocks.GetHousehold,
             blocks_pb2.GetHouseholdRequest(name=household),
             principal,
             peer="blocks",
             refused="no such household within the caller's reach",
-            field="award.recipient",
+            field="award.household" if member else "award.recipient",
         )
+        field = "award.household" if member else "award.recipient"
         if found.block != node:
-            raise InvalidArgument(f"{household} is not in {node}", field="award.recipient")
+            raise InvalidArgument(f"{household} is not in {node}", field=field)
+        if member and member not in {r.user for r in found.residents}:
+            raise InvalidArgument(f"{member} is not a resident of {household}", field=field)
 
     async def _record(
         self,
@@ -147,12 +178,38 @@ class PointsFlows:
         note: str,
         uris: list[str],
         body: dict[str, object],
+        household: str = "",
     ) -> Award:
         async with self.db.transaction() as session:
             indicator = await self.catalogue.in_force(session, indicator_id, node)
-            return await self.record_in(
+            shared = indicator.credit_household and recipient.startswith("users/")
+            if shared and not household:
+                raise InvalidArgument(
+                    "is required: this indicator credits the resident's household too",
+                    field="award.household",
+                )
+            award = await self.record_in(
                 session, principal.subject, award_id, account_id, recipient, node, indicator, note, uris, body
             )
+            if shared:
+                # The household's share: its own award on its own account, in the same transaction
+                # (the member's account is locked first, then the household's, always in that order).
+                share = await self.record_in(
+                    session,
+                    principal.subject,
+                    household_share_id(award_id),
+                    domain.account_id(household),
+                    household,
+                    node,
+                    indicator,
+                    note,
+                    uris,
+                    {**body, "share_of": award_id},
+                    source_event=f"awards/{award_id}",
+                    capped=False,
+                )
+                award.household_award = share.id
+            return award
 
     async def record_in(
         self,
@@ -167,15 +224,19 @@ class PointsFlows:
         uris: list[str],
         body: dict[str, object],
         source_event: str = "",
+        *,
+        capped: bool = True,
     ) -> Award:
-        """Record an award inside the caller's transaction (a call's, or an event handler's)."""
+        """Record an award inside the caller's transaction (a call's, or an event handler's).
+
+        `capped=False` for a household's share: the cap counts each resident's own awards."""
         now = self.clock()
         terms = terms_of(indicator)
         domain.check_evidence(terms, uris)
         await repository.ensure_account(session, account_id, node, now)
         loaded = await repository.load(session, account_id)
         assert loaded is not None
-        if terms.cap_count:
+        if terms.cap_count and capped:
             assert terms.cap_period is not None
             taken = await session.scalar(
                 select(func.count()).where(
@@ -212,6 +273,7 @@ class PointsFlows:
             appeal_reason="",
             appeal_answer="",
             source_event=source_event,
+            household_award="",
         )
         session.add(award)
         await session.flush()

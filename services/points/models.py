@@ -44,6 +44,7 @@ class Indicator(Base):
     cap_count: Mapped[int] = mapped_column(Integer)
     cap_period: Mapped[str] = mapped_column(String(10))  # "" without a cap
     validity_months: Mapped[int] = mapped_column(Integer)
+    credit_household: Mapped[bool] = mapped_column(Boolean)
     active: Mapped[bool] = mapped_column(Boolean)
     version: Mapped[int] = mapped_column(Integer)
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
@@ -197,6 +198,7 @@ class Award(Base):
     appeal_reason: Mapped[str] = mapped_column(Text)
     appeal_answer: Mapped[str] = mapped_column(Text)
     source_event: Mapped[str] = mapped_column(String(120))  # automatic earning: subject:event id
+    household_award: Mapped[str] = mapped_column(String(64))  # the household's share, if any
 
 
 class EarningRule(Base):

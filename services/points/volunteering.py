@@ -266,6 +266,7 @@ class Volunteering:
                 appeal_reason="",
                 appeal_answer="",
                 source_event=f"activities/{activity.id}",
+                household_award="",
             )
             session.add(award)
             await session.flush()

@@ -658,3 +658,52 @@ async def test_verify_finds_a_balance_that_is_not_the_sum_of_its_entries(
             )
         await db.close()
     assert run_verify(stack).returncode == 0
+
+
+async def test_a_members_award_credits_the_household_too_where_the_indicator_says_so(
+    points: PointsServiceStub, village: Village, blocks: BlocksServiceStub, identity: IdentityClient
+) -> None:
+    home = await blocks.CreateHousehold(
+        blocks_pb2.CreateHouseholdRequest(
+            household=blocks_pb2.Household(
+                code=f"h{uuid.uuid4().hex[:10]}",
+                block=village.block,
+                address="5栋202",
+                residents=[
+                    blocks_pb2.Resident(
+                        display_name="王芳", relation=blocks_pb2.RELATION_HEAD, user=village.residents[0].name
+                    )
+                ],
+            )
+        ),
+        metadata=md(identity.admin_token),
+    )
+    shared = await make_indicator(
+        points, village, points=10, credit_household=True, cap_count=1, cap_period=pb.PERIOD_DAY
+    )
+
+    async def give(resident: int, household: str, request_id: str) -> pb.Award:
+        return await points.CreateAward(
+            pb.CreateAwardRequest(
+                award=pb.Award(
+                    recipient=village.residents[resident].name,
+                    indicator=shared,
+                    node=village.block,
+                    household=household,
+                ),
+                request_id=request_id,
+            ),
+            metadata=village.staff["governor"].md,
+        )
+
+    await refused(give(0, "", "hh-1"), grpc.StatusCode.INVALID_ARGUMENT)  # the household is required
+    await refused(give(1, home.name, "hh-2"), grpc.StatusCode.INVALID_ARGUMENT)  # not a resident of it
+    first = await give(0, home.name, "hh-3")
+    assert first.household_award and await give(0, home.name, "hh-3") == first
+    leader = village.staff["leader"].md
+    member = await account(points, village, 0)
+    household = await points.GetAccount(pb.GetAccountRequest(name=home.name), metadata=leader)
+    assert (member.balance, household.balance) == (10, 10)
+    share = await points.GetAward(pb.GetAwardRequest(name=first.household_award), metadata=leader)
+    assert (share.recipient, share.source_event, share.points) == (home.name, first.name, 10)
+    await refused(give(0, home.name, "hh-4"), grpc.StatusCode.FAILED_PRECONDITION)  # the member's cap

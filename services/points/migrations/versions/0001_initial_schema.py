@@ -107,6 +107,7 @@ def upgrade() -> None:
         sa.Column("appeal_reason", sa.Text(), nullable=False),
         sa.Column("appeal_answer", sa.Text(), nullable=False),
         sa.Column("source_event", sa.String(length=120), nullable=False),
+        sa.Column("household_award", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_awards")),
     )
     with op.batch_alter_table("awards", schema=None) as batch_op:
@@ -254,6 +255,7 @@ def upgrade() -> None:
         sa.Column("cap_count", sa.Integer(), nullable=False),
         sa.Column("cap_period", sa.String(length=10), nullable=False),
         sa.Column("validity_months", sa.Integer(), nullable=False),
+        sa.Column("credit_household", sa.Boolean(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("create_time", govkit.db.UtcDateTime(timezone=True), nullable=False),

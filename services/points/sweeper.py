@@ -47,10 +47,21 @@ class Sweeper:
 
     async def sweep(self, now: dt.datetime) -> dict[str, int]:
         return {
-            "voided": await self.void_timed_out(now),
+            "voided": await self._all(self.void_timed_out, now),
             "expired": await self.expire_points(now),
-            "warned": await self.warn_expiring(now),
+            "warned": await self._all(self.warn_expiring, now),
         }
+
+    @staticmethod
+    async def _all(step, now: dt.datetime) -> int:  # type: ignore[no-untyped-def]
+        """Repeat a batch step until a round finds little left, so a backlog clears in one sweep.
+        A round that changes nothing (everything it found was handled meanwhile) ends it too."""
+        total = 0
+        while True:
+            done = await step(now)
+            total += done
+            if done < BATCH // 2:
+                return total
 
     async def void_timed_out(self, now: dt.datetime) -> int:
         """Awards nobody decided in time (rewards and penalties alike), and redemptions nobody

@@ -15,6 +15,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 
+import grpc
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -535,9 +536,21 @@ class PointsFlows:
                     update_time=now,
                 )
             raise NotFound(f"no {name}")
-        if not can_read(principal, row.owner, row.node):
+        if not can_read(principal, row.owner, row.node) and not await self._member_of(principal, row.owner):
             raise NotFound(f"no {name}")
         return row
+
+    async def _member_of(self, principal: Principal, owner: str) -> bool:
+        """The caller is a linked resident of the household `owner`, as blocks shows them."""
+        if not owner.startswith("households/") or not principal.is_user or self.blocks is None:
+            return False
+        try:
+            household = await self.blocks.GetHousehold(
+                blocks_pb2.GetHouseholdRequest(name=owner), metadata=peers.on_behalf_of(principal), timeout=5
+            )
+        except grpc.aio.AioRpcError:
+            return False
+        return principal.subject in {r.user for r in household.residents}
 
     async def get_account(self, principal: Principal, name: str) -> pb.Account:
         row = await self._account(principal, name)

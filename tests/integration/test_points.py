@@ -704,6 +704,13 @@ async def test_a_members_award_credits_the_household_too_where_the_indicator_say
     member = await account(points, village, 0)
     household = await points.GetAccount(pb.GetAccountRequest(name=home.name), metadata=leader)
     assert (member.balance, household.balance) == (10, 10)
+    # Its members read the household's account; other residents do not.
+    mine = await points.GetAccount(pb.GetAccountRequest(name=home.name), metadata=village.residents[0].md)
+    assert mine.balance == 10
+    await refused(
+        points.GetAccount(pb.GetAccountRequest(name=home.name), metadata=village.residents[1].md),
+        grpc.StatusCode.NOT_FOUND,
+    )
     share = await points.GetAward(pb.GetAwardRequest(name=first.household_award), metadata=leader)
     assert (share.recipient, share.source_event, share.points) == (home.name, first.name, 10)
     await refused(give(0, home.name, "hh-4"), grpc.StatusCode.FAILED_PRECONDITION)  # the member's cap

@@ -23,6 +23,7 @@ from govkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, No
 from services.points import convert, domain
 from services.points.domain import IndicatorKind, IndicatorTerms, Period
 from services.points.models import ExchangePoint, Indicator, IndicatorSwitch, IndicatorVersion, Item
+from services.points.repository import rowcount
 
 INDICATOR_FIELDS = (
     "display_name",
@@ -404,7 +405,7 @@ async def take_stock(session: AsyncSession, item_id: str, quantity: int) -> None
         .where(Item.id == item_id, Item.active.is_(True), Item.stock >= quantity)
         .values(stock=Item.stock - quantity)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         raise FailedPrecondition("out of stock")
 
 

@@ -29,7 +29,8 @@ def _prefix(enum: Any) -> str:
     return enum.Name(0).removesuffix("UNSPECIFIED")
 
 
-def value_of(enum: Any, name: str) -> int:
+def value_of(enum: Any, name: str) -> Any:
+    """`month` -> PERIOD_MONTH (the enum's value type, which constructors take); "" -> unset (0)."""
     return enum.Value(_prefix(enum) + name.upper()) if name else 0
 
 

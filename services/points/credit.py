@@ -26,9 +26,7 @@ from services.points.flows import PointsFlows
 from services.points.models import Account, Award, CreditConsent, CreditPolicy, CreditQuery
 
 
-def _tier_message(tier: Tier | None) -> pb.CreditTier | None:
-    if tier is None:
-        return None
+def _tier_message(tier: Tier) -> pb.CreditTier:
     return pb.CreditTier(
         display_name=tier.display_name,
         min_points=tier.min_points,
@@ -214,7 +212,7 @@ class Credit:
         return pb.CreditTierAnswer(
             resident=f"users/{user_id}",
             district=district,
-            tier=_tier_message(tier),
+            tier=_tier_message(tier) if tier is not None else None,
             net_points=net,
             last_penalty_time=timestamp(last_penalty),
             time=timestamp(now),

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NoReturn
 
 from govkit.auth.scopes import ancestors, covers
 from govkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied
@@ -68,7 +68,9 @@ def request_id(value: str, field: str = "request_id") -> str:
 
 def code(value: str, field: str) -> str:
     if not _CODE.match(value):
-        raise InvalidArgument("must be 1-40 of a-z, 0-9, '_' and '-', starting with a letter or digit", field)
+        raise InvalidArgument(
+            "must be 1-40 of a-z, 0-9, '_' and '-', starting with a letter or digit", field=field
+        )
     return value
 
 
@@ -97,7 +99,7 @@ def same_request(stored: str, body: Mapping[str, Any], what: str, rid: str) -> N
         raise_conflict(what, rid)
 
 
-def raise_conflict(what: str, rid: str) -> None:
+def raise_conflict(what: str, rid: str) -> NoReturn:
     raise AlreadyExists(f"{what} {rid} already exists with a different request", field="request_id")
 
 

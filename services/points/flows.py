@@ -108,7 +108,7 @@ class PointsFlows:
             if msg.household
             else ""
         )
-        body = {
+        body: dict[str, object] = {
             "recipient": msg.recipient,
             "node": node,
             "indicator": indicator_id,

@@ -35,6 +35,11 @@ from services.points.models import Award, Indicator, PublishedRanking
 MAX_PLACES = 100
 
 
+def ordered(indicators: list[pb.RankingIndicator]) -> list[pb.RankingIndicator]:
+    """The indicators behind a place, most points (either sign) first."""
+    return sorted(indicators, key=lambda i: (-abs(i.points), i.display_name))
+
+
 class Rankings:
     def __init__(self, flows: PointsFlows, identity: identity_pb2_grpc.IdentityServiceStub | None) -> None:
         self.flows = flows
@@ -114,7 +119,7 @@ class Rankings:
                     owner=owner,
                     display_name=name,
                     points=score,
-                    indicators=sorted(behind[account], key=lambda i: (-abs(i.points), i.display_name)),
+                    indicators=ordered(behind[account]),
                 )
                 for (place, account, score), owner, name in zip(places, owners, shown, strict=True)
             ],
@@ -193,7 +198,7 @@ class Rankings:
         now = self.flows.clock()
         ranking.name, ranking.title = f"rankings/{ranking_id}", title
         ranking.published_by = principal.subject
-        ranking.publish_time.CopyFrom(timestamp(now))
+        ranking.publish_time.FromDatetime(now)
         try:
             async with self.db.transaction() as session:
                 session.add(

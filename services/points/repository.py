@@ -10,16 +10,16 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
 from google.protobuf.message import Message
-from sqlalchemy import insert, select, update
+from sqlalchemy import CursorResult, Result, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.points.v1 import events_pb2
 from govkit.events import build_event
 from govkit.outbox import add_event
-from govkit.protobuf import timestamp
 from services.points import convert, domain
 from services.points.ledger import PENALTIES, AccountBook, Allocation, Balances, Kind, Phase, Settlement
 from services.points.ledger import Debt as BookDebt
@@ -37,6 +37,11 @@ async def emit(session: AsyncSession, actor: str, event_type: str, payload: Mess
     )
 
 
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE changed (what a conditional UPDATE's caller checks)."""
+    return cast(CursorResult[Any], result).rowcount
+
+
 async def ensure_account(session: AsyncSession, account_id: str, node: str, now: dt.datetime) -> None:
     """Open the account on its first entry; a concurrent opener's row wins, nothing fails."""
     values = {
@@ -51,7 +56,7 @@ async def ensure_account(session: AsyncSession, account_id: str, node: str, now:
         "create_time": now,
         "update_time": now,
     }
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     await session.execute(dialect.insert(Account).values(**values).on_conflict_do_nothing())
 
 
@@ -227,7 +232,7 @@ async def announce(session: AsyncSession, entry: Entry, expired_entries: Sequenc
     verb = "voided" if entry.phase == Phase.VOID else _VERBS.get(Kind(entry.kind), "posted")
     facts = convert.entry_facts(entry, list(expired_entries))
     facts.owner = domain.owner_of(entry.account_id)
-    facts.time.CopyFrom(timestamp(entry.create_time))
+    facts.time.FromDatetime(entry.create_time)
     await emit(
         session,
         entry.actor,

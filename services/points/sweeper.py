@@ -179,7 +179,7 @@ class Sweeper:
                 flipped = await session.execute(
                     update(Lot).where(Lot.entry_id == lot.entry_id, Lot.warned.is_(False)).values(warned=True)
                 )
-                if flipped.rowcount != 1:
+                if repository.rowcount(flipped) != 1:
                     continue  # another replica sent it
                 await repository.emit(
                     session,

@@ -201,7 +201,7 @@ class Volunteering:
                     .where(Activity.id == activity.id, Activity.checked_in < Activity.capacity)
                     .values(checked_in=Activity.checked_in + 1)
                 )
-                if taken.rowcount != 1:
+                if repository.rowcount(taken) != 1:
                     raise FailedPrecondition("the activity is full")
         except IntegrityError:
             raise AlreadyExists("already checked in at this activity") from None

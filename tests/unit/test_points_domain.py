@@ -166,3 +166,11 @@ def test_equal_points_share_a_rank() -> None:
         (2, "c", 5),
         (4, "d", 1),
     ]
+
+
+def test_a_bad_code_is_refused_naming_the_field() -> None:
+    assert domain.code("corridor-clear", "indicator.code") == "corridor-clear"
+    for bad in ("", "Upper", "-dash", "x" * 41, "空格"):
+        with pytest.raises(InvalidArgument) as err:
+            domain.code(bad, "indicator.code")
+        assert err.value.field == "indicator.code"

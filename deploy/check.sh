@@ -373,13 +373,13 @@ check "helm lint --strict (default values)" "$HELM" lint --strict "$CHART"
 check "helm lint --strict (ci/production-values.yaml)" "$HELM" lint --strict "$CHART" -f "$PROD_VALUES"
 
 check "template default: hardened pods, probes, hook Jobs, secret refs" \
-    render_and_check default "blocks,gateway,identity,tickets" "blocks,identity,tickets"
+    render_and_check default "blocks,gateway,identity,points,tickets" "blocks,identity,points,tickets"
 check "template production: hardened pods, probes, hook Jobs, secret refs" \
-    render_and_check production "blocks,gateway,identity,tickets" "blocks,identity,tickets" -f "$PROD_VALUES"
+    render_and_check production "blocks,gateway,identity,points,tickets" "blocks,identity,points,tickets" -f "$PROD_VALUES"
 printf 'components:\n  search:\n    enabled: true\n    module: services.search\n    migrations: true\n    secretEnv:\n      GOV_DATABASE_URL: database-url\n' \
     >"$WORK/values-new-component.yaml"
 check "a new service is a values entry only (components.search)" \
-    render_and_check new-component "blocks,gateway,identity,search,tickets" "blocks,identity,search,tickets" -f "$WORK/values-new-component.yaml"
+    render_and_check new-component "blocks,gateway,identity,points,search,tickets" "blocks,identity,points,search,tickets" -f "$WORK/values-new-component.yaml"
 check "NOTES render (default values)" notes_render
 check "NOTES render (production values)" notes_render -f "$PROD_VALUES"
 

@@ -16,6 +16,7 @@ from govkit.devstack import REPO, SERVICES, Stack
 DATA = REPO / ".data"
 SECRETS_FILE = DATA / "dev-secrets.env"
 OPEN311_KEY_FILE = DATA / "open311-api-key"  # written by demo.seed_tickets (chmod 600)
+BANK_KEY_FILE = DATA / "bank-api-key"  # written by demo.seed_points (chmod 600)
 
 
 def dev_secrets() -> dict[str, str]:
@@ -129,6 +130,26 @@ def run() -> int:
             if tickets.returncode != 0:
                 raise RuntimeError(f"tickets demo seeding failed:\n{tickets.stdout}{tickets.stderr}")
             tickets_summary = tickets.stdout.strip()
+        points_summary = ""
+        if "points" in stack.addrs:
+            print("seeding the points demo (indicators, love bank, awards, red list, partner bank) ...")
+            points = subprocess.run(
+                [sys.executable, "-m", "demo.seed_points"],
+                env=stack.env(
+                    GOV_IDENTITY_ADDR=stack.addrs["identity"],
+                    GOV_POINTS_ADDR=stack.addrs["points"],
+                    ADMIN_LOGIN=admin_login,
+                    ADMIN_PASSWORD=admin_password,
+                    DEMO_STAFF_PASSWORD=values["DEV_STAFF_PASSWORD"],
+                    BANK_API_KEY_FILE=str(BANK_KEY_FILE),
+                ),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if points.returncode != 0:
+                raise RuntimeError(f"points demo seeding failed:\n{points.stdout}{points.stderr}")
+            points_summary = points.stdout.strip()
         stack.start_gateway(http_port)
     except (RuntimeError, TimeoutError, KeyboardInterrupt) as exc:
         print(f"start-up failed: {exc}", file=sys.stderr)
@@ -143,6 +164,11 @@ def run() -> int:
   {tickets_summary}
   Open311 GeoReport v2   curl -s {url}/open311/v2/services.json
   The resident and unit staff accounts above use the demo staff password too.
+"""
+    if points_summary:
+        tickets_summary += f"""
+  {points_summary}
+  Points (gRPC, {stack.addrs["points"]}): the leader and resident above use the demo staff password.
 """
     print(
         f"""

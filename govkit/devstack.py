@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 REPO = Path(__file__).resolve().parent.parent
 
 # Services in start order: identity first, every other component verifies tokens with its keys.
-SERVICES = ("identity", "blocks", "tickets")
+SERVICES = ("identity", "blocks", "tickets", "points")
 
 
 def free_port() -> int:

@@ -76,6 +76,9 @@ def stack(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Ite
         tickets_env = tickets_env_for(databases.url("tickets"))
         s.run_command("tickets", "migrate", tickets_env)
         s.start_service("tickets", tickets_env)
+        points_env = {"GOV_DATABASE_URL": databases.url("points")}
+        s.run_command("points", "migrate", points_env)
+        s.start_service("points", points_env)
         s.start_gateway(env={"GOV_CORS_ORIGINS": CORS_ORIGIN})
         yield s
     finally:

@@ -34,6 +34,8 @@ class Permission(StrEnum):
     # tickets
     TICKETS_CONFIGURE = "tickets.configure"  # categories, the working calendar, units
     UNITS_STAFF = "units.staff"  # who staffs a unit
+    # points
+    POINTS_CONFIGURE = "points.configure"  # indicators, exchange points and their items
 
 
 _STAFF_ADMIN = frozenset({Permission.USERS_READ, Permission.USERS_WRITE, Permission.ROLES_GRANT})
@@ -51,6 +53,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.HOUSEHOLDS_READ,
         Permission.TICKETS_CONFIGURE,
         Permission.UNITS_STAFF,
+        Permission.POINTS_CONFIGURE,
     },
     Role.DISPATCHER: _STAFF_ADMIN
     | {

@@ -24,6 +24,7 @@ from govkit import migrations
 from govkit.devstack import REPO, Stack, free_port, wait_serving
 from services.blocks.models import Base as BlocksBase
 from services.identity.models import Base as IdentityBase
+from services.points.models import Base as PointsBase
 from services.tickets.models import Base as TicketsBase
 from tests.conftest import TELEMETRY_ENV, identity_env
 from tests.support.databases import Databases
@@ -138,6 +139,7 @@ def _round_trip(migrations_dir: Path, url: str) -> None:
         ("identity", IdentityBase.metadata),
         ("blocks", BlocksBase.metadata),
         ("tickets", TicketsBase.metadata),
+        ("points", PointsBase.metadata),
     ],
 )
 async def test_migrations_round_trip_and_produce_exactly_the_models(

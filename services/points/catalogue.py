@@ -163,7 +163,7 @@ class Catalogue:
         kind = convert.name_of(pb.IndicatorKind, req.kind, "kind", required=False)
         size = pagination.page_size(req.page_size)
         fp = pagination.fingerprint("indicators", node, req.published_here, kind)
-        cursor = pagination.decode_token(req.page_token, fp)
+        cursor = pagination.decode_token(req.page_token, fp, n=str, c=str)
         async with self.db.sessions() as session:
             if req.published_here:
                 stmt = select(Indicator).where(Indicator.node == node)
@@ -282,7 +282,7 @@ class Catalogue:
     ) -> tuple[list[ExchangePoint], str]:
         size = pagination.page_size(page_size)
         fp = pagination.fingerprint("exchange-points", node)
-        cursor = pagination.decode_token(page_token, fp)
+        cursor = pagination.decode_token(page_token, fp, i=str)
         stmt = select(ExchangePoint)
         if node:
             stmt = stmt.where(ExchangePoint.node.in_(ancestors(validate_path(node, field="node"))))
@@ -372,7 +372,7 @@ class Catalogue:
         point = await self.get_exchange_point(req.parent)
         size = pagination.page_size(req.page_size)
         fp = pagination.fingerprint("items", point.id, req.include_inactive)
-        cursor = pagination.decode_token(req.page_token, fp)
+        cursor = pagination.decode_token(req.page_token, fp, i=str)
         stmt = select(Item).where(Item.exchange_point_id == point.id)
         if not req.include_inactive:
             stmt = stmt.where(Item.active.is_(True))

@@ -155,7 +155,7 @@ class Credit:
             raise PermissionDenied("a resident lists their own consents")
         size = pagination.page_size(page_size)
         fp = pagination.fingerprint("consents", principal.subject)
-        cursor = pagination.decode_token(page_token, fp)
+        cursor = pagination.decode_token(page_token, fp, b=str)
         stmt = select(CreditConsent).where(CreditConsent.user_id == principal.user_id)
         if cursor:
             stmt = stmt.where(CreditConsent.bank > cursor["b"])
@@ -226,10 +226,10 @@ class Credit:
             raise PermissionDenied("a resident reads their own credit queries")
         size = pagination.page_size(page_size)
         fp = pagination.fingerprint("credit-queries", user_id)
-        cursor = pagination.decode_token(page_token, fp)
+        cursor = pagination.decode_token(page_token, fp, t=dt.datetime, i=str)
         stmt = select(CreditQuery).where(CreditQuery.user_id == user_id)
         if cursor:
-            t = dt.datetime.fromisoformat(cursor["t"])
+            t = cursor["t"]
             stmt = stmt.where(
                 (CreditQuery.time < t) | ((CreditQuery.time == t) & (CreditQuery.id < cursor["i"]))
             )

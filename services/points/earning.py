@@ -115,7 +115,7 @@ class Earning:
         path = validate_path(node, field="node", allow_global=False)
         size = pagination.page_size(page_size)
         fp = pagination.fingerprint("earning-rules", path)
-        cursor = pagination.decode_token(page_token, fp)
+        cursor = pagination.decode_token(page_token, fp, i=str)
         stmt = select(EarningRule).where(EarningRule.node.in_(ancestors(path)))
         if cursor:
             stmt = stmt.where(EarningRule.id > cursor["i"])

@@ -392,7 +392,7 @@ class PointsFlows:
         state = convert.name_of(pb.AwardState, req.state, "state", required=False)
         node = validate_path(req.node, field="node") if req.node else ""
         fp = pagination.fingerprint("awards", node, req.recipient, state, principal.subject)
-        cursor = pagination.decode_token(req.page_token, fp)
+        cursor = pagination.decode_token(req.page_token, fp, t=dt.datetime, i=str)
         scopes = reader_scopes(principal)
         stmt = select(Award).where(any_within(Award.node, scopes) | (Award.recipient == principal.subject))
         if node:
@@ -403,8 +403,8 @@ class PointsFlows:
             stmt = stmt.where(Award.state == state)
         if cursor:
             stmt = stmt.where(
-                (Award.create_time < dt.datetime.fromisoformat(cursor["t"]))
-                | ((Award.create_time == dt.datetime.fromisoformat(cursor["t"])) & (Award.id < cursor["i"]))
+                (Award.create_time < cursor["t"])
+                | ((Award.create_time == cursor["t"]) & (Award.id < cursor["i"]))
             )
         async with self.db.sessions() as session:
             rows = list(
@@ -571,10 +571,10 @@ class PointsFlows:
         account = await self._account(principal, parent)
         size = pagination.page_size(page_size)
         fp = pagination.fingerprint("entries", account.id)
-        cursor = pagination.decode_token(page_token, fp)
+        cursor = pagination.decode_token(page_token, fp, s=int)
         stmt = select(Entry).where(Entry.account_id == account.id)
         if cursor:
-            stmt = stmt.where(Entry.seq < int(cursor["s"]))
+            stmt = stmt.where(Entry.seq < cursor["s"])
         async with self.db.sessions() as session:
             rows = list((await session.scalars(stmt.order_by(Entry.seq.desc()).limit(size + 1))).all())
             rows, token = pagination.cut(rows, size, fp, lambda r: {"s": r.seq})

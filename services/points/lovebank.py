@@ -161,7 +161,7 @@ class LoveBank:
             resource_id(req.exchange_point, "exchangePoints", "exchange_point") if req.exchange_point else ""
         )
         fp = pagination.fingerprint("redemptions", point_id, state, principal.subject)
-        cursor = pagination.decode_token(req.page_token, fp)
+        cursor = pagination.decode_token(req.page_token, fp, t=dt.datetime, i=str)
         if point_id:
             if not await self._staff_of(principal, point_id):
                 raise PermissionDenied("only the exchange point's staff see its redemptions")
@@ -171,7 +171,7 @@ class LoveBank:
         if state:
             stmt = stmt.where(Redemption.state == state)
         if cursor:
-            t = dt.datetime.fromisoformat(cursor["t"])
+            t = cursor["t"]
             stmt = stmt.where(
                 (Redemption.create_time < t) | ((Redemption.create_time == t) & (Redemption.id < cursor["i"]))
             )

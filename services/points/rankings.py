@@ -248,10 +248,10 @@ class Rankings:
         path = validate_path(node, field="node", allow_global=False)
         size = pagination.page_size(page_size)
         fp = pagination.fingerprint("rankings", path)
-        cursor = pagination.decode_token(page_token, fp)
+        cursor = pagination.decode_token(page_token, fp, t=dt.datetime, i=str)
         stmt = select(PublishedRanking).where(PublishedRanking.node == path)
         if cursor:
-            t = dt.datetime.fromisoformat(cursor["t"])
+            t = cursor["t"]
             stmt = stmt.where(
                 (PublishedRanking.publish_time < t)
                 | ((PublishedRanking.publish_time == t) & (PublishedRanking.id < cursor["i"]))

@@ -143,10 +143,10 @@ class Volunteering:
         path = validate_path(node, field="node")
         size = pagination.page_size(page_size)
         fp = pagination.fingerprint("activities", path)
-        cursor = pagination.decode_token(page_token, fp)
+        cursor = pagination.decode_token(page_token, fp, t=dt.datetime, i=str)
         stmt = select(Activity).where(within(Activity.block, path))
         if cursor:
-            t = dt.datetime.fromisoformat(cursor["t"])
+            t = cursor["t"]
             stmt = stmt.where(
                 (Activity.start_time < t) | ((Activity.start_time == t) & (Activity.id < cursor["i"]))
             )

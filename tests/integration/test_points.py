@@ -33,6 +33,7 @@ from services.points.catalogue import Catalogue
 from services.points.flows import PointsFlows
 from services.points.lovebank import LoveBank
 from services.points.sweeper import Sweeper
+from tests.integration.test_gateway_hygiene import forgeries
 from tests.support.identity import IdentityClient, md
 from tests.support.points import Village, account, award, make_indicator, make_village, shop
 
@@ -135,6 +136,33 @@ async def test_an_award_replayed_with_the_same_id_changes_the_ledger_once(
             break
         await asyncio.sleep(0.25)
     assert found == ["points.v1.entry.posted"]
+
+
+async def test_forged_page_tokens_on_points_lists_are_invalid_argument(
+    points: PointsServiceStub, village: Village
+) -> None:
+    """Points lists decode their page tokens as strictly as every other list: a token with altered
+    values is INVALID_ARGUMENT naming page_token, never an internal error."""
+    indicator = await make_indicator(points, village, points=1)
+    for n in range(2):
+        await award(points, village, indicator, request_id=f"forged-page-{n}-{uuid.uuid4().hex[:8]}")
+    md_resident = village.residents[0].md
+    lists = {
+        "entries": lambda token: points.ListEntries(
+            pb.ListEntriesRequest(parent=village.resident_account(0), page_size=1, page_token=token),
+            metadata=md_resident,
+        ),
+        "awards": lambda token: points.ListAwards(
+            pb.ListAwardsRequest(page_size=1, page_token=token), metadata=md_resident
+        ),
+    }
+    for name, list_page in lists.items():
+        token = (await list_page("")).next_page_token
+        assert token, f"{name}: two items and a page of one give a next page"
+        await list_page(token)  # the real token works
+        for forged in forgeries(token):
+            details = await refused(list_page(forged), grpc.StatusCode.INVALID_ARGUMENT)
+            assert "page_token" in details or "token" in details, (name, details)
 
 
 async def test_only_the_blocks_governor_and_assistants_record_awards(

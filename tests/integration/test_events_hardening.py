@@ -397,7 +397,8 @@ async def test_units_members_and_the_calendar_announce_their_changes(
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await tickets.RemoveUnitMember(tpb.RemoveUnitMemberRequest(name=member.name), metadata=admin)
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
-    year = 2090 + uuid.uuid4().int % 10
+    # 2070s: the gateway test asks for 2099 expecting no calendar, and the tests share a database.
+    year = 2070 + uuid.uuid4().int % 10
     await tickets.SetCalendarYear(
         tpb.SetCalendarYearRequest(
             calendar_year=tpb.CalendarYear(

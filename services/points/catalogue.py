@@ -18,12 +18,11 @@ from govkit import pagination, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.auth.scopes import ancestors, covers, validate_path
-from govkit.db import Database, new_id, utcnow
+from govkit.db import Database, new_id, rowcount, utcnow
 from govkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.points import convert, domain
 from services.points.domain import IndicatorKind, IndicatorTerms, Period
 from services.points.models import ExchangePoint, Indicator, IndicatorSwitch, IndicatorVersion, Item
-from services.points.repository import rowcount
 
 INDICATOR_FIELDS = (
     "display_name",

@@ -10,10 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
 
 from google.protobuf.message import Message
-from sqlalchemy import CursorResult, Result, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,11 +34,6 @@ async def emit(session: AsyncSession, actor: str, event_type: str, payload: Mess
     await add_event(
         session, platform.outbox, build_event(event_type, payload, actor=actor, resource=resource)
     )
-
-
-def rowcount(result: Result[Any]) -> int:
-    """Rows an UPDATE changed (what a conditional UPDATE's caller checks)."""
-    return cast(CursorResult[Any], result).rowcount
 
 
 async def ensure_account(session: AsyncSession, account_id: str, node: str, now: dt.datetime) -> None:

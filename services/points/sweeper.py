@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import aliased
 
 from gov.points.v1 import events_pb2
-from govkit.db import new_id
+from govkit.db import new_id, rowcount
 from govkit.errors import FailedPrecondition
 from govkit.protobuf import timestamp
 from services.points import domain, repository
@@ -179,7 +179,7 @@ class Sweeper:
                 flipped = await session.execute(
                     update(Lot).where(Lot.entry_id == lot.entry_id, Lot.warned.is_(False)).values(warned=True)
                 )
-                if repository.rowcount(flipped) != 1:
+                if rowcount(flipped) != 1:
                     continue  # another replica sent it
                 await repository.emit(
                     session,

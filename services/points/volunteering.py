@@ -22,7 +22,7 @@ from govkit import pagination, peers, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.auth.scopes import validate_path
-from govkit.db import new_id
+from govkit.db import new_id, rowcount
 from govkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from govkit.protobuf import optional_time, timestamp
 from govkit.sqlpaths import within
@@ -201,7 +201,7 @@ class Volunteering:
                     .where(Activity.id == activity.id, Activity.checked_in < Activity.capacity)
                     .values(checked_in=Activity.checked_in + 1)
                 )
-                if repository.rowcount(taken) != 1:
+                if rowcount(taken) != 1:
                     raise FailedPrecondition("the activity is full")
         except IntegrityError:
             raise AlreadyExists("already checked in at this activity") from None

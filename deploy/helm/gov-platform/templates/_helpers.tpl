@@ -153,10 +153,10 @@ secretKeyRef and removes a plain value of the same name. Args: root, c
 {{- else -}}
 {{- $_ := set $computed "GOV_GRPC_PORT" (toString ($c.port | int)) -}}
 {{- end -}}
-{{- if eq $c.type "grpc" -}}
+{{- if and (eq $c.type "grpc") (not .job) -}}
 {{- $_ := set $computed "GOV_GRPC_MAX_CONNECTION_AGE_SECONDS" (toString ($v.global.grpc.maxConnectionAgeSeconds | int)) -}}
 {{- end -}}
-{{- if $v.metrics.enabled -}}
+{{- if and $v.metrics.enabled (not .job) -}}
 {{- $_ := set $computed "GOV_METRICS_PORT" (toString ($v.metrics.port | int)) -}}
 {{- end -}}
 {{/* GOV_<NAME>_ADDR of every enabled gRPC component, e.g. GOV_IDENTITY_ADDR=dns:///<release>-gov-platform-identity-headless:50051 */}}
@@ -472,4 +472,26 @@ affinity:
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end -}}
+
+{{/* A duration of govkit/streams.toml ("30d", "168h", "10m") as a Go duration ("720h"). Arg: string */}}
+{{- define "gov.goDuration" -}}
+{{- if regexMatch "^[0-9]+d$" . -}}
+{{- printf "%dh" (mul (trimSuffix "d" . | int) 24) -}}
+{{- else -}}
+{{- . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* One NetworkPolicy egress rule. Args: to (peers; [] = any destination), ports */}}
+{{- define "gov.egressRule" -}}
+- {{- with .to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  ports:
+    {{- range .ports }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
 {{- end -}}

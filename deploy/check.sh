@@ -219,10 +219,15 @@ dockerfile_structure() {
         echo "last USER must be a numeric non-root uid, found '${user:-none}'"
         bad=1
     fi
-    # every base image carries an explicit tag that is not latest
+    # every base image carries an explicit tag that is not latest, and a well-formed digest if any
     while read -r _ image _; do
-        if [[ "$image" != *:* || "$image" == *:latest ]]; then
+        local tag="${image%%@*}"
+        if [[ "$tag" != *:* || "$tag" == *:latest ]]; then
             echo "FROM $image: pin an explicit, non-latest tag"
+            bad=1
+        fi
+        if [[ "$image" == *@* && ! "$image" =~ @sha256:[0-9a-f]{64}$ ]]; then
+            echo "FROM $image: a digest must be @sha256:<64 hex digits>"
             bad=1
         fi
     done < <(grep -E '^FROM[[:space:]]' "$df")

@@ -19,6 +19,8 @@ import re
 import sys
 from pathlib import Path
 
+TMP = "/tmp"  # noqa: S108 - the path every pod must mount as its only writable place
+ANY_ADDRESS = "0.0.0.0"  # noqa: S104 - what the gateway must listen on inside its pod
 SECRET_ENV = {"GOV_DATABASE_URL", "GOV_SIGNING_KEY_PASSPHRASE", "GOV_DB_PASSWORD", "GOV_TEST_CLIENT_SECRET"}
 # user:password@ in a URL, unless both are $(VAR) references Kubernetes expands from secretKeyRefs
 CREDS_IN_URL = re.compile(r"://(?!\$\([A-Z_]+\):\$\([A-Z_]+\)@)[^/\s:@]+:[^/\s@]+@")
@@ -32,6 +34,7 @@ ALERTS = {
     "GovServiceNotReady",
     "GovMetricsTargetDown",
 }
+STREAMS_FILE = "/etc/gov/streams/streams.json"
 METRIC = re.compile(r"\b(gov_[a-z0-9_]+)\b")
 
 
@@ -92,10 +95,14 @@ class Checker:
         if sc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
             self.err(cw, "container seccompProfile must be RuntimeDefault")
         mounts = c.get("volumeMounts", [])
-        if not any(m.get("mountPath") == "/tmp" for m in mounts):
-            self.err(cw, "/tmp must be mounted")
+        if not any(m.get("mountPath") == TMP for m in mounts):
+            self.err(cw, f"{TMP} must be mounted")
         for m in mounts:
-            if m["mountPath"] != "/tmp" and "emptyDir" not in volumes.get(m["name"], {}) and not m.get("readOnly"):
+            if (
+                m["mountPath"] != TMP
+                and "emptyDir" not in volumes.get(m["name"], {})
+                and not m.get("readOnly")
+            ):
                 self.err(cw, f"{m['mountPath']}: Secret/ConfigMap mounts must be readOnly")
         res = c.get("resources", {})
         for part in ("requests", "limits"):
@@ -142,7 +149,7 @@ class Checker:
             if "GOV_GRPC_MAX_CONNECTION_AGE_SECONDS" not in env:
                 self.err(cw, "gRPC component needs GOV_GRPC_MAX_CONNECTION_AGE_SECONDS")
         if "http" in ports:
-            if env.get("GOV_HTTP_HOST", {}).get("value") != "0.0.0.0" or "GOV_HTTP_PORT" not in env:
+            if env.get("GOV_HTTP_HOST", {}).get("value") != ANY_ADDRESS or "GOV_HTTP_PORT" not in env:
                 self.err(cw, "HTTP component needs GOV_HTTP_HOST=0.0.0.0 and GOV_HTTP_PORT")
             if any("httpGet" not in c.get(p, {}) for p in ("livenessProbe", "readinessProbe")):
                 self.err(cw, "HTTP component needs httpGet probes")
@@ -156,7 +163,9 @@ class Checker:
         if "identity" in self.args.deployments and component != "identity" and "GOV_IDENTITY_ADDR" not in env:
             self.err(cw, "GOV_IDENTITY_ADDR missing")
         if f"GOV_{str(component).upper()}_ADDR" in env:
-            self.err(cw, "a component must not get its own GOV_<NAME>_ADDR (identity would verify via itself)")
+            self.err(
+                cw, "a component must not get its own GOV_<NAME>_ADDR (identity would verify via itself)"
+            )
         self.addresses(cw, env)
 
     def addresses(self, cw: str, env: dict) -> None:
@@ -198,8 +207,11 @@ class Checker:
             if comp == "streams":
                 streams_jobs.append(d)
                 hook = "pre-install,pre-upgrade"
-                if args[:4] != ["govkit.streams", "apply", "--file", "/etc/gov/streams/streams.json"]:
-                    self.err(w, f"streams Job must run 'govkit.streams apply --file /etc/gov/streams/streams.json', has {args}")
+                if args[:4] != ["govkit.streams", "apply", "--file", STREAMS_FILE]:
+                    self.err(
+                        w,
+                        f"streams Job must run 'govkit.streams apply --file {STREAMS_FILE}', has {args}",
+                    )
             else:
                 migrations.add(comp.removesuffix("-migrate"))
                 hook = migrate_hook
@@ -219,9 +231,13 @@ class Checker:
         for d in self.of_kind("Secret"):
             self.err(self.where(d), "the chart must not create Secrets")
         if deployments != self.args.deployments:
-            self.err("Deployments", f"expected {sorted(self.args.deployments)}, rendered {sorted(deployments)}")
+            self.err(
+                "Deployments", f"expected {sorted(self.args.deployments)}, rendered {sorted(deployments)}"
+            )
         if migrations != self.args.migrations:
-            self.err("migration Jobs", f"expected {sorted(self.args.migrations)}, rendered {sorted(migrations)}")
+            self.err(
+                "migration Jobs", f"expected {sorted(self.args.migrations)}, rendered {sorted(migrations)}"
+            )
         self.streams(streams_jobs)
         self.tests()
 
@@ -241,9 +257,9 @@ class Checker:
                 self.err(self.where(d), f"needs exactly one ClusterIP Service, has {len(normal)}")
             if grpc and self.args.expect_headless and len(headless) != 1:
                 self.err(self.where(d), "gRPC component needs one headless Service (clusterIP: None)")
-            if self.args.expect_metrics and normal:
-                if not any(p.get("name") == "metrics" for p in normal[0]["spec"]["ports"]):
-                    self.err(self.where(normal[0]), "Service port `metrics` missing")
+            ports = normal[0]["spec"]["ports"] if normal else []
+            if self.args.expect_metrics and normal and not any(p.get("name") == "metrics" for p in ports):
+                self.err(self.where(normal[0]), "Service port `metrics` missing")
 
     # --------------------------------------------------------------------------------- network
 
@@ -263,11 +279,18 @@ class Checker:
         ]
         if not deny:
             self.err("NetworkPolicy", "no default-deny policy (both directions, no rules) for the release")
-        if not any(any(53 == port.get("port") for r in p["spec"].get("egress", []) for port in r.get("ports", [])) for p in policies):
+        if not any(
+            any(port.get("port") == 53 for r in p["spec"].get("egress", []) for port in r.get("ports", []))
+            for p in policies
+        ):
             self.err("NetworkPolicy", "no DNS egress")
         for d in self.of_kind("Deployment"):
             comp = self.component(d)
-            mine = [p for p in policies if p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/component") == comp]
+            mine = [
+                p
+                for p in policies
+                if p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/component") == comp
+            ]
             if len(mine) != 1:
                 self.err(self.where(d), f"needs one NetworkPolicy of its own, has {len(mine)}")
                 continue
@@ -277,7 +300,11 @@ class Checker:
             if self.args.expect_metrics:
                 ports = {port.get("port") for r in spec.get("ingress", []) for port in r.get("ports", [])}
                 metrics_port = next(
-                    (p["containerPort"] for p in d["spec"]["template"]["spec"]["containers"][0]["ports"] if p["name"] == "metrics"),
+                    (
+                        p["containerPort"]
+                        for p in d["spec"]["template"]["spec"]["containers"][0]["ports"]
+                        if p["name"] == "metrics"
+                    ),
                     None,
                 )
                 if metrics_port not in ports:
@@ -288,9 +315,17 @@ class Checker:
     def monitoring(self, docs_anchors: set[str], known_metrics: set[str]) -> None:
         monitors = self.of_kind("ServiceMonitor")
         rules = self.of_kind("PrometheusRule")
-        dashboards = [c for c in self.of_kind("ConfigMap") if c["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+        dashboards = [
+            c
+            for c in self.of_kind("ConfigMap")
+            if c["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
+        ]
         want = self.args.expect_monitoring
-        for kind, found in (("ServiceMonitor", monitors), ("PrometheusRule", rules), ("Grafana dashboard ConfigMap", dashboards)):
+        for kind, found in (
+            ("ServiceMonitor", monitors),
+            ("PrometheusRule", rules),
+            ("Grafana dashboard ConfigMap", dashboards),
+        ):
             if want and len(found) != 1:
                 self.err(kind, f"expected one, rendered {len(found)}")
             if not want and found:
@@ -312,10 +347,15 @@ class Checker:
                 url = rule.get("annotations", {}).get("runbook_url", "")
                 anchor = url.rpartition("#")[2]
                 if "#" not in url or anchor not in docs_anchors:
-                    self.err(self.where(r), f"{name}: runbook_url {url!r} does not point at a section of docs/operations.md")
+                    self.err(
+                        self.where(r),
+                        f"{name}: runbook_url {url!r} does not point at a section of docs/operations.md",
+                    )
                 if not rule.get("labels", {}).get("severity"):
                     self.err(self.where(r), f"{name}: severity label missing")
-                if str(rule["expr"]).count("(") != str(rule["expr"]).count(")") or str(rule["expr"]).count("{") != str(rule["expr"]).count("}"):
+                if str(rule["expr"]).count("(") != str(rule["expr"]).count(")") or str(rule["expr"]).count(
+                    "{"
+                ) != str(rule["expr"]).count("}"):
                     self.err(self.where(r), f"{name}: unbalanced expression")
         for cm in dashboards:
             for key, text in cm.get("data", {}).items():
@@ -340,23 +380,34 @@ class Checker:
         mode = self.args.expect_streams
         if mode == "job":
             if len(jobs) != 1 or len(cms) != 1 or nack:
-                self.err("streams", f"expected the hook Job and its ConfigMap only: {len(jobs)} Jobs, {len(cms)} ConfigMaps, {len(nack)} Streams")
+                self.err(
+                    "streams",
+                    f"expected the hook Job and its ConfigMap only: {len(jobs)} Jobs, "
+                    f"{len(cms)} ConfigMaps, {len(nack)} Streams",
+                )
                 return
             decl = json.loads(cms[0]["data"]["streams.json"])
             if set(decl) != {"streams"} or not decl["streams"]:
-                self.err(self.where(cms[0]), "streams.json must be {\"streams\": {NAME: {...}}}")
+                self.err(self.where(cms[0]), 'streams.json must be {"streams": {NAME: {...}}}')
             cm_ann = cms[0]["metadata"].get("annotations", {})
             job_ann = jobs[0]["metadata"]["annotations"]
-            if cm_ann.get("helm.sh/hook") != "pre-install,pre-upgrade" or int(cm_ann.get("helm.sh/hook-weight", 0)) >= int(job_ann["helm.sh/hook-weight"]):
+            if cm_ann.get("helm.sh/hook") != "pre-install,pre-upgrade" or int(
+                cm_ann.get("helm.sh/hook-weight", 0)
+            ) >= int(job_ann["helm.sh/hook-weight"]):
                 self.err(self.where(cms[0]), "the streams ConfigMap must be a hook created before the Job")
             spec = jobs[0]["spec"]["template"]["spec"]
-            if not any(v.get("configMap", {}).get("name") == cms[0]["metadata"]["name"] for v in spec.get("volumes", [])):
+            if not any(
+                v.get("configMap", {}).get("name") == cms[0]["metadata"]["name"]
+                for v in spec.get("volumes", [])
+            ):
                 self.err(self.where(jobs[0]), "does not mount the streams ConfigMap")
         elif mode == "nack":
             if jobs or cms:
                 self.err("streams", "NACK mode renders no hook Job or streams ConfigMap")
             if len(nack) != self.args.expect_stream_count:
-                self.err("streams", f"expected {self.args.expect_stream_count} NACK Streams, rendered {len(nack)}")
+                self.err(
+                    "streams", f"expected {self.args.expect_stream_count} NACK Streams, rendered {len(nack)}"
+                )
             for s in nack:
                 if not s["spec"].get("subjects") or not s["spec"].get("name"):
                     self.err(self.where(s), "needs name and subjects")
@@ -373,7 +424,10 @@ class Checker:
             env = {e["name"]: e for e in p["spec"]["containers"][0].get("env", [])}
             if "gateway" in self.args.deployments and "GOV_GATEWAY_URL" not in env:
                 self.err(self.where(p), "GOV_GATEWAY_URL missing")
-            if self.args.expect_test_credentials and not {"GOV_TEST_CLIENT_ID", "GOV_TEST_CLIENT_SECRET"} <= env.keys():
+            if (
+                self.args.expect_test_credentials
+                and not {"GOV_TEST_CLIENT_ID", "GOV_TEST_CLIENT_SECRET"} <= env.keys()
+            ):
                 self.err(self.where(p), "client credentials from the Secret missing")
 
     def cnpg(self) -> None:
@@ -443,7 +497,10 @@ def main() -> int:
     checker.cnpg()
     for e in checker.errors:
         print(e)
-    print(f"{len(docs)} manifests, {len(checker.of_kind('Deployment'))} Deployments, {len(checker.errors)} problems")
+    print(
+        f"{len(docs)} manifests, {len(checker.of_kind('Deployment'))} Deployments, "
+        f"{len(checker.errors)} problems"
+    )
     return 1 if checker.errors else 0
 
 

@@ -44,7 +44,9 @@ def main(schema_dir: Path, manifests: Path, versions: list[str]) -> int:
             try:
                 kubernetes_validate.validate(doc, version, strict=True)
             except kubernetes_validate.SchemaNotFoundError:
-                errors.append(f"{where}: no schema for {doc.get('apiVersion')} {doc.get('kind')} (Kubernetes {version})")
+                errors.append(
+                    f"{where}: no schema for {doc.get('apiVersion')} {doc.get('kind')} (Kubernetes {version})"
+                )
                 break
             except kubernetes_validate.ValidationError as e:
                 path = "/".join(str(p) for p in e.path)

@@ -105,7 +105,10 @@ def main() -> int:
         client_secret = os.environ.get("GOV_TEST_CLIENT_SECRET", "")
         if client_id and client_secret:
             results.append(
-                attempt("authenticated call through the gateway", lambda: authenticated_call(base, client_id, client_secret))
+                attempt(
+                    "authenticated call through the gateway",
+                    lambda: authenticated_call(base, client_id, client_secret),
+                )
             )
         else:
             print("skip authenticated call: tests.credentials.existingSecret is not set", flush=True)

@@ -297,8 +297,13 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 {{- define "gov.secretRefs" -}}
 {{- $defaultSecret := .c.existingSecret | default (include "gov.componentFullname" (dict "root" .root "name" .c.name)) -}}
 {{- $out := list -}}
+{{- $cnpg := and .root.Values.cloudnativepg.enabled (include "gov.usesDatabase" (dict "c" .c)) -}}
+{{- if $cnpg -}}
+{{- $out = append $out (printf "GOV_DATABASE_URL: from secret %s-%s keys username, password (CloudNativePG role)" (include "gov.cnpgCluster" .root) .c.name) -}}
+{{- end -}}
 {{- range $name, $ref := (.c.secretEnv | default dict) -}}
-{{- if kindIs "map" $ref -}}
+{{- if and $cnpg (eq $name "GOV_DATABASE_URL") -}}
+{{- else if kindIs "map" $ref -}}
 {{- $out = append $out (printf "%s: secret %s key %s" $name ($ref.name | default $defaultSecret) $ref.key) -}}
 {{- else -}}
 {{- $out = append $out (printf "%s: secret %s key %s" $name $defaultSecret $ref) -}}

@@ -354,6 +354,42 @@ print(f"{len(declared)} streams identical")
 PY
 }
 
+# buf_catches_breaking: a copy of proto/ with one field removed must fail `buf breaking`.
+buf_catches_breaking() {
+    rm -rf "$WORK/proto-broken" && cp -r "$ROOT/proto" "$WORK/proto-broken"
+    python3 - "$WORK/proto-broken/gov/common/v1/event.proto" <<'PY'
+import re, sys
+path = sys.argv[1]
+text = open(path).read()
+broken, n = re.subn(r"(?m)^  string type = 2;\n", "", text)
+assert n == 1, "the field this negative test removes moved: update buf_catches_breaking"
+open(path, "w").write(broken)
+PY
+    expect_failure buf "$BUF" breaking "$WORK/proto-broken" --against "$ROOT/proto"
+}
+
+# streams_cover_domains LABEL: one stream per service domain (stream_name: upper case, subjects
+# "<domain>.v1.>", as govkit/events.py makes them) and DEADLETTER on govkit.events.DEAD_LETTER_PREFIX.
+streams_cover_domains() {
+    python3 - "$WORK/$1.jsonl" "$ROOT/govkit/events.py" "$ROOT/services" <<'PY'
+import json, pathlib, re, sys
+streams = next(
+    json.loads(d["data"]["streams.json"])["streams"]
+    for d in map(json.loads, open(sys.argv[1]))
+    if d.get("kind") == "ConfigMap" and "streams.json" in d.get("data", {})
+)
+events = pathlib.Path(sys.argv[2]).read_text()
+prefix = re.search(r'^DEAD_LETTER_PREFIX = "([^"]+)"', events, re.M).group(1)
+assert 'return f"{domain}.v1.>"' in events.replace("[", "").replace("]", ""), "stream_subjects changed: update this check"
+domains = sorted(p.name for p in pathlib.Path(sys.argv[3]).iterdir() if (p / "__main__.py").exists())
+want = {d.upper(): [f"{d}.v1.>"] for d in domains} | {"DEADLETTER": [f"{prefix}.>"]}
+bad = [f"{n}: subjects {streams.get(n, {}).get('subjects')} != {s}" for n, s in want.items() if streams.get(n, {}).get("subjects") != s]
+bad += [f"{n}: declared but no service or dead-letter prefix owns it" for n in streams if n not in want and n != "NOTIFICATIONS"]
+print("\n".join(bad) or f"streams for {', '.join(domains)} and DEADLETTER ({prefix}.>)")
+sys.exit(1 if bad else 0)
+PY
+}
+
 # buf_against: the commit `buf breaking` compares with: GOV_BUF_AGAINST, else where this branch left
 # main (main's last commit when the branch contains it), else on main itself its previous commit.
 buf_against() {
@@ -432,6 +468,8 @@ else
     echo "skip - buf breaking: no git history to compare with (set GOV_BUF_AGAINST=<ref>)"
 fi
 
+check "negative: buf breaking catches a removed field" buf_catches_breaking
+
 check "helm test script compiles (files/helm_test.py)" \
     python3 -c 'import sys; compile(open(sys.argv[1]).read(), sys.argv[1], "exec")' "$CHART/files/helm_test.py"
 
@@ -477,6 +515,8 @@ scenario new-component "$WORK/values-new-component.yaml" \
     --deployments "$ALL,search" --migrations "$DBS,search" \
     --expect-headless --expect-metrics --expect-test --expect-streams job
 
+check "values.yaml streams: one per service domain, DEADLETTER on govkit.events.DEAD_LETTER_PREFIX" \
+    streams_cover_domains default
 if [[ -f "$ROOT/govkit/streams.toml" ]]; then
     check "values.yaml streams == govkit/streams.toml" streams_match_toml default "$ROOT/govkit/streams.toml"
     render drift --set streams.BLOCKS.replicas=3 >/dev/null 2>&1

@@ -500,3 +500,12 @@ tolerations:
       protocol: TCP
     {{- end }}
 {{- end -}}
+
+{{/* Excludes pods an operator made from this release's resources (a CloudNativePG Cluster's
+instances may inherit its labels): the release's policies are for the platform's own pods. */}}
+{{- define "gov.notOperatorPods" -}}
+matchExpressions:
+  - key: app.kubernetes.io/component
+    operator: NotIn
+    values: [postgres]
+{{- end -}}

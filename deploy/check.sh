@@ -208,6 +208,32 @@ obtain_validator() {
     touch "$stamp"
 }
 
+# PromQL grammar (Prometheus' lezer parser) from deploy/ci/promql/package-lock.json (integrity-checked
+# by npm ci).
+obtain_promql() {
+    local src="$ROOT/deploy/ci/promql"
+    local dir="$TOOLS/promql-$(sha256_of "$src/package-lock.json" | cut -c1-12)"
+    PROMQL_NODE_PATH="$dir/node_modules"
+    if [[ -f "$dir/.installed" ]]; then
+        return
+    fi
+    command -v node >/dev/null 2>&1 || die "node is missing for the PromQL check"
+    echo "installing the PromQL grammar (npm ci) into $dir ..."
+    rm -rf "$dir" && mkdir -p "$dir"
+    cp "$src/package.json" "$src/package-lock.json" "$dir/"
+    (cd "$dir" && npm ci --silent --no-audit --no-fund >"$WORK/npm-promql.log" 2>&1) || {
+        cat "$WORK/npm-promql.log" >&2
+        rm -rf "$dir"
+        die "npm ci of the PromQL grammar failed"
+    }
+    touch "$dir/.installed"
+}
+
+# promql LABEL: every rule and dashboard expression of a rendered scenario parses as PromQL
+promql() {
+    NODE_PATH="$PROMQL_NODE_PATH" node "$ROOT/deploy/ci/promql_check.cjs" "$WORK/$1.jsonl"
+}
+
 # ------------------------------------------------------------------------------------- Dockerfile
 
 dockerfile_structure() {
@@ -449,6 +475,7 @@ obtain_helm
 obtain_hadolint
 obtain_buf
 obtain_validator
+obtain_promql
 echo "helm: $("$HELM" version --short 2>/dev/null) ($HELM)"
 echo "hadolint: $("$HADOLINT" --version 2>/dev/null) ($HADOLINT)"
 echo "buf: $("$BUF" --version 2>/dev/null) ($BUF)"
@@ -507,6 +534,9 @@ tls:
 networkPolicy:
   enabled: true
 YAML
+check "PromQL of the alerts and the dashboard parses (production)" promql production
+mutate production neg-promql '[json.loads(json.dumps(d).replace("(gov_outbox_oldest_age_seconds{", "(gov_outbox_oldest_age_seconds{{")) if d["kind"] == "PrometheusRule" else d for d in docs]'
+check "negative: a PromQL syntax error is caught" expect_failure promql promql neg-promql
 scenario tls "$WORK/values-tls.yaml" --deployments "$ALL" --migrations "$DBS" \
     --expect-headless --expect-metrics --expect-network-policy --expect-test --expect-streams job
 printf 'components:\n  search:\n    enabled: true\n    module: services.search\n    migrations: true\n    secretEnv:\n      GOV_DATABASE_URL: database-url\n' \

@@ -450,7 +450,7 @@ class Checker:
             env = {e["name"]: e for e in container.get("env", [])}
             if "GOV_DATABASE_URL" not in env:
                 continue
-            db = str(env["GOV_DATABASE_URL"].get("value", "")).rpartition("/")[2]
+            db = str(env["GOV_DATABASE_URL"].get("value", "")).rpartition("/")[2].partition("?")[0]
             if f"{cluster['metadata']['name']}-rw." not in str(env["GOV_DATABASE_URL"].get("value", "")):
                 self.err(self.where(d), "GOV_DATABASE_URL must point at the Cluster's -rw Service")
             if db not in owners:

@@ -225,6 +225,7 @@ composed by Kubernetes' $(VAR) expansion, so the credentials never appear in the
 {{- $_ := set $secrets "GOV_DB_USERNAME" (dict "name" (printf "%s-%s" $cluster $c.name) "key" "username") -}}
 {{- $_ := set $secrets "GOV_DB_PASSWORD" (dict "name" (printf "%s-%s" $cluster $c.name) "key" "password") -}}
 {{- $cnpgUrl = printf "%s://$(GOV_DB_USERNAME):$(GOV_DB_PASSWORD)@%s-rw.%s.svc:5432/%s" $v.cloudnativepg.driver $cluster $root.Release.Namespace (include "gov.dbName" $c.name) -}}
+{{- with $v.cloudnativepg.urlQuery }}{{ $cnpgUrl = printf "%s?%s" $cnpgUrl . }}{{ end -}}
 {{- end -}}
 - name: K8S_POD_NAME
   valueFrom:

@@ -21,7 +21,15 @@ from pathlib import Path
 
 TMP = "/tmp"  # noqa: S108 - the path every pod must mount as its only writable place
 ANY_ADDRESS = "0.0.0.0"  # noqa: S104 - what the gateway must listen on inside its pod
-SECRET_ENV = {"GOV_DATABASE_URL", "GOV_SIGNING_KEY_PASSPHRASE", "GOV_DB_PASSWORD", "GOV_TEST_CLIENT_SECRET"}
+SECRET_ENV = {
+    "GOV_DATABASE_URL",
+    "GOV_SIGNING_KEY_PASSPHRASE",
+    "GOV_DB_PASSWORD",
+    "GOV_TEST_CLIENT_SECRET",
+    "GOV_NOTIFICATIONS_CLIENT_SECRET",
+    "GOV_NOTIFICATIONS_SMS_HTTP_TOKEN",
+    "GOV_SMTP_PASSWORD",
+}
 # user:password@ in a URL, unless both are $(VAR) references Kubernetes expands from secretKeyRefs
 CREDS_IN_URL = re.compile(r"://(?!\$\([A-Z_]+\):\$\([A-Z_]+\)@)[^/\s:@]+:[^/\s@]+@")
 VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")

@@ -4,6 +4,12 @@
 #   docker run IMAGE gateway                      (HTTP, GOV_HTTP_PORT, default 8080)
 # The Helm chart in deploy/helm/gov-platform passes the module and its arguments as container args.
 
+# Base image: python:3.11-slim by tag. Pin it by digest where the image can be inspected
+# (`docker buildx imagetools inspect python:3.11-slim` prints the index digest), as
+# `FROM python:3.11-slim@sha256:<digest>` in both stages; deploy/check.sh accepts tag@digest.
+# The machines this repository is built and checked on cannot reach an image registry, so no digest
+# is written here rather than one that could not be verified.
+
 # ---------------------------------------------------------------------------------------------------
 # build: tools (grpcio-tools) live in their own venv; the runtime venv gets requirements.txt only.
 # ---------------------------------------------------------------------------------------------------

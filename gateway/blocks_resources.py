@@ -384,6 +384,7 @@ class Visit(
         "visit_time": None,
         "notes": None,
         "issues_found": None,
+        "issues_resolved": "Problems the visit resolved; one can earn the household points",
         "create_time": None,
     },
 ): ...
@@ -398,6 +399,9 @@ class NewVisit(Body):
     issues_found: Annotated[list[Annotated[str, StringConstraints(max_length=200)]], Field(max_length=50)] = (
         Field(default_factory=list, description="Problems found on the visit, short phrases")
     )
+    issues_resolved: Annotated[
+        list[Annotated[str, StringConstraints(max_length=200)]], Field(max_length=50)
+    ] = Field(default_factory=list, description="Problems the visit resolved, short phrases")
 
 
 # ----------------------------------------------------------------------------- imports

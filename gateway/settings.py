@@ -16,6 +16,7 @@ class GatewaySettings(BaseSettings):
     identity_addr: str = Field("127.0.0.1:50051", min_length=3)
     blocks_addr: str = Field("127.0.0.1:50052", min_length=3)
     tickets_addr: str = Field("127.0.0.1:50053", min_length=3)
+    points_addr: str = Field("127.0.0.1:50054", min_length=3)
     token_issuer: str = DEFAULT_ISSUER
     # Comma-separated origins allowed to call the API from a browser; empty allows none.
     cors_origins: str = ""

@@ -14,6 +14,7 @@ from gateway.problems import Problem
 from gateway.settings import GatewaySettings
 from gov.blocks.v1 import blocks_pb2_grpc
 from gov.identity.v1 import identity_pb2_grpc
+from gov.points.v1 import points_pb2_grpc
 from gov.tickets.v1 import tickets_pb2_grpc
 from govkit import channels
 from govkit.auth.principal import Principal
@@ -41,6 +42,8 @@ class Upstreams:
         self.blocks = blocks_pb2_grpc.BlocksServiceStub(self.blocks_channel)
         self.tickets_channel = channels.insecure_channel(settings.tickets_addr)
         self.tickets = tickets_pb2_grpc.TicketsServiceStub(self.tickets_channel)
+        self.points_channel = channels.insecure_channel(settings.points_addr)
+        self.points = points_pb2_grpc.PointsServiceStub(self.points_channel)
 
     @property
     def health_targets(self) -> dict[str, tuple[grpc.aio.Channel, str]]:
@@ -49,12 +52,14 @@ class Upstreams:
             "identity": (self.identity_channel, "gov.identity.v1.IdentityService"),
             "blocks": (self.blocks_channel, "gov.blocks.v1.BlocksService"),
             "tickets": (self.tickets_channel, "gov.tickets.v1.TicketsService"),
+            "points": (self.points_channel, "gov.points.v1.PointsService"),
         }
 
     async def close(self) -> None:
         await self.identity_channel.close()
         await self.blocks_channel.close()
         await self.tickets_channel.close()
+        await self.points_channel.close()
 
 
 @dataclass(frozen=True)

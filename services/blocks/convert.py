@@ -102,6 +102,7 @@ def visit(row: models.Visit) -> pb.Visit:
         notes=row.notes,
         issues_found=json.loads(row.issues),
         create_time=ts(row.create_time),
+        issues_resolved=json.loads(row.issues_resolved),
     )
 
 
@@ -133,4 +134,5 @@ def visit_summary(row: models.Visit) -> events_pb2.VisitSummary:
         visit_time=ts(row.visit_time),
         issues_found=len(json.loads(row.issues)),
         create_time=ts(row.create_time),
+        issues_resolved=len(json.loads(row.issues_resolved)),
     )

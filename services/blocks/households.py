@@ -83,6 +83,14 @@ def _resident_rows(residents: Sequence[pb.Resident], household_id: str) -> list[
     return rows
 
 
+def _phrases(values: Sequence[str], field: str) -> list[str]:
+    """A visit's problems: at most 50 short phrases."""
+    phrases = [validation.text(v, f"{field}[{n}]", max_len=200) for n, v in enumerate(values)]
+    if len(phrases) > 50:
+        raise InvalidArgument("at most 50", field=field)
+    return phrases
+
+
 def _resident_facts(rows: Sequence[Resident]) -> list[tuple[object, ...]]:
     """What a residents list says, whatever the row ids: to tell a real change from a re-save."""
     return sorted((r.display_name, r.relation, r.phone, r.birth_year, r.id_suffix, r.user_id) for r in rows)
@@ -431,11 +439,8 @@ class HouseholdFlows:
             return earlier
         household_id = validation.resource_id(v.household, "households", field="visit.household")
         notes = validation.text(v.notes, "visit.notes", max_len=4000, required=False)
-        issues = [
-            validation.text(i, f"visit.issues_found[{n}]", max_len=200) for n, i in enumerate(v.issues_found)
-        ]
-        if len(issues) > 50:
-            raise InvalidArgument("at most 50", field="visit.issues_found")
+        issues = _phrases(v.issues_found, "visit.issues_found")
+        resolved = _phrases(v.issues_resolved, "visit.issues_resolved")
         when = v.visit_time.ToDatetime(tzinfo=dt.UTC) if v.HasField("visit_time") else utcnow()
         if when > utcnow() + dt.timedelta(minutes=5):
             raise InvalidArgument("cannot be in the future", field="visit.visit_time")
@@ -451,6 +456,7 @@ class HouseholdFlows:
                 visit_time=when,
                 notes=notes,
                 issues=json.dumps(issues, ensure_ascii=False),
+                issues_resolved=json.dumps(resolved, ensure_ascii=False),
                 create_time=utcnow(),
             )
             session.add(row)

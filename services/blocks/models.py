@@ -116,6 +116,8 @@ class Visit(Base):
     visit_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     notes: Mapped[str] = mapped_column(Text)
     issues: Mapped[str] = mapped_column(Text)  # JSON list of short phrases
+    # JSON list of the problems the visit resolved (0004); visits before it resolved none.
+    issues_resolved: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
     __table_args__ = (Index("ix_visits_block_time", "block_path", "visit_time"),)

@@ -18,7 +18,7 @@ from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verif
 from services.points.catalogue import Catalogue
 from services.points.credit import Credit
 from services.points.earning import SUBJECTS as EARNING_SUBJECTS
-from services.points.earning import Earning
+from services.points.earning import VISIT_SUBJECTS, Earning
 from services.points.flows import PointsFlows, Settings
 from services.points.grpc_api import SERVICE, PointsServicer
 from services.points.lovebank import LoveBank
@@ -80,7 +80,10 @@ def definition(settings: PointsSettings) -> ServiceDefinition:
         consumers=[
             ConsumerSpec(
                 durable="points-earning", stream="TICKETS", subjects=list(EARNING_SUBJECTS), handler=earn
-            )
+            ),
+            ConsumerSpec(
+                durable="points-earning-visits", stream="BLOCKS", subjects=list(VISIT_SUBJECTS), handler=earn
+            ),
         ],
     )
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gov.blocks.v1 import events_pb2 as blocks_events
 from gov.common.v1 import event_pb2
 from gov.points.v1 import points_pb2 as pb
 from gov.tickets.v1 import events_pb2 as tickets_events
@@ -32,12 +33,13 @@ from services.points.models import Award, EarningRule, Indicator
 
 log = logging.getLogger(__name__)
 
-# Which event each trigger listens to.
+# Which event each trigger listens to: tickets' on the TICKETS stream, blocks' on BLOCKS.
 SUBJECTS = {
     "tickets.v1.ticket.accepted": "report_accepted",
     "tickets.v1.ticket.closed": "ticket_rated",
     "tickets.v1.ticket.resolved": "dispute_settled",
 }
+VISIT_SUBJECTS = {"blocks.v1.visit.recorded": "visit_issue_resolved"}
 RULE_FIELDS = ("indicator", "active")
 
 
@@ -57,6 +59,11 @@ def earns(trigger: str, ticket: tickets_events.TicketSummary, entry: tickets_eve
             and ticket.mediation_outcome == tickets_pb2.MEDIATION_OUTCOME_SETTLED
         )
     return False
+
+
+def visit_earns(visit: blocks_events.VisitSummary) -> bool:
+    """A household visit earns its household when it resolved at least one issue."""
+    return visit.issues_resolved > 0 and visit.household.startswith("households/") and bool(visit.block)
 
 
 def rule_message(row: EarningRule) -> pb.EarningRule:
@@ -142,19 +149,16 @@ class Earning:
     # ---------------------------------------------------------------- events
 
     async def handle(self, session: AsyncSession, event: event_pb2.Event) -> None:
-        trigger = SUBJECTS.get(event.type)
-        if trigger is None:
+        earned = self._earned(event)
+        if earned is None:
             return
-        payload = unpack_payload(event, tickets_events.TicketTransitioned)
-        ticket = payload.ticket
-        if not ticket.node or not earns(trigger, ticket, payload.entry):
-            return
+        trigger, node, recipient = earned
         rule = await session.scalar(
             select(EarningRule)
             .where(
                 EarningRule.trigger == trigger,
                 EarningRule.active.is_(True),
-                EarningRule.node.in_(ancestors(ticket.node)),
+                EarningRule.node.in_(ancestors(node)),
             )
             .order_by(EarningRule.node.desc())  # the nearest node: the longest path among ancestors
             .limit(1)
@@ -168,14 +172,14 @@ class Earning:
             # A savepoint: a refused award (cap reached, indicator switched off) leaves no trace,
             # and the event still counts as handled.
             async with session.begin_nested():
-                indicator = await self.flows.catalogue.in_force(session, rule.indicator_id, ticket.node)
+                indicator = await self.flows.catalogue.in_force(session, rule.indicator_id, node)
                 await self.flows.record_in(
                     session,
                     "system",
                     award_id,
-                    domain.account_id(ticket.reporter),
-                    ticket.reporter,
-                    ticket.node,
+                    domain.account_id(recipient),
+                    recipient,
+                    node,
                     indicator,
                     f"{event.type} {event.resource}",
                     [],
@@ -184,3 +188,17 @@ class Earning:
                 )
         except DomainError as exc:
             log.info("event %s earns nothing: %s", event.id, exc)
+
+    @staticmethod
+    def _earned(event: event_pb2.Event) -> tuple[str, str, str] | None:
+        """(trigger, node, recipient) when the event meets its trigger's condition, else None."""
+        if (trigger := SUBJECTS.get(event.type)) is not None:
+            payload = unpack_payload(event, tickets_events.TicketTransitioned)
+            ticket = payload.ticket
+            if not ticket.node or not earns(trigger, ticket, payload.entry):
+                return None
+            return trigger, ticket.node, ticket.reporter
+        if (trigger := VISIT_SUBJECTS.get(event.type)) is not None:
+            visit = unpack_payload(event, blocks_events.VisitRecorded).visit
+            return (trigger, visit.block, visit.household) if visit_earns(visit) else None
+        return None

@@ -11,6 +11,7 @@ from collections import Counter
 
 import pytest
 
+from demo import points as demo_points
 from demo import tickets as wanlou
 from gov.tickets.v1 import tickets_pb2 as pb
 from govkit.devstack import REPO, Stack
@@ -38,12 +39,12 @@ def _run(argv: list[str], timeout: float) -> dict:  # type: ignore[type-arg]
 
 
 def test_make_runs_demo_seeding_right_after_boot(databases: Databases, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
-    urls = [databases.url(name) for name in ("identity", "blocks", "tickets")]
+    urls = [databases.url(name) for name in ("identity", "blocks", "tickets", "points")]
     data_dir = tmp_path_factory.mktemp("fresh-boot-stack")
     argv = [*_prefix(), sys.executable, "-m", "tests.support.demo_seed_stack", str(data_dir), *urls]
     report = _run(argv, timeout=900)
 
-    first_blocks, first_tickets, again_blocks, again_tickets = report["runs"]
+    first_blocks, first_tickets, first_points, again_blocks, again_tickets, again_points = report["runs"]
     # The case of the bug: the tickets seeder started before a token made "at 0" looked stale.
     assert first_tickets["monotonic_at_start"] < TOKEN_REUSE_SECONDS - 30, report["runs"]
     assert "households 3000, residents 8480; 244 staff accounts" in first_blocks["stdout"]
@@ -55,6 +56,35 @@ def test_make_runs_demo_seeding_right_after_boot(databases: Databases, tmp_path_
     assert "(0 new, 0 walked; 0 units and 0 categories new)" in again_tickets["stdout"]
     expected = Counter(pb.TicketState.Name(t.target) for t in wanlou.TICKETS)
     assert report["ticket_states"] == dict(expected)
+    _assert_points_demo(report, first_points, again_points)
+
+
+def _assert_points_demo(report: dict, first: dict, again: dict) -> None:  # type: ignore[type-arg]
+    """The points demo: its indicators in Chinese, a love bank per Wanlou community with items, the
+    demo residents' awards and redemptions, a published red list, the bank with two tiers, and a
+    ledger that verifies."""
+    assert "demo.seed_points:" not in first["stderr"], first["stderr"]
+    demo = demo_points.load()
+    held = report["points"]
+    assert held["indicators"] == len(demo.indicators) >= 45
+    assert held["indicators_in_chinese"] == held["indicators"]
+    communities = sorted(f"{demo_points.STREET}/{c.code}" for c in demo_points.PLAN.communities)
+    assert held["exchange_points"] == communities
+    assert held["items"] == dict.fromkeys(communities, len(demo.items))
+    assert held["award_recipients"] >= len(communities) and held["awards"] > held["award_recipients"]
+    assert held["award_kinds"] == ["INDICATOR_KIND_PENALTY", "INDICATOR_KIND_REWARD"]
+    assert held["redemptions"] >= len(communities)
+    assert {"fulfilled", "reserved"} <= set(held["redemption_states"])
+    assert [kind for kind, _, published in held["rankings"] if published] == ["RANKING_KIND_RED"]
+    assert held["credit_tiers"] == 2 == len(demo.tiers)
+    assert "演示合作银行" in held["service_accounts"]
+    # Every balance is the sum of its entries, and the ledger's own proof agrees.
+    assert held["accounts"] >= held["award_recipients"] and held["balance_mismatches"] == []
+    verified = report["points_verify"]
+    assert verified["returncode"] == 0, verified
+    assert f"verify: {held['accounts']} accounts, 0 problems" in verified["stdout"]
+    # Run again: nothing new.
+    assert again["stdout"].count("(0 new)") == 2, again["stdout"]
 
 
 def test_housekeeping_prunes_on_its_first_round_after_boot(databases: Databases, stack: Stack) -> None:

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import grpc
+import httpx
 import nats
 import pytest
 import pytest_asyncio
@@ -64,14 +65,14 @@ async def balance_of(points: PointsServiceStub, person: Person, want: int, withi
         await asyncio.sleep(0.2)
 
 
-async def republish(nats_url: str, subject: str, resource: str) -> str:
+async def republish(nats_url: str, subject: str, resource: str, stream: str = "TICKETS") -> str:
     """Publish a stored event again under a new message id, as a redelivery would bring it."""
     nc = await nats.connect(nats_url)
     try:
         jsm = nc.jsm()
-        info = await jsm.stream_info("TICKETS")
+        info = await jsm.stream_info(stream)
         for seq in range(info.state.last_seq, info.state.first_seq - 1, -1):
-            msg = await jsm.get_msg("TICKETS", seq)
+            msg = await jsm.get_msg(stream, seq)
             event = parse_event(msg.data)
             if msg.subject == subject and event.resource == resource:
                 headers = dict(msg.headers or {})
@@ -172,6 +173,76 @@ async def test_earning_rules_take_only_rewards_without_evidence(
             ),
             grpc.StatusCode.INVALID_ARGUMENT,
         )
+
+
+async def test_a_visit_that_resolved_an_issue_earns_the_household_once_and_others_earn_nothing(
+    points: PointsServiceStub,
+    blocks: BlocksServiceStub,
+    identity: IdentityClient,
+    village: Village,
+    stack: Stack,
+) -> None:
+    leader = village.staff["leader"]
+    indicator = await make_indicator(points, village, points=6, display_name="入户走访解决问题")
+    rule = await points.CreateEarningRule(
+        pb.CreateEarningRuleRequest(
+            earning_rule=pb.EarningRule(
+                node=village.block, trigger=pb.TRIGGER_VISIT_ISSUE_RESOLVED, indicator=indicator
+            )
+        ),
+        metadata=leader.md,
+    )
+    assert rule.trigger == pb.TRIGGER_VISIT_ISSUE_RESOLVED
+    household = await blocks.CreateHousehold(
+        blocks_pb2.CreateHouseholdRequest(
+            household=blocks_pb2.Household(
+                code=f"h{uuid.uuid4().hex[:10]}", block=village.block, address="5栋302"
+            )
+        ),
+        metadata=md(identity.admin_token),
+    )
+    home = pb.GetAccountRequest(name=household.name)
+
+    async def household_balance(want: int, within: float = 20) -> int:
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            try:
+                balance = (await points.GetAccount(home, metadata=leader.md)).balance
+            except grpc.aio.AioRpcError as err:
+                assert err.code() == grpc.StatusCode.NOT_FOUND, err.details()
+                balance = 0  # no account until the first award
+            if balance >= want or asyncio.get_running_loop().time() > deadline:
+                return balance
+            await asyncio.sleep(0.2)
+
+    governor = village.staff["governor"]
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as http:
+
+        async def visit(**body: object) -> dict:
+            reply = await http.post(
+                f"/api/v1/households/{household.name.removeprefix('households/')}/visits",
+                json={"notes": "入户走访", **body},
+                headers={"Authorization": f"Bearer {governor.token}"},
+            )
+            assert reply.status_code == 201, reply.text
+            return reply.json()
+
+        first = await visit(issues_found=["楼道灯损坏"], issues_resolved=["楼道灯已修复"])
+        assert first["issues_resolved"] == ["楼道灯已修复"]
+        assert await household_balance(6) == 6
+        # The same event again, a visit that resolved nothing, then one that did: handled in stream
+        # order, so once the last has earned, the two before it have been seen.
+        event_id = await republish(stack.nats_url, "blocks.v1.visit.recorded", first["name"], stream="BLOCKS")
+        nothing = await visit(issues_found=["独居老人"])
+        assert nothing["issues_resolved"] == []
+        await visit(issues_resolved=["下水道疏通"])
+        assert await household_balance(12) == 12
+        await asyncio.sleep(1)
+        assert await household_balance(13, within=0) == 12
+    earned = await points.GetAward(pb.GetAwardRequest(name=f"awards/ev-{event_id}"), metadata=leader.md)
+    assert (earned.recipient, earned.points, earned.recorded_by) == (household.name, 6, "system")
+    assert earned.source_event == f"blocks.v1.visit.recorded:{event_id}"
+    assert earned.account == f"accounts/h-{household.name.removeprefix('households/')}"
 
 
 # ---------------------------------------------------------------- appeals

@@ -265,7 +265,8 @@ api.post(
     summary="Record an award or a penalty (the block's governor and assistants)",
     description=(
         "The award's id is the `Idempotency-Key`: a retry returns the first award, another request "
-        "under the same key is a 409. An indicator that needs approval leaves it `pending_approval`."
+        "under the same key is a 422 (`idempotency-key-reused`). An indicator that needs approval "
+        "leaves it `pending_approval`."
     ),
     body=NewAward,
     idempotent=True,
@@ -535,7 +536,8 @@ api.post(
     summary="Redeem points for an item: the points and the stock are held until the counter hands it over",
     description=(
         "The redemption's id is the `Idempotency-Key`: a retry returns the first redemption, another "
-        "request under the same key is a 409. Not enough points or stock, or a limit reached, is a 409."
+        "request under the same key is a 422 (`idempotency-key-reused`). Not enough points or stock, "
+        "or a limit reached, is a 409."
     ),
     body=NewRedemption,
     idempotent=True,

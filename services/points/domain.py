@@ -13,7 +13,8 @@ from enum import StrEnum
 from typing import Any, NoReturn
 
 from govkit.auth.scopes import ancestors, covers
-from govkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied
+from govkit.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from govkit.idempotency import KEY_FIELD
 
 CHINA_STANDARD_TIME = dt.timezone(dt.timedelta(hours=8), "CST")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -100,7 +101,12 @@ def same_request(stored: str, body: Mapping[str, Any], what: str, rid: str) -> N
 
 
 def raise_conflict(what: str, rid: str) -> NoReturn:
-    raise AlreadyExists(f"{what} {rid} already exists with a different request", field="request_id")
+    # The platform's one answer to a reused request id (govkit.idempotency): INVALID_ARGUMENT on
+    # `request_id`, which the gateway turns into 422 /problems/idempotency-key-reused.
+    raise InvalidArgument(
+        f"{what} {rid} was already made by a different request; send the same request again or use a new id",
+        field=KEY_FIELD,
+    )
 
 
 # ---------------------------------------------------------------- time

@@ -271,7 +271,7 @@ async def test_a_redemption_replays_under_its_idempotency_key_and_the_counter_fu
     assert _ok(replay, 201) == redemption
     # The same key for another request changes nothing.
     other = await http.post(f"{API}/redemptions", json={**body, "quantity": 1}, headers=_auth(resident, key))
-    assert _is_problem(other, 409)["type"] == "/problems/already-exists"
+    assert _is_problem(other, 422)["type"] == "/problems/idempotency-key-reused"
     account = _ok(await http.get(f"{API}/me/account", headers=_auth(resident)))
     assert (account["balance"], account["reserved"], account["available"]) == (50, 40, 10)
     stock = _ok(

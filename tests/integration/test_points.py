@@ -121,7 +121,7 @@ async def test_an_award_replayed_with_the_same_id_changes_the_ledger_once(
     # The same id with a different body is refused and changes nothing.
     await refused(
         award(points, village, indicator, request_id="award-replay-1", note="另一件事"),
-        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.INVALID_ARGUMENT,
     )
     assert (await account(points, village)).balance == 7
     entries = await points.ListEntries(
@@ -382,7 +382,7 @@ async def test_redemptions_fulfil_cancel_and_limits(points: PointsServiceStub, v
             ),
             metadata=me,
         ),
-        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.INVALID_ARGUMENT,
     )
     second = await points.CreateRedemption(
         pb.CreateRedemptionRequest(redemption=pb.Redemption(item=item.name, quantity=1), request_id="rd-2"),

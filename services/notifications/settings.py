@@ -16,6 +16,7 @@ class NotificationsSettings(ServiceSettings):
     identity_addr: str = Field("127.0.0.1:50051", min_length=3)
     blocks_addr: str = Field("127.0.0.1:50052", min_length=3)
     tickets_addr: str = Field("127.0.0.1:50053", min_length=3)
+    points_addr: str = Field("127.0.0.1:50054", min_length=3)
     token_issuer: str = DEFAULT_ISSUER
     # The service account notifications reads contact details and staffing with (client credentials).
     notifications_client_id: str = Field(..., min_length=1)
@@ -31,6 +32,8 @@ class NotificationsSettings(ServiceSettings):
     # The worker wakes on new deliveries in-process; this slow timer catches retries and leases.
     notifications_worker_interval_seconds: float = Field(5.0, gt=0, le=600)
     notifications_worker_concurrency: int = Field(8, ge=1, le=256)
+    # WatchInbox sends a heartbeat after this long without an item.
+    notifications_heartbeat_seconds: float = Field(15.0, gt=0, le=300)
     # Sends per second per channel (token buckets), and the request timeout of outside channels.
     notifications_rate_webhook: float = Field(20.0, gt=0)
     notifications_rate_sms: float = Field(10.0, gt=0)

@@ -153,3 +153,16 @@ def test_identity_security_notices() -> None:
     (reset,) = route(event("identity.v1.password.reset", identity_events.PasswordReset(user="users/u1")))
     assert reset.urgent and reset.audience == (Audience("person", "users/u1"),)
     assert route(event("identity.v1.user.created", identity_events.UserCreated())) == []
+
+
+def test_backoff_doubles_up_to_the_cap_then_dead_letters() -> None:
+    import datetime as dt
+
+    from services.notifications.domain import RetryPolicy, State, mask_phone
+
+    policy = RetryPolicy(max_attempts=4, base=dt.timedelta(seconds=2), cap=dt.timedelta(seconds=5))
+    assert [policy.delay(n).total_seconds() for n in (1, 2, 3, 4)] == [2, 4, 5, 5]
+    now = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    assert policy.after_failure(3, now) == (State.FAILED, now + dt.timedelta(seconds=5))
+    assert policy.after_failure(4, now) == (State.DEAD, now)
+    assert mask_phone("+8613812345678") == "+86138****5678"

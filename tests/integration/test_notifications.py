@@ -1,0 +1,322 @@
+"""Notifications end to end: real services, NATS, an SMTP server and HTTP robots on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+import nats
+import pytest
+import pytest_asyncio
+from google.protobuf.message import Message
+
+from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
+from gov.identity.v1 import events_pb2 as identity_events
+from gov.notifications.v1 import notifications_pb2 as pb
+from gov.notifications.v1.notifications_pb2_grpc import NotificationsServiceStub
+from gov.tickets.v1 import tickets_pb2
+from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub
+from govkit.devstack import Stack
+from govkit.events import MSG_ID_HEADER, build_event
+from services.notifications.channels import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from tests.support.identity import IdentityClient, md
+from tests.support.mailsink import MailSink
+from tests.support.tickets import Person, World, make_world, new_ticket
+from tests.support.webhooks import Robot, serve
+
+T = TypeVar("T")
+
+
+@pytest_asyncio.fixture(scope="session")
+async def notifications(stack: Stack) -> AsyncIterator[NotificationsServiceStub]:
+    channel = grpc.aio.insecure_channel(stack.addrs["notifications"])
+    yield NotificationsServiceStub(channel)
+    await channel.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def tickets(stack: Stack) -> AsyncIterator[TicketsServiceStub]:
+    channel = grpc.aio.insecure_channel(stack.addrs["tickets"])
+    yield TicketsServiceStub(channel)
+    await channel.close()
+
+
+@pytest_asyncio.fixture
+async def world(blocks: BlocksServiceStub, tickets: TicketsServiceStub, identity: IdentityClient) -> World:
+    return await make_world(blocks, tickets, identity)
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], within: float = 30, what: str = "") -> T:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        found = await check()
+        if found:
+            return found
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {within}s: {what}")
+        await asyncio.sleep(0.2)
+
+
+async def inbox(n: NotificationsServiceStub, person: Person, **filters: object) -> list[pb.InboxItem]:
+    reply = await n.ListInboxItems(pb.ListInboxItemsRequest(page_size=200, **filters), metadata=person.md)  # type: ignore[arg-type]
+    return list(reply.items)
+
+
+async def items_about(
+    n: NotificationsServiceStub, person: Person, resource: str, kind: str
+) -> list[pb.InboxItem]:
+    return [i for i in await inbox(n, person) if i.resource == resource and i.kind == kind]
+
+
+async def publish(nats_url: str, subject: str, payload: Message, msg_id: str = "") -> str:
+    """A domain event straight onto its stream (as its owner's outbox relay would put it)."""
+    event = build_event(subject, payload, actor="system", resource="test")
+    nc = await nats.connect(nats_url)
+    try:
+        await nc.jetstream().publish(subject, event.envelope, headers={MSG_ID_HEADER: msg_id or event.id})
+    finally:
+        await nc.close()
+    return event.id
+
+
+async def republish_last(nats_url: str, stream: str, subject: str) -> None:
+    """The newest event on `subject` again, under a new message id: a redelivery."""
+    nc = await nats.connect(nats_url)
+    try:
+        msg = await nc.jsm().get_last_msg(stream, subject)
+        headers = {MSG_ID_HEADER: f"{uuid.uuid4()}:again"}
+        await nc.jetstream().publish(subject, msg.data, headers=headers)
+    finally:
+        await nc.close()
+
+
+async def act(
+    tickets: TicketsServiceStub, who: Person, t: tickets_pb2.Ticket, action: int, **extra: object
+) -> tickets_pb2.Ticket:
+    request = tickets_pb2.TransitionTicketRequest(name=t.name, action=action, **extra)  # type: ignore[arg-type]
+    return await tickets.TransitionTicket(request, metadata=who.md)
+
+
+async def test_an_event_delivered_twice_yields_one_inbox_item_and_one_email(
+    notifications: NotificationsServiceStub,
+    tickets: TicketsServiceStub,
+    world: World,
+    mail_sink: MailSink,
+    stack: Stack,
+) -> None:
+    resident = world.staff["resident"]
+    address = f"r-{uuid.uuid4().hex[:10]}@example.org"
+    endpoint = pb.Endpoint(owner=resident.name, channel=pb.CHANNEL_EMAIL, address=address)
+    # Only the person sets their own address.
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await notifications.CreateEndpoint(
+            pb.CreateEndpointRequest(endpoint=endpoint), metadata=world.staff["neighbour"].md
+        )
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    await notifications.CreateEndpoint(pb.CreateEndpointRequest(endpoint=endpoint), metadata=resident.md)
+
+    t = await tickets.CreateTicket(
+        tickets_pb2.CreateTicketRequest(ticket=new_ticket(world)), metadata=resident.md
+    )
+    t = await act(tickets, world.staff["dispatcher"], t, tickets_pb2.ACTION_ACCEPT)
+    (item,) = await eventually(
+        lambda: items_about(notifications, resident, t.name, "ticket.accepted"), what="inbox item"
+    )
+    assert "已受理" in item.title and item.link.endswith(t.name.removeprefix("tickets/"))
+    assert not item.HasField("read_time")
+    await eventually(lambda: asyncio.sleep(0, mail_sink.to(address)), what="e-mail")
+
+    await republish_last(stack.nats_url, "TICKETS", "tickets.v1.ticket.accepted")
+    # A later event on the same stream is handled after the duplicate: once it shows, so has that.
+    second = await tickets.CreateTicket(
+        tickets_pb2.CreateTicketRequest(ticket=new_ticket(world)), metadata=resident.md
+    )
+    second = await act(tickets, world.staff["dispatcher"], second, tickets_pb2.ACTION_REJECT, reason="重复")
+    await eventually(
+        lambda: items_about(notifications, resident, second.name, "ticket.rejected"), what="later item"
+    )
+    await eventually(lambda: asyncio.sleep(0, len(mail_sink.to(address)) >= 2), what="second e-mail")
+    await asyncio.sleep(1)  # any second e-mail of the first event would have been sent by now
+    assert len(await items_about(notifications, resident, t.name, "ticket.accepted")) == 1
+    subjects = [m["Subject"] for m in mail_sink.to(address)]
+    assert subjects.count(item.title) == 1, subjects
+
+    unread = await notifications.GetUnreadCount(pb.GetUnreadCountRequest(), metadata=resident.md)
+    assert unread.unread == 2
+    marked = await notifications.MarkInboxItemsRead(
+        pb.MarkInboxItemsReadRequest(names=[item.name]), metadata=resident.md
+    )
+    assert (marked.marked, marked.unread) == (1, 1)
+    assert [i.name for i in await inbox(notifications, resident, unread_only=True)] != [item.name]
+    # Someone else's item cannot be named.
+    with pytest.raises(grpc.aio.AioRpcError) as other:
+        await notifications.MarkInboxItemsRead(
+            pb.MarkInboxItemsReadRequest(names=[item.name]), metadata=world.staff["neighbour"].md
+        )
+    assert other.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_webhook_failing_twice_then_succeeding_receives_exactly_one_delivery(
+    notifications: NotificationsServiceStub,
+    tickets: TicketsServiceStub,
+    world: World,
+    identity: IdentityClient,
+) -> None:
+    secret = uuid.uuid4().hex
+    lead = f"units/{world.units['lead']}"
+    with contextlib.contextmanager(serve)(Robot([500, 503, 200])) as robot:
+        endpoint = pb.Endpoint(owner=lead, channel=pb.CHANNEL_WEBHOOK, address=robot.url, secret=secret)
+        made = await notifications.CreateEndpoint(
+            pb.CreateEndpointRequest(endpoint=endpoint), metadata=md(identity.admin_token)
+        )
+        assert made.secret == ""  # never returned
+        t = await tickets.CreateTicket(
+            tickets_pb2.CreateTicketRequest(ticket=new_ticket(world)), metadata=world.staff["resident"].md
+        )
+        t = await act(tickets, world.staff["dispatcher"], t, tickets_pb2.ACTION_ACCEPT)
+        t = await act(tickets, world.staff["dispatcher"], t, tickets_pb2.ACTION_DISPATCH, lead_unit=lead)
+        # The unit's member hears it in their inbox too.
+        await eventually(
+            lambda: items_about(notifications, world.staff["unit:lead"], t.name, "ticket.assigned"),
+            what="unit inbox",
+        )
+        await eventually(lambda: asyncio.sleep(0, robot.accepted), what="accepted webhook")
+        await asyncio.sleep(1.5)  # time for any further (wrong) attempt
+        assert [r.status for r in robot.received] == [500, 503, 200]
+        (got,) = robot.accepted
+        # Signed with the robot's secret over timestamp and body.
+        assert hmac.compare_digest(
+            got.headers[SIGNATURE_HEADER], sign(secret, got.headers[TIMESTAMP_HEADER], got.body)
+        )
+        assert t.name.removeprefix("tickets/") in json.loads(got.body)["text"]["content"]
+        listed = await notifications.ListDeliveries(
+            pb.ListDeliveriesRequest(node=world.street, recipient=lead), metadata=md(identity.admin_token)
+        )
+        (delivery,) = [d for d in listed.deliveries if d.channel == pb.CHANNEL_WEBHOOK]
+        assert (delivery.state, delivery.attempts) == (pb.DELIVERY_STATE_SENT, 3)
+
+
+async def test_a_dead_webhook_ends_in_a_dead_letter_visible_through_the_api(
+    notifications: NotificationsServiceStub,
+    tickets: TicketsServiceStub,
+    world: World,
+    identity: IdentityClient,
+) -> None:
+    lead = f"units/{world.units['lead']}"
+    admin = md(identity.admin_token)
+    with contextlib.contextmanager(serve)(Robot([500])) as robot:
+        endpoint = pb.Endpoint(
+            owner=lead, channel=pb.CHANNEL_WEBHOOK, address=robot.url, secret=uuid.uuid4().hex
+        )
+        await notifications.CreateEndpoint(pb.CreateEndpointRequest(endpoint=endpoint), metadata=admin)
+        t = await tickets.CreateTicket(
+            tickets_pb2.CreateTicketRequest(ticket=new_ticket(world)), metadata=world.staff["resident"].md
+        )
+        t = await act(tickets, world.staff["dispatcher"], t, tickets_pb2.ACTION_ACCEPT)
+        await act(tickets, world.staff["dispatcher"], t, tickets_pb2.ACTION_DISPATCH, lead_unit=lead)
+        dead_filter = pb.ListDeliveriesRequest(
+            node=world.street, recipient=lead, state=pb.DELIVERY_STATE_DEAD
+        )
+
+        async def dead() -> list[pb.Delivery]:
+            return list((await notifications.ListDeliveries(dead_filter, metadata=admin)).deliveries)
+
+        (letter,) = await eventually(dead, what="dead letter")
+        assert letter.attempts == 3 and "500" in letter.last_error
+        assert len(robot.received) == 3
+        # Staff outside the street see none of it.
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            await notifications.ListDeliveries(dead_filter, metadata=world.staff["resident"].md)
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        # Sent again by hand once the robot is mended.
+        robot.script[:] = [200]
+        await notifications.RetryDelivery(pb.RetryDeliveryRequest(name=letter.name), metadata=admin)
+        await eventually(lambda: asyncio.sleep(0, robot.accepted), what="retried delivery")
+
+
+class Watch:
+    """A WatchInbox stream read in the background."""
+
+    def __init__(self, stub: NotificationsServiceStub, person: Person, after: int = 0) -> None:
+        self.call = stub.WatchInbox(pb.WatchInboxRequest(after_sequence=after), metadata=person.md)
+        self.items: list[pb.InboxItem] = []
+        self.heartbeats = 0
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
+            async for event in self.call:
+                if event.HasField("item"):
+                    self.items.append(event.item)
+                else:
+                    self.heartbeats += 1
+
+    async def close(self) -> None:
+        self.call.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def password_reset(stack: Stack, person: Person) -> None:
+    await publish(
+        stack.nats_url, "identity.v1.password.reset", identity_events.PasswordReset(user=person.name)
+    )
+
+
+async def test_watch_inbox_streams_new_items_to_their_owner_only_and_resumes_exactly(
+    notifications: NotificationsServiceStub, identity: IdentityClient, stack: Stack
+) -> None:
+    people = []
+    for _ in range(2):
+        user, _, token = await identity.make_user("yuhu", [("resident", "yuhu")])
+        people.append(Person(user.name, token))
+    alice, bob = people
+    a, b = Watch(notifications, alice), Watch(notifications, bob)
+    await asyncio.sleep(0.5)  # both streams open
+    await password_reset(stack, alice)
+    await eventually(lambda: asyncio.sleep(0, a.items), what="streamed item")
+    assert a.items[0].kind == "account.password_reset" and a.items[0].name.startswith(f"{alice.name}/")
+    await eventually(lambda: asyncio.sleep(0, b.heartbeats), what="heartbeat", within=10)
+    assert b.items == []  # never another person's item
+    await b.close()
+    last = a.items[-1].sequence
+    await a.close()
+
+    # Away: two items are written; a third arrives after the stream is back.
+    await password_reset(stack, alice)
+    await password_reset(stack, alice)
+    missed = await eventually(
+        lambda: _newer(notifications, alice, last, 2), what="two items written while away"
+    )
+    resumed = Watch(notifications, alice, after=last)
+    await eventually(lambda: asyncio.sleep(0, len(resumed.items) >= 2), what="missed items")
+    await password_reset(stack, alice)
+    await eventually(lambda: asyncio.sleep(0, len(resumed.items) >= 3), what="live item after resume")
+    await asyncio.sleep(0.5)
+    await resumed.close()
+    assert [i.sequence for i in resumed.items[:2]] == [i.sequence for i in missed]
+    assert len(resumed.items) == 3 and resumed.items[2].sequence > missed[-1].sequence
+    assert all(i.name.startswith(f"{alice.name}/") for i in resumed.items)
+
+
+async def _newer(
+    n: NotificationsServiceStub, person: Person, after: int, count: int
+) -> list[pb.InboxItem] | None:
+    found = sorted((i for i in await inbox(n, person) if i.sequence > after), key=lambda i: i.sequence)
+    return found if len(found) >= count else None
+
+
+async def test_streams_and_inboxes_need_a_person(notifications: NotificationsServiceStub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as anonymous:
+        await notifications.GetUnreadCount(pb.GetUnreadCountRequest())
+    assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    call = notifications.WatchInbox(pb.WatchInboxRequest())
+    with pytest.raises(grpc.aio.AioRpcError) as stream:
+        async for _ in call:
+            pass
+    assert stream.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -18,6 +18,7 @@ from govkit.devstack import Stack
 from tests.support.databases import Databases, postgres_reachable
 from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD, IdentityClient
 from tests.support.mailsink import MailSink
+from tests.support.webhooks import Robot, serve
 
 CORS_ORIGIN = "https://ops.example.org"
 
@@ -83,8 +84,14 @@ def mail_sink() -> Iterator[MailSink]:
 
 
 @pytest.fixture(scope="session")
+def sms_gateway() -> Iterator[Robot]:
+    """The HTTP SMS provider the session's notifications service posts text messages to."""
+    yield from serve(Robot([200]))
+
+
+@pytest.fixture(scope="session")
 def stack(
-    databases: Databases, mail_sink: MailSink, tmp_path_factory: pytest.TempPathFactory
+    databases: Databases, mail_sink: MailSink, sms_gateway: Robot, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     s = Stack(tmp_path_factory.mktemp("stack"), base_env=TELEMETRY_ENV)
     try:
@@ -104,7 +111,12 @@ def stack(
         points_env = {"GOV_DATABASE_URL": databases.url("points")}
         s.run_command("points", "migrate", points_env)
         s.start_service("points", points_env)
-        mail = {"GOV_SMTP_HOST": "127.0.0.1", "GOV_SMTP_PORT": str(mail_sink.port)}
+        mail = {
+            "GOV_SMTP_HOST": "127.0.0.1",
+            "GOV_SMTP_PORT": str(mail_sink.port),
+            "GOV_NOTIFICATIONS_SMS_PROVIDER": "http",
+            "GOV_NOTIFICATIONS_SMS_HTTP_URL": sms_gateway.url,
+        }
         s.start_service("notifications", notifications_env(s, databases.url("notifications"), **mail))
         s.start_gateway(env={"GOV_CORS_ORIGINS": CORS_ORIGIN})
         yield s

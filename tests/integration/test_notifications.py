@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import hmac
 import json
 import uuid
@@ -18,14 +19,18 @@ from google.protobuf.message import Message
 
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
 from gov.identity.v1 import events_pb2 as identity_events
+from gov.identity.v1 import identity_pb2
+from gov.notifications.v1 import events_pb2 as notification_events
 from gov.notifications.v1 import notifications_pb2 as pb
 from gov.notifications.v1.notifications_pb2_grpc import NotificationsServiceStub
 from gov.tickets.v1 import tickets_pb2
 from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub
+from govkit.auth.service_tokens import ServiceTokens
 from govkit.devstack import Stack
-from govkit.events import MSG_ID_HEADER, build_event
+from govkit.errors import Unavailable
+from govkit.events import MSG_ID_HEADER, build_event, unpack_payload
 from services.notifications.channels import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from tests.support.identity import IdentityClient, md
+from tests.support.identity import IdentityClient, find_event, md
 from tests.support.mailsink import MailSink
 from tests.support.tickets import Person, World, make_world, new_ticket
 from tests.support.webhooks import Robot, serve
@@ -207,7 +212,9 @@ async def test_a_dead_webhook_ends_in_a_dead_letter_visible_through_the_api(
     tickets: TicketsServiceStub,
     world: World,
     identity: IdentityClient,
+    stack: Stack,
 ) -> None:
+    started = dt.datetime.now(dt.UTC)
     lead = f"units/{world.units['lead']}"
     admin = md(identity.admin_token)
     with contextlib.contextmanager(serve)(Robot([500])) as robot:
@@ -230,6 +237,10 @@ async def test_a_dead_webhook_ends_in_a_dead_letter_visible_through_the_api(
         (letter,) = await eventually(dead, what="dead letter")
         assert letter.attempts == 3 and "500" in letter.last_error
         assert len(robot.received) == 3
+        # Announced with ids only.
+        announced = await find_event(stack.nats_url, "notifications.v1.delivery.failed", letter.name, started)
+        failed = unpack_payload(announced, notification_events.DeliveryFailed)
+        assert (failed.recipient, failed.channel, failed.attempts) == (lead, pb.CHANNEL_WEBHOOK, 3)
         # Staff outside the street see none of it.
         with pytest.raises(grpc.aio.AioRpcError) as denied:
             await notifications.ListDeliveries(dead_filter, metadata=world.staff["resident"].md)
@@ -320,3 +331,98 @@ async def test_streams_and_inboxes_need_a_person(notifications: NotificationsSer
         async for _ in call:
             pass
     assert stream.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_text_messages_go_to_the_number_identity_holds_split_like_carriers_do(
+    notifications: NotificationsServiceStub, identity: IdentityClient, stack: Stack, sms_gateway: Robot
+) -> None:
+    user, phone, token = await identity.make_user("yuhu", [("resident", "yuhu")])
+    person = Person(user.name, token)
+    admin = md(identity.admin_token)
+    # A long text of the operator's own: carried as 67-character parts with the same message id.
+    long_text = "社区通知：" + "请注意防溺水安全，" * 12 + "{{ link }}"
+    await notifications.UpdateTemplate(
+        pb.UpdateTemplateRequest(
+            template=pb.Template(
+                name="templates/account.password_reset/sms/zh-CN", subject="", body=long_text
+            )
+        ),
+        metadata=admin,
+    )
+    try:
+        await password_reset(stack, person)
+
+        async def texts() -> list[dict[str, object]]:
+            sent = [json.loads(r.body) for r in sms_gateway.received]
+            return [m for m in sent if m["to"] == f"+86{phone}"]
+
+        parts = await eventually(lambda: _at_least(texts, 2), what="text message parts")
+        assert {p["parts"] for p in parts} == {len(parts)} and len(parts) >= 2
+        assert all(len(str(p["text"])) <= 67 for p in parts)
+        assert len({str(p["id"]).split("#")[0] for p in parts}) == 1
+    finally:
+        await notifications.UpdateTemplate(
+            pb.UpdateTemplateRequest(
+                template=pb.Template(
+                    name="templates/account.password_reset/sms/zh-CN",
+                    subject="",
+                    body="管理员已重置您的密码。",
+                )
+            ),
+            metadata=admin,
+        )
+
+
+async def _at_least(check: Callable[[], Awaitable[list[T]]], count: int) -> list[T] | None:
+    found = await check()
+    return found if len(found) >= count else None
+
+
+async def test_templates_are_checked_previewed_and_edited_by_global_staff_only(
+    notifications: NotificationsServiceStub, identity: IdentityClient
+) -> None:
+    admin = md(identity.admin_token)
+    name = "templates/ticket.resolved/sms/zh-CN"
+    current = await notifications.GetTemplate(pb.GetTemplateRequest(name=name), metadata=admin)
+    assert "rating_link" in current.parameters and "rating_link" in current.body
+    preview = await notifications.PreviewTemplate(
+        pb.PreviewTemplateRequest(name=name, body="{{ ticket_id }}" * 20), metadata=admin
+    )
+    assert len(preview.sms_parts) == 4 and preview.sms_parts[0].startswith("(1/4)")
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await notifications.UpdateTemplate(
+            pb.UpdateTemplateRequest(template=pb.Template(name=name, body="{{ ''.__class__ }}")),
+            metadata=admin,
+        )
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    _, _, leader = await identity.make_user("yuhu", [("leader", "yuhu")])
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await notifications.UpdateTemplate(
+            pb.UpdateTemplateRequest(template=pb.Template(name=name, body="x")), metadata=md(leader)
+        )
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    listed = await notifications.ListTemplates(
+        pb.ListTemplatesRequest(kind="ticket.resolved"), metadata=md(leader)
+    )
+    assert {t.name for t in listed.templates} >= {name, "templates/ticket.resolved/inbox/en"}
+
+
+async def test_service_tokens_by_client_credentials(identity: IdentityClient, stack: Stack) -> None:
+    creds = stack.create_service_account("tokentest", "admin", "admin-test-password")
+    channel = grpc.aio.insecure_channel(stack.addrs["identity"])
+    try:
+        client_id, secret = creds["GOV_TOKENTEST_CLIENT_ID"], creds["GOV_TOKENTEST_CLIENT_SECRET"]
+        tokens = ServiceTokens(channel, client_id, secret)
+        first = await tokens.token()
+        assert await tokens.token() == first  # kept until near its expiry
+        caller = await identity.stub.GetCaller(
+            identity_pb2.GetCallerRequest(), metadata=await tokens.metadata()
+        )
+        assert caller.principal.startswith("serviceAccounts/")
+        tokens.invalidate()
+        assert await tokens.token()  # fetched anew
+        wrong = ServiceTokens(channel, client_id, "not-the-secret")
+        with pytest.raises(Unavailable):
+            await wrong.token()
+    finally:
+        await channel.close()

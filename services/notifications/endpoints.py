@@ -14,15 +14,18 @@ import grpc
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from gov.notifications.v1 import notifications_pb2 as pb
 from gov.tickets.v1 import tickets_pb2
 from govkit import pagination
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.auth.scopes import validate_path
 from govkit.db import Database, new_id, utcnow
-from govkit.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
+from govkit.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, Unavailable
+from govkit.idempotency import Command, IdempotencyKeys
+from services.notifications import convert
 from services.notifications.directory import Directory
-from services.notifications.models import Endpoint
+from services.notifications.models import Endpoint, platform
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,}$")
 _URL = re.compile(r"^https?://[^\s]{3,490}$")
@@ -33,6 +36,7 @@ class Endpoints:
     def __init__(self, db: Database, directory: Directory) -> None:
         self.db = db
         self.directory = directory
+        self.keys = IdempotencyKeys(db, platform.idempotency)
 
     async def _node_of(self, principal: Principal, owner: str) -> str:
         """The node an owner's endpoints are managed at, after checking the caller may manage them."""
@@ -52,16 +56,21 @@ class Endpoints:
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.NOT_FOUND:
                     raise InvalidArgument("no such unit", field="owner") from None
-                raise
+                raise Unavailable(f"tickets service: {exc.code().name}") from None
             node = str(unit.node)
         else:
             raise InvalidArgument("must be units/{code}, nodes/{path} or users/{id}", field="owner")
         principal.require(Permission.NOTIFICATIONS_MANAGE, node)
         return node
 
-    async def create(
-        self, principal: Principal, owner: str, channel: str, address: str, secret: str
-    ) -> Endpoint:
+    async def create(self, principal: Principal, request: pb.CreateEndpointRequest) -> pb.Endpoint:
+        """A retry with the same request_id answers what the first call did (AIP-155)."""
+        command = Command.of("CreateEndpoint", principal.subject, request)
+        if (earlier := await self.keys.recall(command, pb.Endpoint)) is not None:
+            return earlier
+        e = request.endpoint
+        channel = convert.channel_name(e.channel, "endpoint.channel")
+        owner, address, secret = e.owner, e.address, e.secret
         if channel == "webhook":
             if owner.startswith("users/"):
                 raise InvalidArgument("group robots belong to units or blocks", field="endpoint.owner")
@@ -89,10 +98,15 @@ class Endpoints:
         )
         try:
             async with self.db.transaction() as session:
+                if (earlier := await self.keys.claim(session, command, pb.Endpoint)) is not None:
+                    return earlier
                 session.add(row)
+                await session.flush()
+                made = convert.endpoint(row)
+                await self.keys.record(session, command, made, made.name)
         except IntegrityError:
             raise AlreadyExists("this endpoint exists already") from None
-        return row
+        return made
 
     async def list(
         self, principal: Principal, owner: str, *, page_size: int, page_token: str

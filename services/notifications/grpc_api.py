@@ -84,10 +84,7 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
         return convert.delivery(await self.deliveries.retry(current_principal(), request.name))
 
     async def CreateEndpoint(self, request: pb.CreateEndpointRequest, context: Context) -> pb.Endpoint:
-        e = request.endpoint
-        channel = convert.channel_name(e.channel, "endpoint.channel")
-        row = await self.endpoints.create(current_principal(), e.owner, channel, e.address, e.secret)
-        return convert.endpoint(row)
+        return await self.endpoints.create(current_principal(), request)
 
     async def ListEndpoints(
         self, request: pb.ListEndpointsRequest, context: Context

@@ -177,10 +177,11 @@ async def test_a_webhook_failing_twice_then_succeeding_receives_exactly_one_deli
     lead = f"units/{world.units['lead']}"
     with contextlib.contextmanager(serve)(Robot([500, 503, 200])) as robot:
         endpoint = pb.Endpoint(owner=lead, channel=pb.CHANNEL_WEBHOOK, address=robot.url, secret=secret)
-        made = await notifications.CreateEndpoint(
-            pb.CreateEndpointRequest(endpoint=endpoint), metadata=md(identity.admin_token)
-        )
+        create = pb.CreateEndpointRequest(endpoint=endpoint, request_id=uuid.uuid4().hex)
+        made = await notifications.CreateEndpoint(create, metadata=md(identity.admin_token))
         assert made.secret == ""  # never returned
+        # A retry with the same request id answers the first result (not ALREADY_EXISTS).
+        assert await notifications.CreateEndpoint(create, metadata=md(identity.admin_token)) == made
         t = await tickets.CreateTicket(
             tickets_pb2.CreateTicketRequest(ticket=new_ticket(world)), metadata=world.staff["resident"].md
         )

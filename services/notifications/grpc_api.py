@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
@@ -56,11 +57,15 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
         self, request: pb.WatchInboxRequest, context: Context
     ) -> AsyncIterator[pb.InboxEvent]:
         try:
-            async for event in self.inbox.watch(current_principal(), request.after_sequence):
-                if isinstance(event, Heartbeat):
-                    yield pb.InboxEvent(heartbeat=event.last_sequence)
-                else:
-                    yield pb.InboxEvent(item=convert.inbox_item(event))
+            # aclosing: a cancelled stream leaves the hub at once, not when the generator is collected.
+            async with contextlib.aclosing(
+                self.inbox.watch(current_principal(), request.after_sequence)
+            ) as events:
+                async for event in events:
+                    if isinstance(event, Heartbeat):
+                        yield pb.InboxEvent(heartbeat=event.last_sequence)
+                    else:
+                        yield pb.InboxEvent(item=convert.inbox_item(event))
         except Overflow as exc:
             await context.abort(grpc.StatusCode.ABORTED, str(exc))
 

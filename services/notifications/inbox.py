@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from sqlalchemy import func, or_, select, update
@@ -86,7 +86,7 @@ class Inbox:
             )
         return marked, await self.unread(principal)
 
-    async def watch(self, principal: Principal, after: int) -> AsyncIterator[InboxItem | Heartbeat]:
+    async def watch(self, principal: Principal, after: int) -> AsyncGenerator[InboxItem | Heartbeat]:
         """What the caller missed after `after`, then each new item; heartbeats while idle."""
         me = owner(principal)
         if after < 0:

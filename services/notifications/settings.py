@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from govkit.auth.tokens import DEFAULT_ISSUER
 from govkit.config import ServiceSettings
@@ -51,3 +51,13 @@ class NotificationsSettings(ServiceSettings):
     smtp_from: str = "notifications@gov.example.org"
     smtp_starttls: bool = False
     smtp_use_tls: bool = False
+
+    @model_validator(mode="after")
+    def _sms_provider_complete(self) -> NotificationsSettings:
+        if self.notifications_sms_provider == "http" and not self.notifications_sms_http_url.startswith(
+            ("http://", "https://")
+        ):
+            raise ValueError(
+                "GOV_NOTIFICATIONS_SMS_HTTP_URL must be an http(s) URL with the http SMS provider"
+            )
+        return self

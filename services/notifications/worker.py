@@ -98,6 +98,8 @@ class DeliveryWorker:
     async def run(self) -> None:
         while True:
             try:
+                # Cleared before looking, so a wake-up during the look is not lost.
+                self._wake.clear()
                 claimed = await self.claim()
                 if claimed:
                     await asyncio.gather(*(self._deliver(row) for row in claimed))
@@ -120,7 +122,6 @@ class DeliveryWorker:
             )
         if soonest is not None:
             timeout = max(0.05, min(timeout, (soonest - utcnow()).total_seconds()))
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 

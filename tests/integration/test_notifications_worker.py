@@ -28,7 +28,8 @@ from tests.support.webhooks import Robot, serve
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "notifications" / "migrations"
 SETTINGS = WorkerSettings(
     policy=RetryPolicy(max_attempts=3, base=dt.timedelta(seconds=0.1), cap=dt.timedelta(seconds=0.2)),
-    lease=dt.timedelta(seconds=1),
+    # Long enough that a slow, shared machine never lets a lease lapse mid-send in these tests.
+    lease=dt.timedelta(seconds=30),
     interval=0.5,
     concurrency=4,
     batch=10,
@@ -124,7 +125,8 @@ async def test_two_workers_send_each_delivery_once(db: Database) -> None:
             try:
                 deadline = asyncio.get_running_loop().time() + 30
                 while any(s != (State.SENT.value, 1) for s in (await states(db, ids)).values()):
-                    assert asyncio.get_running_loop().time() < deadline, await states(db, ids)
+                    pending = {k: v for k, v in (await states(db, ids)).items() if v != (State.SENT.value, 1)}
+                    assert asyncio.get_running_loop().time() < deadline, pending
                     await asyncio.sleep(0.1)
             finally:
                 for task in tasks:

@@ -427,3 +427,33 @@ async def test_service_tokens_by_client_credentials(identity: IdentityClient, st
             await wrong.token()
     finally:
         await channel.close()
+
+
+async def test_an_escalation_reaches_the_streets_dispatcher_and_the_blocks_robot(
+    notifications: NotificationsServiceStub,
+    tickets: TicketsServiceStub,
+    world: World,
+    identity: IdentityClient,
+) -> None:
+    t = await tickets.CreateTicket(
+        tickets_pb2.CreateTicketRequest(ticket=new_ticket(world)), metadata=world.staff["resident"].md
+    )
+    with contextlib.contextmanager(serve)(Robot([200])) as robot:
+        block_robot = pb.Endpoint(
+            owner=f"nodes/{t.node}", channel=pb.CHANNEL_WEBHOOK, address=robot.url, secret=uuid.uuid4().hex
+        )
+        await notifications.CreateEndpoint(
+            pb.CreateEndpointRequest(endpoint=block_robot), metadata=md(identity.admin_token)
+        )
+        dispatcher = world.staff["dispatcher"]
+        t = await act(tickets, dispatcher, t, tickets_pb2.ACTION_ACCEPT)
+        t = await act(tickets, dispatcher, t, tickets_pb2.ACTION_ESCALATE, reason="涉及多部门")
+        (item,) = await eventually(
+            lambda: items_about(notifications, dispatcher, t.name, "ticket.escalated"),
+            what="dispatcher's item",
+        )
+        assert item.urgent
+        await eventually(lambda: asyncio.sleep(0, robot.accepted), what="block robot")
+        assert t.name.removeprefix("tickets/") in json.loads(robot.accepted[0].body)["text"]["content"]
+    # The reporter hears of the acceptance, never of the internal escalation.
+    assert await items_about(notifications, world.staff["resident"], t.name, "ticket.escalated") == []

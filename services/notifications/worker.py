@@ -25,6 +25,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from gov.notifications.v1 import events_pb2
 from gov.notifications.v1 import notifications_pb2 as pb
 from govkit.db import Database, rowcount, utcnow
+from govkit.errors import Unavailable
 from govkit.events import NewEvent, build_event
 from govkit.outbox import add_event
 from services.notifications.addresses import AddressBook, NoAddress
@@ -173,7 +174,8 @@ class DeliveryWorker:
                     link=row.link,
                 )
                 await self.channels[row.channel].send(message, address)
-            except (SendError, NoAddress) as exc:
+            except (SendError, NoAddress, Unavailable) as exc:
+                # Unavailable: identity could not say where to send it (an outage); tried again later.
                 error = str(exc)
             except Exception as exc:
                 log.exception("delivery failed unexpectedly", extra={"delivery": row.id})

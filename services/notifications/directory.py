@@ -7,6 +7,7 @@ nobody; any other failure is raised, so the event is retried rather than its aud
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -95,18 +96,9 @@ class Directory:
                 if a.role == role and a.block == ref
             ]
         if kind == "node_role":
-            role = enum_value(identity_pb2.Role, f"ROLE_{audience.role.upper()}")
-            return [
-                u.name
-                async for page in self._pages(
-                    self.identity.ListUsers,
-                    lambda t: identity_pb2.ListUsersRequest(
-                        scope=ref, role=role, page_size=_PAGE, page_token=t
-                    ),
-                )
-                for u in page.users
-                if u.state == identity_pb2.USER_STATE_ACTIVE
-            ]
+            return await self._role_holders(
+                ref, enum_value(identity_pb2.Role, f"ROLE_{audience.role.upper()}")
+            )
         if kind == "ranking":
             ranking = await self._call(self.points.GetRanking, points_pb2.GetRankingRequest(name=ref))
             found: list[str] = []
@@ -118,6 +110,37 @@ class Directory:
                 )
             return found
         raise ValueError(f"unknown audience kind {kind!r}")
+
+    async def _role_holders(self, node: str, role: identity_pb2.Role) -> list[str]:
+        """Active accounts holding `role` at exactly `node` (a street's dispatcher, not a community's).
+
+        ListUsers narrows to accounts administered at or below the node that hold the role anywhere;
+        each one's bindings then say whether it holds it at the node itself."""
+        candidates = [
+            u.name
+            async for page in self._pages(
+                self.identity.ListUsers,
+                lambda t: identity_pb2.ListUsersRequest(scope=node, role=role, page_size=_PAGE, page_token=t),
+            )
+            for u in page.users
+            if u.state == identity_pb2.USER_STATE_ACTIVE
+        ]
+        slots = asyncio.Semaphore(8)
+
+        async def holds(user: str) -> bool:
+            async with slots:
+                async for page in self._pages(
+                    self.identity.ListRoleBindings,
+                    lambda t: identity_pb2.ListRoleBindingsRequest(
+                        parent=user, scope=node, page_size=_PAGE, page_token=t
+                    ),
+                ):
+                    if any(b.role == role and b.scope == node for b in page.role_bindings):
+                        return True
+            return False
+
+        found = await asyncio.gather(*(holds(u) for u in candidates))
+        return [u for u, ok in zip(candidates, found, strict=True) if ok]
 
     async def _household(self, name: str) -> list[str]:
         household = await self._call(self.blocks.GetHousehold, blocks_pb2.GetHouseholdRequest(name=name))

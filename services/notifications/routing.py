@@ -107,6 +107,13 @@ def _oversight(t: tickets_events.TicketSummary) -> tuple[Audience, ...]:
     return tuple(found)
 
 
+def _district(t: tickets_events.TicketSummary) -> tuple[Audience, ...]:
+    """Who takes an escalation up: the district's dispatchers (they accept it) and its leader."""
+    if not t.district:
+        return ()
+    return (Audience("node_role", t.district, "dispatcher"), Audience("node_role", t.district, "leader"))
+
+
 def _units(t: tickets_events.TicketSummary, status: int, only: str = "") -> tuple[Audience, ...]:
     return tuple(
         Audience("unit", u.unit) for u in t.units if u.status == status and (not only or u.unit == only)
@@ -142,7 +149,7 @@ def route_ticket(event: event_pb2.Event) -> list[Notice]:
         units = _units(t, dispatched, moved.entry.unit) or _units(t, dispatched)
         notices.append(Notice("ticket.assigned", units, t.name, t.node, params, sms=True))
     if action == "escalated":
-        district = (Audience("node_role", t.district, "leader"),) if t.district else ()
+        district = _district(t)
         notices.append(
             Notice(
                 "ticket.escalated", _oversight(t) + district, t.name, t.node, params, urgent=True, sms=True
@@ -161,8 +168,8 @@ def _ticket_overdue(overdue: tickets_events.TicketOverdue) -> list[Notice]:
         else "resolve",
     }
     audience = _oversight(t)
-    if overdue.escalated and t.district:
-        audience += (Audience("node_role", t.district, "leader"),)
+    if overdue.escalated:
+        audience += _district(t)
     notices = [Notice("ticket.overdue", audience, t.name, t.node, params, urgent=True, sms=True)]
     if overdue.kind == tickets_events.DEADLINE_KIND_ACKNOWLEDGE:
         late = _units(t, tickets_pb2.UNIT_STATUS_DISPATCHED)

@@ -455,5 +455,11 @@ async def test_an_escalation_reaches_the_streets_dispatcher_and_the_blocks_robot
         assert item.urgent
         await eventually(lambda: asyncio.sleep(0, robot.accepted), what="block robot")
         assert t.name.removeprefix("tickets/") in json.loads(robot.accepted[0].body)["text"]["content"]
-    # The reporter hears of the acceptance, never of the internal escalation.
-    assert await items_about(notifications, world.staff["resident"], t.name, "ticket.escalated") == []
+    # The district's dispatcher, who takes it up, hears of it; a dispatcher of another part of the
+    # district (administered in the district too) does not; nor does the reporter.
+    await eventually(
+        lambda: items_about(notifications, world.staff["district"], t.name, "ticket.escalated"),
+        what="district dispatcher's item",
+    )
+    for bystander in ("outsider", "resident"):
+        assert await items_about(notifications, world.staff[bystander], t.name, "ticket.escalated") == []

@@ -87,7 +87,8 @@ def test_overdue_goes_to_supervisor_and_street_and_late_units() -> None:
         Audience("block_staff", BLOCK, "supervisor"),
         Audience("node_role", STREET, "dispatcher"),
         Audience("node_role", STREET, "leader"),
-        Audience("node_role", "yuhu", "leader"),  # escalated to the district
+        Audience("node_role", "yuhu", "dispatcher"),  # escalated to the district
+        Audience("node_role", "yuhu", "leader"),
     }
     assert notices["ticket.unacknowledged"].audience == (Audience("unit", "units/a"),)
 
@@ -102,6 +103,7 @@ def test_resolve_overdue_without_escalation_stays_at_the_street() -> None:
 def test_escalation_tells_the_district_leader() -> None:
     (notice,) = route(transition("escalated"))
     assert notice.urgent and Audience("node_role", "yuhu", "leader") in notice.audience
+    assert Audience("node_role", "yuhu", "dispatcher") in notice.audience
 
 
 def test_staff_hear_of_their_assignment_and_removal() -> None:

@@ -9,10 +9,11 @@ from pathlib import Path
 import grpc
 import httpx
 
+from gov.common.v1 import event_pb2
 from gov.notifications.v1 import notifications_pb2_grpc
 from govkit import config, migrations
 from govkit.auth.service_tokens import ServiceTokens
-from govkit.consumer import ConsumerSpec
+from govkit.consumer import ConsumerSpec, Writes
 from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verifier, serve
 from services.notifications.addresses import AddressBook
 from services.notifications.channels import (
@@ -124,9 +125,11 @@ def definition(settings: NotificationsSettings) -> ServiceDefinition:
         )
         notifications_pb2_grpc.add_NotificationsServiceServicer_to_server(servicer, server)
 
-    async def intake(session, event) -> None:  # type: ignore[no-untyped-def]
+    async def intake(event: event_pb2.Event) -> Writes:
         # Set by register(), which the runtime calls before it connects the bus and starts consumers.
-        await parts["intake"].handle(session, event)  # type: ignore[attr-defined]
+        intake = parts["intake"]
+        assert isinstance(intake, Intake)
+        return await intake.prepare(event)
 
     async def deliver(runtime: ServiceRuntime) -> None:
         await parts["worker"].run()  # type: ignore[attr-defined]
@@ -144,7 +147,7 @@ def definition(settings: NotificationsSettings) -> ServiceDefinition:
                 durable=f"notifications-{stream.lower()}",
                 stream=stream,
                 subjects=list(subjects),
-                handler=intake,
+                prepare=intake,
             )
             for stream, subjects in SUBJECTS.items()
         ],

@@ -3,8 +3,8 @@
 The consumer (govkit.consumer) runs this once per event id; within one event each person gets one
 inbox item (the first notice that names them) and each recipient one delivery per channel, and
 unique indexes on (event, recipient[, channel]) hold that against anything else. Audiences are
-resolved with the service's own token before anything is written; a lookup that fails raises, and
-the event is retried whole.
+resolved with the service's own token before the transaction opens (`prepare`); a lookup that fails
+raises, and the event is retried whole.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.common.v1 import event_pb2
+from govkit.consumer import Writes
 from govkit.db import new_id, utcnow
 from services.notifications import templates
 from services.notifications.directory import Directory
@@ -64,12 +65,21 @@ class Intake:
         )
         return params
 
-    async def handle(self, session: AsyncSession, event: event_pb2.Event) -> None:
+    async def prepare(self, event: event_pb2.Event) -> Writes:
+        """Who each notice reaches, asked of the other services before any transaction opens; then
+        the writes, made in the consumer's transaction (nothing for an event half-resolved)."""
         notices = route(event)
-        if not notices:
-            return
-        # Who each notice reaches, resolved first: nothing is written for an event half-resolved.
         resolved = [(n, [p for a in n.audience for p in await self.directory.people(a)]) for n in notices]
+
+        async def writes(session: AsyncSession) -> None:
+            if resolved:
+                await self._write(session, event, resolved)
+
+        return writes
+
+    async def _write(
+        self, session: AsyncSession, event: event_pb2.Event, resolved: list[tuple[Notice, list[str]]]
+    ) -> None:
         edits = await load_edits(session)
         written: list[InboxItem] = []
         people: set[str] = set()

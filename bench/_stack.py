@@ -361,6 +361,8 @@ def running_stack(
                 if service == "identity":
                     admin = {"ADMIN_LOGIN": ADMIN_LOGIN, "ADMIN_PASSWORD": admin_password}
                     stack.run_command("identity", "create-admin", {**env, **admin})
+                if service == "notifications":  # reads contact details as its own service account
+                    env.update(stack.create_service_account("notifications", ADMIN_LOGIN, admin_password))
                 stack.start_service(service, env)
             stack.start_gateway(env=dict(gateway_env or {}))
         except Exception as exc:

@@ -36,6 +36,9 @@ from govkit.telemetry import meter, tracer
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, event_pb2.Event], Awaitable[None]]
+# The writes an event calls for, decided before the transaction that makes them opens.
+Writes = Callable[[AsyncSession], Awaitable[None]]
+Preparer = Callable[[event_pb2.Event], Awaitable[Writes]]
 
 _handled = meter.create_counter("gov.consumer.handled", description="events handled, by outcome")
 
@@ -45,12 +48,21 @@ class ConsumerSpec:
     durable: str
     stream: str
     subjects: Sequence[str]
-    handler: Handler
+    # Applies an event inside the transaction that records it as processed.
+    handler: Handler | None = None
+    # Instead of `handler`, for events that need calls to other services first: runs before the
+    # transaction opens (a duplicate is skipped before it) and returns the writes to make inside
+    # it, so no transaction (on SQLite: the one writer) waits on the network.
+    prepare: Preparer | None = None
     max_deliver: int = 5
     ack_wait: float = 30.0
     # Delay before each redelivery after a failure; the last value repeats.
     backoff: Sequence[float] = field(default_factory=lambda: (1.0, 5.0, 30.0, 120.0))
     batch: int = 20
+
+    def __post_init__(self) -> None:
+        if (self.handler is None) == (self.prepare is None):
+            raise ValueError(f"consumer {self.durable}: give exactly one of handler and prepare")
 
 
 class EventConsumer:
@@ -140,10 +152,15 @@ class EventConsumer:
     async def _apply_once(self, event: event_pb2.Event) -> bool:
         if not event.id:
             raise ValueError("event without id")
+        writes: Writes | None = None
+        if self.spec.prepare is not None:
+            if await self._recorded(event.id):
+                return False  # a duplicate: no calls made for it
+            writes = await self.spec.prepare(event)
         # A transaction that lost a deadlock runs again at once rather than after a redelivery.
-        return await retry_conflicts(lambda: self._apply_in_transaction(event))
+        return await retry_conflicts(lambda: self._apply_in_transaction(event, writes))
 
-    async def _apply_in_transaction(self, event: event_pb2.Event) -> bool:
+    async def _apply_in_transaction(self, event: event_pb2.Event, writes: Writes | None = None) -> bool:
         try:
             async with self.db.transaction() as session:
                 seen = await session.scalar(
@@ -158,7 +175,10 @@ class EventConsumer:
                         consumer=self.spec.durable, event_id=event.id, processed_at=utcnow()
                     )
                 )
-                await self.spec.handler(session, event)
+                if writes is not None:
+                    await writes(session)
+                elif self.spec.handler is not None:
+                    await self.spec.handler(session, event)
                 crashpoint("consumer.before_commit")
         except IntegrityError:
             # Either another replica recorded the same event id first (a duplicate: done), or the

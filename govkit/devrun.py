@@ -44,7 +44,7 @@ def dev_secrets() -> dict[str, str]:
     return values
 
 
-def service_env(service: str, passphrase: str) -> dict[str, str]:
+def service_env(service: str, passphrase: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {
         "GOV_DATABASE_URL": os.environ.get(
             f"{service.upper()}_DATABASE_URL", f"sqlite+aiosqlite:///{DATA}/{service}.db"
@@ -52,7 +52,7 @@ def service_env(service: str, passphrase: str) -> dict[str, str]:
     }
     if service == "identity":
         env["GOV_SIGNING_KEY_PASSPHRASE"] = os.environ.get("GOV_SIGNING_KEY_PASSPHRASE", passphrase)
-    return env
+    return {**env, **(extra or {})}
 
 
 def migrate(stack: Stack, passphrase: str) -> None:
@@ -90,7 +90,11 @@ def run() -> int:
             },
         )
         for service in SERVICES:
-            stack.start_service(service, service_env(service, passphrase))
+            extra: dict[str, str] = {}
+            if service == "notifications":
+                # Its own service account reads contact details and staffing (a new one each run).
+                extra = stack.create_service_account("notifications", admin_login, admin_password)
+            stack.start_service(service, service_env(service, passphrase, extra))
             print(f"  {service} serving on {stack.addrs[service]}")
         print("seeding the demo street (万楼街道) ...")
         demo = subprocess.run(

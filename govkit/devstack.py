@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 REPO = Path(__file__).resolve().parent.parent
 
 # Services in start order: identity first, every other component verifies tokens with its keys.
-SERVICES = ("identity", "blocks", "tickets", "points")
+SERVICES = ("identity", "blocks", "tickets", "points", "notifications")
 
 
 def free_port() -> int:
@@ -198,6 +198,45 @@ class Stack:
             time.sleep(0.1)
         self.gateway_url = url
         return proc
+
+    def create_service_account(
+        self,
+        display_name: str,
+        admin_login: str,
+        admin_password: str,
+        *,
+        role: str = "leader",
+        scope: str = "*",
+    ) -> dict[str, str]:
+        """A service account with one role binding, made through identity's API as the admin; its
+        client credentials as the environment a service reads them from (GOV_<NAME>_CLIENT_ID/SECRET
+        with the display name upper-cased as NAME)."""
+        # Imported here: the generated code is on the path of the callers that start services.
+        from gov.identity.v1 import identity_pb2 as pb
+        from gov.identity.v1 import identity_pb2_grpc
+
+        with grpc.insecure_channel(self.addrs["identity"]) as channel:
+            stub = identity_pb2_grpc.IdentityServiceStub(channel)
+            token = stub.Login(
+                pb.LoginRequest(login=admin_login, password=admin_password), timeout=10
+            ).access_token
+            md = (("authorization", f"Bearer {token}"),)
+            made = stub.CreateServiceAccount(
+                pb.CreateServiceAccountRequest(service_account=pb.ServiceAccount(display_name=display_name)),
+                metadata=md,
+                timeout=10,
+            )
+            binding = pb.RoleBinding(role=f"ROLE_{role.upper()}", scope=scope)
+            stub.CreateRoleBinding(
+                pb.CreateRoleBindingRequest(parent=made.service_account.name, role_binding=binding),
+                metadata=md,
+                timeout=10,
+            )
+        prefix = f"GOV_{display_name.upper()}"
+        return {
+            f"{prefix}_CLIENT_ID": made.service_account.client_id,
+            f"{prefix}_CLIENT_SECRET": made.client_secret,
+        }
 
     def stop_proc(self, proc: Proc, timeout: float = 15) -> int:
         if proc.popen.poll() is None:

@@ -17,6 +17,8 @@ from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub as BlocksStub
 from govkit.devstack import Stack
 from tests.support.databases import Databases, postgres_reachable
 from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD, IdentityClient
+from tests.support.mailsink import MailSink
+from tests.support.webhooks import Robot, serve
 
 CORS_ORIGIN = "https://ops.example.org"
 
@@ -55,12 +57,42 @@ def tickets_env_for(db_url: str) -> dict[str, str]:
     return {"GOV_DATABASE_URL": db_url, "GOV_SWEEP_INTERVAL_SECONDS": "0.5"}
 
 
+def notifications_env(s: Stack, db_url: str, **extra: str) -> dict[str, str]:
+    """Migrated database, its own service account, fast retries so retry tests wait seconds."""
+    env = {
+        "GOV_DATABASE_URL": db_url,
+        "GOV_NOTIFICATIONS_BACKOFF_SECONDS": "0.2",
+        "GOV_NOTIFICATIONS_BACKOFF_MAX_SECONDS": "1",
+        "GOV_NOTIFICATIONS_MAX_ATTEMPTS": "3",
+        "GOV_NOTIFICATIONS_HEARTBEAT_SECONDS": "2",
+        **extra,
+    }
+    s.run_command("notifications", "migrate", env)
+    return {**env, **s.create_service_account("notifications", ADMIN_LOGIN, ADMIN_PASSWORD)}
+
+
 def identity_env(db_url: str) -> dict[str, str]:
     return {**IDENTITY_ENV, "GOV_DATABASE_URL": db_url}
 
 
 @pytest.fixture(scope="session")
-def stack(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def mail_sink() -> Iterator[MailSink]:
+    """The SMTP server the session's notifications service sends e-mail to."""
+    sink = MailSink().start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def sms_gateway() -> Iterator[Robot]:
+    """The HTTP SMS provider the session's notifications service posts text messages to."""
+    yield from serve(Robot([200]))
+
+
+@pytest.fixture(scope="session")
+def stack(
+    databases: Databases, mail_sink: MailSink, sms_gateway: Robot, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     s = Stack(tmp_path_factory.mktemp("stack"), base_env=TELEMETRY_ENV)
     try:
         s.start_nats()
@@ -79,6 +111,13 @@ def stack(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Ite
         points_env = {"GOV_DATABASE_URL": databases.url("points")}
         s.run_command("points", "migrate", points_env)
         s.start_service("points", points_env)
+        mail = {
+            "GOV_SMTP_HOST": "127.0.0.1",
+            "GOV_SMTP_PORT": str(mail_sink.port),
+            "GOV_NOTIFICATIONS_SMS_PROVIDER": "http",
+            "GOV_NOTIFICATIONS_SMS_HTTP_URL": sms_gateway.url,
+        }
+        s.start_service("notifications", notifications_env(s, databases.url("notifications"), **mail))
         s.start_gateway(env={"GOV_CORS_ORIGINS": CORS_ORIGIN})
         yield s
     finally:

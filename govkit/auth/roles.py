@@ -36,6 +36,8 @@ class Permission(StrEnum):
     UNITS_STAFF = "units.staff"  # who staffs a unit
     # points
     POINTS_CONFIGURE = "points.configure"  # indicators, exchange points and their items
+    # notifications: delivery records, group robots, message templates
+    NOTIFICATIONS_MANAGE = "notifications.manage"
 
 
 _STAFF_ADMIN = frozenset({Permission.USERS_READ, Permission.USERS_WRITE, Permission.ROLES_GRANT})
@@ -54,6 +56,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.TICKETS_CONFIGURE,
         Permission.UNITS_STAFF,
         Permission.POINTS_CONFIGURE,
+        Permission.NOTIFICATIONS_MANAGE,
     },
     Role.DISPATCHER: _STAFF_ADMIN
     | {

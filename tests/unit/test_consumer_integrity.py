@@ -44,3 +44,35 @@ async def test_a_clash_in_the_handler_is_a_failure_not_a_duplicate(tmp_path: Pat
         assert recorded is None  # not marked processed: the redelivery runs the handler again
     finally:
         await db.close()
+
+
+async def test_prepared_writes_run_in_the_transaction_and_duplicates_skip_the_preparation(
+    tmp_path: Path,
+) -> None:
+    db, tables, things = await _setup(tmp_path)
+    prepared: list[str] = []
+
+    async def prepare(event: event_pb2.Event):  # type: ignore[no-untyped-def]
+        prepared.append(event.id)  # stands for calls to other services, made outside any transaction
+        assert db._writer is not None and not db._writer.locked()
+
+        async def writes(session: AsyncSession) -> None:
+            await session.execute(insert(things).values(id=len(prepared)))
+
+        return writes
+
+    spec = ConsumerSpec(durable="prep", stream="TEST", subjects=["test.v1.>"], prepare=prepare)
+    consumer = EventConsumer(spec, js=None, db=db, tables=tables)  # type: ignore[arg-type]
+    try:
+        assert await consumer._apply_once(event_pb2.Event(id="e-1")) is True
+        assert await consumer._apply_once(event_pb2.Event(id="e-1")) is False
+        assert prepared == ["e-1"]
+        async with db.sessions() as session:
+            assert (await session.scalars(select(things.c.id))).all() == [1]
+    finally:
+        await db.close()
+
+
+def test_a_consumer_takes_a_handler_or_a_preparer_not_both() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        ConsumerSpec(durable="x", stream="TEST", subjects=["test.v1.>"])

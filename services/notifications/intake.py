@@ -1,0 +1,165 @@
+"""Turning a consumed event into inbox items and queued deliveries, in the consumer's transaction.
+
+The consumer (govkit.consumer) runs this once per event id; within one event each person gets one
+inbox item (the first notice that names them) and each recipient one delivery per channel, and
+unique indexes on (event, recipient[, channel]) hold that against anything else. Audiences are
+resolved with the service's own token before the transaction opens (`prepare`); a lookup that fails
+raises, and the event is retried whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gov.common.v1 import event_pb2
+from govkit.consumer import Writes
+from govkit.db import new_id, utcnow
+from services.notifications import templates
+from services.notifications.directory import Directory
+from services.notifications.domain import State
+from services.notifications.hub import InboxHub
+from services.notifications.models import Delivery, Endpoint, InboxItem, TemplateText
+from services.notifications.routing import Notice, route
+from services.notifications.texts import DEFAULT_LOCALE
+
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    link_base: str
+    email_enabled: bool
+
+
+async def load_edits(session: AsyncSession) -> templates.Edits:
+    rows = (await session.scalars(select(TemplateText))).all()
+    return {(r.kind, r.channel, r.locale): (r.subject, r.body) for r in rows}
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run `callback` once this session's transaction has committed (never if it rolls back)."""
+    sa_event.listen(session.sync_session, "after_commit", lambda _s: callback(), once=True)
+
+
+class Intake:
+    def __init__(
+        self, directory: Directory, hub: InboxHub, wake_worker: Callable[[], None], settings: IntakeSettings
+    ) -> None:
+        self.directory = directory
+        self.hub = hub
+        self.wake_worker = wake_worker
+        self.settings = settings
+
+    def _params(self, notice: Notice) -> dict[str, str]:
+        base = self.settings.link_base.rstrip("/")
+        params = {
+            k: (base + v if k.endswith("_link") and v.startswith("/") else v)
+            for k, v in notice.params.items()
+        }
+        kind, _, rest = notice.resource.partition("/")
+        params["link"] = (
+            f"{base}/{kind}/{rest}" if kind in ("tickets", "awards", "redemptions", "rankings") else ""
+        )
+        return params
+
+    async def prepare(self, event: event_pb2.Event) -> Writes:
+        """Who each notice reaches, asked of the other services before any transaction opens; then
+        the writes, made in the consumer's transaction (nothing for an event half-resolved)."""
+        notices = route(event)
+        resolved = [(n, [p for a in n.audience for p in await self.directory.people(a)]) for n in notices]
+
+        async def writes(session: AsyncSession) -> None:
+            if resolved:
+                await self._write(session, event, resolved)
+
+        return writes
+
+    async def _write(
+        self, session: AsyncSession, event: event_pb2.Event, resolved: list[tuple[Notice, list[str]]]
+    ) -> None:
+        edits = await load_edits(session)
+        written: list[InboxItem] = []
+        people: set[str] = set()
+        robots: set[str] = set()
+        queued = 0
+        now = utcnow()
+        for notice, members in resolved:
+            params = self._params(notice)
+
+            def queue(
+                recipient: str, channel: str, notice: Notice = notice, params: dict[str, str] = params
+            ) -> None:
+                text = templates.render(notice.kind, channel, DEFAULT_LOCALE, params, edits)
+                session.add(
+                    Delivery(
+                        id=new_id(),
+                        event_id=event.id,
+                        recipient=recipient,
+                        channel=channel,
+                        kind=notice.kind,
+                        node=notice.node,
+                        subject=text.subject[:200],
+                        body=text.body,
+                        link=params["link"][:500],
+                        state=State.QUEUED.value,
+                        attempts=0,
+                        last_error="",
+                        next_attempt_time=now,
+                        lease_until=None,
+                        create_time=now,
+                        update_time=now,
+                        sent_time=None,
+                    )
+                )
+
+            for user in dict.fromkeys(members):
+                if user in people or not user.startswith("users/"):
+                    continue
+                people.add(user)
+                text = templates.render(notice.kind, "inbox", DEFAULT_LOCALE, params, edits)
+                item = InboxItem(
+                    id=new_id(),
+                    recipient=user,
+                    event_id=event.id,
+                    kind=notice.kind,
+                    title=text.subject[:200],
+                    body=text.body,
+                    link=params["link"][:500],
+                    resource=notice.resource[:200],
+                    node=notice.node,
+                    urgent=notice.urgent,
+                    create_time=now,
+                    read_time=None,
+                )
+                session.add(item)
+                written.append(item)
+                if notice.sms:
+                    queue(user, "sms")
+                    queued += 1
+                if self.settings.email_enabled and await _has_endpoint(session, user, "email"):
+                    queue(user, "email")
+                    queued += 1
+            for owner in dict.fromkeys(a.robot_owner for a in notice.audience if a.robot_owner):
+                if owner not in robots and await _has_endpoint(session, owner, "webhook"):
+                    robots.add(owner)
+                    queue(owner, "webhook")
+                    queued += 1
+        await session.flush()  # assigns the items' sequences
+        hub, wake = self.hub, self.wake_worker
+
+        def committed() -> None:
+            hub.publish(written)
+            if queued:
+                wake()
+
+        after_commit(session, committed)
+
+
+async def _has_endpoint(session: AsyncSession, owner: str, channel: str) -> bool:
+    found = await session.scalar(
+        select(Endpoint.id).where(Endpoint.owner == owner, Endpoint.channel == channel).limit(1)
+    )
+    return found is not None

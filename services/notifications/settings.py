@@ -1,0 +1,63 @@
+"""Notifications' configuration (environment variables with the GOV_ prefix)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from govkit.auth.tokens import DEFAULT_ISSUER
+from govkit.config import ServiceSettings
+
+
+class NotificationsSettings(ServiceSettings):
+    database_url: str = "sqlite+aiosqlite:///.data/notifications.db"
+    grpc_port: int = Field(50055, ge=1, le=65535)
+    identity_addr: str = Field("127.0.0.1:50051", min_length=3)
+    blocks_addr: str = Field("127.0.0.1:50052", min_length=3)
+    tickets_addr: str = Field("127.0.0.1:50053", min_length=3)
+    points_addr: str = Field("127.0.0.1:50054", min_length=3)
+    token_issuer: str = DEFAULT_ISSUER
+    # The service account notifications reads contact details and staffing with (client credentials).
+    notifications_client_id: str = Field(..., min_length=1)
+    notifications_client_secret: SecretStr = Field(..., min_length=1)
+    # Where links in messages point (the resident app or web site).
+    notifications_link_base: str = "https://gov.example.org"
+    # Deliveries: attempts before a dead letter, and the exponential backoff between them.
+    notifications_max_attempts: int = Field(5, ge=1, le=50)
+    notifications_backoff_seconds: float = Field(2.0, gt=0, le=3600)
+    notifications_backoff_max_seconds: float = Field(600.0, gt=0, le=86400)
+    # A claimed delivery not finished within this long is taken over by another worker.
+    notifications_lease_seconds: float = Field(60.0, gt=0, le=3600)
+    # The worker wakes on new deliveries in-process; this slow timer catches retries and leases.
+    notifications_worker_interval_seconds: float = Field(5.0, gt=0, le=600)
+    notifications_worker_concurrency: int = Field(8, ge=1, le=256)
+    # WatchInbox sends a heartbeat after this long without an item.
+    notifications_heartbeat_seconds: float = Field(15.0, gt=0, le=300)
+    # Sends per second per channel (token buckets), and the request timeout of outside channels.
+    notifications_rate_webhook: float = Field(20.0, gt=0)
+    notifications_rate_sms: float = Field(10.0, gt=0)
+    notifications_rate_email: float = Field(10.0, gt=0)
+    notifications_send_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    # SMS: `log` writes each message to the log; `http` posts JSON to the provider's URL.
+    notifications_sms_provider: Literal["log", "http"] = "log"
+    notifications_sms_http_url: str = ""
+    notifications_sms_http_token: SecretStr = SecretStr("")
+    # E-mail over SMTP; no host means e-mail is off (no deliveries are queued for it).
+    smtp_host: str = ""
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_from: str = "notifications@gov.example.org"
+    smtp_starttls: bool = False
+    smtp_use_tls: bool = False
+
+    @model_validator(mode="after")
+    def _sms_provider_complete(self) -> NotificationsSettings:
+        if self.notifications_sms_provider == "http" and not self.notifications_sms_http_url.startswith(
+            ("http://", "https://")
+        ):
+            raise ValueError(
+                "GOV_NOTIFICATIONS_SMS_HTTP_URL must be an http(s) URL with the http SMS provider"
+            )
+        return self

@@ -78,7 +78,10 @@ def run() -> int:
     signal.signal(signal.SIGTERM, _stop)
     try:
         print("starting NATS (JetStream, data in .data/nats) ...")
-        stack.start_nats()
+        stack.start_nats(streams=False)
+        # What the Helm chart's hook Job does before the services start: they never create streams.
+        print("applying the stream declarations (python -m govkit.streams apply) ...")
+        print("  " + stack.apply_streams().strip().replace("\n", "\n  "))
         migrate(stack, passphrase)
         stack.run_command(
             "identity",

@@ -119,7 +119,9 @@ class Stack:
         self.procs.append(proc)
         return proc
 
-    def start_nats(self, port: int | None = None) -> str:
+    def start_nats(self, port: int | None = None, *, streams: bool = True) -> str:
+        """Start NATS and, unless `streams` is false, apply the stream declarations to it as a
+        deployment does before its services start (services never create streams)."""
         port = port or free_port()
         store = self.data_dir / "nats"
         store.mkdir(exist_ok=True)
@@ -127,7 +129,23 @@ class Stack:
         proc = self.spawn("nats", argv, self.env())
         wait_for_port(port, 15, proc.popen)
         self.nats_url = f"nats://127.0.0.1:{port}"
+        if streams:
+            self.apply_streams()
         return self.nats_url
+
+    def apply_streams(self, *args: str) -> str:
+        """`python -m govkit.streams apply [args]` against this stack's NATS; returns its output."""
+        result = subprocess.run(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "govkit.streams", "apply", *args],
+            env=self.env(GOV_NATS_URL=self.nats_url),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"streams apply failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+        return result.stdout
 
     def run_command(self, service: str, command: str, env: dict[str, str]) -> None:
         result = subprocess.run(  # noqa: S603 - our own interpreter and module

@@ -27,7 +27,7 @@ from grpc_reflection.v1alpha import reflection
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from govkit import bus, channels
+from govkit import bus, channels, streams
 from govkit.auth import revocations
 from govkit.auth.principal import Principal, reset_principal, set_principal
 from govkit.auth.tokens import GrpcJwksSource, TokenVerifier, bearer_token
@@ -35,6 +35,7 @@ from govkit.config import ServiceSettings
 from govkit.consumer import ConsumerSpec, EventConsumer
 from govkit.db import Database, retry_conflicts
 from govkit.errors import DomainError
+from govkit.events import DEAD_LETTER_STREAM, stream_name
 from govkit.housekeeping import Housekeeping
 from govkit.logs import setup_logging
 from govkit.outbox import OutboxRelay
@@ -47,6 +48,8 @@ RETRY_AFTER_KEY = "retry-after"
 # Health entry that is SERVING while the process runs, whatever its dependencies do: for
 # liveness probes, which must not restart a healthy process during a database outage.
 LIVENESS_SERVICE = "liveness"
+# How often a service that misses a stream looks again.
+STREAM_CHECK_SECONDS = 2.0
 
 # The context every servicer method receives. Request and response types stay Any: the
 # generated servicer base classes are untyped, and the methods only abort and read metadata.
@@ -240,6 +243,11 @@ class ServiceRuntime:
         self.verifier: TokenVerifier | None = None
         self.channels: list[grpc.aio.Channel] = []
         self.port = 0
+        # Streams NATS said do not exist (unknown while NATS is away, which leaves readiness alone).
+        self.missing_streams: list[str] = []
+        # Not ready before the first look at the streams, unless NATS could not be asked.
+        self._streams_known = False
+        self._nats_away = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
 
@@ -279,6 +287,7 @@ class ServiceRuntime:
             try:
                 self.nc = await bus.connect(self.settings.nats_url, f"gov-{d.name}")
             except Exception as exc:
+                self._nats_away = True
                 log.warning("NATS not reachable yet; retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(1)
         if self.nc is None:
@@ -287,17 +296,9 @@ class ServiceRuntime:
         if self.verifier is not None:  # revoked tokens stop working within moments, not at expiry
             feed = revocations.follow(self.nc, self.verifier.revocations)
             self._tasks.append(asyncio.create_task(feed, name="revocations"))
-        while True:
-            try:
-                await bus.ensure_domain_stream(self.js, d.name)
-                await bus.ensure_dead_letter_stream(self.js)
-                # Streams this service consumes from, so it can start before their owners do.
-                for spec in d.consumers:
-                    await bus.ensure_domain_stream(self.js, spec.stream.lower())
-                break
-            except Exception as exc:
-                log.warning("cannot create streams yet; retrying", extra={"error": repr(exc)})
-                await asyncio.sleep(1)
+        await self._wait_for_streams()
+        if self._stop.is_set():
+            return
         self.relay.attach(self.js)
         for spec in d.consumers:
             consumer = EventConsumer(spec, self.js, self.db, d.tables)
@@ -306,6 +307,48 @@ class ServiceRuntime:
         if d.on_start is not None:
             await d.on_start(self)
 
+    def required_streams(self) -> list[str]:
+        """The streams this service publishes to and consumes from (and dead-letters into)."""
+        d = self.definition
+        names = [stream_name(d.name), *(spec.stream for spec in d.consumers)]
+        if d.consumers:
+            names.append(DEAD_LETTER_STREAM)
+        return list(dict.fromkeys(names))
+
+    async def _wait_for_streams(self) -> None:
+        """Until every stream this service needs exists. Streams belong to the deployment
+        (`python -m govkit.streams apply`); a service never creates or changes one, and stays
+        NOT_SERVING, saying why, while one is missing."""
+        assert self.js is not None
+        said: list[str] = []
+        while not self._stop.is_set():
+            try:
+                absent = await streams.missing(self.js, self.required_streams())
+            except Exception as exc:  # NATS away: not a missing stream; readiness stays as it is
+                log.warning("cannot check JetStream streams yet; retrying", extra={"error": repr(exc)})
+                self._nats_away = True
+                absent = None
+            if absent is not None:
+                self._streams_known = True
+            if absent == []:
+                if self.missing_streams:
+                    log.info("JetStream streams now exist", extra={"streams": self.missing_streams})
+                self.missing_streams = []
+                return
+            if absent is not None:
+                self.missing_streams = absent
+                if absent != said:
+                    said = absent
+                    log.error(
+                        "JetStream stream(s) %s missing; not ready until they exist. Create them with "
+                        "`%s` (the Helm chart's streams Job runs it)",
+                        ", ".join(absent),
+                        streams.APPLY_COMMAND,
+                        extra={"streams": absent},
+                    )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), STREAM_CHECK_SECONDS)
+
     def channel(self, address: str, **options: Any) -> grpc.aio.Channel:
         """A channel to another service (govkit.channels), closed when this service stops."""
         made = channels.insecure_channel(address, **options)
@@ -313,9 +356,13 @@ class ServiceRuntime:
         return made
 
     async def _dependencies_ok(self) -> bool:
-        """Ready when the database answers. NATS is not asked: without it requests still succeed and
-        their events wait in the outbox (the relay's pending and lag gauges show the backlog), so a
-        broker outage must not take the service out of its load balancer."""
+        """Ready when the database answers and no stream it needs is known to be missing. NATS is
+        not asked: without it requests still succeed and their events wait in the outbox (the
+        relay's pending and lag gauges show the backlog), so a broker outage must not take the
+        service out of its load balancer. A missing stream is different: it is a deployment
+        mistake that no wait fixes, and the events would never leave the outbox."""
+        if self.missing_streams or not (self._streams_known or self._nats_away):
+            return False
         try:
             await asyncio.wait_for(self.db.ping(), 3)
         except Exception:

@@ -20,6 +20,9 @@ class BaseSettings(_PydanticSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    # Prometheus /metrics on a port of its own (govkit.metrics): unset = none, 0 = any free port.
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped from other pods
 
 
 class ServiceSettings(BaseSettings):

@@ -14,7 +14,9 @@ import contextlib
 import contextvars
 import inspect
 import logging
+import re
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -27,7 +29,7 @@ from grpc_reflection.v1alpha import reflection
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from govkit import bus, channels, streams
+from govkit import bus, channels, logs, metrics, streams
 from govkit.auth import revocations
 from govkit.auth.principal import Principal, reset_principal, set_principal
 from govkit.auth.tokens import GrpcJwksSource, TokenVerifier, bearer_token
@@ -45,6 +47,8 @@ from govkit.telemetry import setup_telemetry, shutdown_telemetry
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_KEY = "retry-after"
+# What a request id passed on by the gateway looks like (anything else is not logged).
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 # Health entry that is SERVING while the process runs, whatever its dependencies do: for
 # liveness probes, which must not restart a healthy process during a database outage.
 LIVENESS_SERVICE = "liveness"
@@ -142,11 +146,25 @@ class _CallGuard:
         self.metadata = metadata
 
     async def _enter(self, context: ServicerContext) -> contextvars.Token[Principal | None]:
+        # Each call runs in a task of its own: the request id stays with this call's log lines.
+        incoming = self.metadata.get("x-request-id", "")
+        if _REQUEST_ID.match(incoming):
+            logs.request_id.set(incoming)
         try:
             principal = await self.interceptor.authenticate(self.method, self.metadata)
         except DomainError as exc:
             await abort_with(context, exc)
         return set_principal(principal)
+
+    def _observe(self, context: ServicerContext, started: float, outcome: BaseException | None) -> None:
+        """One call in the request, error and latency series (govkit.metrics)."""
+        if isinstance(outcome, asyncio.CancelledError | GeneratorExit):
+            code = "CANCELLED"
+        else:
+            code = metrics.code_name(context.code())
+            if code == "OK" and outcome is not None and not isinstance(outcome, grpc.aio.AbortError):
+                code = "UNKNOWN"
+        metrics.observe_grpc(self.method, code, time.perf_counter() - started)
 
     async def _failed(self, context: ServicerContext, exc: Exception) -> None:
         if isinstance(exc, DomainError):
@@ -158,18 +176,26 @@ class _CallGuard:
         """For methods that answer once (unary-unary, stream-unary)."""
 
         async def behavior(request: Any, context: ServicerContext) -> Any:
-            token = await self._enter(context)
+            started = time.perf_counter()
+            outcome: BaseException | None = None
             try:
-                if retry:
-                    # A request message can be handled again; a request stream has been consumed.
-                    return await retry_conflicts(lambda: inner(request, context))
-                return await inner(request, context)
-            except grpc.aio.AbortError:
+                token = await self._enter(context)
+                try:
+                    if retry:
+                        # A request message can be handled again; a request stream has been consumed.
+                        return await retry_conflicts(lambda: inner(request, context))
+                    return await inner(request, context)
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as exc:
+                    await self._failed(context, exc)
+                finally:
+                    reset_principal(token)
+            except BaseException as exc:
+                outcome = exc
                 raise
-            except Exception as exc:
-                await self._failed(context, exc)
             finally:
-                reset_principal(token)
+                self._observe(context, started, outcome)
 
         return behavior
 
@@ -180,18 +206,27 @@ class _CallGuard:
             return self.unary(inner)
 
         async def behavior(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
-            token = await self._enter(context)
+            started = time.perf_counter()
+            outcome: BaseException | None = None
             try:
-                async for response in inner(request, context):
-                    yield response
-            except grpc.aio.AbortError:
+                token = await self._enter(context)
+                try:
+                    async for response in inner(request, context):
+                        yield response
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as exc:
+                    await self._failed(context, exc)
+                finally:
+                    # A stream cancelled by its client is closed from another context; its own ends
+                    # with it.
+                    with contextlib.suppress(ValueError):
+                        reset_principal(token)
+            except BaseException as exc:
+                outcome = exc
                 raise
-            except Exception as exc:
-                await self._failed(context, exc)
             finally:
-                # A stream cancelled by its client is closed from another context; its own ends with it.
-                with contextlib.suppress(ValueError):
-                    reset_principal(token)
+                self._observe(context, started, outcome)
 
         return behavior
 
@@ -234,7 +269,7 @@ class ServiceRuntime:
         self.nc: NATS | None = None
         self.js: JetStreamContext | None = None
         # Runs from the start, NATS or not: events wait in the outbox and its gauges show the backlog.
-        self.relay = OutboxRelay(self.db, definition.tables.outbox)
+        self.relay = OutboxRelay(self.db, definition.tables.outbox, name=definition.name)
         self.housekeeping = Housekeeping(self.db, definition.tables, self.settings)
         self.consumers: list[EventConsumer] = []
         self.health = health.aio.HealthServicer()
@@ -243,6 +278,7 @@ class ServiceRuntime:
         self.verifier: TokenVerifier | None = None
         self.channels: list[grpc.aio.Channel] = []
         self.port = 0
+        self.metrics_port: int | None = None
         # Streams NATS said do not exist (unknown while NATS is away, which leaves readiness alone).
         self.missing_streams: list[str] = []
         # Not ready before the first look at the streams, unless NATS could not be asked.
@@ -270,6 +306,8 @@ class ServiceRuntime:
         self.port = self.server.add_insecure_port(f"{self.settings.grpc_host}:{self.settings.grpc_port}")
         if self.port == 0:
             raise SystemExit(f"cannot bind gRPC port {self.settings.grpc_port}")
+        metrics.watch_pool(d.name, self.db.pool_in_use, self.db.pool_size)
+        self.metrics_port = metrics.serve(self.settings.metrics_port, self.settings.metrics_host)
         await self._set_serving(False)
         await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self.server.start()

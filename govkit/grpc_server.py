@@ -296,7 +296,7 @@ class ServiceRuntime:
         self.verifier = d.make_verifier(self)
         self.server = grpc.aio.server(
             interceptors=[PlatformInterceptor(self.verifier, d.public_methods)],
-            options=[("grpc.max_receive_message_length", d.max_request_bytes)],
+            options=[("grpc.max_receive_message_length", d.max_request_bytes), *self._connection_age()],
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         d.register(self.server, self)
@@ -344,6 +344,17 @@ class ServiceRuntime:
             self._tasks.append(asyncio.create_task(consumer.run(), name=f"consumer-{spec.durable}"))
         if d.on_start is not None:
             await d.on_start(self)
+
+    def _connection_age(self) -> list[tuple[str, int]]:
+        """Connections end after an age, so clients re-resolve and reach replicas added since."""
+        age = self.settings.grpc_max_connection_age_seconds
+        if age <= 0:
+            return []
+        grace = self.settings.grpc_max_connection_age_grace_seconds
+        return [
+            ("grpc.max_connection_age_ms", int(age * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(grace * 1000)),
+        ]
 
     def required_streams(self) -> list[str]:
         """The streams this service publishes to and consumes from (and dead-letters into)."""

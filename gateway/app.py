@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
+from opentelemetry import trace
 from starlette.types import ASGIApp
 
 from gateway import docs, open311, problems
@@ -95,6 +96,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         incoming = request.headers.get("x-request-id", "")
         request.state.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         logs.request_id.set(request.state.request_id)
+        trace.get_current_span().set_attribute("gov.request_id", request.state.request_id)
         started = time.perf_counter()
         status = 500
         try:

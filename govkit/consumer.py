@@ -135,10 +135,14 @@ class EventConsumer:
         headers = msg.headers or {}
         if msg.metadata.num_delivered > 1:
             metrics.consumer_redeliveries.labels(self.spec.durable).inc()
-        producer = trace.get_current_span(extract_trace(headers)).get_span_context()
+        # The producer's context (W3C traceparent in the headers) is both the parent and a link:
+        # one message processed at a time, so the request that caused the event, its publish and
+        # its handling read as one trace, and the link is what messaging tools look for.
+        parent = extract_trace(headers)
+        producer = trace.get_current_span(parent).get_span_context()
         links = [Link(producer)] if producer.is_valid else []
         with tracer.start_as_current_span(
-            f"{msg.subject} process", kind=SpanKind.CONSUMER, links=links
+            f"{msg.subject} process", context=parent, kind=SpanKind.CONSUMER, links=links
         ) as span:
             span.set_attribute("messaging.system", "nats")
             span.set_attribute("messaging.consumer.group.name", self.spec.durable)

@@ -28,6 +28,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from opentelemetry import trace
 
 from govkit import bus, channels, logs, metrics, streams
 from govkit.auth import revocations
@@ -150,6 +151,7 @@ class _CallGuard:
         incoming = self.metadata.get("x-request-id", "")
         if _REQUEST_ID.match(incoming):
             logs.request_id.set(incoming)
+            trace.get_current_span().set_attribute("gov.request_id", incoming)
         try:
             principal = await self.interceptor.authenticate(self.method, self.metadata)
         except DomainError as exc:

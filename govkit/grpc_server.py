@@ -55,6 +55,8 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 LIVENESS_SERVICE = "liveness"
 # How often a service that misses a stream looks again.
 STREAM_CHECK_SECONDS = 2.0
+# How long a starting service waits for NATS to say whether its streams exist before it serves anyway.
+STREAM_CHECK_GRACE_SECONDS = 3.0
 
 # The context every servicer method receives. Request and response types stay Any: the
 # generated servicer base classes are untyped, and the methods only abort and read metadata.
@@ -283,9 +285,11 @@ class ServiceRuntime:
         self.metrics_port: int | None = None
         # Streams NATS said do not exist (unknown while NATS is away, which leaves readiness alone).
         self.missing_streams: list[str] = []
-        # Not ready before the first look at the streams, unless NATS could not be asked.
+        # Not ready before the first look at the streams, unless NATS could not be asked (an
+        # error, or no answer within STREAM_CHECK_GRACE_SECONDS of the start).
         self._streams_known = False
         self._nats_away = False
+        self._started_at = time.monotonic()
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
 
@@ -412,8 +416,12 @@ class ServiceRuntime:
         relay's pending and lag gauges show the backlog), so a broker outage must not take the
         service out of its load balancer. A missing stream is different: it is a deployment
         mistake that no wait fixes, and the events would never leave the outbox."""
-        if self.missing_streams or not (self._streams_known or self._nats_away):
+        if self.missing_streams:
             return False
+        if not (self._streams_known or self._nats_away):
+            if time.monotonic() - self._started_at < STREAM_CHECK_GRACE_SECONDS:
+                return False
+            self._nats_away = True  # NATS does not answer: serve, the outbox keeps the events
         try:
             await asyncio.wait_for(self.db.ping(), 3)
         except Exception:

@@ -13,7 +13,7 @@ from nats.aio.client import Client as NATS
 log = logging.getLogger(__name__)
 
 
-async def connect(url: str, name: str, *, max_reconnect_attempts: int = -1) -> NATS:
+async def connect(url: str, name: str) -> NATS:
     async def _disconnected() -> None:
         log.warning("NATS disconnected")
 
@@ -25,7 +25,7 @@ async def connect(url: str, name: str, *, max_reconnect_attempts: int = -1) -> N
         name=name,
         connect_timeout=2,
         drain_timeout=5,
-        max_reconnect_attempts=max_reconnect_attempts,
+        max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         disconnected_cb=_disconnected,
         reconnected_cb=_reconnected,

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nats
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
@@ -299,12 +300,23 @@ async def missing(js: JetStreamContext, names: Sequence[str]) -> list[str]:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from govkit import bus  # the command needs a connection; the library functions take one
-
     decls = load(Path(args.file) if args.file else None)
     url = os.environ.get("GOV_NATS_URL", "nats://127.0.0.1:4222")
+
+    async def _quiet(_exc: Exception) -> None:
+        return None  # the failure is reported once, below, not as a traceback per attempt
+
     try:
-        nc = await bus.connect(url, "gov-streams-apply", max_reconnect_attempts=0)
+        # Two attempts, then give up: a hook Job that cannot reach NATS fails and is retried.
+        nc = await nats.connect(
+            url,
+            name="gov-streams-apply",
+            connect_timeout=5,
+            allow_reconnect=False,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=1,
+            error_cb=_quiet,
+        )
     except Exception as exc:
         print(f"error: cannot reach NATS at {url} (GOV_NATS_URL): {exc!r}", file=sys.stderr)
         return 3

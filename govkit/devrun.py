@@ -162,6 +162,7 @@ def run() -> int:
         return 1
 
     url = stack.gateway_url
+    metrics = "\n                         ".join(f"{name:9} {u}" for name, u in stack.metrics_urls.items())
     if tickets_summary:
         tickets_summary = f"""
   {tickets_summary}
@@ -180,6 +181,7 @@ The platform is running.
   OpenAPI document       {url}/openapi.json
   Health                 {url}/healthz  {url}/readyz
   NATS                   {stack.nats_url}
+  Metrics (Prometheus)   {metrics}
   Logs                   {DATA / "logs"}/
   Admin login            {admin_login}
   Admin password         {admin_password}   (set ADMIN_LOGIN / ADMIN_PASSWORD to choose your own)

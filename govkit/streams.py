@@ -336,12 +336,9 @@ async def _run(args: argparse.Namespace) -> int:
         await nc.close()
     for change in changes:
         print(change)
-    verb = "would change" if args.dry_run else "changed"
-    print(
-        f"{len(decls)} streams declared; {verb} {len(changes)} setting(s)"
-        if changes
-        else f"{len(decls)} streams declared; no changes"
-    )
+    verb = "would apply" if args.dry_run else "applied"
+    done = f"{verb} {len(changes)} change(s)" if changes else "no changes"
+    print(f"{len(decls)} streams declared; {done}")
     return 0
 
 

@@ -70,6 +70,10 @@ async def test_every_component_serves_the_named_series_after_a_ticket(
         ticket_id = created.json()["id"]
         accepted = await _act(http, dispatcher, ticket_id, action="accept", note="有效")
         assert accepted.status_code == 200, accepted.text
+        # A ticket that does not exist: the caller's mistake, counted by its code, not as an error.
+        other_id = ticket_id[:-4] + ("0000" if not ticket_id.endswith("0000") else "1111")
+        missing = await http.get(f"/api/v1/tickets/{other_id}", headers={"Authorization": f"Bearer {admin}"})
+        assert missing.status_code == 404, missing.text
 
     gateway = stack.metrics_urls["gateway"]
     route = {"method": "POST", "route": "/api/v1/tickets", "status": "201"}
@@ -86,6 +90,11 @@ async def test_every_component_serves_the_named_series_after_a_ticket(
     assert value(samples, "gov_grpc_server_requests_total", **create) > 0
     assert value(samples, "gov_grpc_server_handling_seconds_count", **create) > 0
     assert value(samples, "gov_tickets_created_total") > 0
+    get = "/gov.tickets.v1.TicketsService/GetTicket"
+    assert value(samples, "gov_grpc_server_requests_total", method=get, code="NOT_FOUND") > 0
+    assert not [
+        ls for n, ls in samples if n == "gov_grpc_server_errors_total" and ("code", "NOT_FOUND") in ls
+    ]
     assert value(samples, "gov_events_committed_total", type="tickets.v1.ticket.created") > 0
     assert value(samples, "gov_db_pool_size", service="tickets") > 0
     value(samples, "gov_db_pool_connections_in_use", service="tickets")  # present (0 between calls)

@@ -164,7 +164,10 @@ def serve(port: int | None, host: str = "0.0.0.0") -> int | None:  # noqa: S104 
     """Start the /metrics endpoint in a thread of its own; returns its port (None: not served)."""
     if port is None:
         return None
-    server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+    except OSError as exc:
+        raise SystemExit(f"cannot serve metrics on {host}:{port} (GOV_METRICS_PORT): {exc}") from None
     bound: int = server.server_port
     log.info("metrics served", extra={"metrics_port": bound})
     return bound

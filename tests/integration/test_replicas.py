@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -73,3 +74,40 @@ async def test_two_replicas_both_receive_calls_over_one_channel(
     assert sum(received) == 20, received
     # Round-robin: each replica gets about half, not all of them going to the first.
     assert all(r >= 5 for r in received), received
+
+
+async def test_servers_end_old_connections_so_clients_connect_again(
+    stack: Stack, identity: IdentityClient, blocks: BlocksServiceStub
+) -> None:
+    """With a 1 s max connection age, one long-lived channel keeps working and is reconnected
+    several times over 4 s (each time resolving its target again, which finds new replicas)."""
+    admin = identity.admin_token
+    street, _ = await make_tree(blocks, admin, {"b01": None})
+    port = free_port()
+    env = {
+        **stack.service_envs["blocks"],
+        "GOV_GRPC_MAX_CONNECTION_AGE_SECONDS": "1",
+        "GOV_GRPC_MAX_CONNECTION_AGE_GRACE_SECONDS": "1",
+    }
+    proc = await asyncio.to_thread(stack.start_service, "blocks", env, port=port, name=f"blocks-aged-{port}")
+    me = psutil.Process()
+    local_ports: set[int] = set()
+    channel = channels.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        stub = BlocksServiceStub(channel)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 4
+        calls = 0
+        while loop.time() < deadline:
+            await stub.ListNodes(pb.ListNodesRequest(parent=street), metadata=md(admin), timeout=5)
+            calls += 1
+            local_ports |= {
+                c.laddr.port for c in me.net_connections("tcp") if c.raddr and c.raddr.port == port
+            }
+            await asyncio.sleep(0.1)
+    finally:
+        await channel.close()
+        await asyncio.to_thread(stack.stop_proc, proc)
+    assert calls >= 10
+    # A connection lives about 1-2 s (age plus jitter): at least two new ones after the first.
+    assert len(local_ports) >= 3, local_ports

@@ -7,7 +7,7 @@ import uvicorn
 from gateway.app import create_app
 from gateway.routes.blocks import UNTRACED_CLIENT_METHODS
 from gateway.settings import GatewaySettings
-from govkit import config, telemetry
+from govkit import config, metrics, telemetry
 from govkit.logs import setup_logging
 
 
@@ -16,6 +16,7 @@ def main() -> None:
     setup_logging("gateway", settings.log_level)
     telemetry.setup_telemetry("gateway", untraced_client_methods=UNTRACED_CLIENT_METHODS)
     app = create_app(settings)
+    metrics.serve(settings.metrics_port, settings.metrics_host)
     if telemetry.enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
+from opentelemetry import trace
 from starlette.types import ASGIApp
 
 from gateway import docs, open311, problems
@@ -16,9 +19,22 @@ from gateway.hygiene import BodyLimit, SecurityHeaders
 from gateway.routes import admin, auth, blocks, meta, points, tickets, users
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstreams
+from govkit import logs, metrics
 from govkit.auth.revocations import RevocationFeed
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+# Probes every few seconds would drown the access log; their metrics are still counted.
+_QUIET_ROUTES = frozenset({"/healthz", "/readyz"})
+access_log = logging.getLogger("gateway.access")
+
+
+def _route_template(request: Request) -> str:
+    """The route's template (`/api/v1/tickets/{ticket_id}`), never the raw path: ids in the path
+    would make a series per ticket. Paths no route matched are one series."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "<unmatched>"
+
 
 DESCRIPTION = """
 REST API of the block-based community governance platform.
@@ -76,11 +92,30 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     @app.middleware("http")
     async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """The request id (received, or made), the request's metrics and its access log line."""
         incoming = request.headers.get("x-request-id", "")
         request.state.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request.state.request_id
-        return response
+        logs.request_id.set(request.state.request_id)
+        trace.get_current_span().set_attribute("gov.request_id", request.state.request_id)
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            response.headers["X-Request-ID"] = request.state.request_id
+            return response
+        finally:
+            seconds = time.perf_counter() - started
+            route = _route_template(request)
+            metrics.observe_http(request.method, route, status, seconds)
+            if route not in _QUIET_ROUTES:
+                access_log.info(
+                    "%s %s %d",
+                    request.method,
+                    route,
+                    status,
+                    extra={"route": route, "status": status, "duration_ms": round(seconds * 1000, 1)},
+                )
 
     if settings.cors_origin_list:
         app.add_middleware(

@@ -8,12 +8,21 @@ reconnects. Writes still fail fast: the caller decides whether to retry them.
 
 Every channel from one component to another (gateway -> services, service -> identity/blocks) is
 made here, so they all behave the same.
+
+Traffic spreads over every replica of a peer: a DNS name is resolved by gRPC itself (`dns:///`),
+which on Kubernetes means a headless Service lists each pod, and calls go round-robin over one
+connection to each. Through a ClusterIP Service, one long-lived HTTP/2 connection per client pinned
+all of a client's calls to one pod, so replicas the autoscaler added got almost none. Servers end
+connections after `max_connection_age` (govkit.grpc_server), so clients resolve again and find
+new pods.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -29,6 +38,9 @@ RECONNECT_OPTIONS: tuple[tuple[str, int], ...] = (
     # drops packets instead of refusing, e.g. a pod that is gone.
     ("grpc.min_reconnect_backoff_ms", 2000),
 )
+
+# Calls go to every address the name resolves to in turn, not all to the first.
+ROUND_ROBIN = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 
 # How long a read waits for a reconnecting channel before it fails with UNAVAILABLE.
 READY_WAIT_SECONDS = 1.0
@@ -75,6 +87,20 @@ class _ReadsWaitForReady(grpc.aio.UnaryUnaryClientInterceptor):
         return await continuation(details, request)
 
 
+def target(address: str) -> str:
+    """The gRPC target for a peer's address: `blocks:50051` -> `dns:///blocks:50051` (every address
+    of the name, re-resolved when connections end); an IP address or a target with a scheme
+    (`dns:///`, `ipv4:a:p,b:p`, `unix:`) is used as it is."""
+    if ":/" in address or address.startswith(("ipv4:", "ipv6:", "unix:", "unix-abstract:")):
+        return address
+    host = address.rsplit(":", 1)[0].strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return f"dns:///{address}"
+    return address
+
+
 def insecure_channel(
     address: str,
     *,
@@ -85,7 +111,9 @@ def insecure_channel(
     waiter = _ReadsWaitForReady(ready_wait)
     # Looked up at call time, so OpenTelemetry's instrumentation of it adds its interceptors too.
     channel = grpc.aio.insecure_channel(
-        address, options=[*RECONNECT_OPTIONS, *options], interceptors=[waiter]
+        target(address),
+        options=[*RECONNECT_OPTIONS, ("grpc.service_config", ROUND_ROBIN), *options],
+        interceptors=[waiter],
     )
     waiter.channel = channel
     return channel

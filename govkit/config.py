@@ -20,6 +20,9 @@ class BaseSettings(_PydanticSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    # Prometheus /metrics on a port of its own (govkit.metrics): unset = none, 0 = any free port.
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped from other pods
 
 
 class ServiceSettings(BaseSettings):
@@ -32,6 +35,10 @@ class ServiceSettings(BaseSettings):
     grpc_host: str = "0.0.0.0"  # noqa: S104 - a service must be reachable from other pods
     grpc_port: int = Field(50051, ge=1, le=65535)
     shutdown_grace_seconds: float = Field(10.0, gt=0)
+    # A client's connection is closed (GOAWAY) after this long, so clients resolve the peer's name
+    # again and spread over replicas added since; in-flight calls get the grace to finish. 0 = never.
+    grpc_max_connection_age_seconds: float = Field(300.0, ge=0)
+    grpc_max_connection_age_grace_seconds: float = Field(30.0, ge=0)
     # Where to fetch the JWKS from; empty means "this process is identity and signs its own".
     identity_addr: str = ""
     # Processed event ids and client request ids are kept this long, then pruned. Longer than

@@ -27,11 +27,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.common.v1 import event_pb2
+from govkit import metrics
 from govkit.crashpoint import crashpoint
 from govkit.db import Database, retry_conflicts, utcnow
 from govkit.events import MSG_ID_HEADER, dead_letter_subject, extract_trace, parse_event
 from govkit.tables import PlatformTables
-from govkit.telemetry import meter, tracer
+from govkit.telemetry import tracer
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ Handler = Callable[[AsyncSession, event_pb2.Event], Awaitable[None]]
 Writes = Callable[[AsyncSession], Awaitable[None]]
 Preparer = Callable[[event_pb2.Event], Awaitable[Writes]]
 
-_handled = meter.create_counter("gov.consumer.handled", description="events handled, by outcome")
+# How often the consumer asks JetStream for its lag (num_pending) while it runs.
+LAG_POLL_SECONDS = 5.0
 
 
 @dataclass
@@ -75,6 +77,7 @@ class EventConsumer:
         self.processed = tables.processed_events
         self._stopping = False
         self.pending = 0
+        self._lag_checked = 0.0
 
     async def run(self) -> None:
         """Consume until stopped; any failure is logged and the subscription made again."""
@@ -109,13 +112,32 @@ class EventConsumer:
                 try:
                     messages = await sub.fetch(batch=spec.batch, timeout=1.0)
                 except TimeoutError:  # nats.errors.TimeoutError, or asyncio's from some fetch paths
+                    await self._measure_lag()
                     continue
                 for msg in messages:
                     await self.handle(msg)
+                await self._measure_lag()
         finally:
             # An open pull subscription makes the connection's drain() wait for its timeout.
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+    async def _measure_lag(self) -> None:
+        """Consumer lag for the metrics, at most every LAG_POLL_SECONDS (one request to JetStream)."""
+        now = asyncio.get_running_loop().time()
+        if now - self._lag_checked < LAG_POLL_SECONDS:
+            return
+        self._lag_checked = now
+        try:
+            info = await self.js.consumer_info(self.spec.stream, self.spec.durable, timeout=2)
+        except Exception as exc:
+            log.debug("consumer info unavailable", extra={"error": repr(exc)})
+            return
+        self.pending = int(info.num_pending or 0)
+        metrics.consumer_lag.labels(self.spec.durable, self.spec.stream).set(self.pending)
+        metrics.consumer_ack_pending.labels(self.spec.durable, self.spec.stream).set(
+            info.num_ack_pending or 0
+        )
 
     def stop(self) -> None:
         """Finish the current batch, then return from `run()`."""
@@ -123,10 +145,16 @@ class EventConsumer:
 
     async def handle(self, msg: Msg) -> None:
         headers = msg.headers or {}
-        producer = trace.get_current_span(extract_trace(headers)).get_span_context()
+        if msg.metadata.num_delivered > 1:
+            metrics.consumer_redeliveries.labels(self.spec.durable).inc()
+        # The producer's context (W3C traceparent in the headers) is both the parent and a link:
+        # one message processed at a time, so the request that caused the event, its publish and
+        # its handling read as one trace, and the link is what messaging tools look for.
+        parent = extract_trace(headers)
+        producer = trace.get_current_span(parent).get_span_context()
         links = [Link(producer)] if producer.is_valid else []
         with tracer.start_as_current_span(
-            f"{msg.subject} process", kind=SpanKind.CONSUMER, links=links
+            f"{msg.subject} process", context=parent, kind=SpanKind.CONSUMER, links=links
         ) as span:
             span.set_attribute("messaging.system", "nats")
             span.set_attribute("messaging.consumer.group.name", self.spec.durable)
@@ -137,9 +165,7 @@ class EventConsumer:
                 applied = await self._apply_once(event)
                 crashpoint("consumer.after_commit")
                 await msg.ack()
-                _handled.add(
-                    1, {"consumer": self.spec.durable, "outcome": "applied" if applied else "duplicate"}
-                )
+                metrics.consumer_events.labels(self.spec.durable, "applied" if applied else "duplicate").inc()
             except Exception as exc:
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR))
@@ -216,10 +242,11 @@ class EventConsumer:
                     extra={"subject": msg.subject, "error": repr(exc), "publish_error": repr(publish_error)},
                 )
                 await msg.nak(delay=delay)
-                _handled.add(1, {"consumer": self.spec.durable, "outcome": "dead_letter_failed"})
+                metrics.consumer_events.labels(self.spec.durable, "dead_letter_failed").inc()
                 return
             await msg.ack()
-            _handled.add(1, {"consumer": self.spec.durable, "outcome": "dead_letter"})
+            metrics.consumer_events.labels(self.spec.durable, "dead_letter").inc()
+            metrics.consumer_dead_letters.labels(self.spec.durable).inc()
             log.error(
                 "event dead-lettered after %d deliveries",
                 delivered,
@@ -233,7 +260,7 @@ class EventConsumer:
             extra={"subject": msg.subject, "delivery": delivered, "error": repr(exc)},
         )
         await msg.nak(delay=delay)
-        _handled.add(1, {"consumer": self.spec.durable, "outcome": "retry"})
+        metrics.consumer_events.labels(self.spec.durable, "retry").inc()
 
 
 async def run_consumers(consumers: Sequence[EventConsumer]) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
+from govkit import metrics
 from govkit.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -191,8 +192,17 @@ class Database:
         self._writer = asyncio.Lock() if is_sqlite(url) else None
 
     def _after_commit(self, session: Session) -> None:
+        metrics.count_committed_events(session.info.pop("outbox_types", ()))
         if session.info.pop("outbox_dirty", False) and self.after_event_commit is not None:
             self.after_event_commit()
+
+    def pool_in_use(self) -> float:
+        pool = self.engine.sync_engine.pool
+        return float(getattr(pool, "checkedout", lambda: 0)())
+
+    def pool_size(self) -> float:
+        pool = self.engine.sync_engine.pool
+        return float(getattr(pool, "size", lambda: 0)())
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -78,7 +78,10 @@ def run() -> int:
     signal.signal(signal.SIGTERM, _stop)
     try:
         print("starting NATS (JetStream, data in .data/nats) ...")
-        stack.start_nats()
+        stack.start_nats(streams=False)
+        # What the Helm chart's hook Job does before the services start: they never create streams.
+        print("applying the stream declarations (python -m govkit.streams apply) ...")
+        print("  " + stack.apply_streams().strip().replace("\n", "\n  "))
         migrate(stack, passphrase)
         stack.run_command(
             "identity",
@@ -163,6 +166,7 @@ def run() -> int:
         return 1
 
     url = stack.gateway_url
+    metrics = "\n                         ".join(f"{name:9} {u}" for name, u in stack.metrics_urls.items())
     if tickets_summary:
         tickets_summary = f"""
   {tickets_summary}
@@ -181,6 +185,7 @@ The platform is running.
   OpenAPI document       {url}/openapi.json
   Health                 {url}/healthz  {url}/readyz
   NATS                   {stack.nats_url}
+  Metrics (Prometheus)   {metrics}
   Logs                   {DATA / "logs"}/
   Admin login            {admin_login}
   Admin password         {admin_password}   (set ADMIN_LOGIN / ADMIN_PASSWORD to choose your own)

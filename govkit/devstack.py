@@ -98,6 +98,8 @@ class Stack:
     gateway_url: str = ""
     # The environment each service was started with, to start more replicas of it.
     service_envs: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Each process's Prometheus endpoint (govkit.metrics), by the name it was started under.
+    metrics_urls: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -119,7 +121,9 @@ class Stack:
         self.procs.append(proc)
         return proc
 
-    def start_nats(self, port: int | None = None) -> str:
+    def start_nats(self, port: int | None = None, *, streams: bool = True) -> str:
+        """Start NATS and, unless `streams` is false, apply the stream declarations to it as a
+        deployment does before its services start (services never create streams)."""
         port = port or free_port()
         store = self.data_dir / "nats"
         store.mkdir(exist_ok=True)
@@ -127,7 +131,23 @@ class Stack:
         proc = self.spawn("nats", argv, self.env())
         wait_for_port(port, 15, proc.popen)
         self.nats_url = f"nats://127.0.0.1:{port}"
+        if streams:
+            self.apply_streams()
         return self.nats_url
+
+    def apply_streams(self, *args: str) -> str:
+        """`python -m govkit.streams apply [args]` against this stack's NATS; returns its output."""
+        result = subprocess.run(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "govkit.streams", "apply", *args],
+            env=self.env(GOV_NATS_URL=self.nats_url),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"streams apply failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+        return result.stdout
 
     def run_command(self, service: str, command: str, env: dict[str, str]) -> None:
         result = subprocess.run(  # noqa: S603 - our own interpreter and module
@@ -152,7 +172,11 @@ class Stack:
     def launch_service(self, service: str, env: dict[str, str], *, port: int, name: str = "") -> Proc:
         """Start a service process and return at once, without waiting for it to be SERVING."""
         full_env = self.env(
-            GOV_GRPC_PORT=str(port), GOV_GRPC_HOST="127.0.0.1", GOV_NATS_URL=self.nats_url, **env
+            GOV_GRPC_PORT=str(port),
+            GOV_GRPC_HOST="127.0.0.1",
+            GOV_NATS_URL=self.nats_url,
+            **self._metrics_env(name or service, env),
+            **env,
         )
         # Every service already running, as GOV_<NAME>_ADDR (tickets asks blocks to locate points).
         for other, addr in self.addrs.items():
@@ -162,6 +186,14 @@ class Stack:
         self.addrs[name or service] = f"127.0.0.1:{port}"
         self.service_envs[name or service] = dict(env)
         return proc
+
+    def _metrics_env(self, name: str, env: dict[str, str]) -> dict[str, str]:
+        """A metrics port of its own for each process, unless `env` names one."""
+        if "GOV_METRICS_PORT" in env:
+            return {}
+        port = free_port()
+        self.metrics_urls[name] = f"http://127.0.0.1:{port}/metrics"
+        return {"GOV_METRICS_PORT": str(port), "GOV_METRICS_HOST": "127.0.0.1"}
 
     def proc(self, name: str) -> Proc:
         """The running process started under `name` ("nats", "gateway", a service's name)."""
@@ -182,7 +214,12 @@ class Stack:
         full_env = self.env(
             GOV_HTTP_PORT=str(port),
             GOV_HTTP_HOST="127.0.0.1",
-            **{"GOV_NATS_URL": self.nats_url, **addrs, **(env or {})},
+            **{
+                "GOV_NATS_URL": self.nats_url,
+                **addrs,
+                **self._metrics_env("gateway", env or {}),
+                **(env or {}),
+            },
         )
         proc = self.spawn("gateway", [sys.executable, "-m", "gateway"], full_env)
         url = f"http://127.0.0.1:{port}"

@@ -18,6 +18,7 @@ from govkit.db import new_id, utcnow
 MSG_ID_HEADER = "Nats-Msg-Id"
 TYPE_HEADER = "Gov-Event-Type"
 DEAD_LETTER_PREFIX = "deadletter"
+DEAD_LETTER_STREAM = "DEADLETTER"
 
 M = TypeVar("M", bound=Message)
 

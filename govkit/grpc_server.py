@@ -14,7 +14,9 @@ import contextlib
 import contextvars
 import inspect
 import logging
+import re
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -26,8 +28,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from opentelemetry import trace
 
-from govkit import bus, channels
+from govkit import bus, channels, logs, metrics, streams
 from govkit.auth import revocations
 from govkit.auth.principal import Principal, reset_principal, set_principal
 from govkit.auth.tokens import GrpcJwksSource, TokenVerifier, bearer_token
@@ -35,6 +38,7 @@ from govkit.config import ServiceSettings
 from govkit.consumer import ConsumerSpec, EventConsumer
 from govkit.db import Database, retry_conflicts
 from govkit.errors import DomainError
+from govkit.events import DEAD_LETTER_STREAM, stream_name
 from govkit.housekeeping import Housekeeping
 from govkit.logs import setup_logging
 from govkit.outbox import OutboxRelay
@@ -44,9 +48,15 @@ from govkit.telemetry import setup_telemetry, shutdown_telemetry
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_KEY = "retry-after"
+# What a request id passed on by the gateway looks like (anything else is not logged).
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 # Health entry that is SERVING while the process runs, whatever its dependencies do: for
 # liveness probes, which must not restart a healthy process during a database outage.
 LIVENESS_SERVICE = "liveness"
+# How often a service that misses a stream looks again.
+STREAM_CHECK_SECONDS = 2.0
+# How long a starting service waits for NATS to say whether its streams exist before it serves anyway.
+STREAM_CHECK_GRACE_SECONDS = 3.0
 
 # The context every servicer method receives. Request and response types stay Any: the
 # generated servicer base classes are untyped, and the methods only abort and read metadata.
@@ -139,11 +149,26 @@ class _CallGuard:
         self.metadata = metadata
 
     async def _enter(self, context: ServicerContext) -> contextvars.Token[Principal | None]:
+        # Each call runs in a task of its own: the request id stays with this call's log lines.
+        incoming = self.metadata.get("x-request-id", "")
+        if _REQUEST_ID.match(incoming):
+            logs.request_id.set(incoming)
+            trace.get_current_span().set_attribute("gov.request_id", incoming)
         try:
             principal = await self.interceptor.authenticate(self.method, self.metadata)
         except DomainError as exc:
             await abort_with(context, exc)
         return set_principal(principal)
+
+    def _observe(self, context: ServicerContext, started: float, outcome: BaseException | None) -> None:
+        """One call in the request, error and latency series (govkit.metrics)."""
+        if isinstance(outcome, asyncio.CancelledError | GeneratorExit):
+            code = "CANCELLED"
+        else:
+            code = metrics.code_name(context.code())
+            if code == "OK" and outcome is not None and not isinstance(outcome, grpc.aio.AbortError):
+                code = "UNKNOWN"
+        metrics.observe_grpc(self.method, code, time.perf_counter() - started)
 
     async def _failed(self, context: ServicerContext, exc: Exception) -> None:
         if isinstance(exc, DomainError):
@@ -155,18 +180,26 @@ class _CallGuard:
         """For methods that answer once (unary-unary, stream-unary)."""
 
         async def behavior(request: Any, context: ServicerContext) -> Any:
-            token = await self._enter(context)
+            started = time.perf_counter()
+            outcome: BaseException | None = None
             try:
-                if retry:
-                    # A request message can be handled again; a request stream has been consumed.
-                    return await retry_conflicts(lambda: inner(request, context))
-                return await inner(request, context)
-            except grpc.aio.AbortError:
+                token = await self._enter(context)
+                try:
+                    if retry:
+                        # A request message can be handled again; a request stream has been consumed.
+                        return await retry_conflicts(lambda: inner(request, context))
+                    return await inner(request, context)
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as exc:
+                    await self._failed(context, exc)
+                finally:
+                    reset_principal(token)
+            except BaseException as exc:
+                outcome = exc
                 raise
-            except Exception as exc:
-                await self._failed(context, exc)
             finally:
-                reset_principal(token)
+                self._observe(context, started, outcome)
 
         return behavior
 
@@ -177,18 +210,27 @@ class _CallGuard:
             return self.unary(inner)
 
         async def behavior(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
-            token = await self._enter(context)
+            started = time.perf_counter()
+            outcome: BaseException | None = None
             try:
-                async for response in inner(request, context):
-                    yield response
-            except grpc.aio.AbortError:
+                token = await self._enter(context)
+                try:
+                    async for response in inner(request, context):
+                        yield response
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as exc:
+                    await self._failed(context, exc)
+                finally:
+                    # A stream cancelled by its client is closed from another context; its own ends
+                    # with it.
+                    with contextlib.suppress(ValueError):
+                        reset_principal(token)
+            except BaseException as exc:
+                outcome = exc
                 raise
-            except Exception as exc:
-                await self._failed(context, exc)
             finally:
-                # A stream cancelled by its client is closed from another context; its own ends with it.
-                with contextlib.suppress(ValueError):
-                    reset_principal(token)
+                self._observe(context, started, outcome)
 
         return behavior
 
@@ -231,7 +273,7 @@ class ServiceRuntime:
         self.nc: NATS | None = None
         self.js: JetStreamContext | None = None
         # Runs from the start, NATS or not: events wait in the outbox and its gauges show the backlog.
-        self.relay = OutboxRelay(self.db, definition.tables.outbox)
+        self.relay = OutboxRelay(self.db, definition.tables.outbox, name=definition.name)
         self.housekeeping = Housekeeping(self.db, definition.tables, self.settings)
         self.consumers: list[EventConsumer] = []
         self.health = health.aio.HealthServicer()
@@ -240,6 +282,14 @@ class ServiceRuntime:
         self.verifier: TokenVerifier | None = None
         self.channels: list[grpc.aio.Channel] = []
         self.port = 0
+        self.metrics_port: int | None = None
+        # Streams NATS said do not exist (unknown while NATS is away, which leaves readiness alone).
+        self.missing_streams: list[str] = []
+        # Not ready before the first look at the streams, unless NATS could not be asked (an
+        # error, or no answer within STREAM_CHECK_GRACE_SECONDS of the start).
+        self._streams_known = False
+        self._nats_away = False
+        self._started_at = time.monotonic()
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
 
@@ -252,7 +302,7 @@ class ServiceRuntime:
         self.verifier = d.make_verifier(self)
         self.server = grpc.aio.server(
             interceptors=[PlatformInterceptor(self.verifier, d.public_methods)],
-            options=[("grpc.max_receive_message_length", d.max_request_bytes)],
+            options=[("grpc.max_receive_message_length", d.max_request_bytes), *self._connection_age()],
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         d.register(self.server, self)
@@ -262,6 +312,8 @@ class ServiceRuntime:
         self.port = self.server.add_insecure_port(f"{self.settings.grpc_host}:{self.settings.grpc_port}")
         if self.port == 0:
             raise SystemExit(f"cannot bind gRPC port {self.settings.grpc_port}")
+        metrics.watch_pool(d.name, self.db.pool_in_use, self.db.pool_size)
+        self.metrics_port = metrics.serve(self.settings.metrics_port, self.settings.metrics_host)
         await self._set_serving(False)
         await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self.server.start()
@@ -279,6 +331,7 @@ class ServiceRuntime:
             try:
                 self.nc = await bus.connect(self.settings.nats_url, f"gov-{d.name}")
             except Exception as exc:
+                self._nats_away = True
                 log.warning("NATS not reachable yet; retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(1)
         if self.nc is None:
@@ -287,17 +340,9 @@ class ServiceRuntime:
         if self.verifier is not None:  # revoked tokens stop working within moments, not at expiry
             feed = revocations.follow(self.nc, self.verifier.revocations)
             self._tasks.append(asyncio.create_task(feed, name="revocations"))
-        while True:
-            try:
-                await bus.ensure_domain_stream(self.js, d.name)
-                await bus.ensure_dead_letter_stream(self.js)
-                # Streams this service consumes from, so it can start before their owners do.
-                for spec in d.consumers:
-                    await bus.ensure_domain_stream(self.js, spec.stream.lower())
-                break
-            except Exception as exc:
-                log.warning("cannot create streams yet; retrying", extra={"error": repr(exc)})
-                await asyncio.sleep(1)
+        await self._wait_for_streams()
+        if self._stop.is_set():
+            return
         self.relay.attach(self.js)
         for spec in d.consumers:
             consumer = EventConsumer(spec, self.js, self.db, d.tables)
@@ -306,6 +351,59 @@ class ServiceRuntime:
         if d.on_start is not None:
             await d.on_start(self)
 
+    def _connection_age(self) -> list[tuple[str, int]]:
+        """Connections end after an age, so clients re-resolve and reach replicas added since."""
+        age = self.settings.grpc_max_connection_age_seconds
+        if age <= 0:
+            return []
+        grace = self.settings.grpc_max_connection_age_grace_seconds
+        return [
+            ("grpc.max_connection_age_ms", int(age * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(grace * 1000)),
+        ]
+
+    def required_streams(self) -> list[str]:
+        """The streams this service publishes to and consumes from (and dead-letters into)."""
+        d = self.definition
+        names = [stream_name(d.name), *(spec.stream for spec in d.consumers)]
+        if d.consumers:
+            names.append(DEAD_LETTER_STREAM)
+        return list(dict.fromkeys(names))
+
+    async def _wait_for_streams(self) -> None:
+        """Until every stream this service needs exists. Streams belong to the deployment
+        (`python -m govkit.streams apply`); a service never creates or changes one, and stays
+        NOT_SERVING, saying why, while one is missing."""
+        assert self.js is not None
+        said: list[str] = []
+        while not self._stop.is_set():
+            try:
+                absent = await streams.missing(self.js, self.required_streams())
+            except Exception as exc:  # NATS away: not a missing stream; readiness stays as it is
+                log.warning("cannot check JetStream streams yet; retrying", extra={"error": repr(exc)})
+                self._nats_away = True
+                absent = None
+            if absent is not None:
+                self._streams_known = True
+            if absent == []:
+                if self.missing_streams:
+                    log.info("JetStream streams now exist", extra={"streams": self.missing_streams})
+                self.missing_streams = []
+                return
+            if absent is not None:
+                self.missing_streams = absent
+                if absent != said:
+                    said = absent
+                    log.error(
+                        "JetStream stream(s) %s missing; not ready until they exist. Create them with "
+                        "`%s` (the Helm chart's streams Job runs it)",
+                        ", ".join(absent),
+                        streams.APPLY_COMMAND,
+                        extra={"streams": absent},
+                    )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), STREAM_CHECK_SECONDS)
+
     def channel(self, address: str, **options: Any) -> grpc.aio.Channel:
         """A channel to another service (govkit.channels), closed when this service stops."""
         made = channels.insecure_channel(address, **options)
@@ -313,9 +411,17 @@ class ServiceRuntime:
         return made
 
     async def _dependencies_ok(self) -> bool:
-        """Ready when the database answers. NATS is not asked: without it requests still succeed and
-        their events wait in the outbox (the relay's pending and lag gauges show the backlog), so a
-        broker outage must not take the service out of its load balancer."""
+        """Ready when the database answers and no stream it needs is known to be missing. NATS is
+        not asked: without it requests still succeed and their events wait in the outbox (the
+        relay's pending and lag gauges show the backlog), so a broker outage must not take the
+        service out of its load balancer. A missing stream is different: it is a deployment
+        mistake that no wait fixes, and the events would never leave the outbox."""
+        if self.missing_streams:
+            return False
+        if not (self._streams_known or self._nats_away):
+            if time.monotonic() - self._started_at < STREAM_CHECK_GRACE_SECONDS:
+                return False
+            self._nats_away = True  # NATS does not answer: serve, the outbox keeps the events
         try:
             await asyncio.wait_for(self.db.ping(), 3)
         except Exception:

@@ -6,11 +6,16 @@ import json
 import logging
 import sys
 import time
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import trace
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+# The X-Request-ID of the request being handled: the gateway's (received or made) and, in a
+# service, the `x-request-id` metadata the gateway passes on. Every log line of it carries it.
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,6 +32,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        current_request = request_id.get()
+        if current_request:
+            entry["request_id"] = current_request
         span = trace.get_current_span().get_span_context()
         if span.is_valid:
             entry["trace_id"] = format(span.trace_id, "032x")

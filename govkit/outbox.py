@@ -29,20 +29,18 @@ from typing import Any, Protocol
 
 from nats.js import JetStreamContext
 from opentelemetry import trace
-from opentelemetry.metrics import Observation
 from opentelemetry.trace import SpanKind
 from sqlalchemy import Row, Table, func, insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from govkit import metrics
 from govkit.crashpoint import crashpoint
 from govkit.db import Database, is_sqlite, utcnow
 from govkit.events import MSG_ID_HEADER, TYPE_HEADER, NewEvent, extract_trace, inject_trace
-from govkit.telemetry import meter, tracer
+from govkit.telemetry import tracer
 
 log = logging.getLogger(__name__)
-
-_published = meter.create_counter("gov.outbox.published", description="events published from the outbox")
 
 
 async def add_event(session: AsyncSession, outbox: Table, event: NewEvent) -> None:
@@ -60,6 +58,8 @@ async def add_event(session: AsyncSession, outbox: Table, event: NewEvent) -> No
         )
     )
     session.info["outbox_dirty"] = True
+    # Counted once the transaction commits (govkit.metrics business counters).
+    session.info.setdefault("outbox_types", []).append(event.type)
 
 
 class PublisherLock(Protocol):
@@ -179,6 +179,7 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         publish_timeout: float = 5.0,
         max_backoff: float = 5.0,
+        name: str = "outbox",
     ) -> None:
         self.db = db
         self.outbox = outbox
@@ -193,19 +194,19 @@ class OutboxRelay:
         # One round at a time in this process: the loop's and the final flush at shutdown.
         self._round = asyncio.Lock()
         self.pending = 0
-        self.oldest_pending_age = 0.0
+        # created_at of the oldest unpublished row: its age is worked out when scraped, so it
+        # keeps rising between the relay's rounds while NATS is away.
+        self.oldest_pending: dt.datetime | None = None
+        self.name = name
         db.after_event_commit = self.wake
-        meter.create_observable_gauge(
-            "gov.outbox.pending",
-            callbacks=[lambda _opts: [Observation(self.pending)]],
-            description="events committed but not yet published",
-        )
-        meter.create_observable_gauge(
-            "gov.outbox.lag",
-            unit="s",
-            callbacks=[lambda _opts: [Observation(self.oldest_pending_age)]],
-            description="age of the oldest unpublished event",
-        )
+        metrics.outbox_pending.labels(name).set_function(lambda: self.pending)
+        metrics.outbox_oldest_age.labels(name).set_function(lambda: self.oldest_pending_age)
+
+    @property
+    def oldest_pending_age(self) -> float:
+        """Seconds since the oldest unpublished event was committed (0 when none)."""
+        oldest = self.oldest_pending
+        return max((utcnow() - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
 
     def attach(self, js: JetStreamContext) -> None:
         """Start publishing through `js` (the service connects to NATS after it starts serving)."""
@@ -307,7 +308,7 @@ class OutboxRelay:
             await session.execute(
                 update(self.outbox).where(self.outbox.c.seq.in_(seqs)).values(published_at=utcnow())
             )
-        _published.add(len(seqs))
+        metrics.outbox_published.labels(self.name).inc(len(seqs))
 
     async def _publish(self, event_id: str, subject: str, data: bytes, stored: dict[str, str]) -> None:
         assert self.js is not None
@@ -337,4 +338,4 @@ class OutboxRelay:
         self.pending = int(count)
         if oldest is not None and oldest.tzinfo is None:
             oldest = oldest.replace(tzinfo=dt.UTC)
-        self.oldest_pending_age = (utcnow() - oldest).total_seconds() if oldest else 0.0
+        self.oldest_pending = oldest

@@ -7,6 +7,7 @@ kill -9: no cleanup, no flush, no ack.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -17,11 +18,11 @@ import pytest_asyncio
 from sqlalchemy import text
 
 from gov.identity.v1 import events_pb2
-from govkit import bus
+from govkit import streams
 from govkit.crashpoint import CRASH_EXIT_CODE
 from govkit.db import Database
 from govkit.devstack import Stack, free_port
-from govkit.events import MSG_ID_HEADER, build_event, parse_event
+from govkit.events import DEAD_LETTER_STREAM, MSG_ID_HEADER, build_event, parse_event
 from tests.conftest import TELEMETRY_ENV, identity_env
 from tests.support.databases import Databases
 from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD
@@ -161,9 +162,10 @@ async def _publish(nats_url: str, resource: str, *, dead_letter_stream: bool = T
     )
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
-    await bus.ensure_domain_stream(js, "identity")
-    if dead_letter_stream:
-        await bus.ensure_dead_letter_stream(js)
+    # The stack applied the stream declarations (govkit.streams) when it started NATS.
+    if not dead_letter_stream:
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await js.delete_stream(DEAD_LETTER_STREAM)
     await js.publish(event.type, event.envelope, headers={MSG_ID_HEADER: event.id})
     await nc.close()
     return event.id
@@ -264,7 +266,7 @@ async def test_poison_event_whose_dead_letter_cannot_be_stored_is_kept_and_dead_
 
         await _eventually(delivered_past_the_bound, within=30)
         nc = await nats.connect(crash_stack.nats_url)
-        await bus.ensure_dead_letter_stream(nc.jetstream())
+        await streams.apply(nc.jetstream())  # what an operator does: the missing stream comes back
         await nc.close()
 
         async def dead_lettered() -> bool:

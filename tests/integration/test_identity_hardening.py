@@ -610,7 +610,7 @@ async def test_the_revocation_feed_survives_a_nats_restart(tmp_path: Path) -> No
         port = free_port()
         nats_only.start_nats(port)
         publisher = await bus.connect(nats_only.nats_url, "test-publisher")
-        await bus.ensure_domain_stream(publisher.jetstream(), "identity")
+        # Stack.start_nats applied the stream declarations (govkit.streams), IDENTITY among them.
         # Published before the verifier starts: read back from the stream on start.
         await publisher.jetstream().publish(REVOCATION_SUBJECT, _revocation("users/before"))
         revocations = Revocations()

@@ -24,6 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from gov.notifications.v1 import events_pb2
 from gov.notifications.v1 import notifications_pb2 as pb
+from govkit import metrics
 from govkit.db import Database, rowcount, utcnow
 from govkit.errors import Unavailable
 from govkit.events import NewEvent, build_event
@@ -187,8 +188,8 @@ class DeliveryWorker:
         mine = and_(
             Delivery.id == row.id, Delivery.state == State.SENDING.value, Delivery.attempts == row.attempts
         )
-        async with self.db.transaction() as session:
-            if not error:
+        if not error:
+            async with self.db.transaction() as session:
                 await session.execute(
                     update(Delivery)
                     .where(mine)
@@ -200,7 +201,9 @@ class DeliveryWorker:
                         last_error="",
                     )
                 )
-                return
+            metrics.count_notification(row.channel, sent=True)
+            return
+        async with self.db.transaction() as session:
             state, next_time = self.settings.policy.after_failure(row.attempts, now)
             changed = await session.execute(
                 update(Delivery)
@@ -215,6 +218,7 @@ class DeliveryWorker:
             )
             if state is State.DEAD and rowcount(changed) == 1:
                 await add_event(session, platform.outbox, dead_letter_event(row))
+        metrics.count_notification(row.channel, sent=False)
         if state is State.DEAD:
             log.warning(
                 "delivery dead-lettered", extra={"delivery": row.id, "channel": row.channel, "error": error}

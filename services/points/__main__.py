@@ -6,12 +6,10 @@ import asyncio
 import datetime as dt
 from pathlib import Path
 
-import grpc
-
 from gov.blocks.v1 import blocks_pb2_grpc
 from gov.identity.v1 import identity_pb2_grpc
 from gov.points.v1 import points_pb2_grpc
-from govkit import config, migrations
+from govkit import channels, config, migrations
 from govkit.consumer import ConsumerSpec
 from govkit.db import Database
 from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verifier, serve
@@ -33,7 +31,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def build(db: Database, settings: PointsSettings) -> tuple[Catalogue, PointsFlows, LoveBank]:
     catalogue = Catalogue(db)
-    blocks = blocks_pb2_grpc.BlocksServiceStub(grpc.aio.insecure_channel(settings.blocks_addr))
+    blocks = blocks_pb2_grpc.BlocksServiceStub(channels.insecure_channel(settings.blocks_addr))
     flows = PointsFlows(
         db,
         catalogue,

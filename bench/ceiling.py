@@ -113,12 +113,15 @@ def script_rotating(requests: list[tuple[str, str, dict[str, str], str]], stop_a
 
     With `stop_after`, the thread stops after that many responses (a list of one-shot transitions).
     """
-    lines = ["local reqs = {"]
+    # Formatted in init(), once wrk knows the Host header (wrk.format adds it; h11 refuses a request
+    # without one, httptools does not).
+    lines = ["local reqs = {}", "init = function(args)", "  reqs = {"]
     for method, path, headers, body in requests:
         hdrs = "{" + ", ".join(f"[{lua_string(k)}] = {lua_string(v)}" for k, v in headers.items()) + "}"
-        lines.append(f"  wrk.format({lua_string(method)}, {lua_string(path)}, {hdrs}, {lua_string(body)}),")
+        lines.append(f"    wrk.format({lua_string(method)}, {lua_string(path)}, {hdrs}, {lua_string(body)}),")
     lines += [
-        "}",
+        "  }",
+        "end",
         "local i = 0",
         "request = function()",
         "  i = i % #reqs + 1",

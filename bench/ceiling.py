@@ -168,6 +168,50 @@ def run_wrk(url: str, script: str, args: argparse.Namespace, tmp: Path, name: st
     raise RuntimeError(f"wrk gave no result for {name}:\n{text}")
 
 
+# ----------------------------------------------------------------------------- profiles
+
+
+def slug(phase: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in phase).strip("-")
+
+
+def package_of(frame: str) -> str:
+    """`fn (/x/site-packages/sqlalchemy/orm/query.py:12)` -> `sqlalchemy`; our code -> `govkit` etc."""
+    _, _, where = frame.rpartition(" (")
+    parts = where.split("/")
+    if "site-packages" in parts:
+        return parts[parts.index("site-packages") + 1].removesuffix(".py")
+    for ours in ("govkit", "services", "gateway", "gen"):
+        if ours in parts:
+            return ours if ours != "services" else "/".join(parts[parts.index(ours) : parts.index(ours) + 2])
+    return "python" if "/lib/python3" in where else where or "?"
+
+
+def top_frames(path: Path, count: int) -> list[tuple[float, str]]:
+    """Where the samples were: per package on top of the stack ("self"), then the top functions.
+
+    py-spy's raw format is one collapsed stack per line: `frame;frame;...;frame count`.
+    """
+    own: dict[str, int] = {}
+    packages: dict[str, int] = {}
+    total = 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        stack, _, number = line.rpartition(" ")
+        if not stack or not number.isdigit():
+            continue
+        samples = int(number)
+        total += samples
+        leaf = stack.rsplit(";", 1)[-1]
+        own[leaf] = own.get(leaf, 0) + samples
+        package = package_of(leaf)
+        packages[package] = packages.get(package, 0) + samples
+    by_package = sorted(packages.items(), key=lambda kv: kv[1], reverse=True)[:8]
+    ranked = sorted(own.items(), key=lambda kv: kv[1], reverse=True)[:count]
+    return [(n / max(total, 1), f"[package] {name}") for name, n in by_package] + [
+        (n / max(total, 1), frame) for frame, n in ranked
+    ]
+
+
 # ----------------------------------------------------------------------------- gRPC load
 
 
@@ -305,12 +349,15 @@ class Runner:
             pg_databases=databases,
         )
         self.results: list[Result] = []
+        self.profiles: dict[tuple[str, str], list[tuple[float, str]]] = {}
 
     def http(self, name: str, url: str, script: str, procs: set[str]) -> Result:
         print(f"phase {name} ...", flush=True)
+        profilers = self.start_profilers(name, procs)
         self.monitor.begin(name)
         out = run_wrk(url, script, self.args, self.tmp, f"phase{len(self.results)}")
         self.monitor.end()
+        self.finish_profilers(name, profilers)
         seconds = out["duration_us"] / 1e6
         result = Result(
             name,
@@ -325,11 +372,33 @@ class Runner:
         self.results.append(result)
         return result
 
+    def start_profilers(self, phase: str, procs: set[str]) -> dict[str, subprocess.Popen[bytes]]:
+        """py-spy on the platform's Python processes of this path, for the phase's duration."""
+        if self.args.profile is None:
+            return {}
+        pids = {p.name: p.popen.pid for p in self.stack.procs if p.name in procs and p.name != "nats"}
+        out: dict[str, subprocess.Popen[bytes]] = {}
+        for name, pid in pids.items():
+            target = self.args.profile / f"{slug(phase)}.{name}.txt"
+            argv = ["py-spy", "record", "--nonblocking", "-r", "200", "-d", f"{self.args.duration:g}"]
+            argv += ["--full-filenames", "-f", "raw", "-o", str(target), "-p", str(pid)]
+            out[name] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return out
+
+    def finish_profilers(self, phase: str, profilers: dict[str, subprocess.Popen[bytes]]) -> None:
+        for name, proc in profilers.items():
+            proc.wait(60)
+            path = self.args.profile / f"{slug(phase)}.{name}.txt"
+            if path.exists():
+                self.profiles[(phase, name)] = top_frames(path, 12)
+
     async def grpc(self, name: str, target: str, call_factory: Any, procs: set[str]) -> Result:
         print(f"phase {name} ...", flush=True)
+        profilers = self.start_profilers(name, procs)
         self.monitor.begin(name)
         latencies, seconds, errors = await grpc_load(target, call_factory, self.args)
         self.monitor.end()
+        self.finish_profilers(name, profilers)
         latencies.sort()
         result = Result(
             name,
@@ -469,7 +538,15 @@ async def measure(
             continue
         base = grpc_ceiling.rate if result.path.startswith("gRPC") else http_ceiling
         result.ratio = result.rate / base if base else None
+    print_profiles(runner.profiles)
     return runner.results, idle
+
+
+def print_profiles(profiles: dict[tuple[str, str], list[tuple[float, str]]]) -> None:
+    for (phase, proc), frames in profiles.items():
+        print(f"\nprofile {phase} / {proc}: share of samples on top of the stack")
+        for share, frame in frames:
+            print(f"  {share * 100:5.1f}%  {frame}")
 
 
 def print_results(results: list[Result], idle: dict[str, float], args: argparse.Namespace) -> None:
@@ -506,6 +583,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="extra gateway environment, e.g. GOV_HTTP_LOOP=asyncio GOV_HTTP_PARSER=h11 "
         "(uvicorn's pure-Python pair)",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="run py-spy on the platform's processes of each path and write the stacks here "
+        "(sampling costs some throughput: compare ratios from runs without it)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite files)")
     args = parser.parse_args(argv)
     if not 1 <= args.duration <= 120 or not 1 <= args.connections <= 256:
@@ -519,6 +604,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="gov-bench-ceiling-"))
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     password = "Bench-" + secrets.token_urlsafe(16)
     identity_env = {
         "GOV_SIGNING_KEY_PASSPHRASE": secrets.token_urlsafe(24),

@@ -59,6 +59,8 @@ from tests.support.identity import md
 HERE = Path(__file__).resolve().parent
 ECHO = HERE / "_ceiling_echo.py"
 WRK = "wrk"
+# Installed with the dev requirements, next to this interpreter (the venv's bin/ need not be on PATH).
+PY_SPY = str(Path(sys.executable).with_name("py-spy"))
 CEILING = "ceiling (FastAPI -> grpc.aio echo)"
 GRPC_CEILING = "ceiling gRPC (grpc.aio echo)"
 STATUS_OK = "http 2xx/3xx"
@@ -380,7 +382,7 @@ class Runner:
         out: dict[str, subprocess.Popen[bytes]] = {}
         for name, pid in pids.items():
             target = self.args.profile / f"{slug(phase)}.{name}.txt"
-            argv = ["py-spy", "record", "--nonblocking", "-r", "200", "-d", f"{self.args.duration:g}"]
+            argv = [PY_SPY, "record", "--nonblocking", "-r", "200", "-d", f"{self.args.duration:g}"]
             argv += ["--full-filenames", "-f", "raw", "-o", str(target), "-p", str(pid)]
             out[name] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return out

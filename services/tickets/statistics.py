@@ -196,7 +196,7 @@ async def rebuild(db: Database, batch: int = 20_000) -> int:
     counts: dict[tuple[str, str, str, str], Counter[str]] = {}
     buckets: Counter[tuple[tuple[str, str, str, str], str, int]] = Counter()
     seen = 0
-    async with db.sessions() as session:
+    async with db.snapshot() as session:  # one moment for the whole pass (and a server-side cursor)
         result = await session.stream(select(Ticket).execution_options(yield_per=batch))
         async for row in result.scalars():
             part = contribution(row)

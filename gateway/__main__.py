@@ -26,6 +26,8 @@ def main() -> None:
         app,
         host=settings.http_host,
         port=settings.http_port,
+        loop=settings.http_loop,
+        http=settings.http_parser,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,

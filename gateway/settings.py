@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -13,6 +14,10 @@ from govkit.config import BaseSettings
 class GatewaySettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=1, le=65535)
+    # uvicorn's event loop and HTTP parser: uvloop and httptools serve ~30% more requests per CPU
+    # second than asyncio and h11 (bench/ceiling.py); the pure-Python pair stays selectable.
+    http_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    http_parser: Literal["httptools", "h11"] = "httptools"
     identity_addr: str = Field("127.0.0.1:50051", min_length=3)
     blocks_addr: str = Field("127.0.0.1:50052", min_length=3)
     tickets_addr: str = Field("127.0.0.1:50053", min_length=3)

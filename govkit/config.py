@@ -32,6 +32,10 @@ class ServiceSettings(BaseSettings):
         ..., description="SQLAlchemy async URL (sqlite+aiosqlite:// or postgresql+asyncpg://)"
     )
     nats_url: str = Field("nats://127.0.0.1:4222", pattern=r"^(nats|tls)://")
+    # Connections each replica keeps open to PostgreSQL; a burst may open half as many again. Every
+    # service and replica counts against the server's max_connections (100 by default): five
+    # services at the default take at most 75. SQLite ignores it.
+    db_pool_size: int = Field(10, ge=1, le=200)
     grpc_host: str = "0.0.0.0"  # noqa: S104 - a service must be reachable from other pods
     grpc_port: int = Field(50051, ge=1, le=65535)
     shutdown_grace_seconds: float = Field(10.0, gt=0)

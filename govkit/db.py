@@ -137,7 +137,7 @@ async def retry_conflicts(
         attempt += 1
 
 
-def make_engine(url: str, *, pool_size: int = 20, immediate: bool = True) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 10, immediate: bool = True) -> AsyncEngine:
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
@@ -167,7 +167,10 @@ def make_engine(url: str, *, pool_size: int = 20, immediate: bool = True) -> Asy
         return engine
     # Overflow connections are closed when returned: keep the steady pool big enough for the
     # concurrency a replica serves, or every burst opens (and PostgreSQL forks) new connections.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size // 2, pool_pre_ping=True)
+    # No pre-ping: it cost a round trip on every checkout (a tenth of a read's time). A connection
+    # found dead (server restart, failover) fails its call with UNAVAILABLE, and SQLAlchemy then
+    # discards every connection older than that moment, so one restart fails only the calls in flight.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size // 2)
 
 
 class Database:
@@ -177,10 +180,20 @@ class Database:
     nested in a write, or beside one, cannot deadlock); on PostgreSQL they share one pool.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
-        self.engine = make_engine(url)
-        self.read_engine = make_engine(url, immediate=False) if is_sqlite(url) else self.engine
+        self.engine = make_engine(url, pool_size=pool_size)
+        if is_sqlite(url):
+            self.read_engine = make_engine(url, immediate=False)
+            snapshot_engine = self.read_engine
+        else:
+            # Reads run in autocommit: under READ COMMITTED every statement takes its own snapshot
+            # anyway, so BEGIN and ROLLBACK were two round trips that bought nothing. Reads that
+            # need one moment across statements use `snapshot()`.
+            self.read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            snapshot_engine = self.engine.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
         # Called after a commit that staged outbox events, so the relay publishes at once.
         self.after_event_commit: Callable[[], None] | None = None
         session_cls = type("GovSession", (Session,), {})
@@ -189,6 +202,7 @@ class Database:
             self.engine, expire_on_commit=False, sync_session_class=session_cls
         )
         self.sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        self._snapshot_sessions = async_sessionmaker(snapshot_engine, expire_on_commit=False)
         self._writer = asyncio.Lock() if is_sqlite(url) else None
 
     def _after_commit(self, session: Session) -> None:
@@ -228,13 +242,21 @@ class Database:
         if unit is not None:
             unit.mark_committed()
 
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncSession]:
+        """Reads that must see one committed moment across several statements (a ledger check, a
+        report summing two tables): a read-only REPEATABLE READ transaction on PostgreSQL, a read
+        transaction on SQLite (WAL gives it a snapshot at its first read)."""
+        async with self._snapshot_sessions() as session, session.begin():
+            yield session
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
         await self.engine.dispose()
-        if self.read_engine is not self.engine:
+        if is_sqlite(self.url):
             await self.read_engine.dispose()
 
 

@@ -29,6 +29,7 @@ from grpc_reflection.v1alpha import reflection
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from opentelemetry import trace
+from sqlalchemy.exc import DBAPIError
 
 from govkit import bus, channels, logs, metrics, streams
 from govkit.auth import revocations
@@ -173,6 +174,11 @@ class _CallGuard:
     async def _failed(self, context: ServicerContext, exc: Exception) -> None:
         if isinstance(exc, DomainError):
             await abort_with(context, exc)
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            # The database went away under this call (restart, failover); the pool has dropped
+            # the dead connections, so the client's retry gets a fresh one.
+            log.warning("database connection lost in %s", self.method)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "database connection lost; try again")
         log.exception("unhandled error in %s", self.method)
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
@@ -269,7 +275,7 @@ class ServiceRuntime:
     def __init__(self, definition: ServiceDefinition) -> None:
         self.definition = definition
         self.settings = definition.settings
-        self.db = Database(self.settings.database_url)
+        self.db = Database(self.settings.database_url, pool_size=self.settings.db_pool_size)
         self.nc: NATS | None = None
         self.js: JetStreamContext | None = None
         # Runs from the start, NATS or not: events wait in the outbox and its gauges show the backlog.

@@ -81,14 +81,21 @@ class Endpoints:
         gets the result and those params; `reply` picks the message to show from the reply."""
         stub, prefix = self.stub, self.prefix
 
-        async def endpoint(request: Request, response: Response, caller: Any, **values: Any) -> Any:
+        async def endpoint(request: Request, caller: Any, **values: Any) -> Any:
             reply_message = await call(request, getattr(stub(request), rpc), message(**values), caller)
             if view is None:
                 return Response(status_code=204)
             result = view.of(reply(reply_message) if reply is not None else reply_message)
-            if location is not None:
-                response.headers["Location"] = prefix + location(result, values)
-            return result
+            headers = {"Location": prefix + location(result, values)} if location is not None else None
+            # `of` has built and validated the view; answering with its JSON directly spares FastAPI
+            # validating the same model a second time against response_model (which stays declared
+            # for the OpenAPI document).
+            return Response(
+                result.model_dump_json(),
+                status_code=status_code or 200,
+                headers=headers,
+                media_type="application/json",
+            )
 
         endpoint.__name__ = endpoint.__qualname__ = name
         endpoint.__signature__ = _signature(params or {}, body, idempotent)  # type: ignore[attr-defined]
@@ -112,7 +119,6 @@ def _signature(params: Mapping[str, object], body: type[Body] | None, idempotent
 
     parameters = [
         inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
-        inspect.Parameter("response", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Response),
         inspect.Parameter("caller", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=CallerDep),
     ]
     for name, spec in params.items():

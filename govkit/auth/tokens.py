@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -19,6 +21,9 @@ from govkit.errors import Unauthenticated, Unavailable
 ALGORITHM = "ES256"
 AUDIENCE = "gov-platform"
 DEFAULT_ISSUER = "gov-identity"
+# Verified tokens kept per process: a client sends the same token for minutes, and every hop would
+# otherwise check the same ECDSA signature again (~0.2 ms of CPU each, a tenth of a /me request).
+VERIFIED_CACHE_SIZE = 10_000
 
 
 class JwksSource(Protocol):
@@ -51,6 +56,11 @@ class TokenVerifier:
         self._keys: dict[str, Any] = {}
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
+        # sha256(token) -> (principal, expiry): tokens whose signature and claims were verified. An
+        # entry serves until the token's own expiry (with the same leeway as the check); revocations
+        # are still looked up on every call, and a change of the key set empties it.
+        self._verified: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
+        self.cache_size = VERIFIED_CACHE_SIZE
 
     @property
     def ready(self) -> bool:
@@ -85,6 +95,9 @@ class TokenVerifier:
         for jwk in document.get("keys", []):
             if jwk.get("kid") and jwk.get("alg", ALGORITHM) == ALGORITHM:
                 keys[jwk["kid"]] = jwt.PyJWK(jwk, algorithm=ALGORITHM).key
+        if keys.keys() != self._keys.keys():
+            # A key withdrawn from the set must stop vouching for tokens verified with it.
+            self._verified.clear()
         self._keys = keys
         self._document = document
 
@@ -101,6 +114,25 @@ class TokenVerifier:
         return key
 
     async def verify(self, token: str) -> Principal:
+        digest = hashlib.sha256(token.encode()).digest()
+        cached = self._verified.get(digest)
+        if cached is not None and time.time() <= cached[1] + self.leeway:
+            self._verified.move_to_end(digest)
+            principal = cached[0]
+        else:
+            principal, expires_at = await self._verify_signed(token)
+            self._remember(digest, principal, expires_at)
+        if self.revocations.is_revoked(principal.subject, principal.session_id, principal.issued_at):
+            raise Unauthenticated("token revoked")
+        return principal
+
+    def _remember(self, digest: bytes, principal: Principal, expires_at: float) -> None:
+        self._verified[digest] = (principal, expires_at)
+        while len(self._verified) > self.cache_size:
+            self._verified.popitem(last=False)
+
+    async def _verify_signed(self, token: str) -> tuple[Principal, float]:
+        """The signature and the claims checked in full: the principal and the token's expiry."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -122,10 +154,7 @@ class TokenVerifier:
             raise Unauthenticated("token expired") from None
         except jwt.PyJWTError:
             raise Unauthenticated("invalid token") from None
-        principal = principal_from_claims(claims, token)
-        if self.revocations.is_revoked(principal.subject, principal.session_id, principal.issued_at):
-            raise Unauthenticated("token revoked")
-        return principal
+        return principal_from_claims(claims, token), float(claims["exp"])
 
 
 def principal_from_claims(claims: dict[str, Any], token: str = "") -> Principal:

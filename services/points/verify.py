@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 
-from govkit.db import Database, is_sqlite
+from govkit.db import Database
 from services.points.ledger import Entry as BookEntry
 from services.points.ledger import Kind, Phase, totals
 from services.points.models import Account, Allocation, Debt, Entry, Lot
@@ -40,9 +40,7 @@ async def verify(db: Database) -> tuple[int, list[str]]:
 
 
 async def check_account(db: Database, account_id: str) -> list[str]:
-    async with db.sessions() as session, session.begin():
-        if not is_sqlite(db.url):
-            await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+    async with db.snapshot() as session:
         row = await session.get(Account, account_id)
         assert row is not None
         entries = list(await session.scalars(select(Entry).where(Entry.account_id == account_id)))

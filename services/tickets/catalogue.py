@@ -230,17 +230,15 @@ class CatalogueFlows:
             rows = list((await session.execute(query)).scalars())
         return pagination.cut(rows, size, fp, lambda r: {"u": r.user_id})
 
-    async def units_of(self, principal: Principal) -> dict[str, str]:
-        """The units the caller staffs right now (code -> node): read on every call."""
+    async def units_of(self, principal: Principal, session: AsyncSession | None = None) -> dict[str, str]:
+        """The units the caller staffs right now (code -> node): read on every call (in `session`
+        when the caller has one open, sparing a connection checkout)."""
         if not principal.user_id:
             return {}
-        async with self.db.sessions() as session:
-            rows = await session.execute(
-                select(Unit.code, Unit.node)
-                .join(UnitMember, UnitMember.unit_code == Unit.code)
-                .where(UnitMember.user_id == principal.user_id)
-            )
-            return {code: node for code, node in rows}
+        if session is not None:
+            return await _units_of(session, principal.user_id)
+        async with self.db.sessions() as own:
+            return await _units_of(own, principal.user_id)
 
     # ------------------------------------------------------------------ categories
 
@@ -476,3 +474,12 @@ def year_of(name: str) -> int:
     if not raw.isdigit():
         raise InvalidArgument("must be 'calendarYears/{year}'", field="name")
     return int(raw)
+
+
+async def _units_of(session: AsyncSession, user_id: str) -> dict[str, str]:
+    rows = await session.execute(
+        select(Unit.code, Unit.node)
+        .join(UnitMember, UnitMember.unit_code == Unit.code)
+        .where(UnitMember.user_id == user_id)
+    )
+    return {code: node for code, node in rows}

@@ -171,16 +171,14 @@ class TicketFlows:
 
     # ------------------------------------------------------------------ reading
 
-    async def _read(self, ticket_id: str) -> tuple[Ticket, list[TicketUnit]]:
-        async with self.db.sessions() as session:
+    async def get(self, principal: Principal, name: str) -> tuple[Ticket, list[TicketUnit]]:
+        ticket_id = validation.resource_id(name, "tickets")
+        async with self.db.sessions() as session:  # one connection for the ticket and the caller's units
             row = await session.get(Ticket, ticket_id)
             if row is None:
                 raise NotFound(f"no ticket tickets/{ticket_id}")
-            return row, await load_units(session, ticket_id)
-
-    async def get(self, principal: Principal, name: str) -> tuple[Ticket, list[TicketUnit]]:
-        row, units = await self._read(validation.resource_id(name, "tickets"))
-        viewer = await self.viewer(principal)
+            units = await load_units(session, ticket_id)
+            viewer = Viewer(principal, await self.catalogue.units_of(principal, session))
         if not viewer.can_see(row, [u.unit for u in units]):
             raise PermissionDenied("the ticket is outside the caller's scope")
         return row, units

@@ -196,7 +196,7 @@ async def rebuild(db: Database, batch: int = 20_000) -> int:
     counts: dict[tuple[str, str, str, str], Counter[str]] = {}
     buckets: Counter[tuple[tuple[str, str, str, str], str, int]] = Counter()
     seen = 0
-    async with db.sessions() as session:
+    async with db.snapshot() as session:  # one moment for the whole pass (and a server-side cursor)
         result = await session.stream(select(Ticket).execution_options(yield_per=batch))
         async for row in result.scalars():
             part = contribution(row)
@@ -298,7 +298,8 @@ class StatisticsFlows:
         _authorize(viewer, node, unit)
         start, end = period(r)
         tally = Tally()
-        async with self.db.sessions() as session:
+        # One moment for the month sums and the tickets around them (SET LOCAL needs a transaction too).
+        async with self.db.snapshot() as session:
             if session.get_bind().dialect.name == "postgresql":
                 # Plan each question for its own parameters: a cached generic plan guessed a
                 # district's histogram at 3,500 rows instead of 330,000 and ran 2.6x slower.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 
@@ -101,3 +102,40 @@ async def test_the_verifier_refuses_revoked_tokens() -> None:
     with pytest.raises(Unauthenticated, match="revoked"):
         await verifier.verify(token)
     assert (await verifier.verify(keys.token(sid="s2"))).session_id == "s2"
+
+
+async def test_a_cached_token_still_expires_on_time() -> None:
+    keys = _Keys()
+    verifier = TokenVerifier(keys, leeway=0)
+    token = keys.token(exp=time.time() + 1.0)
+    await verifier.verify(token)
+    await verifier.verify(token)  # from the cache
+    await asyncio.sleep(1.2)
+    with pytest.raises(Unauthenticated, match="expired"):
+        await verifier.verify(token)
+
+
+async def test_withdrawing_a_key_withdraws_the_tokens_it_vouched_for() -> None:
+    keys = _Keys()
+    verifier = TokenVerifier(keys, min_refresh_interval=0)
+    token = keys.token()
+    await verifier.verify(token)
+    # Identity withdraws k1 (a leaked key) and publishes k2: k1's tokens, cached or not, stop working.
+    replacement = _Keys()
+    replacement.document["keys"][0]["kid"] = "k2"
+    keys.document = replacement.document
+    await verifier.refresh(force=True)
+    with pytest.raises(Unauthenticated, match="unknown key"):
+        await verifier.verify(token)
+
+
+async def test_the_cache_of_verified_tokens_is_bounded() -> None:
+    keys = _Keys()
+    verifier = TokenVerifier(keys)
+    verifier.cache_size = 3
+    tokens = [keys.token(jti=f"j{i}") for i in range(5)]
+    for token in tokens:
+        assert (await verifier.verify(token)).token_id in {f"j{i}" for i in range(5)}
+    assert len(verifier._verified) == 3
+    # The oldest ones were dropped, and are verified afresh on their next use.
+    assert (await verifier.verify(tokens[0])).token_id == "j0"

@@ -500,8 +500,8 @@ check "negative: buf breaking catches a removed field" buf_catches_breaking
 check "helm test script compiles (files/helm_test.py)" \
     python3 -c 'import sys; compile(open(sys.argv[1]).read(), sys.argv[1], "exec")' "$CHART/files/helm_test.py"
 
-ALL="blocks,gateway,identity,points,tickets"
-DBS="blocks,identity,points,tickets"
+ALL="blocks,gateway,identity,notifications,points,tickets"
+DBS="blocks,identity,notifications,points,tickets"
 scenario default "" --deployments "$ALL" --migrations "$DBS" \
     --expect-headless --expect-metrics --expect-test --expect-streams job
 scenario production "$PROD_VALUES" --deployments "$ALL" --migrations "$DBS" \
@@ -510,7 +510,7 @@ scenario production "$PROD_VALUES" --deployments "$ALL" --migrations "$DBS" \
 scenario minimal "$CI_VALUES/minimal-values.yaml" --deployments gateway,identity --migrations identity \
     --expect-test --expect-streams job
 scenario cnpg-nack "$CI_VALUES/cnpg-nack-values.yaml" \
-    --deployments "$ALL,notifications" --migrations "$DBS,notifications" \
+    --deployments "$ALL" --migrations "$DBS" \
     --expect-headless --expect-metrics --expect-monitoring --expect-network-policy --expect-cnpg \
     --expect-test --expect-test-credentials --expect-streams nack --expect-stream-count 6
 for f in "$CI_VALUES"/*-values.yaml; do

@@ -10,13 +10,16 @@ import os
 from collections.abc import AsyncIterator, Iterator
 
 import grpc
+import httpx
 import pytest
 import pytest_asyncio
 
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub as BlocksStub
+from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub as TicketsStub
 from govkit.devstack import Stack
 from tests.support.databases import Databases, postgres_reachable
 from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD, IdentityClient
+from tests.support.tickets import World, make_world
 
 CORS_ORIGIN = "https://ops.example.org"
 
@@ -97,6 +100,26 @@ async def blocks(stack: Stack) -> AsyncIterator[BlocksStub]:
     channel = grpc.aio.insecure_channel(stack.addrs["blocks"])
     yield BlocksStub(channel)
     await channel.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def tickets(stack: Stack) -> AsyncIterator[TicketsStub]:
+    channel = grpc.aio.insecure_channel(stack.addrs["tickets"])
+    yield TicketsStub(channel)
+    await channel.close()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def world(blocks: BlocksStub, tickets: TicketsStub, identity: IdentityClient) -> World:
+    """A street with blocks, units, staff and a category, made once per test module."""
+    return await make_world(blocks, tickets, identity)
+
+
+@pytest.fixture
+async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the gateway's HTTP API."""
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+        yield client
 
 
 _skipped_postgres: list[str] = []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 
 import grpc
 import nats
@@ -21,13 +20,6 @@ from govkit.events import parse_event, unpack_payload
 from govkit.protobuf import timestamp
 from tests.support.identity import IdentityClient, md
 from tests.support.tickets import Person, World, make_category, make_world, new_ticket, seconds
-
-
-@pytest_asyncio.fixture(scope="session")
-async def tickets(stack: Stack) -> AsyncIterator[TicketsServiceStub]:
-    channel = grpc.aio.insecure_channel(stack.addrs["tickets"])
-    yield TicketsServiceStub(channel)
-    await channel.close()
 
 
 @pytest_asyncio.fixture

@@ -27,6 +27,29 @@ def enum_value(enum: type[ProtoEnum], name: str) -> ProtoEnum:
     return cast(ProtoEnum, enum_type(enum).Value(name))
 
 
+def _stored_prefix(enum: EnumTypeWrapper) -> str:
+    return enum.Name(0).removesuffix("UNSPECIFIED")
+
+
+def stored_name(enum: EnumTypeWrapper, value: int, field: str, *, required: bool = True) -> str:
+    """An enum value as the lower-case name the tables store (`TICKET_STATE_IN_PROGRESS` ->
+    `in_progress`); unset ("" when not required) or unknown values are INVALID_ARGUMENT on field."""
+    if value == 0:
+        if required:
+            raise InvalidArgument("is required", field=field)
+        return ""
+    try:
+        return enum.Name(value).removeprefix(_stored_prefix(enum)).lower()
+    except ValueError:
+        raise InvalidArgument(f"unknown value {value}", field=field) from None
+
+
+def from_stored_name(enum: type[ProtoEnum], name: str) -> ProtoEnum | None:
+    """A stored lower-case name back as the enum value (`in_progress` -> `TICKET_STATE_IN_PROGRESS`);
+    an empty name leaves the field unset (None)."""
+    return enum_value(enum, _stored_prefix(enum_type(enum)) + name.upper()) if name else None
+
+
 def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     """An aware datetime as a Timestamp; None stays unset."""
     if value is None:

@@ -7,31 +7,13 @@ from typing import Any
 
 from gov.points.v1 import events_pb2
 from gov.points.v1 import points_pb2 as pb
-from govkit.errors import InvalidArgument
+from govkit import protobuf
 from govkit.protobuf import timestamp
 from services.points import models
 
-
-def name_of(enum: Any, value: int, field: str, *, required: bool = True) -> str:
-    """A protobuf enum value as the lower-case name the tables store (PERIOD_MONTH -> month)."""
-    if value == 0:
-        if required:
-            raise InvalidArgument("is required", field=field)
-        return ""
-    try:
-        full = enum.Name(value)
-    except ValueError:
-        raise InvalidArgument(f"unknown value {value}", field=field) from None
-    return full.removeprefix(_prefix(enum)).lower()
-
-
-def _prefix(enum: Any) -> str:
-    return enum.Name(0).removesuffix("UNSPECIFIED")
-
-
-def value_of(enum: Any, name: str) -> Any:
-    """`month` -> PERIOD_MONTH (the enum's value type, which constructors take); "" -> unset (0)."""
-    return enum.Value(_prefix(enum) + name.upper()) if name else 0
+# Enum values <-> the lower-case names the tables store; the flows call them convert.name_of/value_of.
+name_of = protobuf.stored_name
+value_of = protobuf.from_stored_name
 
 
 def indicator(row: models.Indicator) -> pb.Indicator:

@@ -7,35 +7,17 @@ import json
 from collections.abc import Sequence
 
 from google.protobuf import duration_pb2
-from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
 from gov.tickets.v1 import events_pb2
 from gov.tickets.v1 import tickets_pb2 as pb
-from govkit.errors import InvalidArgument
-from govkit.protobuf import ProtoEnum, enum_type, enum_value, timestamp
+from govkit import protobuf
+from govkit.protobuf import timestamp
 from services.tickets import models
 from services.tickets.attributes import Definition
 
-
-def _prefix(enum: EnumTypeWrapper) -> str:
-    return enum.Name(0).removesuffix("UNSPECIFIED")
-
-
-def name_of(enum: EnumTypeWrapper, value: int, field: str, *, required: bool = True) -> str:
-    """`TICKET_STATE_IN_PROGRESS` -> `in_progress`; unknown or unset values are refused."""
-    if value == 0:
-        if required:
-            raise InvalidArgument("is required", field=field)
-        return ""
-    try:
-        return enum.Name(value).removeprefix(_prefix(enum)).lower()
-    except ValueError:
-        raise InvalidArgument(f"{value} is not a valid value", field=field) from None
-
-
-def value_of(enum: type[ProtoEnum], name: str) -> ProtoEnum | None:
-    """`in_progress` -> `TICKET_STATE_IN_PROGRESS`; an empty name leaves the field unset (None)."""
-    return enum_value(enum, _prefix(enum_type(enum)) + name.upper()) if name else None
+# Enum values <-> the lower-case names the tables store; the flows call them convert.name_of/value_of.
+name_of = protobuf.stored_name
+value_of = protobuf.from_stored_name
 
 
 def duration(seconds: float) -> duration_pb2.Duration:

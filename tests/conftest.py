@@ -15,10 +15,12 @@ import pytest
 import pytest_asyncio
 
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub as BlocksStub
+from gov.points.v1.points_pb2_grpc import PointsServiceStub as PointsStub
 from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub as TicketsStub
 from govkit.devstack import Stack
 from tests.support.databases import Databases, postgres_reachable
 from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD, IdentityClient
+from tests.support.points import Village, make_village
 from tests.support.tickets import World, make_world
 
 CORS_ORIGIN = "https://ops.example.org"
@@ -107,6 +109,19 @@ async def tickets(stack: Stack) -> AsyncIterator[TicketsStub]:
     channel = grpc.aio.insecure_channel(stack.addrs["tickets"])
     yield TicketsStub(channel)
     await channel.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def points(stack: Stack) -> AsyncIterator[PointsStub]:
+    channel = grpc.aio.insecure_channel(stack.addrs["points"])
+    yield PointsStub(channel)
+    await channel.close()
+
+
+@pytest_asyncio.fixture
+async def village(blocks: BlocksStub, identity: IdentityClient) -> Village:
+    """A fresh village (blocks, residents, staff) for one points test."""
+    return await make_village(blocks, identity)
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.blocks_resources import PROTO_ENUMS, from_pb, to_pb
 from tests.support.blocks import point, square
-from tests.support.gateway import API, PROBLEM, auth, ref
+from tests.support.gateway import API, PROBLEM, assert_json_enums_match_the_proto, auth, ref
 from tests.support.identity import IdentityClient
 
 
@@ -78,15 +78,7 @@ def _is_problem(reply: httpx.Response, status: int) -> dict:
 
 
 def test_json_enums_match_the_proto() -> None:
-    for cls, (enum, prefix) in PROTO_ENUMS.items():
-        names = {
-            n.removeprefix(f"{prefix}_").lower()
-            for n in enum.DESCRIPTOR.values_by_name
-            if not n.endswith("UNSPECIFIED")
-        }
-        assert {m.value for m in cls} == names, cls
-        for member in cls:
-            assert from_pb(cls, to_pb(member)) == member
+    assert_json_enums_match_the_proto(PROTO_ENUMS, from_pb, to_pb)
 
 
 async def test_admin_builds_a_tree_and_locate_finds_the_block(

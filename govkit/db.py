@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
-from govkit.errors import DomainError
+from govkit.errors import DomainError, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -232,3 +232,14 @@ def rowcount(result: Result[Any]) -> int:
     """How many rows an UPDATE or DELETE matched. `session.execute` is typed as returning a plain
     Result whatever the statement; for DML it is a CursorResult, which has the count."""
     return cast(CursorResult[Any], result).rowcount
+
+
+M = TypeVar("M")
+
+
+async def get_row(session: AsyncSession, model: type[M], key: Any, missing: str, *, lock: bool = False) -> M:
+    """`session.get` (FOR UPDATE with `lock`), or NOT_FOUND with the message `missing`."""
+    row = await session.get(model, key, with_for_update=True if lock else None)
+    if row is None:
+        raise NotFound(missing)
+    return row

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from google.protobuf import field_mask_pb2, timestamp_pb2
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
@@ -48,6 +48,24 @@ def from_stored_name(enum: type[ProtoEnum], name: str) -> ProtoEnum | None:
     """A stored lower-case name back as the enum value (`in_progress` -> `TICKET_STATE_IN_PROGRESS`);
     an empty name leaves the field unset (None)."""
     return enum_value(enum, _stored_prefix(enum_type(enum)) + name.upper()) if name else None
+
+
+M = TypeVar("M", bound=Message)
+
+
+def project(source: Message, target: type[M], **fields: Any) -> M:
+    """A `target` message holding every field it shares by name with `source` (an event's facts
+    from the resource they are about), then `fields` for the rest."""
+    shared = source.DESCRIPTOR.fields_by_name
+    copied: dict[str, Any] = {}
+    for field in target.DESCRIPTOR.fields:
+        name = field.name
+        if name in fields or name not in shared:
+            continue
+        if field.message_type is not None and not field.is_repeated and not source.HasField(name):
+            continue
+        copied[name] = getattr(source, name)
+    return target(**copied, **fields)
 
 
 def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:

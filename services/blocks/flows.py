@@ -16,14 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1 import events_pb2
 from gov.identity.v1 import identity_pb2_grpc
-from govkit import pagination, peers, treemoves, validation
+from govkit import outbox, pagination, peers, treemoves, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.auth.scopes import validate_path
 from govkit.db import Database, new_id, utcnow
 from govkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from govkit.events import build_event
-from govkit.outbox import add_event
 from govkit.sqlpaths import within
 from services.blocks import convert, domain, geo
 from services.blocks.access import load_access
@@ -114,9 +112,7 @@ class BlocksFlows:
         resource: str,
     ) -> None:
         actor = principal.subject if principal else "system"
-        await add_event(
-            session, platform.outbox, build_event(event_type, payload, actor=actor, resource=resource)
-        )
+        await outbox.emit(session, platform.outbox, actor, event_type, payload, resource)
 
     @staticmethod
     async def _node(session: AsyncSession, path: str, *, lock: bool = False) -> Node:

@@ -17,14 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gov.identity.v1 import identity_pb2_grpc
 from gov.tickets.v1 import events_pb2
 from gov.tickets.v1 import tickets_pb2 as pb
-from govkit import pagination, peers, validation
+from govkit import outbox, pagination, peers, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.auth.scopes import GLOBAL, ancestors, validate_path
-from govkit.db import Database, rowcount, utcnow
+from govkit.db import Database, get_row, rowcount, utcnow
 from govkit.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
-from govkit.events import build_event
-from govkit.outbox import add_event
 from services.tickets import convert
 from services.tickets.attributes import Definition, check_definitions
 from services.tickets.calendar import WorkingCalendar
@@ -59,9 +57,7 @@ def code_of(name: str, collection: str, field: str) -> str:
 
 
 async def emit(session: AsyncSession, actor: str, event_type: str, payload: Message, resource: str) -> None:
-    await add_event(
-        session, platform.outbox, build_event(event_type, payload, actor=actor, resource=resource)
-    )
+    await outbox.emit(session, platform.outbox, actor, event_type, payload, resource)
 
 
 async def _member_event(
@@ -150,10 +146,7 @@ class CatalogueFlows:
 
     async def get_unit(self, code: str) -> Unit:
         async with self.db.sessions() as session:
-            row = await session.get(Unit, code)
-        if row is None:
-            raise NotFound(f"no unit units/{code}")
-        return row
+            return await get_row(session, Unit, code, f"no unit units/{code}")
 
     async def list_units(self, node: str, size: int, token: str) -> tuple[list[Unit], str]:
         size = pagination.page_size(size)
@@ -350,18 +343,13 @@ class CatalogueFlows:
 
     async def get_category(self, code: str) -> Category:
         async with self.db.sessions() as session:
-            row = await session.get(Category, code)
-        if row is None:
-            raise NotFound(f"no category categories/{code}")
-        return row
+            return await get_row(session, Category, code, f"no category categories/{code}")
 
     async def update_category(self, principal: Principal, c: pb.Category, paths: list[str]) -> Category:
         principal.require(Permission.TICKETS_CONFIGURE, GLOBAL)
         code = code_of(c.name or c.code, "categories", "category.name")
         async with self.db.transaction() as session:
-            row = await session.get(Category, code, with_for_update=True)
-            if row is None:
-                raise NotFound(f"no category categories/{code}")
+            row = await get_row(session, Category, code, f"no category categories/{code}", lock=True)
             self._apply(row, c, set(paths))
             await self._check_routing(session, row)
             row.update_time = utcnow()
@@ -456,9 +444,7 @@ class CatalogueFlows:
 
     async def get_calendar_year(self, year: int) -> tuple[list[CalendarDay], dt.datetime | None]:
         async with self.db.sessions() as session:
-            head = await session.get(CalendarYear, year)
-            if head is None:
-                raise NotFound(f"no calendar loaded for {year}")
+            head = await get_row(session, CalendarYear, year, f"no calendar loaded for {year}")
             days = (
                 (
                     await session.execute(

@@ -23,8 +23,8 @@ from govkit import pagination, validation
 from govkit.auth.principal import Principal
 from govkit.auth.scopes import validate_path
 from govkit.crashpoint import crashpoint
-from govkit.db import Database, utcnow
-from govkit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from govkit.db import Database, get_row, utcnow
+from govkit.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from govkit.protobuf import optional_time, period
 from govkit.sqlpaths import within
 from services.tickets import convert, facts, lifecycle, statistics
@@ -173,9 +173,7 @@ class TicketFlows:
 
     async def _read(self, ticket_id: str) -> tuple[Ticket, list[TicketUnit]]:
         async with self.db.sessions() as session:
-            row = await session.get(Ticket, ticket_id)
-            if row is None:
-                raise NotFound(f"no ticket tickets/{ticket_id}")
+            row = await get_row(session, Ticket, ticket_id, f"no ticket tickets/{ticket_id}")
             return row, await load_units(session, ticket_id)
 
     async def get(self, principal: Principal, name: str) -> tuple[Ticket, list[TicketUnit]]:
@@ -374,9 +372,7 @@ class TicketFlows:
         viewer = await self.viewer(principal)
         now = utcnow()
         async with self.db.transaction() as session:
-            row = await session.get(Ticket, ticket_id, with_for_update=True)
-            if row is None:
-                raise NotFound(f"no ticket tickets/{ticket_id}")
+            row = await get_row(session, Ticket, ticket_id, f"no ticket tickets/{ticket_id}", lock=True)
             units = await load_units(session, ticket_id)
             if not viewer.can_see(row, [u.unit for u in units]):
                 raise PermissionDenied("the ticket is outside the caller's scope")

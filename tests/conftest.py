@@ -64,27 +64,34 @@ def identity_env(db_url: str) -> dict[str, str]:
     return {**IDENTITY_ENV, "GOV_DATABASE_URL": db_url}
 
 
+def start_platform(
+    s: Stack, databases: Databases, *, with_points: bool = True, gateway_env: dict[str, str] | None = None
+) -> None:
+    """NATS, each service on its freshly migrated database (and identity's first admin), the gateway."""
+    s.start_nats()
+    env = identity_env(databases.url("identity"))
+    s.run_command("identity", "migrate", env)
+    s.run_command(
+        "identity", "create-admin", {**env, "ADMIN_LOGIN": ADMIN_LOGIN, "ADMIN_PASSWORD": ADMIN_PASSWORD}
+    )
+    s.start_service("identity", env)
+    services = [
+        ("blocks", {"GOV_DATABASE_URL": databases.url("blocks")}),
+        ("tickets", tickets_env_for(databases.url("tickets"))),
+    ]
+    if with_points:
+        services.append(("points", {"GOV_DATABASE_URL": databases.url("points")}))
+    for service, service_env in services:
+        s.run_command(service, "migrate", service_env)
+        s.start_service(service, service_env)
+    s.start_gateway(env=gateway_env)
+
+
 @pytest.fixture(scope="session")
 def stack(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s = Stack(tmp_path_factory.mktemp("stack"), base_env=TELEMETRY_ENV)
     try:
-        s.start_nats()
-        env = identity_env(databases.url("identity"))
-        s.run_command("identity", "migrate", env)
-        s.run_command(
-            "identity", "create-admin", {**env, "ADMIN_LOGIN": ADMIN_LOGIN, "ADMIN_PASSWORD": ADMIN_PASSWORD}
-        )
-        s.start_service("identity", env)
-        blocks_env = {"GOV_DATABASE_URL": databases.url("blocks")}
-        s.run_command("blocks", "migrate", blocks_env)
-        s.start_service("blocks", blocks_env)
-        tickets_env = tickets_env_for(databases.url("tickets"))
-        s.run_command("tickets", "migrate", tickets_env)
-        s.start_service("tickets", tickets_env)
-        points_env = {"GOV_DATABASE_URL": databases.url("points")}
-        s.run_command("points", "migrate", points_env)
-        s.start_service("points", points_env)
-        s.start_gateway(env={"GOV_CORS_ORIGINS": CORS_ORIGIN})
+        start_platform(s, databases, gateway_env={"GOV_CORS_ORIGINS": CORS_ORIGIN})
         yield s
     finally:
         s.stop()

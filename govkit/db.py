@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar, cast
 
 import grpc
-from sqlalchemy import DateTime, MetaData, event, text
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event, text
 from sqlalchemy.engine import Connection, CursorResult, Result, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError
@@ -41,6 +41,11 @@ NAMING = {
 
 def new_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING)
+
+
+# Sequence numbers: BIGINT, but INTEGER on SQLite, where only an INTEGER PRIMARY KEY is the rowid
+# (and so numbers itself). Released migrations use it: it never changes.
+SEQ = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class UtcDateTime(TypeDecorator[dt.datetime]):

@@ -1,5 +1,5 @@
-"""Newest-first pages in (time, id) order: how lists of records (awards, redemptions, queries...)
-page, with the cursor `{"t": time, "i": id}` of govkit.pagination."""
+"""Keyset pages over one query (AIP-158 tokens from govkit.pagination): in one unique column's order,
+or newest first in (time, id) order, how lists of records (awards, redemptions, queries...) page."""
 
 from __future__ import annotations
 
@@ -41,3 +41,20 @@ async def newest_first(
         filters_fingerprint,
         lambda r: {"t": getattr(r, time.key).isoformat(), "i": getattr(r, ident.key)},
     )
+
+
+async def ascending(
+    db: Database,
+    stmt: Select[M],
+    column: InstrumentedAttribute[Any],
+    key: str,
+    cursor: dict[str, Any] | None,
+    size: int,
+    filters_fingerprint: str,
+) -> tuple[list[M], str]:
+    """One page of `stmt` in the order of `column` (unique) after the cursor's `key`, and the next token."""
+    if cursor:
+        stmt = stmt.where(column > cursor[key])
+    async with db.sessions() as session:
+        rows = list((await session.scalars(stmt.order_by(column).limit(size + 1))).all())
+    return pagination.cut(rows, size, filters_fingerprint, lambda r: {key: getattr(r, column.key)})

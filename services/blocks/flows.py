@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1 import events_pb2
 from gov.identity.v1 import identity_pb2_grpc
-from govkit import outbox, pagination, peers, treemoves, validation
+from govkit import keyset, outbox, pagination, peers, treemoves, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.auth.scopes import validate_path
@@ -202,11 +202,7 @@ class BlocksFlows:
         stmt = select(Node).where(Node.parent_path == parent)
         if not include_retired:
             stmt = stmt.where(Node.state == "active")
-        if cursor:
-            stmt = stmt.where(Node.path > cursor["p"])
-        async with self.db.sessions() as session:
-            rows = list((await session.scalars(stmt.order_by(Node.path).limit(size + 1))).all())
-        rows, token = pagination.cut(rows, size, fp, lambda r: {"p": r.path})
+        rows, token = await keyset.ascending(self.db, stmt, Node.path, "p", cursor, size, fp)
         return rows, token
 
     async def update_node(self, principal: Principal, path: str, changes: dict[str, str]) -> Node:

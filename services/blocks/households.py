@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1 import events_pb2
-from govkit import outbox, pagination, validation
+from govkit import keyset, outbox, pagination, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.db import Database, get_row, new_id, utcnow
@@ -197,11 +197,7 @@ class HouseholdFlows:
         fp = pagination.fingerprint("buildings", block)
         cursor = pagination.decode_token(page_token, fp, i=str)
         stmt = select(Building).where(within(Building.block_path, block))
-        if cursor:
-            stmt = stmt.where(Building.id > cursor["i"])
-        async with self.db.sessions() as session:
-            rows = list((await session.scalars(stmt.order_by(Building.id).limit(size + 1))).all())
-        rows, token = pagination.cut(rows, size, fp, lambda r: {"i": r.id})
+        rows, token = await keyset.ascending(self.db, stmt, Building.id, "i", cursor, size, fp)
         return rows, token
 
     # ------------------------------------------------------------------ households

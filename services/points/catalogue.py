@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.points.v1 import points_pb2 as pb
-from govkit import pagination, validation
+from govkit import keyset, pagination, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.auth.scopes import ancestors, covers, validate_path
@@ -276,11 +276,7 @@ class Catalogue:
         stmt = select(ExchangePoint)
         if node:
             stmt = stmt.where(ExchangePoint.node.in_(ancestors(validate_path(node, field="node"))))
-        if cursor:
-            stmt = stmt.where(ExchangePoint.id > cursor["i"])
-        async with self.db.sessions() as session:
-            rows = list((await session.scalars(stmt.order_by(ExchangePoint.id).limit(size + 1))).all())
-        return pagination.cut(rows, size, fp, lambda r: {"i": r.id})
+        return await keyset.ascending(self.db, stmt, ExchangePoint.id, "i", cursor, size, fp)
 
     async def update_exchange_point(
         self, principal: Principal, msg: pb.ExchangePoint, paths: Sequence[str]
@@ -364,11 +360,7 @@ class Catalogue:
         stmt = select(Item).where(Item.exchange_point_id == point.id)
         if not req.include_inactive:
             stmt = stmt.where(Item.active.is_(True))
-        if cursor:
-            stmt = stmt.where(Item.id > cursor["i"])
-        async with self.db.sessions() as session:
-            rows = list((await session.scalars(stmt.order_by(Item.id).limit(size + 1))).all())
-        return pagination.cut(rows, size, fp, lambda r: {"i": r.id})
+        return await keyset.ascending(self.db, stmt, Item.id, "i", cursor, size, fp)
 
     async def update_item(self, principal: Principal, msg: pb.Item, paths: Sequence[str]) -> Item:
         pid, iid = item_ids(msg.name, "item.name")

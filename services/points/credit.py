@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.points.v1 import events_pb2
 from gov.points.v1 import points_pb2 as pb
-from govkit import pagination, validation
+from govkit import keyset, pagination, validation
 from govkit.auth.principal import Principal
 from govkit.auth.scopes import validate_path
 from govkit.db import get_row, new_id
@@ -155,11 +155,7 @@ class Credit:
         fp = pagination.fingerprint("consents", principal.subject)
         cursor = pagination.decode_token(page_token, fp, b=str)
         stmt = select(CreditConsent).where(CreditConsent.user_id == principal.user_id)
-        if cursor:
-            stmt = stmt.where(CreditConsent.bank > cursor["b"])
-        async with self.db.sessions() as session:
-            rows = list((await session.scalars(stmt.order_by(CreditConsent.bank).limit(size + 1))).all())
-        return pagination.cut(rows, size, fp, lambda r: {"b": r.bank})
+        return await keyset.ascending(self.db, stmt, CreditConsent.bank, "b", cursor, size, fp)
 
     async def get_tier(self, principal: Principal, resident: str) -> pb.CreditTierAnswer:
         user_id = validation.resource_id(resident, "users", "resident")

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gov.identity.v1 import identity_pb2_grpc
 from gov.tickets.v1 import events_pb2
 from gov.tickets.v1 import tickets_pb2 as pb
-from govkit import outbox, pagination, peers, validation
+from govkit import keyset, outbox, pagination, peers, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.auth.scopes import GLOBAL, ancestors, validate_path
@@ -152,18 +152,14 @@ class CatalogueFlows:
         size = pagination.page_size(size)
         fp = pagination.fingerprint("units", node)
         cursor = pagination.decode_token(token, fp, code=str)
-        query = select(Unit).order_by(Unit.code).limit(size + 1)
+        query = select(Unit)
         if node:
             # Units serving the node, anything above it, or anything below it.
             path = validate_path(node, field="node", allow_global=False)
             query = query.where(
                 or_(Unit.node.in_(ancestors(path)), Unit.node.startswith(path + "/", autoescape=True))
             )
-        if cursor:
-            query = query.where(Unit.code > cursor["code"])
-        async with self.db.sessions() as session:
-            rows = list((await session.execute(query)).scalars())
-        return pagination.cut(rows, size, fp, lambda r: {"code": r.code})
+        return await keyset.ascending(self.db, query, Unit.code, "code", cursor, size, fp)
 
     async def _unit_for_staffing(self, principal: Principal, code: str) -> Unit:
         unit = await self.get_unit(code)
@@ -211,17 +207,8 @@ class CatalogueFlows:
         size = pagination.page_size(size)
         fp = pagination.fingerprint("members", unit.code)
         cursor = pagination.decode_token(token, fp, u=str)
-        query = (
-            select(UnitMember)
-            .where(UnitMember.unit_code == unit.code)
-            .order_by(UnitMember.user_id)
-            .limit(size + 1)
-        )
-        if cursor:
-            query = query.where(UnitMember.user_id > cursor["u"])
-        async with self.db.sessions() as session:
-            rows = list((await session.execute(query)).scalars())
-        return pagination.cut(rows, size, fp, lambda r: {"u": r.user_id})
+        query = select(UnitMember).where(UnitMember.unit_code == unit.code)
+        return await keyset.ascending(self.db, query, UnitMember.user_id, "u", cursor, size, fp)
 
     async def units_of(self, principal: Principal) -> dict[str, str]:
         """The units the caller staffs right now (code -> node): read on every call."""

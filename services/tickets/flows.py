@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.tickets.v1 import events_pb2
 from gov.tickets.v1 import tickets_pb2 as pb
-from govkit import pagination, validation
+from govkit import keyset, pagination, validation
 from govkit.auth.principal import Principal
 from govkit.auth.scopes import validate_path
 from govkit.crashpoint import crashpoint
@@ -267,17 +267,8 @@ class TicketFlows:
         size = pagination.page_size(size)
         fp = pagination.fingerprint("timeline", row.id)
         cursor = pagination.decode_token(token, fp, s=int)
-        query = (
-            select(TimelineEntry)
-            .where(TimelineEntry.ticket_id == row.id)
-            .order_by(TimelineEntry.seq)
-            .limit(size + 1)
-        )
-        if cursor:
-            query = query.where(TimelineEntry.seq > cursor["s"])
-        async with self.db.sessions() as session:
-            rows = list((await session.execute(query)).scalars())
-        return pagination.cut(rows, size, fp, lambda e: {"s": e.seq})
+        query = select(TimelineEntry).where(TimelineEntry.ticket_id == row.id)
+        return await keyset.ascending(self.db, query, TimelineEntry.seq, "s", cursor, size, fp)
 
     # ------------------------------------------------------------------ the lifecycle
 

@@ -102,39 +102,24 @@ def run() -> int:
         for service in SERVICES:
             stack.start_service(service, service_env(service, passphrase))
             print(f"  {service} serving on {stack.addrs[service]}")
-        print("seeding the demo street (万楼街道) ...")
+        # Every seeder gets every address and key file; each reads the ones it needs.
         seed_env = {
-            "GOV_IDENTITY_ADDR": stack.addrs["identity"],
+            **{f"GOV_{name.upper()}_ADDR": addr for name, addr in stack.addrs.items() if name in SERVICES},
             "ADMIN_LOGIN": admin_login,
             "ADMIN_PASSWORD": admin_password,
             "DEMO_STAFF_PASSWORD": values["DEV_STAFF_PASSWORD"],
+            "OPEN311_API_KEY_FILE": str(OPEN311_KEY_FILE),
+            "BANK_API_KEY_FILE": str(BANK_KEY_FILE),
         }
-        demo_summary = seed(stack, "demo.seed_blocks", {**seed_env, "GOV_BLOCKS_ADDR": stack.addrs["blocks"]})
-        tickets_summary = ""
+        print("seeding the demo street (万楼街道) ...")
+        demo_summary = seed(stack, "demo.seed_blocks", seed_env)
+        tickets_summary = points_summary = ""
         if "tickets" in stack.addrs:
             print("seeding the tickets demo (units, categories, demo tickets) ...")
-            tickets_summary = seed(
-                stack,
-                "demo.seed_tickets",
-                {
-                    **seed_env,
-                    "GOV_BLOCKS_ADDR": stack.addrs["blocks"],
-                    "GOV_TICKETS_ADDR": stack.addrs["tickets"],
-                    "OPEN311_API_KEY_FILE": str(OPEN311_KEY_FILE),
-                },
-            )
-        points_summary = ""
+            tickets_summary = seed(stack, "demo.seed_tickets", seed_env)
         if "points" in stack.addrs:
             print("seeding the points demo (indicators, love bank, awards, red list, partner bank) ...")
-            points_summary = seed(
-                stack,
-                "demo.seed_points",
-                {
-                    **seed_env,
-                    "GOV_POINTS_ADDR": stack.addrs["points"],
-                    "BANK_API_KEY_FILE": str(BANK_KEY_FILE),
-                },
-            )
+            points_summary = seed(stack, "demo.seed_points", seed_env)
         stack.start_gateway(http_port)
     except (RuntimeError, TimeoutError, KeyboardInterrupt) as exc:
         print(f"start-up failed: {exc}", file=sys.stderr)

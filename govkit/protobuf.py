@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any, Protocol, TypeVar, cast
 
-from google.protobuf import field_mask_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from google.protobuf.message import Message
 
@@ -66,6 +66,12 @@ def project(source: Message, target: type[M], **fields: Any) -> M:
             continue
         copied[name] = getattr(source, name)
     return target(**copied, **fields)
+
+
+def duration(value: dt.timedelta) -> duration_pb2.Duration:
+    out = duration_pb2.Duration()
+    out.FromTimedelta(value)
+    return out
 
 
 def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:

@@ -21,9 +21,7 @@ value_of = protobuf.from_stored_name
 
 
 def duration(seconds: float) -> duration_pb2.Duration:
-    d = duration_pb2.Duration()
-    d.FromTimedelta(dt.timedelta(seconds=seconds))
-    return d
+    return protobuf.duration(dt.timedelta(seconds=seconds))
 
 
 def unit(row: models.Unit) -> pb.Unit:
@@ -182,44 +180,14 @@ EVENT_DETAILS = frozenset(
 
 
 def ticket_summary(row: models.Ticket, units: Sequence[models.TicketUnit]) -> events_pb2.TicketSummary:
-    return events_pb2.TicketSummary(
-        name=f"tickets/{row.id}",
-        category=f"categories/{row.category}",
-        kind=value_of(pb.TicketKind, row.kind),
-        state=value_of(pb.TicketState, row.state),
-        source=value_of(pb.TicketSource, row.source),
-        node=row.node,
-        street=row.street,
-        district=row.district,
-        reporter=row.reporter,
-        household=f"households/{row.household_id}" if row.household_id else "",
-        priority=value_of(pb.Priority, row.priority),
-        matter_class=value_of(pb.MatterClass, row.matter_class),
-        suggested_unit=f"units/{row.suggested_unit}" if row.suggested_unit else "",
-        lead_unit=f"units/{row.lead_unit}" if row.lead_unit else "",
-        units=[
-            events_pb2.TicketUnitSummary(
-                unit=f"units/{u.unit}",
-                role=value_of(pb.UnitRole, u.role),
-                status=value_of(pb.UnitStatus, u.status),
-                update_time=timestamp(u.update_time),
-            )
-            for u in sorted(units, key=lambda u: (u.role != "lead", u.unit))
-        ],
-        escalated=row.escalated,
-        acknowledge_deadline=timestamp(row.acknowledge_deadline),
-        resolve_deadline=timestamp(row.resolve_deadline),
-        acknowledge_overdue=row.acknowledge_overdue,
-        resolve_overdue=row.resolve_overdue,
-        acknowledge_time=timestamp(row.acknowledge_time),
-        resolve_time=timestamp(row.resolve_time),
-        close_time=timestamp(row.close_time),
-        mediation_outcome=value_of(pb.MediationOutcome, row.mediation_outcome),
+    """What events say about a ticket: its facts, none of the reporter's texts or contact."""
+    full = ticket(row, units)
+    return protobuf.project(
+        full,
+        events_pb2.TicketSummary,
+        household=full.location.household,
+        units=[protobuf.project(u, events_pb2.TicketUnitSummary) for u in full.units],
         rating=row.rating or 0,
-        merged_into=f"tickets/{row.merged_into}" if row.merged_into else "",
-        possible_duplicates=[f"tickets/{t}" for t in json.loads(row.possible_duplicates)],
-        create_time=timestamp(row.create_time),
-        update_time=timestamp(row.update_time),
     )
 
 

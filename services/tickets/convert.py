@@ -192,17 +192,9 @@ def ticket_summary(row: models.Ticket, units: Sequence[models.TicketUnit]) -> ev
 
 
 def entry_summary(row: models.TimelineEntry) -> events_pb2.EntrySummary:
-    details = json.loads(row.details)
-    return events_pb2.EntrySummary(
-        name=f"tickets/{row.ticket_id}/timeline/{row.seq}",
-        action=value_of(pb.Action, row.action),
-        actor=row.actor,
-        time=timestamp(row.time),
-        from_state=value_of(pb.TicketState, row.from_state),
-        to_state=value_of(pb.TicketState, row.to_state),
-        unit=f"units/{row.unit}" if row.unit else "",
-        details={k: v for k, v in details.items() if k in EVENT_DETAILS},
-    )
+    full = timeline_entry(row)
+    facts = {k: v for k, v in full.details.items() if k in EVENT_DETAILS}
+    return protobuf.project(full, events_pb2.EntrySummary, details=facts)
 
 
 def calendar_year(

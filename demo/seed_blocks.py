@@ -12,11 +12,10 @@ Safe to run again: what exists is left as it is.
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 
 import grpc
 
+from demo.seeding import login_line, run_seeder
 from demo.street import load_street
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
@@ -124,7 +123,7 @@ async def seed(
         for row in staff:
             samples.setdefault(row.role, row)
         logins = "\n".join(
-            f"    {role:<14} {row.phone.removeprefix('+86')}  ({row.name}, {row.path})"
+            login_line(role, row.phone, row.name, row.path)
             for role, row in samples.items()
             if role in ("leader", "dispatcher", "governor", "assistant", "supervisor")
         )
@@ -132,23 +131,17 @@ async def seed(
 
 
 def main() -> int:
-    env = os.environ
-    try:
-        print(
-            asyncio.run(
-                seed(
-                    env["GOV_IDENTITY_ADDR"],
-                    env["GOV_BLOCKS_ADDR"],
-                    env["ADMIN_LOGIN"],
-                    env["ADMIN_PASSWORD"],
-                    env["DEMO_STAFF_PASSWORD"],
-                )
-            )
-        )
-    except KeyError as missing:
-        sys.stderr.write(f"demo.seed_blocks: set {missing.args[0]}\n")
-        return 2
-    return 0
+    return run_seeder(
+        "demo.seed_blocks",
+        lambda env: seed(
+            env["GOV_IDENTITY_ADDR"],
+            env["GOV_BLOCKS_ADDR"],
+            env["ADMIN_LOGIN"],
+            env["ADMIN_PASSWORD"],
+            env["DEMO_STAFF_PASSWORD"],
+        ),
+        errors=(),
+    )
 
 
 if __name__ == "__main__":

@@ -19,17 +19,15 @@ list carry request ids, so a second run changes nothing.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import os
-import sys
 from pathlib import Path
 
 import grpc
 
 from demo import points as demo_points
 from demo.places import Resident, block_residents
-from demo.seed_tickets import Account, Logins, _bind, _call, _create, _read_key, _user, _write_key
+from demo.seed_tickets import Account, Logins, _bind, _create, _user
+from demo.seeding import Metadata, call, login_line, run_seeder, service_account_key
 from demo.street import load_street
 from gov.identity.v1 import identity_pb2 as ipb
 from gov.identity.v1.identity_pb2_grpc import IdentityServiceStub
@@ -42,7 +40,6 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BANK_KEY_FILE = REPO / ".data" / "bank-api-key"
 BANK_NAME = "演示合作银行"
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
-Metadata = tuple[tuple[str, str], ...]
 
 
 def month_bounds(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
@@ -96,7 +93,7 @@ class Seeder:
         names: dict[str, str] = {}
         token = ""
         while True:
-            page = await _call(
+            page = await call(
                 self.points.ListIndicators,
                 pb.ListIndicatorsRequest(
                     node=demo_points.DISTRICT, published_here=True, page_size=200, page_token=token
@@ -117,7 +114,7 @@ class Seeder:
         for community in demo_points.PLAN.communities:
             node = f"{demo_points.STREET}/{community.code}"
             name = community.name + self.data.point_suffix
-            found = await _call(
+            found = await call(
                 self.points.ListExchangePoints, pb.ListExchangePointsRequest(node=node), leader
             )
             point = next(
@@ -129,7 +126,7 @@ class Seeder:
                 user = await _user(
                     self.identity, admin, keeper.login, keeper.name, first_block, self.password, "staff"
                 )
-                point = await _call(
+                point = await call(
                     self.points.CreateExchangePoint,
                     pb.CreateExchangePointRequest(
                         exchange_point=pb.ExchangePoint(node=node, display_name=name, staff=[user])
@@ -137,13 +134,13 @@ class Seeder:
                     leader,
                 )
                 new += 1
-            items = await _call(
+            items = await call(
                 self.points.ListItems, pb.ListItemsRequest(parent=point.name, page_size=200), leader
             )
             have = {i.display_name: i.name for i in items.items}
             for spec in self.data.items:
                 if spec.name not in have:
-                    made = await _call(
+                    made = await call(
                         self.points.CreateItem,
                         pb.CreateItemRequest(parent=point.name, item=demo_points.item_message(spec)),
                         leader,
@@ -168,7 +165,7 @@ class Seeder:
     async def _award(self, resident: Resident, user: str, indicator: str, code: str) -> None:
         governor = self.member(resident.path, "governor")
         try:
-            await _call(
+            await call(
                 self.points.CreateAward,
                 pb.CreateAwardRequest(
                     award=pb.Award(recipient=user, indicator=indicator, node=resident.path, note="演示数据"),
@@ -195,7 +192,7 @@ class Seeder:
                 awards += 1
             community = resident.path.rsplit("/", 1)[0]
             try:
-                made = await _call(
+                made = await call(
                     self.points.CreateRedemption,
                     pb.CreateRedemptionRequest(
                         redemption=pb.Redemption(item=redeem[community], quantity=1),
@@ -205,7 +202,7 @@ class Seeder:
                 )
                 redemptions += 1
                 if i % 2 == 0 and made.state == pb.REDEMPTION_STATE_RESERVED:
-                    await _call(
+                    await call(
                         self.points.FulfilRedemption,
                         pb.FulfilRedemptionRequest(name=made.name),
                         await self.as_(self.keeper_of(community)),
@@ -220,7 +217,7 @@ class Seeder:
 
     async def red_list(self, now: dt.datetime) -> str:
         start, end = month_bounds(now)
-        published = await _call(
+        published = await call(
             self.points.PublishRanking,
             pb.PublishRankingRequest(
                 ranking=pb.ComputeRankingRequest(
@@ -240,41 +237,16 @@ class Seeder:
 
     async def bank(self, key_file: Path) -> tuple[str, str]:
         """(the bank's key `<client_id>:<client_secret>`, its serviceAccounts/{id}), made once."""
-        kept = _read_key(key_file)
-        if kept:
-            client_id, _, secret = kept.partition(":")
-            try:
-                tokens = await _call(
-                    self.identity.IssueServiceToken,
-                    ipb.IssueServiceTokenRequest(client_id=client_id, client_secret=secret),
-                    (),
-                )
-                caller = await _call(
-                    self.identity.GetCaller,
-                    ipb.GetCallerRequest(),
-                    (("authorization", f"Bearer {tokens.access_token}"),),
-                )
-                return kept, caller.principal
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() not in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT):
-                    raise
-        reply = await _call(
-            self.identity.CreateServiceAccount,
-            ipb.CreateServiceAccountRequest(service_account=ipb.ServiceAccount(display_name=BANK_NAME)),
-            await self.as_(self.admin),
-        )
-        key = f"{reply.service_account.client_id}:{reply.client_secret}"
-        _write_key(key_file, key)
-        return key, reply.service_account.name
+        return await service_account_key(self.identity, key_file, BANK_NAME, await self.as_(self.admin))
 
     async def credit(self, bank: str) -> Resident:
-        await _call(
+        await call(
             self.points.SetCreditPolicy,
             pb.SetCreditPolicyRequest(policy=demo_points.credit_policy(self.data)),
             await self.as_(self.leader),
         )
         first = next(iter(self.residents.values()))
-        await _call(
+        await call(
             self.points.GrantCreditConsent,
             pb.GrantCreditConsentRequest(bank=bank),
             await self.as_(Account(first.phone, first.name, self.password)),
@@ -311,39 +283,28 @@ async def seed(
             f"{len(demo_points.PLAN.communities)} love-bank points with {len(seeder.data.items)} items each "
             f"({new_shop} new), {len(seeder.residents)} demo residents: {awards} awards, "
             f"{redemptions} redemptions, {penalties} penalties; red list {red}",
-            f"    {'leader':<14} {leader.login.removeprefix('+86')}  ({leader.name}, {demo_points.DISTRICT})",
-            f"    {'resident':<14} {consenting.phone.removeprefix('+86')}  "
-            f"({consenting.name}, {consenting.path}; consents to the bank)",
+            login_line("leader", leader.login, leader.name, demo_points.DISTRICT),
+            login_line(
+                "resident", consenting.phone, consenting.name, f"{consenting.path}; consents to the bank"
+            ),
             f"  Partner bank ({BANK_NAME}, {bank}): its client_id:client_secret is in {key_file}",
         ]
     )
 
 
 def main() -> int:
-    env = os.environ
-    try:
-        print(
-            asyncio.run(
-                seed(
-                    env["GOV_IDENTITY_ADDR"],
-                    env["GOV_POINTS_ADDR"],
-                    env["ADMIN_LOGIN"],
-                    env["ADMIN_PASSWORD"],
-                    env["DEMO_STAFF_PASSWORD"],
-                    Path(env.get("BANK_API_KEY_FILE") or DEFAULT_BANK_KEY_FILE),
-                )
-            )
-        )
-    except KeyError as missing:
-        sys.stderr.write(f"demo.seed_points: set {missing.args[0]}\n")
-        return 2
-    except (RuntimeError, demo_points.DemoDataError) as exc:
-        sys.stderr.write(f"demo.seed_points: {exc}\n")
-        return 1
-    except grpc.aio.AioRpcError as exc:
-        sys.stderr.write(f"demo.seed_points: {exc.code().name}: {exc.details()}\n")
-        return 1
-    return 0
+    return run_seeder(
+        "demo.seed_points",
+        lambda env: seed(
+            env["GOV_IDENTITY_ADDR"],
+            env["GOV_POINTS_ADDR"],
+            env["ADMIN_LOGIN"],
+            env["ADMIN_PASSWORD"],
+            env["DEMO_STAFF_PASSWORD"],
+            Path(env.get("BANK_API_KEY_FILE") or DEFAULT_BANK_KEY_FILE),
+        ),
+        (RuntimeError, demo_points.DemoDataError),
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -34,6 +33,7 @@ import grpc
 
 from demo import tickets as wanlou
 from demo.places import block_places
+from demo.seeding import Metadata, call, login_line, run_seeder, service_account_key
 from demo.street import load_street
 from gov.blocks.v1 import blocks_pb2 as bpb
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
@@ -51,9 +51,6 @@ DEFAULT_API_KEY_FILE = REPO / ".data" / "open311-api-key"
 OPEN311_APP_NAME = "Open311 demo app"
 # Access tokens live 5 minutes by default; log in again well before.
 TOKEN_REUSE_SECONDS = 200
-_RETRIED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
-
-Metadata = tuple[tuple[str, str], ...]
 
 
 # ------------------------------------------------------------------------------- calendar files
@@ -82,23 +79,10 @@ def calendar_message(year: int) -> pb.CalendarYear:
 # ------------------------------------------------------------------------------------ plumbing
 
 
-async def _call(method: Callable[..., Awaitable[Any]], request: Any, md: Metadata) -> Any:
-    """One call, retried a few times when the service is busy or restarting."""
-    for attempt in range(6):
-        try:
-            return await method(request, metadata=md, timeout=30)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() not in _RETRIED or attempt == 5:
-                raise
-            retry_after = dict(exc.trailing_metadata() or ()).get("retry-after", "")
-            await asyncio.sleep(float(retry_after) if str(retry_after).isdigit() else 0.5 * 2**attempt)
-    raise AssertionError("unreachable")
-
-
 async def _create(method: Callable[..., Awaitable[Any]], request: Any, md: Metadata) -> Any | None:
     """The created resource, or None when it exists already."""
     try:
-        return await _call(method, request, md)
+        return await call(method, request, md)
     except grpc.aio.AioRpcError as exc:
         if exc.code() == grpc.StatusCode.ALREADY_EXISTS:
             return None
@@ -118,7 +102,7 @@ class Logins:
         # zero at boot (and in a new time namespace), where a default "made at 0" would look fresh.
         kept = self._tokens.get(login)
         if kept is None or self.clock() - kept[1] > TOKEN_REUSE_SECONDS:
-            pair = await _call(self.identity.Login, ipb.LoginRequest(login=login, password=password), ())
+            pair = await call(self.identity.Login, ipb.LoginRequest(login=login, password=password), ())
             kept = (pair.access_token, self.clock())
             self._tokens[login] = kept
         return (("authorization", f"Bearer {kept[0]}"),)
@@ -146,7 +130,7 @@ async def _user(
     )
     if created is not None:
         return str(created.name)
-    found = await _call(
+    found = await call(
         identity.ListUsers, ipb.ListUsersRequest(query=phone.removeprefix("+86"), page_size=2), md
     )
     if len(found.users) != 1:
@@ -227,7 +211,7 @@ class Seeder:
         days = 0
         for year in calendar_years():
             message = calendar_message(year)
-            await _call(
+            await call(
                 self.tickets.SetCalendarYear,
                 pb.SetCalendarYearRequest(calendar_year=message),
                 await self.admin_md(),
@@ -289,7 +273,7 @@ class Seeder:
             place = self.places[ticket.block]
             location = wanlou.ticket_message(ticket, place, now).location
             try:
-                found = await _call(
+                found = await call(
                     self.blocks.LocateBlock,
                     bpb.LocateBlockRequest(lat=location.latitude, lng=location.longitude),
                     md,
@@ -312,7 +296,7 @@ class Seeder:
         for ticket in wanlou.TICKETS:
             reporter = self.reporter(ticket)
             message = wanlou.ticket_message(ticket, self.places[ticket.block], started)
-            created = await _call(
+            created = await call(
                 self.tickets.CreateTicket,
                 pb.CreateTicketRequest(ticket=message, request_id=f"demo-ticket-{ticket.key}"),
                 await self.as_(reporter),
@@ -327,7 +311,7 @@ class Seeder:
         done, token = 0, ""
         md = await self.admin_md()
         while True:
-            page = await _call(
+            page = await call(
                 self.tickets.ListTimelineEntries,
                 pb.ListTimelineEntriesRequest(parent=name, page_size=100, page_token=token),
                 md,
@@ -364,7 +348,7 @@ class Seeder:
         for step in ticket.steps[done:]:
             account, unit = self.actor(ticket, step)
             try:
-                current = await _call(
+                current = await call(
                     self.tickets.TransitionTicket,
                     self._request(current.name, step, unit, tickets),
                     await self.as_(account),
@@ -398,47 +382,10 @@ class Seeder:
 
     # --- Open311
 
-    async def open311_key(self, key_file: Path) -> tuple[str, bool]:
+    async def open311_key(self, key_file: Path) -> str:
         """The Open311 app's API key: the one kept in key_file if it still works, else a new one."""
-        kept = _read_key(key_file)
-        if kept:
-            client_id, _, secret = kept.partition(":")
-            try:
-                await _call(
-                    self.identity.IssueServiceToken,
-                    ipb.IssueServiceTokenRequest(client_id=client_id, client_secret=secret),
-                    (),
-                )
-                return f"{client_id}:{secret}", False
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() not in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT):
-                    raise
-        reply = await _call(
-            self.identity.CreateServiceAccount,
-            ipb.CreateServiceAccountRequest(
-                service_account=ipb.ServiceAccount(display_name=OPEN311_APP_NAME)
-            ),
-            await self.admin_md(),
-        )
-        key = f"{reply.service_account.client_id}:{reply.client_secret}"
-        _write_key(key_file, key)
-        return key, True
-
-
-def _read_key(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        return ""
-
-
-def _write_key(path: Path, key: str) -> None:
-    """Only the owner may read it: the secret is shown once and stored nowhere else."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(key + "\n")
-    path.chmod(0o600)
+        key, _ = await service_account_key(self.identity, key_file, OPEN311_APP_NAME, await self.admin_md())
+        return key
 
 
 async def seed(
@@ -470,10 +417,10 @@ async def seed(
         await seeder.resident_accounts()
         tickets, new = await seeder.create_tickets(started)
         walked = await seeder.walk_all(tickets, new)
-        key, _ = await seeder.open311_key(key_file)
+        key = await seeder.open311_key(key_file)
 
     def sample(role: str, account: Account, where: str) -> str:
-        return f"    {role:<14} {account.login.removeprefix('+86')}  ({account.name}, {where})"
+        return login_line(role, account.login, account.name, where)
 
     rapid = wanlou.UNITS_BY_CODE["wanlou-rapid"]
     first = wanlou.TICKETS[0]
@@ -490,31 +437,18 @@ async def seed(
 
 
 def main() -> int:
-    env = os.environ
-    try:
-        print(
-            asyncio.run(
-                seed(
-                    env["GOV_IDENTITY_ADDR"],
-                    env["GOV_BLOCKS_ADDR"],
-                    env["GOV_TICKETS_ADDR"],
-                    env["ADMIN_LOGIN"],
-                    env["ADMIN_PASSWORD"],
-                    env["DEMO_STAFF_PASSWORD"],
-                    Path(env.get("OPEN311_API_KEY_FILE") or DEFAULT_API_KEY_FILE),
-                )
-            )
-        )
-    except KeyError as missing:
-        sys.stderr.write(f"demo.seed_tickets: set {missing.args[0]}\n")
-        return 2
-    except RuntimeError as exc:
-        sys.stderr.write(f"demo.seed_tickets: {exc}\n")
-        return 1
-    except grpc.aio.AioRpcError as exc:
-        sys.stderr.write(f"demo.seed_tickets: {exc.code().name}: {exc.details()}\n")
-        return 1
-    return 0
+    return run_seeder(
+        "demo.seed_tickets",
+        lambda env: seed(
+            env["GOV_IDENTITY_ADDR"],
+            env["GOV_BLOCKS_ADDR"],
+            env["GOV_TICKETS_ADDR"],
+            env["ADMIN_LOGIN"],
+            env["ADMIN_PASSWORD"],
+            env["DEMO_STAFF_PASSWORD"],
+            Path(env.get("OPEN311_API_KEY_FILE") or DEFAULT_API_KEY_FILE),
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from google.protobuf.duration_pb2 import Duration
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
 from demo.places import BlockPlace, Resident, block_residents
 from demo.street import WANLOU, DemoFiles, load_plan
 from gov.tickets.v1 import tickets_pb2 as pb
+from govkit.protobuf import duration
 
 PLAN = load_plan()
 STREET = PLAN.street_path
@@ -373,12 +373,6 @@ def unit_message(unit: UnitSpec) -> pb.Unit:
     return pb.Unit(code=unit.code, display_name=unit.display_name, kind=unit.kind, node=unit.node)
 
 
-def _duration_message(value: dt.timedelta) -> Duration:
-    d = Duration()
-    d.FromTimedelta(value)
-    return d
-
-
 def category_message(c: CategorySpec) -> pb.Category:
     return pb.Category(
         code=c.code,
@@ -404,8 +398,8 @@ def category_message(c: CategorySpec) -> pb.Category:
             for a in c.attributes
         ],
         sla=pb.SlaPolicy(
-            acknowledge_within=_duration_message(c.sla.acknowledge_within),
-            resolve_within=_duration_message(c.sla.resolve_within),
+            acknowledge_within=duration(c.sla.acknowledge_within),
+            resolve_within=duration(c.sla.resolve_within),
             clock=pb.SLA_CLOCK_CALENDAR if c.sla.calendar_clock else pb.SLA_CLOCK_WORKING_HOURS,
             escalate_on_acknowledge_breach=c.sla.escalate_on_acknowledge_breach,
         ),

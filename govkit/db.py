@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar, cast
 
 import grpc
-from sqlalchemy import DateTime, MetaData, event, text
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event, text
 from sqlalchemy.engine import Connection, CursorResult, Result, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError
@@ -24,7 +24,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
 from govkit import metrics
-from govkit.errors import DomainError
+from govkit.errors import DomainError, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,11 @@ NAMING = {
 
 def new_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING)
+
+
+# Sequence numbers: BIGINT, but INTEGER on SQLite, where only an INTEGER PRIMARY KEY is the rowid
+# (and so numbers itself). Released migrations use it: it never changes.
+SEQ = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class UtcDateTime(TypeDecorator[dt.datetime]):
@@ -264,3 +269,14 @@ def rowcount(result: Result[Any]) -> int:
     """How many rows an UPDATE or DELETE matched. `session.execute` is typed as returning a plain
     Result whatever the statement; for DML it is a CursorResult, which has the count."""
     return cast(CursorResult[Any], result).rowcount
+
+
+M = TypeVar("M")
+
+
+async def get_row(session: AsyncSession, model: type[M], key: Any, missing: str, *, lock: bool = False) -> M:
+    """`session.get` (FOR UPDATE with `lock`), or NOT_FOUND with the message `missing`."""
+    row = await session.get(model, key, with_for_update=True if lock else None)
+    if row is None:
+        raise NotFound(missing)
+    return row

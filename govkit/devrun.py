@@ -61,6 +61,16 @@ def migrate(stack: Stack, passphrase: str) -> None:
         print(f"  migrated {service}")
 
 
+def seed(stack: Stack, module: str, env: dict[str, str]) -> str:
+    """Run one demo seeder (`python -m module`) against the stack: what it seeded, or RuntimeError."""
+    done = subprocess.run(  # noqa: S603 - our own interpreter and a demo module named here
+        [sys.executable, "-m", module], env=stack.env(**env), capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{module} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout.strip()
+
+
 def run() -> int:
     values = dev_secrets()
     passphrase = values["GOV_SIGNING_KEY_PASSPHRASE"]
@@ -99,64 +109,24 @@ def run() -> int:
                 extra = stack.create_service_account("notifications", admin_login, admin_password)
             stack.start_service(service, service_env(service, passphrase, extra))
             print(f"  {service} serving on {stack.addrs[service]}")
+        # Every seeder gets every address and key file; each reads the ones it needs.
+        seed_env = {
+            **{f"GOV_{name.upper()}_ADDR": addr for name, addr in stack.addrs.items() if name in SERVICES},
+            "ADMIN_LOGIN": admin_login,
+            "ADMIN_PASSWORD": admin_password,
+            "DEMO_STAFF_PASSWORD": values["DEV_STAFF_PASSWORD"],
+            "OPEN311_API_KEY_FILE": str(OPEN311_KEY_FILE),
+            "BANK_API_KEY_FILE": str(BANK_KEY_FILE),
+        }
         print("seeding the demo street (万楼街道) ...")
-        demo = subprocess.run(
-            [sys.executable, "-m", "demo.seed_blocks"],
-            env=stack.env(
-                GOV_IDENTITY_ADDR=stack.addrs["identity"],
-                GOV_BLOCKS_ADDR=stack.addrs["blocks"],
-                ADMIN_LOGIN=admin_login,
-                ADMIN_PASSWORD=admin_password,
-                DEMO_STAFF_PASSWORD=values["DEV_STAFF_PASSWORD"],
-            ),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if demo.returncode != 0:
-            raise RuntimeError(f"demo seeding failed:\n{demo.stdout}{demo.stderr}")
-        demo_summary = demo.stdout.strip()
-        tickets_summary = ""
+        demo_summary = seed(stack, "demo.seed_blocks", seed_env)
+        tickets_summary = points_summary = ""
         if "tickets" in stack.addrs:
             print("seeding the tickets demo (units, categories, demo tickets) ...")
-            tickets = subprocess.run(
-                [sys.executable, "-m", "demo.seed_tickets"],
-                env=stack.env(
-                    GOV_IDENTITY_ADDR=stack.addrs["identity"],
-                    GOV_BLOCKS_ADDR=stack.addrs["blocks"],
-                    GOV_TICKETS_ADDR=stack.addrs["tickets"],
-                    ADMIN_LOGIN=admin_login,
-                    ADMIN_PASSWORD=admin_password,
-                    DEMO_STAFF_PASSWORD=values["DEV_STAFF_PASSWORD"],
-                    OPEN311_API_KEY_FILE=str(OPEN311_KEY_FILE),
-                ),
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if tickets.returncode != 0:
-                raise RuntimeError(f"tickets demo seeding failed:\n{tickets.stdout}{tickets.stderr}")
-            tickets_summary = tickets.stdout.strip()
-        points_summary = ""
+            tickets_summary = seed(stack, "demo.seed_tickets", seed_env)
         if "points" in stack.addrs:
             print("seeding the points demo (indicators, love bank, awards, red list, partner bank) ...")
-            points = subprocess.run(
-                [sys.executable, "-m", "demo.seed_points"],
-                env=stack.env(
-                    GOV_IDENTITY_ADDR=stack.addrs["identity"],
-                    GOV_POINTS_ADDR=stack.addrs["points"],
-                    ADMIN_LOGIN=admin_login,
-                    ADMIN_PASSWORD=admin_password,
-                    DEMO_STAFF_PASSWORD=values["DEV_STAFF_PASSWORD"],
-                    BANK_API_KEY_FILE=str(BANK_KEY_FILE),
-                ),
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if points.returncode != 0:
-                raise RuntimeError(f"points demo seeding failed:\n{points.stdout}{points.stderr}")
-            points_summary = points.stdout.strip()
+            points_summary = seed(stack, "demo.seed_points", seed_env)
         stack.start_gateway(http_port)
     except (RuntimeError, TimeoutError, KeyboardInterrupt) as exc:
         print(f"start-up failed: {exc}", file=sys.stderr)

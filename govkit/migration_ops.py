@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from govkit.db import UtcDateTime
+from govkit.db import SEQ, UtcDateTime
 
 
 def create_platform_tables_v1() -> None:
@@ -24,9 +24,7 @@ def create_platform_tables_v1() -> None:
     )
     op.create_table(
         "outbox",
-        sa.Column(
-            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("seq", SEQ, autoincrement=True, nullable=False),
         sa.Column("event_id", sa.String(length=36), nullable=False),
         sa.Column("subject", sa.String(length=200), nullable=False),
         sa.Column("data", sa.LargeBinary(), nullable=False),

@@ -27,6 +27,7 @@ import os
 import zlib
 from typing import Any, Protocol
 
+from google.protobuf.message import Message
 from nats.js import JetStreamContext
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
@@ -37,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from govkit import metrics
 from govkit.crashpoint import crashpoint
 from govkit.db import Database, is_sqlite, utcnow
-from govkit.events import MSG_ID_HEADER, TYPE_HEADER, NewEvent, extract_trace, inject_trace
+from govkit.events import MSG_ID_HEADER, TYPE_HEADER, NewEvent, build_event, extract_trace, inject_trace
 from govkit.telemetry import tracer
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,13 @@ async def add_event(session: AsyncSession, outbox: Table, event: NewEvent) -> No
     session.info["outbox_dirty"] = True
     # Counted once the transaction commits (govkit.metrics business counters).
     session.info.setdefault("outbox_types", []).append(event.type)
+
+
+async def emit(
+    session: AsyncSession, outbox: Table, actor: str, event_type: str, payload: Message, resource: str
+) -> None:
+    """Build an event about `resource`, done by `actor`, and stage it like `add_event`."""
+    await add_event(session, outbox, build_event(event_type, payload, actor=actor, resource=resource))
 
 
 class PublisherLock(Protocol):

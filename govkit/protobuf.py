@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
-from google.protobuf import field_mask_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from google.protobuf.message import Message
 
@@ -25,6 +25,53 @@ def enum_type(enum: type[ProtoEnum]) -> EnumTypeWrapper:
 def enum_value(enum: type[ProtoEnum], name: str) -> ProtoEnum:
     """`Enum.Value(name)` typed as the enum: the stubs say int, message fields want the enum."""
     return cast(ProtoEnum, enum_type(enum).Value(name))
+
+
+def _stored_prefix(enum: EnumTypeWrapper) -> str:
+    return enum.Name(0).removesuffix("UNSPECIFIED")
+
+
+def stored_name(enum: EnumTypeWrapper, value: int, field: str, *, required: bool = True) -> str:
+    """An enum value as the lower-case name the tables store (`TICKET_STATE_IN_PROGRESS` ->
+    `in_progress`); unset ("" when not required) or unknown values are INVALID_ARGUMENT on field."""
+    if value == 0:
+        if required:
+            raise InvalidArgument("is required", field=field)
+        return ""
+    try:
+        return enum.Name(value).removeprefix(_stored_prefix(enum)).lower()
+    except ValueError:
+        raise InvalidArgument(f"unknown value {value}", field=field) from None
+
+
+def from_stored_name(enum: type[ProtoEnum], name: str) -> ProtoEnum | None:
+    """A stored lower-case name back as the enum value (`in_progress` -> `TICKET_STATE_IN_PROGRESS`);
+    an empty name leaves the field unset (None)."""
+    return enum_value(enum, _stored_prefix(enum_type(enum)) + name.upper()) if name else None
+
+
+M = TypeVar("M", bound=Message)
+
+
+def project(source: Message, target: type[M], **fields: Any) -> M:
+    """A `target` message holding every field it shares by name with `source` (an event's facts
+    from the resource they are about), then `fields` for the rest."""
+    shared = source.DESCRIPTOR.fields_by_name
+    copied: dict[str, Any] = {}
+    for field in target.DESCRIPTOR.fields:
+        name = field.name
+        if name in fields or name not in shared:
+            continue
+        if field.message_type is not None and not field.is_repeated and not source.HasField(name):
+            continue
+        copied[name] = getattr(source, name)
+    return target(**copied, **fields)
+
+
+def duration(value: dt.timedelta) -> duration_pb2.Duration:
+    out = duration_pb2.Duration()
+    out.FromTimedelta(value)
+    return out
 
 
 def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import Column, Index, LargeBinary, MetaData, String, Table, Text
 
-from govkit.db import UtcDateTime
+from govkit.db import SEQ, UtcDateTime
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
-_Seq = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def outbox_table(metadata: MetaData) -> Table:
     return Table(
         "outbox",
         metadata,
-        Column("seq", _Seq, primary_key=True, autoincrement=True),
+        Column("seq", SEQ, primary_key=True, autoincrement=True),
         Column("event_id", String(36), nullable=False, unique=True),
         Column("subject", String(200), nullable=False),
         Column("data", LargeBinary, nullable=False),

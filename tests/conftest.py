@@ -10,14 +10,19 @@ import os
 from collections.abc import AsyncIterator, Iterator
 
 import grpc
+import httpx
 import pytest
 import pytest_asyncio
 
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub as BlocksStub
+from gov.points.v1.points_pb2_grpc import PointsServiceStub as PointsStub
+from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub as TicketsStub
 from govkit.devstack import Stack
 from tests.support.databases import Databases, postgres_reachable
 from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD, IdentityClient
 from tests.support.mailsink import MailSink
+from tests.support.points import Village, make_village
+from tests.support.tickets import World, make_world
 from tests.support.webhooks import Robot, serve
 
 CORS_ORIGIN = "https://ops.example.org"
@@ -75,6 +80,40 @@ def identity_env(db_url: str) -> dict[str, str]:
     return {**IDENTITY_ENV, "GOV_DATABASE_URL": db_url}
 
 
+def start_platform(
+    s: Stack,
+    databases: Databases,
+    *,
+    with_points: bool = True,
+    notifications: dict[str, str] | None = None,
+    gateway_env: dict[str, str] | None = None,
+) -> None:
+    """NATS, each service on its freshly migrated database (and identity's first admin), the gateway.
+
+    `notifications`, when given, starts the notifications service too, with these settings added."""
+    s.start_nats()
+    env = identity_env(databases.url("identity"))
+    s.run_command("identity", "migrate", env)
+    s.run_command(
+        "identity", "create-admin", {**env, "ADMIN_LOGIN": ADMIN_LOGIN, "ADMIN_PASSWORD": ADMIN_PASSWORD}
+    )
+    s.start_service("identity", env)
+    services = [
+        ("blocks", {"GOV_DATABASE_URL": databases.url("blocks")}),
+        ("tickets", tickets_env_for(databases.url("tickets"))),
+    ]
+    if with_points:
+        services.append(("points", {"GOV_DATABASE_URL": databases.url("points")}))
+    for service, service_env in services:
+        s.run_command(service, "migrate", service_env)
+        s.start_service(service, service_env)
+    if notifications is not None:
+        s.start_service(
+            "notifications", notifications_env(s, databases.url("notifications"), **notifications)
+        )
+    s.start_gateway(env=gateway_env)
+
+
 @pytest.fixture(scope="session")
 def mail_sink() -> Iterator[MailSink]:
     """The SMTP server the session's notifications service sends e-mail to."""
@@ -95,30 +134,13 @@ def stack(
 ) -> Iterator[Stack]:
     s = Stack(tmp_path_factory.mktemp("stack"), base_env=TELEMETRY_ENV)
     try:
-        s.start_nats()
-        env = identity_env(databases.url("identity"))
-        s.run_command("identity", "migrate", env)
-        s.run_command(
-            "identity", "create-admin", {**env, "ADMIN_LOGIN": ADMIN_LOGIN, "ADMIN_PASSWORD": ADMIN_PASSWORD}
-        )
-        s.start_service("identity", env)
-        blocks_env = {"GOV_DATABASE_URL": databases.url("blocks")}
-        s.run_command("blocks", "migrate", blocks_env)
-        s.start_service("blocks", blocks_env)
-        tickets_env = tickets_env_for(databases.url("tickets"))
-        s.run_command("tickets", "migrate", tickets_env)
-        s.start_service("tickets", tickets_env)
-        points_env = {"GOV_DATABASE_URL": databases.url("points")}
-        s.run_command("points", "migrate", points_env)
-        s.start_service("points", points_env)
         mail = {
             "GOV_SMTP_HOST": "127.0.0.1",
             "GOV_SMTP_PORT": str(mail_sink.port),
             "GOV_NOTIFICATIONS_SMS_PROVIDER": "http",
             "GOV_NOTIFICATIONS_SMS_HTTP_URL": sms_gateway.url,
         }
-        s.start_service("notifications", notifications_env(s, databases.url("notifications"), **mail))
-        s.start_gateway(env={"GOV_CORS_ORIGINS": CORS_ORIGIN})
+        start_platform(s, databases, notifications=mail, gateway_env={"GOV_CORS_ORIGINS": CORS_ORIGIN})
         yield s
     finally:
         s.stop()
@@ -136,6 +158,39 @@ async def blocks(stack: Stack) -> AsyncIterator[BlocksStub]:
     channel = grpc.aio.insecure_channel(stack.addrs["blocks"])
     yield BlocksStub(channel)
     await channel.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def tickets(stack: Stack) -> AsyncIterator[TicketsStub]:
+    channel = grpc.aio.insecure_channel(stack.addrs["tickets"])
+    yield TicketsStub(channel)
+    await channel.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def points(stack: Stack) -> AsyncIterator[PointsStub]:
+    channel = grpc.aio.insecure_channel(stack.addrs["points"])
+    yield PointsStub(channel)
+    await channel.close()
+
+
+@pytest_asyncio.fixture
+async def village(blocks: BlocksStub, identity: IdentityClient) -> Village:
+    """A fresh village (blocks, residents, staff) for one points test."""
+    return await make_village(blocks, identity)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def world(blocks: BlocksStub, tickets: TicketsStub, identity: IdentityClient) -> World:
+    """A street with blocks, units, staff and a category, made once per test module."""
+    return await make_world(blocks, tickets, identity)
+
+
+@pytest.fixture
+async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the gateway's HTTP API."""
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+        yield client
 
 
 _skipped_postgres: list[str] = []

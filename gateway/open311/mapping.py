@@ -194,29 +194,53 @@ def service_definition(category: pb.Category) -> dict[str, Any]:
     }
 
 
-def service_request(
-    ticket: pb.Ticket, *, service_name: str | None, agency: str | None, notice: str | None
+def _request(
+    ticket: pb.Ticket | pb.PublicTicket,
+    *,
+    service_name: str | None,
+    description: str,
+    agency: str | None,
+    notice: str | None,
+    address: str,
+    address_id: str | None,
+    point: tuple[float, float] | None,
 ) -> dict[str, Any]:
-    location = ticket.location
+    """A service request in GeoReport v2's field order; what differs between the views is given."""
     return {
         "service_request_id": ticket_id(ticket.name),
         "status": status_of(ticket.state),
         "status_notes": status_notes(ticket),
         "service_name": service_name,
         "service_code": code_of(ticket.category),
-        "description": ticket.description or ticket.title or None,
+        "description": description or None,
         "agency_responsible": agency,
         "service_notice": notice,
         "requested_datetime": w3c(ticket.create_time),
         "updated_datetime": w3c(ticket.update_time),
         "expected_datetime": w3c(ticket.expected_resolve_time),
-        "address": location.address or None,
-        "address_id": location.household.removeprefix("households/") or None,
+        "address": address or None,
+        "address_id": address_id,
         "zipcode": None,
-        "lat": location.latitude if location.has_point else None,
-        "long": location.longitude if location.has_point else None,
+        "lat": point[0] if point else None,
+        "long": point[1] if point else None,
         "media_url": ticket.media_uris[0] if ticket.media_uris else None,
     }
+
+
+def service_request(
+    ticket: pb.Ticket, *, service_name: str | None, agency: str | None, notice: str | None
+) -> dict[str, Any]:
+    location = ticket.location
+    return _request(
+        ticket,
+        service_name=service_name,
+        description=ticket.description or ticket.title,
+        agency=agency,
+        notice=notice,
+        address=location.address,
+        address_id=location.household.removeprefix("households/") or None,
+        point=(location.latitude, location.longitude) if location.has_point else None,
+    )
 
 
 def public_service_request(
@@ -224,25 +248,16 @@ def public_service_request(
 ) -> dict[str, Any]:
     """The public view of a request, from the tickets service's PublicTicket (texts already masked).
     `address_id` is a household's id, which is never public."""
-    return {
-        "service_request_id": ticket_id(ticket.name),
-        "status": status_of(ticket.state),
-        "status_notes": status_notes(ticket),
-        "service_name": service_name,
-        "service_code": code_of(ticket.category),
-        "description": ticket.description or None,
-        "agency_responsible": ticket.lead_unit_display_name or None,
-        "service_notice": notice,
-        "requested_datetime": w3c(ticket.create_time),
-        "updated_datetime": w3c(ticket.update_time),
-        "expected_datetime": w3c(ticket.expected_resolve_time),
-        "address": ticket.address or None,
-        "address_id": None,
-        "zipcode": None,
-        "lat": ticket.latitude if ticket.has_point else None,
-        "long": ticket.longitude if ticket.has_point else None,
-        "media_url": ticket.media_uris[0] if ticket.media_uris else None,
-    }
+    return _request(
+        ticket,
+        service_name=service_name,
+        description=ticket.description,
+        agency=ticket.lead_unit_display_name or None,
+        notice=notice,
+        address=ticket.address,
+        address_id=None,
+        point=(ticket.latitude, ticket.longitude) if ticket.has_point else None,
+    )
 
 
 def created(ticket: pb.Ticket, notice: str | None) -> dict[str, Any]:

@@ -15,9 +15,9 @@ from gateway.resources import (
     ServiceAccount,
     ServiceAccountPage,
     SigningKey,
-    role_to_pb,
     time,
 )
+from gateway.routes.users import create_role_binding
 from gateway.upstream import CallerDep, call, upstreams
 from gov.identity.v1 import identity_pb2 as pb
 
@@ -69,16 +69,7 @@ async def create_service_account(
 async def grant_service_account_role(
     request: Request, account_id: AccountId, body: NewRoleBinding, caller: CallerDep
 ) -> RoleBinding:
-    reply = await call(
-        request,
-        upstreams(request).identity.CreateRoleBinding,
-        pb.CreateRoleBindingRequest(
-            parent=f"serviceAccounts/{account_id}",
-            role_binding=pb.RoleBinding(role=role_to_pb(body.role), scope=body.scope),
-        ),
-        caller,
-    )
-    return RoleBinding.of(reply)
+    return await create_role_binding(request, caller, f"serviceAccounts/{account_id}", body)
 
 
 @router.post(

@@ -23,10 +23,26 @@ from gateway.resources import (
     role_to_pb,
     state_to_pb,
 )
-from gateway.upstream import CallerDep, call, upstreams
+from gateway.upstream import Caller, CallerDep, call, upstreams
 from gov.identity.v1 import identity_pb2 as pb
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
+
+
+async def create_role_binding(
+    request: Request, caller: Caller, parent: str, body: NewRoleBinding
+) -> RoleBinding:
+    """Grant `body`'s role to `parent` (users/{id} or serviceAccounts/{id})."""
+    reply = await call(
+        request,
+        upstreams(request).identity.CreateRoleBinding,
+        pb.CreateRoleBindingRequest(
+            parent=parent, role_binding=pb.RoleBinding(role=role_to_pb(body.role), scope=body.scope)
+        ),
+        caller,
+    )
+    return RoleBinding.of(reply)
+
 
 UserId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
@@ -186,16 +202,7 @@ async def grant_role(
     body: NewRoleBinding,
     caller: CallerDep,
 ) -> RoleBinding:
-    reply = await call(
-        request,
-        upstreams(request).identity.CreateRoleBinding,
-        pb.CreateRoleBindingRequest(
-            parent=f"users/{user_id}",
-            role_binding=pb.RoleBinding(role=role_to_pb(body.role), scope=body.scope),
-        ),
-        caller,
-    )
-    binding = RoleBinding.of(reply)
+    binding = await create_role_binding(request, caller, f"users/{user_id}", body)
     response.headers["Location"] = f"/api/v1/users/{user_id}/role-bindings/{binding.id}"
     return binding
 

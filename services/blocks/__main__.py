@@ -12,12 +12,12 @@ import grpc
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1 import blocks_pb2_grpc
 from gov.identity.v1 import identity_pb2_grpc
-from govkit import config, migrations
+from govkit import service_cli
 from govkit.auth.principal import Binding, Principal
 from govkit.auth.roles import Role
 from govkit.db import Database
 from govkit.errors import DomainError
-from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verifier, serve
+from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verifier
 from services.blocks.flows import BlocksFlows
 from services.blocks.grpc_api import SERVICE, BlocksServicer
 from services.blocks.households import HouseholdFlows
@@ -82,27 +82,26 @@ async def _import(settings: BlocksSettings, kind: str, path: Path, validate_only
     return 1 if reply.errors else 0
 
 
+def _import_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("kind", choices=sorted(KINDS))
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--validate-only", action="store_true")
+
+
+def _import_command(args: argparse.Namespace, settings: BlocksSettings) -> int:
+    if not args.file.is_file():
+        sys.stderr.write(f"import failed: {args.file} is not a file\n")
+        return 1
+    return asyncio.run(_import(settings, args.kind, args.file, args.validate_only))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.blocks")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve")
-    sub.add_parser("migrate")
-    imp = sub.add_parser("import", help="bulk import one file (all-or-nothing, idempotent)")
-    imp.add_argument("kind", choices=sorted(KINDS))
-    imp.add_argument("file", type=Path)
-    imp.add_argument("--validate-only", action="store_true")
-    args = parser.parse_args(argv)
-    settings = config.load(BlocksSettings)
-    if args.command == "migrate":
-        migrations.upgrade(MIGRATIONS, settings.database_url)
-        return 0
-    if args.command == "import":
-        if not args.file.is_file():
-            sys.stderr.write(f"import failed: {args.file} is not a file\n")
-            return 1
-        return asyncio.run(_import(settings, args.kind, args.file, args.validate_only))
-    asyncio.run(serve(definition(settings)))
-    return 0
+    commands = {
+        "import": service_cli.Command(
+            "bulk import one file (all-or-nothing, idempotent)", _import_command, _import_arguments
+        )
+    }
+    return service_cli.main("blocks", BlocksSettings, definition, MIGRATIONS, argv, commands)
 
 
 if __name__ == "__main__":

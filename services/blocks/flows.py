@@ -16,14 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1 import events_pb2
 from gov.identity.v1 import identity_pb2_grpc
-from govkit import pagination, peers, treemoves, validation
+from govkit import keyset, outbox, pagination, peers, treemoves, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.auth.scopes import validate_path
 from govkit.db import Database, new_id, utcnow
 from govkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from govkit.events import build_event
-from govkit.outbox import add_event
 from govkit.sqlpaths import within
 from services.blocks import convert, domain, geo
 from services.blocks.access import load_access
@@ -114,9 +112,7 @@ class BlocksFlows:
         resource: str,
     ) -> None:
         actor = principal.subject if principal else "system"
-        await add_event(
-            session, platform.outbox, build_event(event_type, payload, actor=actor, resource=resource)
-        )
+        await outbox.emit(session, platform.outbox, actor, event_type, payload, resource)
 
     @staticmethod
     async def _node(session: AsyncSession, path: str, *, lock: bool = False) -> Node:
@@ -206,11 +202,7 @@ class BlocksFlows:
         stmt = select(Node).where(Node.parent_path == parent)
         if not include_retired:
             stmt = stmt.where(Node.state == "active")
-        if cursor:
-            stmt = stmt.where(Node.path > cursor["p"])
-        async with self.db.sessions() as session:
-            rows = list((await session.scalars(stmt.order_by(Node.path).limit(size + 1))).all())
-        rows, token = pagination.cut(rows, size, fp, lambda r: {"p": r.path})
+        rows, token = await keyset.ascending(self.db, stmt, Node.path, "p", cursor, size, fp)
         return rows, token
 
     async def update_node(self, principal: Principal, path: str, changes: dict[str, str]) -> Node:

@@ -14,14 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1 import events_pb2
-from govkit import pagination, validation
+from govkit import keyset, outbox, pagination, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
-from govkit.db import Database, new_id, utcnow
+from govkit.db import Database, get_row, new_id, utcnow
 from govkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from govkit.events import build_event
 from govkit.idempotency import Command, IdempotencyKeys
-from govkit.outbox import add_event
 from govkit.sqlpaths import any_within, within
 from services.blocks import convert, domain
 from services.blocks.access import load_access
@@ -104,11 +102,7 @@ class HouseholdFlows:
     async def _emit(
         self, session: AsyncSession, principal: Principal, event_type: str, payload: Message, resource: str
     ) -> None:
-        await add_event(
-            session,
-            platform.outbox,
-            build_event(event_type, payload, actor=principal.subject, resource=resource),
-        )
+        await outbox.emit(session, platform.outbox, principal.subject, event_type, payload, resource)
 
     @staticmethod
     async def _block(session: AsyncSession, path: str) -> Node:
@@ -138,9 +132,9 @@ class HouseholdFlows:
         self, session: AsyncSession, principal: Principal, household_id: str, *, edit: bool
     ) -> Household:
         # An edit locks the row: a concurrent move rewriting its block path waits for it.
-        household = await session.get(Household, household_id, with_for_update=edit)
-        if household is None:
-            raise NotFound(f"households/{household_id} not found")
+        household = await get_row(
+            session, Household, household_id, f"households/{household_id} not found", lock=edit
+        )
         access = await load_access(self.db, principal)
         if edit:
             allowed = access.can_edit(household.block_path)
@@ -211,11 +205,7 @@ class HouseholdFlows:
         fp = pagination.fingerprint("buildings", block)
         cursor = pagination.decode_token(page_token, fp, i=str)
         stmt = select(Building).where(within(Building.block_path, block))
-        if cursor:
-            stmt = stmt.where(Building.id > cursor["i"])
-        async with self.db.sessions() as session:
-            rows = list((await session.scalars(stmt.order_by(Building.id).limit(size + 1))).all())
-        rows, token = pagination.cut(rows, size, fp, lambda r: {"i": r.id})
+        rows, token = await keyset.ascending(self.db, stmt, Building.id, "i", cursor, size, fp)
         return rows, token
 
     # ------------------------------------------------------------------ households

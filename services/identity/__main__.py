@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import logging
@@ -13,10 +12,10 @@ from pathlib import Path
 import grpc
 
 from gov.identity.v1 import identity_pb2_grpc
-from govkit import config, migrations
+from govkit import service_cli
 from govkit.auth.tokens import TokenVerifier
 from govkit.db import Database
-from govkit.grpc_server import ServiceDefinition, ServiceRuntime, serve
+from govkit.grpc_server import ServiceDefinition, ServiceRuntime
 from services.identity import node_moves, staff_sync
 from services.identity.flows import IdentityFlows
 from services.identity.grpc_api import PUBLIC_METHODS, SERVICE, IdentityServicer
@@ -93,17 +92,13 @@ async def _create_admin(settings: IdentitySettings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.identity")
-    parser.add_argument("command", choices=["serve", "migrate", "create-admin"])
-    args = parser.parse_args(argv)
-    settings = config.load(IdentitySettings)
-    if args.command == "migrate":
-        migrations.upgrade(MIGRATIONS, settings.database_url)
-        return 0
-    if args.command == "create-admin":
-        return asyncio.run(_create_admin(settings))
-    asyncio.run(serve(definition(settings)))
-    return 0
+    create_admin = service_cli.Command[IdentitySettings](
+        "create the first administrator (ADMIN_LOGIN, ADMIN_PASSWORD; optional ADMIN_PHONE)",
+        lambda _, settings: asyncio.run(_create_admin(settings)),
+    )
+    return service_cli.main(
+        "identity", IdentitySettings, definition, MIGRATIONS, argv, {"create-admin": create_admin}
+    )
 
 
 if __name__ == "__main__":

@@ -64,20 +64,19 @@ class KeyRing:
         """Read keys from the database; create the first key, or rotate one that is too old."""
         async with self._lock:
             now = utcnow()
-            async with self.db.sessions() as session:
-                rows = (
-                    await session.scalars(
-                        select(SigningKey).where(
-                            or_(SigningKey.expire_time.is_(None), SigningKey.expire_time > now)
-                        )
-                    )
-                ).all()
+            rows = await self._unexpired(now)
             signing = [r for r in rows if r.retire_time is None]
             newest = max(signing, key=lambda r: r.create_time, default=None)
             if newest is None or now - newest.create_time > self.rotation:
                 await self._rotate_locked()
                 return
             self._publish(rows, newest)
+
+    async def _unexpired(self, now: dt.datetime) -> Sequence[SigningKey]:
+        """The keys still in the JWKS at `now`: the signing one and the retired ones not yet expired."""
+        unexpired = or_(SigningKey.expire_time.is_(None), SigningKey.expire_time > now)
+        async with self.db.sessions() as session:
+            return (await session.scalars(select(SigningKey).where(unexpired))).all()
 
     def _publish(self, rows: Sequence[SigningKey], newest: SigningKey) -> None:
         if self._active is None or self._active.kid != newest.kid:
@@ -110,15 +109,7 @@ class KeyRing:
                     "identity.v1.signing_key.rotated", payload, actor=actor, resource=f"signingKeys/{key.kid}"
                 )
                 await add_event(session, platform.outbox, event)
-        async with self.db.sessions() as session:
-            rows = (
-                await session.scalars(
-                    select(SigningKey).where(
-                        or_(SigningKey.expire_time.is_(None), SigningKey.expire_time > now)
-                    )
-                )
-            ).all()
-        self._publish(list(rows), key)
+        self._publish(await self._unexpired(now), key)
         assert self._active is not None
         return self._active
 

@@ -9,10 +9,10 @@ from pathlib import Path
 from gov.blocks.v1 import blocks_pb2_grpc
 from gov.identity.v1 import identity_pb2_grpc
 from gov.points.v1 import points_pb2_grpc
-from govkit import channels, config, migrations
+from govkit import channels, service_cli
 from govkit.consumer import ConsumerSpec
 from govkit.db import Database
-from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verifier, serve
+from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verifier
 from services.points.catalogue import Catalogue
 from services.points.credit import Credit
 from services.points.earning import SUBJECTS as EARNING_SUBJECTS
@@ -99,22 +99,13 @@ async def _verify(settings: PointsSettings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m services.points")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve")
-    sub.add_parser("migrate")
-    sub.add_parser("verify", help="prove every account's balances equal the sums of its entries")
-    args = parser.parse_args(argv)
-    settings = config.load(PointsSettings)
-    if args.command == "migrate":
-        migrations.upgrade(MIGRATIONS, settings.database_url)
-        return 0
-    if args.command == "verify":
-        return asyncio.run(_verify(settings))
-    asyncio.run(serve(definition(settings)))
-    return 0
+    verify_command = service_cli.Command[PointsSettings](
+        "prove every account's balances equal the sums of its entries",
+        lambda _, settings: asyncio.run(_verify(settings)),
+    )
+    return service_cli.main(
+        "points", PointsSettings, definition, MIGRATIONS, argv, {"verify": verify_command}
+    )
 
 
 if __name__ == "__main__":

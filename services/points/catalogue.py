@@ -14,11 +14,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.points.v1 import points_pb2 as pb
-from govkit import pagination, validation
+from govkit import keyset, pagination, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.auth.scopes import ancestors, covers, validate_path
-from govkit.db import Database, new_id, rowcount, utcnow
+from govkit.db import Database, get_row, new_id, rowcount, utcnow
 from govkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.points import convert, domain
 from services.points.domain import IndicatorKind, IndicatorTerms, Period
@@ -148,13 +148,11 @@ class Catalogue:
         iid = resource_id(name, "indicators")
         async with self.db.sessions() as session:
             if version:
-                snap = await session.get(IndicatorVersion, (iid, version))
-                if snap is None:
-                    raise NotFound(f"no version {version} of indicators/{iid}")
+                snap = await get_row(
+                    session, IndicatorVersion, (iid, version), f"no version {version} of indicators/{iid}"
+                )
                 return json_format.Parse(snap.snapshot, pb.Indicator())
-            row = await session.get(Indicator, iid)
-        if row is None:
-            raise NotFound(f"no indicators/{iid}")
+            row = await get_row(session, Indicator, iid, f"no indicators/{iid}")
         return convert.indicator(row)
 
     async def list_indicators(self, req: pb.ListIndicatorsRequest) -> tuple[list[Indicator], str]:
@@ -209,9 +207,7 @@ class Catalogue:
     ) -> Indicator:
         iid = resource_id(msg.name, "indicators", "indicator.name")
         async with self.db.transaction() as session:
-            row = await session.get(Indicator, iid, with_for_update=True)
-            if row is None:
-                raise NotFound(f"no indicators/{iid}")
+            row = await get_row(session, Indicator, iid, f"no indicators/{iid}", lock=True)
             require_configure(principal, row.node)
             self._apply_indicator(row, msg, paths)
             row.version += 1
@@ -225,9 +221,7 @@ class Catalogue:
         node = validate_path(msg.node, field="availability.node", allow_global=False)
         require_configure(principal, node)
         async with self.db.transaction() as session:
-            indicator = await session.get(Indicator, iid)
-            if indicator is None:
-                raise NotFound(f"no indicators/{iid}")
+            indicator = await get_row(session, Indicator, iid, f"no indicators/{iid}")
             if not covers(indicator.node, node):
                 raise InvalidArgument(
                     f"must be at or below {indicator.node}, where the indicator is published",
@@ -271,10 +265,7 @@ class Catalogue:
     async def get_exchange_point(self, name: str) -> ExchangePoint:
         pid = resource_id(name, "exchangePoints")
         async with self.db.sessions() as session:
-            row = await session.get(ExchangePoint, pid)
-        if row is None:
-            raise NotFound(f"no exchangePoints/{pid}")
-        return row
+            return await get_row(session, ExchangePoint, pid, f"no exchangePoints/{pid}")
 
     async def list_exchange_points(
         self, node: str, page_size: int, page_token: str
@@ -285,20 +276,14 @@ class Catalogue:
         stmt = select(ExchangePoint)
         if node:
             stmt = stmt.where(ExchangePoint.node.in_(ancestors(validate_path(node, field="node"))))
-        if cursor:
-            stmt = stmt.where(ExchangePoint.id > cursor["i"])
-        async with self.db.sessions() as session:
-            rows = list((await session.scalars(stmt.order_by(ExchangePoint.id).limit(size + 1))).all())
-        return pagination.cut(rows, size, fp, lambda r: {"i": r.id})
+        return await keyset.ascending(self.db, stmt, ExchangePoint.id, "i", cursor, size, fp)
 
     async def update_exchange_point(
         self, principal: Principal, msg: pb.ExchangePoint, paths: Sequence[str]
     ) -> ExchangePoint:
         pid = resource_id(msg.name, "exchangePoints", "exchange_point.name")
         async with self.db.transaction() as session:
-            row = await session.get(ExchangePoint, pid, with_for_update=True)
-            if row is None:
-                raise NotFound(f"no exchangePoints/{pid}")
+            row = await get_row(session, ExchangePoint, pid, f"no exchangePoints/{pid}", lock=True)
             require_configure(principal, row.node)
             self._apply_point(row, msg, paths)
             row.update_time = self.clock()
@@ -375,18 +360,12 @@ class Catalogue:
         stmt = select(Item).where(Item.exchange_point_id == point.id)
         if not req.include_inactive:
             stmt = stmt.where(Item.active.is_(True))
-        if cursor:
-            stmt = stmt.where(Item.id > cursor["i"])
-        async with self.db.sessions() as session:
-            rows = list((await session.scalars(stmt.order_by(Item.id).limit(size + 1))).all())
-        return pagination.cut(rows, size, fp, lambda r: {"i": r.id})
+        return await keyset.ascending(self.db, stmt, Item.id, "i", cursor, size, fp)
 
     async def update_item(self, principal: Principal, msg: pb.Item, paths: Sequence[str]) -> Item:
         pid, iid = item_ids(msg.name, "item.name")
         async with self.db.transaction() as session:
-            point = await session.get(ExchangePoint, pid)
-            if point is None:
-                raise NotFound(f"no exchangePoints/{pid}")
+            point = await get_row(session, ExchangePoint, pid, f"no exchangePoints/{pid}")
             require_configure(principal, point.node)
             row = await session.get(Item, iid, with_for_update=True)
             if row is None or row.exchange_point_id != pid:

@@ -7,31 +7,13 @@ from typing import Any
 
 from gov.points.v1 import events_pb2
 from gov.points.v1 import points_pb2 as pb
-from govkit.errors import InvalidArgument
+from govkit import protobuf
 from govkit.protobuf import timestamp
 from services.points import models
 
-
-def name_of(enum: Any, value: int, field: str, *, required: bool = True) -> str:
-    """A protobuf enum value as the lower-case name the tables store (PERIOD_MONTH -> month)."""
-    if value == 0:
-        if required:
-            raise InvalidArgument("is required", field=field)
-        return ""
-    try:
-        full = enum.Name(value)
-    except ValueError:
-        raise InvalidArgument(f"unknown value {value}", field=field) from None
-    return full.removeprefix(_prefix(enum)).lower()
-
-
-def _prefix(enum: Any) -> str:
-    return enum.Name(0).removesuffix("UNSPECIFIED")
-
-
-def value_of(enum: Any, name: str) -> Any:
-    """`month` -> PERIOD_MONTH (the enum's value type, which constructors take); "" -> unset (0)."""
-    return enum.Value(_prefix(enum) + name.upper()) if name else 0
+# Enum values <-> the lower-case names the tables store; the flows call them convert.name_of/value_of.
+name_of = protobuf.stored_name
+value_of = protobuf.from_stored_name
 
 
 def indicator(row: models.Indicator) -> pb.Indicator:
@@ -87,20 +69,7 @@ def award(row: models.Award, entry_id: str | None = None) -> pb.Award:
 
 
 def award_facts(row: models.Award) -> events_pb2.AwardFacts:
-    return events_pb2.AwardFacts(
-        award=f"awards/{row.id}",
-        recipient=row.recipient,
-        account=f"accounts/{row.account_id}",
-        indicator=f"indicators/{row.indicator_id}",
-        indicator_version=row.indicator_version,
-        kind=value_of(pb.IndicatorKind, row.kind),
-        points=row.points,
-        node=row.node,
-        state=value_of(pb.AwardState, row.state),
-        recorded_by=row.recorded_by,
-        decided_by=row.decided_by,
-        entry=f"entries/{row.id}",
-    )
+    return protobuf.project(award(row), events_pb2.AwardFacts, award=f"awards/{row.id}")
 
 
 def account(row: models.Account, expiring: int = 0, next_expiry: Any = None) -> pb.Account:
@@ -153,21 +122,10 @@ def entry(row: models.Entry, expired_entries: list[str] | None = None) -> pb.Ent
 
 
 def entry_facts(row: models.Entry, expired_entries: list[str] | None = None) -> events_pb2.EntryFacts:
-    full = entry(row, expired_entries)
-    return events_pb2.EntryFacts(
-        entry=full.name,
-        kind=full.kind,
-        phase=full.phase,
-        debit_account=full.debit_account,
-        credit_account=full.credit_account,
-        amount=full.amount,
-        pending_entry=full.pending_entry,
-        reverses=full.reverses,
-        settles=full.settles,
-        expired_entries=full.expired_entries,
-        outstanding_delta=full.outstanding_delta,
-        award=full.award,
-        redemption=full.redemption,
+    return protobuf.project(
+        entry(row, expired_entries),
+        events_pb2.EntryFacts,
+        entry=f"entries/{row.id}",
         account=f"accounts/{row.account_id}",
     )
 
@@ -221,13 +179,9 @@ def redemption(row: models.Redemption) -> pb.Redemption:
 
 
 def redemption_facts(row: models.Redemption) -> events_pb2.RedemptionFacts:
-    return events_pb2.RedemptionFacts(
+    return protobuf.project(
+        redemption(row),
+        events_pb2.RedemptionFacts,
         redemption=f"redemptions/{row.id}",
-        item=f"exchangePoints/{row.exchange_point_id}/items/{row.item_id}",
         exchange_point=f"exchangePoints/{row.exchange_point_id}",
-        account=f"accounts/{row.account_id}",
-        resident=row.resident,
-        quantity=row.quantity,
-        points=row.points,
-        state=value_of(pb.RedemptionState, row.state),
     )

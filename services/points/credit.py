@@ -13,11 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.points.v1 import events_pb2
 from gov.points.v1 import points_pb2 as pb
-from govkit import pagination, validation
+from govkit import keyset, pagination, validation
 from govkit.auth.principal import Principal
 from govkit.auth.scopes import validate_path
-from govkit.db import new_id
-from govkit.errors import InvalidArgument, NotFound, PermissionDenied
+from govkit.db import get_row, new_id
+from govkit.errors import InvalidArgument, PermissionDenied
+from govkit.keyset import newest_first, time_id_cursor
 from govkit.protobuf import timestamp
 from services.points import domain, repository
 from services.points.catalogue import require_configure
@@ -115,10 +116,7 @@ class Credit:
     async def get_policy(self, name: str) -> CreditPolicy:
         district = name.removeprefix("creditPolicies/")
         async with self.db.sessions() as session:
-            row = await session.get(CreditPolicy, district)
-        if row is None:
-            raise NotFound(f"no creditPolicies/{district}")
-        return row
+            return await get_row(session, CreditPolicy, district, f"no creditPolicies/{district}")
 
     async def set_consent(self, principal: Principal, bank: str, granted: bool) -> CreditConsent:
         if not principal.is_user:
@@ -157,11 +155,7 @@ class Credit:
         fp = pagination.fingerprint("consents", principal.subject)
         cursor = pagination.decode_token(page_token, fp, b=str)
         stmt = select(CreditConsent).where(CreditConsent.user_id == principal.user_id)
-        if cursor:
-            stmt = stmt.where(CreditConsent.bank > cursor["b"])
-        async with self.db.sessions() as session:
-            rows = list((await session.scalars(stmt.order_by(CreditConsent.bank).limit(size + 1))).all())
-        return pagination.cut(rows, size, fp, lambda r: {"b": r.bank})
+        return await keyset.ascending(self.db, stmt, CreditConsent.bank, "b", cursor, size, fp)
 
     async def get_tier(self, principal: Principal, resident: str) -> pb.CreditTierAnswer:
         user_id = validation.resource_id(resident, "users", "resident")
@@ -226,19 +220,6 @@ class Credit:
             raise PermissionDenied("a resident reads their own credit queries")
         size = pagination.page_size(page_size)
         fp = pagination.fingerprint("credit-queries", user_id)
-        cursor = pagination.decode_token(page_token, fp, t=dt.datetime, i=str)
+        cursor = time_id_cursor(page_token, fp)
         stmt = select(CreditQuery).where(CreditQuery.user_id == user_id)
-        if cursor:
-            t = cursor["t"]
-            stmt = stmt.where(
-                (CreditQuery.time < t) | ((CreditQuery.time == t) & (CreditQuery.id < cursor["i"]))
-            )
-        async with self.db.sessions() as session:
-            rows = list(
-                (
-                    await session.scalars(
-                        stmt.order_by(CreditQuery.time.desc(), CreditQuery.id.desc()).limit(size + 1)
-                    )
-                ).all()
-            )
-        return pagination.cut(rows, size, fp, lambda r: {"t": r.time.isoformat(), "i": r.id})
+        return await newest_first(self.db, stmt, CreditQuery.time, CreditQuery.id, cursor, size, fp)

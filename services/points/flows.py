@@ -29,6 +29,7 @@ from govkit.auth.roles import Permission, Role
 from govkit.auth.scopes import covers, validate_path
 from govkit.db import Database, utcnow
 from govkit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable
+from govkit.keyset import newest_first, time_id_cursor
 from govkit.sqlpaths import any_within
 from services.points import convert, domain, repository
 from services.points.catalogue import Catalogue, resource_id, terms_of
@@ -392,7 +393,7 @@ class PointsFlows:
         state = convert.name_of(pb.AwardState, req.state, "state", required=False)
         node = validate_path(req.node, field="node") if req.node else ""
         fp = pagination.fingerprint("awards", node, req.recipient, state, principal.subject)
-        cursor = pagination.decode_token(req.page_token, fp, t=dt.datetime, i=str)
+        cursor = time_id_cursor(req.page_token, fp)
         scopes = reader_scopes(principal)
         stmt = select(Award).where(any_within(Award.node, scopes) | (Award.recipient == principal.subject))
         if node:
@@ -401,20 +402,7 @@ class PointsFlows:
             stmt = stmt.where(Award.recipient == req.recipient)
         if state:
             stmt = stmt.where(Award.state == state)
-        if cursor:
-            stmt = stmt.where(
-                (Award.create_time < cursor["t"])
-                | ((Award.create_time == cursor["t"]) & (Award.id < cursor["i"]))
-            )
-        async with self.db.sessions() as session:
-            rows = list(
-                (
-                    await session.scalars(
-                        stmt.order_by(Award.create_time.desc(), Award.id.desc()).limit(size + 1)
-                    )
-                ).all()
-            )
-        return pagination.cut(rows, size, fp, lambda r: {"t": r.create_time.isoformat(), "i": r.id})
+        return await newest_first(self.db, stmt, Award.create_time, Award.id, cursor, size, fp)
 
     async def decide_award(self, principal: Principal, name: str, *, approve: bool, note: str) -> Award:
         award_id = resource_id(name, "awards")

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
-
-import grpc
-
 from gov.points.v1 import points_pb2 as pb
 from gov.points.v1 import points_pb2_grpc
 from govkit.auth.principal import current_principal
+from govkit.grpc_server import ServicerContext
 from govkit.protobuf import timestamp, update_paths
 from services.points import convert
 from services.points.catalogue import EXCHANGE_POINT_FIELDS, INDICATOR_FIELDS, ITEM_FIELDS, Catalogue
@@ -25,7 +22,6 @@ from services.points.volunteering import (
 )
 
 SERVICE = "gov.points.v1.PointsService"
-Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
 class PointsServicer(points_pb2_grpc.PointsServiceServicer):
@@ -47,17 +43,19 @@ class PointsServicer(points_pb2_grpc.PointsServiceServicer):
         self.rankings = rankings
 
     # indicators
-    async def CreateIndicator(self, request: pb.CreateIndicatorRequest, context: Context) -> pb.Indicator:
+    async def CreateIndicator(
+        self, request: pb.CreateIndicatorRequest, context: ServicerContext
+    ) -> pb.Indicator:
         return convert.indicator(
             await self.catalogue.create_indicator(current_principal(), request.indicator)
         )
 
-    async def GetIndicator(self, request: pb.GetIndicatorRequest, context: Context) -> pb.Indicator:
+    async def GetIndicator(self, request: pb.GetIndicatorRequest, context: ServicerContext) -> pb.Indicator:
         current_principal()
         return await self.catalogue.get_indicator(request.name, request.version)
 
     async def ListIndicators(
-        self, request: pb.ListIndicatorsRequest, context: Context
+        self, request: pb.ListIndicatorsRequest, context: ServicerContext
     ) -> pb.ListIndicatorsResponse:
         current_principal()
         rows, token = await self.catalogue.list_indicators(request)
@@ -65,14 +63,16 @@ class PointsServicer(points_pb2_grpc.PointsServiceServicer):
             indicators=[convert.indicator(r) for r in rows], next_page_token=token
         )
 
-    async def UpdateIndicator(self, request: pb.UpdateIndicatorRequest, context: Context) -> pb.Indicator:
+    async def UpdateIndicator(
+        self, request: pb.UpdateIndicatorRequest, context: ServicerContext
+    ) -> pb.Indicator:
         paths = update_paths(request, INDICATOR_FIELDS)
         return convert.indicator(
             await self.catalogue.update_indicator(current_principal(), request.indicator, paths)
         )
 
     async def SetIndicatorAvailability(
-        self, request: pb.SetIndicatorAvailabilityRequest, context: Context
+        self, request: pb.SetIndicatorAvailabilityRequest, context: ServicerContext
     ) -> pb.IndicatorAvailability:
         row = await self.catalogue.set_availability(current_principal(), request.availability)
         return pb.IndicatorAvailability(
@@ -83,62 +83,66 @@ class PointsServicer(points_pb2_grpc.PointsServiceServicer):
         )
 
     # awards
-    async def CreateAward(self, request: pb.CreateAwardRequest, context: Context) -> pb.Award:
+    async def CreateAward(self, request: pb.CreateAwardRequest, context: ServicerContext) -> pb.Award:
         return convert.award(
             await self.flows.create_award(current_principal(), request.award, request.request_id)
         )
 
-    async def GetAward(self, request: pb.GetAwardRequest, context: Context) -> pb.Award:
+    async def GetAward(self, request: pb.GetAwardRequest, context: ServicerContext) -> pb.Award:
         return convert.award(await self.flows.get_award(current_principal(), request.name))
 
-    async def ListAwards(self, request: pb.ListAwardsRequest, context: Context) -> pb.ListAwardsResponse:
+    async def ListAwards(
+        self, request: pb.ListAwardsRequest, context: ServicerContext
+    ) -> pb.ListAwardsResponse:
         rows, token = await self.flows.list_awards(current_principal(), request)
         return pb.ListAwardsResponse(awards=[convert.award(r) for r in rows], next_page_token=token)
 
-    async def ApproveAward(self, request: pb.ApproveAwardRequest, context: Context) -> pb.Award:
+    async def ApproveAward(self, request: pb.ApproveAwardRequest, context: ServicerContext) -> pb.Award:
         return convert.award(
             await self.flows.decide_award(current_principal(), request.name, approve=True, note=request.note)
         )
 
-    async def RejectAward(self, request: pb.RejectAwardRequest, context: Context) -> pb.Award:
+    async def RejectAward(self, request: pb.RejectAwardRequest, context: ServicerContext) -> pb.Award:
         return convert.award(
             await self.flows.decide_award(current_principal(), request.name, approve=False, note=request.note)
         )
 
     # ledger
-    async def GetAccount(self, request: pb.GetAccountRequest, context: Context) -> pb.Account:
+    async def GetAccount(self, request: pb.GetAccountRequest, context: ServicerContext) -> pb.Account:
         return await self.flows.get_account(current_principal(), request.name)
 
-    async def ListEntries(self, request: pb.ListEntriesRequest, context: Context) -> pb.ListEntriesResponse:
+    async def ListEntries(
+        self, request: pb.ListEntriesRequest, context: ServicerContext
+    ) -> pb.ListEntriesResponse:
         entries, token = await self.flows.list_entries(
             current_principal(), request.parent, request.page_size, request.page_token
         )
         return pb.ListEntriesResponse(entries=entries, next_page_token=token)
 
-    async def GetEntry(self, request: pb.GetEntryRequest, context: Context) -> pb.Entry:
+    async def GetEntry(self, request: pb.GetEntryRequest, context: ServicerContext) -> pb.Entry:
         return await self.flows.get_entry(current_principal(), request.name)
 
-    async def ReverseEntry(self, request: pb.ReverseEntryRequest, context: Context) -> pb.Entry:
+    async def ReverseEntry(self, request: pb.ReverseEntryRequest, context: ServicerContext) -> pb.Entry:
         return await self.flows.reverse_entry(
             current_principal(), request.name, request.reason, request.request_id
         )
 
     # love bank
     async def CreateExchangePoint(
-        self, request: pb.CreateExchangePointRequest, context: Context
+        self, request: pb.CreateExchangePointRequest, context: ServicerContext
     ) -> pb.ExchangePoint:
         return convert.exchange_point(
             await self.catalogue.create_exchange_point(current_principal(), request.exchange_point)
         )
 
     async def GetExchangePoint(
-        self, request: pb.GetExchangePointRequest, context: Context
+        self, request: pb.GetExchangePointRequest, context: ServicerContext
     ) -> pb.ExchangePoint:
         current_principal()
         return convert.exchange_point(await self.catalogue.get_exchange_point(request.name))
 
     async def ListExchangePoints(
-        self, request: pb.ListExchangePointsRequest, context: Context
+        self, request: pb.ListExchangePointsRequest, context: ServicerContext
     ) -> pb.ListExchangePointsResponse:
         current_principal()
         rows, token = await self.catalogue.list_exchange_points(
@@ -149,63 +153,71 @@ class PointsServicer(points_pb2_grpc.PointsServiceServicer):
         )
 
     async def UpdateExchangePoint(
-        self, request: pb.UpdateExchangePointRequest, context: Context
+        self, request: pb.UpdateExchangePointRequest, context: ServicerContext
     ) -> pb.ExchangePoint:
         paths = update_paths(request, EXCHANGE_POINT_FIELDS)
         return convert.exchange_point(
             await self.catalogue.update_exchange_point(current_principal(), request.exchange_point, paths)
         )
 
-    async def CreateItem(self, request: pb.CreateItemRequest, context: Context) -> pb.Item:
+    async def CreateItem(self, request: pb.CreateItemRequest, context: ServicerContext) -> pb.Item:
         return convert.item(
             await self.catalogue.create_item(current_principal(), request.parent, request.item)
         )
 
-    async def GetItem(self, request: pb.GetItemRequest, context: Context) -> pb.Item:
+    async def GetItem(self, request: pb.GetItemRequest, context: ServicerContext) -> pb.Item:
         current_principal()
         return convert.item(await self.catalogue.get_item(request.name))
 
-    async def ListItems(self, request: pb.ListItemsRequest, context: Context) -> pb.ListItemsResponse:
+    async def ListItems(self, request: pb.ListItemsRequest, context: ServicerContext) -> pb.ListItemsResponse:
         current_principal()
         rows, token = await self.catalogue.list_items(request)
         return pb.ListItemsResponse(items=[convert.item(r) for r in rows], next_page_token=token)
 
-    async def UpdateItem(self, request: pb.UpdateItemRequest, context: Context) -> pb.Item:
+    async def UpdateItem(self, request: pb.UpdateItemRequest, context: ServicerContext) -> pb.Item:
         paths = update_paths(request, ITEM_FIELDS)
         return convert.item(await self.catalogue.update_item(current_principal(), request.item, paths))
 
-    async def CreateRedemption(self, request: pb.CreateRedemptionRequest, context: Context) -> pb.Redemption:
+    async def CreateRedemption(
+        self, request: pb.CreateRedemptionRequest, context: ServicerContext
+    ) -> pb.Redemption:
         return convert.redemption(
             await self.lovebank.create(current_principal(), request.redemption, request.request_id)
         )
 
-    async def GetRedemption(self, request: pb.GetRedemptionRequest, context: Context) -> pb.Redemption:
+    async def GetRedemption(
+        self, request: pb.GetRedemptionRequest, context: ServicerContext
+    ) -> pb.Redemption:
         return convert.redemption(await self.lovebank.get(current_principal(), request.name))
 
     async def ListRedemptions(
-        self, request: pb.ListRedemptionsRequest, context: Context
+        self, request: pb.ListRedemptionsRequest, context: ServicerContext
     ) -> pb.ListRedemptionsResponse:
         rows, token = await self.lovebank.list(current_principal(), request)
         return pb.ListRedemptionsResponse(
             redemptions=[convert.redemption(r) for r in rows], next_page_token=token
         )
 
-    async def FulfilRedemption(self, request: pb.FulfilRedemptionRequest, context: Context) -> pb.Redemption:
+    async def FulfilRedemption(
+        self, request: pb.FulfilRedemptionRequest, context: ServicerContext
+    ) -> pb.Redemption:
         return convert.redemption(await self.lovebank.fulfil(current_principal(), request.name))
 
-    async def CancelRedemption(self, request: pb.CancelRedemptionRequest, context: Context) -> pb.Redemption:
+    async def CancelRedemption(
+        self, request: pb.CancelRedemptionRequest, context: ServicerContext
+    ) -> pb.Redemption:
         return convert.redemption(
             await self.lovebank.cancel(current_principal(), request.name, request.reason)
         )
 
     # automatic earning
     async def CreateEarningRule(
-        self, request: pb.CreateEarningRuleRequest, context: Context
+        self, request: pb.CreateEarningRuleRequest, context: ServicerContext
     ) -> pb.EarningRule:
         return rule_message(await self.earning.create_rule(current_principal(), request.earning_rule))
 
     async def ListEarningRules(
-        self, request: pb.ListEarningRulesRequest, context: Context
+        self, request: pb.ListEarningRulesRequest, context: ServicerContext
     ) -> pb.ListEarningRulesResponse:
         current_principal()
         rows, token = await self.earning.list_rules(request.node, request.page_size, request.page_token)
@@ -214,16 +226,16 @@ class PointsServicer(points_pb2_grpc.PointsServiceServicer):
         )
 
     async def UpdateEarningRule(
-        self, request: pb.UpdateEarningRuleRequest, context: Context
+        self, request: pb.UpdateEarningRuleRequest, context: ServicerContext
     ) -> pb.EarningRule:
         paths = update_paths(request, RULE_FIELDS)
         return rule_message(await self.earning.update_rule(current_principal(), request.earning_rule, paths))
 
     # appeals
-    async def AppealAward(self, request: pb.AppealAwardRequest, context: Context) -> pb.Award:
+    async def AppealAward(self, request: pb.AppealAwardRequest, context: ServicerContext) -> pb.Award:
         return convert.award(await self.flows.appeal(current_principal(), request.name, request.reason))
 
-    async def DecideAppeal(self, request: pb.DecideAppealRequest, context: Context) -> pb.Award:
+    async def DecideAppeal(self, request: pb.DecideAppealRequest, context: ServicerContext) -> pb.Award:
         return convert.award(
             await self.flows.decide_appeal(
                 current_principal(),
@@ -235,25 +247,29 @@ class PointsServicer(points_pb2_grpc.PointsServiceServicer):
         )
 
     # credit tiers
-    async def SetCreditPolicy(self, request: pb.SetCreditPolicyRequest, context: Context) -> pb.CreditPolicy:
+    async def SetCreditPolicy(
+        self, request: pb.SetCreditPolicyRequest, context: ServicerContext
+    ) -> pb.CreditPolicy:
         return policy_message(await self.credit.set_policy(current_principal(), request.policy))
 
-    async def GetCreditPolicy(self, request: pb.GetCreditPolicyRequest, context: Context) -> pb.CreditPolicy:
+    async def GetCreditPolicy(
+        self, request: pb.GetCreditPolicyRequest, context: ServicerContext
+    ) -> pb.CreditPolicy:
         current_principal()
         return policy_message(await self.credit.get_policy(request.name))
 
     async def GrantCreditConsent(
-        self, request: pb.GrantCreditConsentRequest, context: Context
+        self, request: pb.GrantCreditConsentRequest, context: ServicerContext
     ) -> pb.CreditConsent:
         return consent_message(await self.credit.set_consent(current_principal(), request.bank, True))
 
     async def RevokeCreditConsent(
-        self, request: pb.RevokeCreditConsentRequest, context: Context
+        self, request: pb.RevokeCreditConsentRequest, context: ServicerContext
     ) -> pb.CreditConsent:
         return consent_message(await self.credit.set_consent(current_principal(), request.bank, False))
 
     async def ListCreditConsents(
-        self, request: pb.ListCreditConsentsRequest, context: Context
+        self, request: pb.ListCreditConsentsRequest, context: ServicerContext
     ) -> pb.ListCreditConsentsResponse:
         rows, token = await self.credit.list_consents(
             current_principal(), request.page_size, request.page_token
@@ -262,11 +278,13 @@ class PointsServicer(points_pb2_grpc.PointsServiceServicer):
             consents=[consent_message(r) for r in rows], next_page_token=token
         )
 
-    async def GetCreditTier(self, request: pb.GetCreditTierRequest, context: Context) -> pb.CreditTierAnswer:
+    async def GetCreditTier(
+        self, request: pb.GetCreditTierRequest, context: ServicerContext
+    ) -> pb.CreditTierAnswer:
         return await self.credit.get_tier(current_principal(), request.resident)
 
     async def ListCreditQueries(
-        self, request: pb.ListCreditQueriesRequest, context: Context
+        self, request: pb.ListCreditQueriesRequest, context: ServicerContext
     ) -> pb.ListCreditQueriesResponse:
         rows, token = await self.credit.list_queries(
             current_principal(), request.parent, request.page_size, request.page_token
@@ -275,24 +293,28 @@ class PointsServicer(points_pb2_grpc.PointsServiceServicer):
 
     # party members' service points
     async def RegisterPartyMember(
-        self, request: pb.RegisterPartyMemberRequest, context: Context
+        self, request: pb.RegisterPartyMemberRequest, context: ServicerContext
     ) -> pb.PartyMember:
         return member_message(await self.volunteering.register(current_principal(), request.party_member))
 
-    async def GetPartyMember(self, request: pb.GetPartyMemberRequest, context: Context) -> pb.PartyMember:
+    async def GetPartyMember(
+        self, request: pb.GetPartyMemberRequest, context: ServicerContext
+    ) -> pb.PartyMember:
         return member_message(await self.volunteering.get_member(current_principal(), request.name))
 
-    async def CreateActivity(self, request: pb.CreateActivityRequest, context: Context) -> pb.Activity:
+    async def CreateActivity(
+        self, request: pb.CreateActivityRequest, context: ServicerContext
+    ) -> pb.Activity:
         return activity_message(
             await self.volunteering.create_activity(current_principal(), request.activity)
         )
 
-    async def GetActivity(self, request: pb.GetActivityRequest, context: Context) -> pb.Activity:
+    async def GetActivity(self, request: pb.GetActivityRequest, context: ServicerContext) -> pb.Activity:
         current_principal()
         return activity_message(await self.volunteering.get_activity(request.name))
 
     async def ListActivities(
-        self, request: pb.ListActivitiesRequest, context: Context
+        self, request: pb.ListActivitiesRequest, context: ServicerContext
     ) -> pb.ListActivitiesResponse:
         current_principal()
         rows, token = await self.volunteering.list_activities(
@@ -302,25 +324,25 @@ class PointsServicer(points_pb2_grpc.PointsServiceServicer):
             activities=[activity_message(r) for r in rows], next_page_token=token
         )
 
-    async def CheckIn(self, request: pb.CheckInRequest, context: Context) -> pb.Attendance:
+    async def CheckIn(self, request: pb.CheckInRequest, context: ServicerContext) -> pb.Attendance:
         return attendance_message(await self.volunteering.check_in(current_principal(), request))
 
-    async def CheckOut(self, request: pb.CheckOutRequest, context: Context) -> pb.Attendance:
+    async def CheckOut(self, request: pb.CheckOutRequest, context: ServicerContext) -> pb.Attendance:
         return attendance_message(await self.volunteering.check_out(current_principal(), request))
 
     # red and black lists
-    async def ComputeRanking(self, request: pb.ComputeRankingRequest, context: Context) -> pb.Ranking:
+    async def ComputeRanking(self, request: pb.ComputeRankingRequest, context: ServicerContext) -> pb.Ranking:
         return await self.rankings.compute(current_principal(), request)
 
-    async def PublishRanking(self, request: pb.PublishRankingRequest, context: Context) -> pb.Ranking:
+    async def PublishRanking(self, request: pb.PublishRankingRequest, context: ServicerContext) -> pb.Ranking:
         return await self.rankings.publish(current_principal(), request)
 
-    async def GetRanking(self, request: pb.GetRankingRequest, context: Context) -> pb.Ranking:
+    async def GetRanking(self, request: pb.GetRankingRequest, context: ServicerContext) -> pb.Ranking:
         current_principal()
         return await self.rankings.get(request.name)
 
     async def ListRankings(
-        self, request: pb.ListRankingsRequest, context: Context
+        self, request: pb.ListRankingsRequest, context: ServicerContext
     ) -> pb.ListRankingsResponse:
         current_principal()
         rows, token = await self.rankings.list(request.node, request.page_size, request.page_token)

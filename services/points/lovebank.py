@@ -21,6 +21,7 @@ from govkit import pagination, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from govkit.keyset import newest_first, time_id_cursor
 from services.points import catalogue, convert, domain, repository
 from services.points.catalogue import resource_id
 from services.points.domain import Period, RedemptionState
@@ -161,7 +162,7 @@ class LoveBank:
             resource_id(req.exchange_point, "exchangePoints", "exchange_point") if req.exchange_point else ""
         )
         fp = pagination.fingerprint("redemptions", point_id, state, principal.subject)
-        cursor = pagination.decode_token(req.page_token, fp, t=dt.datetime, i=str)
+        cursor = time_id_cursor(req.page_token, fp)
         if point_id:
             if not await self._staff_of(principal, point_id):
                 raise PermissionDenied("only the exchange point's staff see its redemptions")
@@ -170,20 +171,7 @@ class LoveBank:
             stmt = select(Redemption).where(Redemption.resident == principal.subject)
         if state:
             stmt = stmt.where(Redemption.state == state)
-        if cursor:
-            t = cursor["t"]
-            stmt = stmt.where(
-                (Redemption.create_time < t) | ((Redemption.create_time == t) & (Redemption.id < cursor["i"]))
-            )
-        async with self.db.sessions() as session:
-            rows = list(
-                (
-                    await session.scalars(
-                        stmt.order_by(Redemption.create_time.desc(), Redemption.id.desc()).limit(size + 1)
-                    )
-                ).all()
-            )
-        return pagination.cut(rows, size, fp, lambda r: {"t": r.create_time.isoformat(), "i": r.id})
+        return await newest_first(self.db, stmt, Redemption.create_time, Redemption.id, cursor, size, fp)
 
     async def fulfil(self, principal: Principal, name: str) -> Redemption:
         row = await self._row(resource_id(name, "redemptions"))

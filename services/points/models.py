@@ -13,10 +13,9 @@ import datetime as dt
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from govkit.db import UtcDateTime, new_metadata
+from govkit.db import SEQ, UtcDateTime, new_metadata
 from govkit.tables import PlatformTables
 
-_Seq = BigInteger().with_variant(Integer(), "sqlite")
 ENTRY_ID = 80  # a request id (64) plus a suffix such as ":post" or ":s1"
 PATH = 300
 
@@ -103,7 +102,7 @@ class Entry(Base):
         CheckConstraint("amount >= 0", name="amount_not_negative"),
     )
 
-    seq: Mapped[int] = mapped_column(_Seq, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(ENTRY_ID), unique=True)
     kind: Mapped[str] = mapped_column(String(12))
     phase: Mapped[str] = mapped_column(String(8))
@@ -147,7 +146,7 @@ class Lot(Base):
 
     entry_id: Mapped[str] = mapped_column(String(ENTRY_ID), primary_key=True)
     account_id: Mapped[str] = mapped_column(String(70), index=True)
-    seq: Mapped[int] = mapped_column(_Seq)
+    seq: Mapped[int] = mapped_column(SEQ)
     earned_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     amount: Mapped[int] = mapped_column(BigInteger)
@@ -165,7 +164,7 @@ class Debt(Base):
 
     entry_id: Mapped[str] = mapped_column(String(ENTRY_ID), primary_key=True)
     account_id: Mapped[str] = mapped_column(String(70), index=True)
-    seq: Mapped[int] = mapped_column(_Seq)
+    seq: Mapped[int] = mapped_column(SEQ)
     amount: Mapped[int] = mapped_column(BigInteger)
     remaining: Mapped[int] = mapped_column(BigInteger)
 

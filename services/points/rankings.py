@@ -6,7 +6,6 @@ names only) and announces it."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections import defaultdict
 
 import grpc
@@ -23,6 +22,7 @@ from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.auth.scopes import covers, validate_path
 from govkit.errors import InvalidArgument, NotFound, PermissionDenied
+from govkit.keyset import newest_first, time_id_cursor
 from govkit.peers import on_behalf_of
 from govkit.protobuf import period, timestamp
 from govkit.sqlpaths import within
@@ -248,23 +248,9 @@ class Rankings:
         path = validate_path(node, field="node", allow_global=False)
         size = pagination.page_size(page_size)
         fp = pagination.fingerprint("rankings", path)
-        cursor = pagination.decode_token(page_token, fp, t=dt.datetime, i=str)
+        cursor = time_id_cursor(page_token, fp)
         stmt = select(PublishedRanking).where(PublishedRanking.node == path)
-        if cursor:
-            t = cursor["t"]
-            stmt = stmt.where(
-                (PublishedRanking.publish_time < t)
-                | ((PublishedRanking.publish_time == t) & (PublishedRanking.id < cursor["i"]))
-            )
-        async with self.db.sessions() as session:
-            rows = list(
-                (
-                    await session.scalars(
-                        stmt.order_by(PublishedRanking.publish_time.desc(), PublishedRanking.id.desc()).limit(
-                            size + 1
-                        )
-                    )
-                ).all()
-            )
-        rows, token = pagination.cut(rows, size, fp, lambda r: {"t": r.publish_time.isoformat(), "i": r.id})
+        rows, token = await newest_first(
+            self.db, stmt, PublishedRanking.publish_time, PublishedRanking.id, cursor, size, fp
+        )
         return [json_format.Parse(r.snapshot, pb.Ranking()) for r in rows], token

@@ -17,8 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.points.v1 import events_pb2
-from govkit.events import build_event
-from govkit.outbox import add_event
+from govkit import outbox
 from services.points import convert, domain
 from services.points.ledger import PENALTIES, AccountBook, Allocation, Balances, Kind, Phase, Settlement
 from services.points.ledger import Debt as BookDebt
@@ -31,9 +30,7 @@ _VERBS = {Kind.REVERSAL: "reversed", Kind.EXPIRY: "expired"}
 
 
 async def emit(session: AsyncSession, actor: str, event_type: str, payload: Message, resource: str) -> None:
-    await add_event(
-        session, platform.outbox, build_event(event_type, payload, actor=actor, resource=resource)
-    )
+    await outbox.emit(session, platform.outbox, actor, event_type, payload, resource)
 
 
 async def ensure_account(session: AsyncSession, account_id: str, node: str, now: dt.datetime) -> None:

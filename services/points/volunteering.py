@@ -22,8 +22,9 @@ from govkit import pagination, peers, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.auth.scopes import validate_path
-from govkit.db import new_id, rowcount
+from govkit.db import get_row, new_id, rowcount
 from govkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from govkit.keyset import newest_first, time_id_cursor
 from govkit.protobuf import optional_time, timestamp
 from govkit.sqlpaths import within
 from services.points import domain, repository
@@ -134,31 +135,15 @@ class Volunteering:
     async def get_activity(self, name: str) -> Activity:
         aid = resource_id(name, "activities")
         async with self.db.sessions() as session:
-            row = await session.get(Activity, aid)
-        if row is None:
-            raise NotFound(f"no {name}")
-        return row
+            return await get_row(session, Activity, aid, f"no {name}")
 
     async def list_activities(self, node: str, page_size: int, page_token: str) -> tuple[list[Activity], str]:
         path = validate_path(node, field="node")
         size = pagination.page_size(page_size)
         fp = pagination.fingerprint("activities", path)
-        cursor = pagination.decode_token(page_token, fp, t=dt.datetime, i=str)
+        cursor = time_id_cursor(page_token, fp)
         stmt = select(Activity).where(within(Activity.block, path))
-        if cursor:
-            t = cursor["t"]
-            stmt = stmt.where(
-                (Activity.start_time < t) | ((Activity.start_time == t) & (Activity.id < cursor["i"]))
-            )
-        async with self.db.sessions() as session:
-            rows = list(
-                (
-                    await session.scalars(
-                        stmt.order_by(Activity.start_time.desc(), Activity.id.desc()).limit(size + 1)
-                    )
-                ).all()
-            )
-        return pagination.cut(rows, size, fp, lambda r: {"t": r.start_time.isoformat(), "i": r.id})
+        return await newest_first(self.db, stmt, Activity.start_time, Activity.id, cursor, size, fp)
 
     async def _member_for(self, principal: Principal, activity: Activity, member: str) -> tuple[str, bool]:
         """(the member's user id, offline): oneself, or someone the block's staff check in."""

@@ -14,12 +14,12 @@ from gov.blocks.v1 import blocks_pb2_grpc
 from gov.identity.v1 import identity_pb2_grpc
 from gov.tickets.v1 import tickets_pb2 as pb
 from gov.tickets.v1 import tickets_pb2_grpc
-from govkit import config, migrations
+from govkit import service_cli
 from govkit.auth.principal import Binding, Principal
 from govkit.auth.roles import Role
 from govkit.db import Database
 from govkit.errors import DomainError
-from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verifier, serve
+from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verifier
 from services.tickets import node_moves, statistics
 from services.tickets.calendar import parse_days
 from services.tickets.catalogue import CalendarStore, CatalogueFlows
@@ -106,31 +106,26 @@ async def _rebuild_statistics(settings: TicketsSettings) -> int:
     return 0
 
 
+def _calendar_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("year", type=int)
+    parser.add_argument("file", type=Path)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.tickets")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve")
-    sub.add_parser("migrate")
-    cal = sub.add_parser(
-        "load-calendar", help="load one year's holidays and make-up workdays (date,kind,name CSV)"
-    )
-    cal.add_argument("year", type=int)
-    cal.add_argument("file", type=Path)
-    sub.add_parser(
-        "rebuild-statistics",
-        help="recompute the districts' monthly sums from the tickets (after a bulk load)",
-    )
-    args = parser.parse_args(argv)
-    settings = config.load(TicketsSettings)
-    if args.command == "migrate":
-        migrations.upgrade(MIGRATIONS, settings.database_url)
-        return 0
-    if args.command == "load-calendar":
-        return asyncio.run(_load_calendar(settings, args.year, args.file.read_text(encoding="utf-8")))
-    if args.command == "rebuild-statistics":
-        return asyncio.run(_rebuild_statistics(settings))
-    asyncio.run(serve(definition(settings)))
-    return 0
+    commands = {
+        "load-calendar": service_cli.Command[TicketsSettings](
+            "load one year's holidays and make-up workdays (date,kind,name CSV)",
+            lambda args, settings: asyncio.run(
+                _load_calendar(settings, args.year, args.file.read_text(encoding="utf-8"))
+            ),
+            _calendar_arguments,
+        ),
+        "rebuild-statistics": service_cli.Command[TicketsSettings](
+            "recompute the districts' monthly sums from the tickets (after a bulk load)",
+            lambda _, settings: asyncio.run(_rebuild_statistics(settings)),
+        ),
+    }
+    return service_cli.main("tickets", TicketsSettings, definition, MIGRATIONS, argv, commands)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gov.identity.v1 import identity_pb2_grpc
 from gov.tickets.v1 import events_pb2
 from gov.tickets.v1 import tickets_pb2 as pb
-from govkit import pagination, peers, validation
+from govkit import keyset, outbox, pagination, peers, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.auth.scopes import GLOBAL, ancestors, validate_path
-from govkit.db import Database, rowcount, utcnow
+from govkit.db import Database, get_row, rowcount, utcnow
 from govkit.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
-from govkit.events import build_event
-from govkit.outbox import add_event
 from services.tickets import convert
 from services.tickets.attributes import Definition, check_definitions
 from services.tickets.calendar import WorkingCalendar
@@ -59,9 +57,7 @@ def code_of(name: str, collection: str, field: str) -> str:
 
 
 async def emit(session: AsyncSession, actor: str, event_type: str, payload: Message, resource: str) -> None:
-    await add_event(
-        session, platform.outbox, build_event(event_type, payload, actor=actor, resource=resource)
-    )
+    await outbox.emit(session, platform.outbox, actor, event_type, payload, resource)
 
 
 async def _member_event(
@@ -150,27 +146,20 @@ class CatalogueFlows:
 
     async def get_unit(self, code: str) -> Unit:
         async with self.db.sessions() as session:
-            row = await session.get(Unit, code)
-        if row is None:
-            raise NotFound(f"no unit units/{code}")
-        return row
+            return await get_row(session, Unit, code, f"no unit units/{code}")
 
     async def list_units(self, node: str, size: int, token: str) -> tuple[list[Unit], str]:
         size = pagination.page_size(size)
         fp = pagination.fingerprint("units", node)
         cursor = pagination.decode_token(token, fp, code=str)
-        query = select(Unit).order_by(Unit.code).limit(size + 1)
+        query = select(Unit)
         if node:
             # Units serving the node, anything above it, or anything below it.
             path = validate_path(node, field="node", allow_global=False)
             query = query.where(
                 or_(Unit.node.in_(ancestors(path)), Unit.node.startswith(path + "/", autoescape=True))
             )
-        if cursor:
-            query = query.where(Unit.code > cursor["code"])
-        async with self.db.sessions() as session:
-            rows = list((await session.execute(query)).scalars())
-        return pagination.cut(rows, size, fp, lambda r: {"code": r.code})
+        return await keyset.ascending(self.db, query, Unit.code, "code", cursor, size, fp)
 
     async def _unit_for_staffing(self, principal: Principal, code: str) -> Unit:
         unit = await self.get_unit(code)
@@ -218,17 +207,8 @@ class CatalogueFlows:
         size = pagination.page_size(size)
         fp = pagination.fingerprint("members", unit.code)
         cursor = pagination.decode_token(token, fp, u=str)
-        query = (
-            select(UnitMember)
-            .where(UnitMember.unit_code == unit.code)
-            .order_by(UnitMember.user_id)
-            .limit(size + 1)
-        )
-        if cursor:
-            query = query.where(UnitMember.user_id > cursor["u"])
-        async with self.db.sessions() as session:
-            rows = list((await session.execute(query)).scalars())
-        return pagination.cut(rows, size, fp, lambda r: {"u": r.user_id})
+        query = select(UnitMember).where(UnitMember.unit_code == unit.code)
+        return await keyset.ascending(self.db, query, UnitMember.user_id, "u", cursor, size, fp)
 
     async def units_of(self, principal: Principal, session: AsyncSession | None = None) -> dict[str, str]:
         """The units the caller staffs right now (code -> node): read on every call (in `session`
@@ -348,18 +328,13 @@ class CatalogueFlows:
 
     async def get_category(self, code: str) -> Category:
         async with self.db.sessions() as session:
-            row = await session.get(Category, code)
-        if row is None:
-            raise NotFound(f"no category categories/{code}")
-        return row
+            return await get_row(session, Category, code, f"no category categories/{code}")
 
     async def update_category(self, principal: Principal, c: pb.Category, paths: list[str]) -> Category:
         principal.require(Permission.TICKETS_CONFIGURE, GLOBAL)
         code = code_of(c.name or c.code, "categories", "category.name")
         async with self.db.transaction() as session:
-            row = await session.get(Category, code, with_for_update=True)
-            if row is None:
-                raise NotFound(f"no category categories/{code}")
+            row = await get_row(session, Category, code, f"no category categories/{code}", lock=True)
             self._apply(row, c, set(paths))
             await self._check_routing(session, row)
             row.update_time = utcnow()
@@ -454,9 +429,7 @@ class CatalogueFlows:
 
     async def get_calendar_year(self, year: int) -> tuple[list[CalendarDay], dt.datetime | None]:
         async with self.db.sessions() as session:
-            head = await session.get(CalendarYear, year)
-            if head is None:
-                raise NotFound(f"no calendar loaded for {year}")
+            head = await get_row(session, CalendarYear, year, f"no calendar loaded for {year}")
             days = (
                 (
                     await session.execute(

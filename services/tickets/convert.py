@@ -7,41 +7,21 @@ import json
 from collections.abc import Sequence
 
 from google.protobuf import duration_pb2
-from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
 from gov.tickets.v1 import events_pb2
 from gov.tickets.v1 import tickets_pb2 as pb
-from govkit.errors import InvalidArgument
-from govkit.protobuf import ProtoEnum, enum_type, enum_value, timestamp
+from govkit import protobuf
+from govkit.protobuf import timestamp
 from services.tickets import models
 from services.tickets.attributes import Definition
 
-
-def _prefix(enum: EnumTypeWrapper) -> str:
-    return enum.Name(0).removesuffix("UNSPECIFIED")
-
-
-def name_of(enum: EnumTypeWrapper, value: int, field: str, *, required: bool = True) -> str:
-    """`TICKET_STATE_IN_PROGRESS` -> `in_progress`; unknown or unset values are refused."""
-    if value == 0:
-        if required:
-            raise InvalidArgument("is required", field=field)
-        return ""
-    try:
-        return enum.Name(value).removeprefix(_prefix(enum)).lower()
-    except ValueError:
-        raise InvalidArgument(f"{value} is not a valid value", field=field) from None
-
-
-def value_of(enum: type[ProtoEnum], name: str) -> ProtoEnum | None:
-    """`in_progress` -> `TICKET_STATE_IN_PROGRESS`; an empty name leaves the field unset (None)."""
-    return enum_value(enum, _prefix(enum_type(enum)) + name.upper()) if name else None
+# Enum values <-> the lower-case names the tables store; the flows call them convert.name_of/value_of.
+name_of = protobuf.stored_name
+value_of = protobuf.from_stored_name
 
 
 def duration(seconds: float) -> duration_pb2.Duration:
-    d = duration_pb2.Duration()
-    d.FromTimedelta(dt.timedelta(seconds=seconds))
-    return d
+    return protobuf.duration(dt.timedelta(seconds=seconds))
 
 
 def unit(row: models.Unit) -> pb.Unit:
@@ -200,59 +180,21 @@ EVENT_DETAILS = frozenset(
 
 
 def ticket_summary(row: models.Ticket, units: Sequence[models.TicketUnit]) -> events_pb2.TicketSummary:
-    return events_pb2.TicketSummary(
-        name=f"tickets/{row.id}",
-        category=f"categories/{row.category}",
-        kind=value_of(pb.TicketKind, row.kind),
-        state=value_of(pb.TicketState, row.state),
-        source=value_of(pb.TicketSource, row.source),
-        node=row.node,
-        street=row.street,
-        district=row.district,
-        reporter=row.reporter,
-        household=f"households/{row.household_id}" if row.household_id else "",
-        priority=value_of(pb.Priority, row.priority),
-        matter_class=value_of(pb.MatterClass, row.matter_class),
-        suggested_unit=f"units/{row.suggested_unit}" if row.suggested_unit else "",
-        lead_unit=f"units/{row.lead_unit}" if row.lead_unit else "",
-        units=[
-            events_pb2.TicketUnitSummary(
-                unit=f"units/{u.unit}",
-                role=value_of(pb.UnitRole, u.role),
-                status=value_of(pb.UnitStatus, u.status),
-                update_time=timestamp(u.update_time),
-            )
-            for u in sorted(units, key=lambda u: (u.role != "lead", u.unit))
-        ],
-        escalated=row.escalated,
-        acknowledge_deadline=timestamp(row.acknowledge_deadline),
-        resolve_deadline=timestamp(row.resolve_deadline),
-        acknowledge_overdue=row.acknowledge_overdue,
-        resolve_overdue=row.resolve_overdue,
-        acknowledge_time=timestamp(row.acknowledge_time),
-        resolve_time=timestamp(row.resolve_time),
-        close_time=timestamp(row.close_time),
-        mediation_outcome=value_of(pb.MediationOutcome, row.mediation_outcome),
+    """What events say about a ticket: its facts, none of the reporter's texts or contact."""
+    full = ticket(row, units)
+    return protobuf.project(
+        full,
+        events_pb2.TicketSummary,
+        household=full.location.household,
+        units=[protobuf.project(u, events_pb2.TicketUnitSummary) for u in full.units],
         rating=row.rating or 0,
-        merged_into=f"tickets/{row.merged_into}" if row.merged_into else "",
-        possible_duplicates=[f"tickets/{t}" for t in json.loads(row.possible_duplicates)],
-        create_time=timestamp(row.create_time),
-        update_time=timestamp(row.update_time),
     )
 
 
 def entry_summary(row: models.TimelineEntry) -> events_pb2.EntrySummary:
-    details = json.loads(row.details)
-    return events_pb2.EntrySummary(
-        name=f"tickets/{row.ticket_id}/timeline/{row.seq}",
-        action=value_of(pb.Action, row.action),
-        actor=row.actor,
-        time=timestamp(row.time),
-        from_state=value_of(pb.TicketState, row.from_state),
-        to_state=value_of(pb.TicketState, row.to_state),
-        unit=f"units/{row.unit}" if row.unit else "",
-        details={k: v for k, v in details.items() if k in EVENT_DETAILS},
-    )
+    full = timeline_entry(row)
+    facts = {k: v for k, v in full.details.items() if k in EVENT_DETAILS}
+    return protobuf.project(full, events_pb2.EntrySummary, details=facts)
 
 
 def calendar_year(

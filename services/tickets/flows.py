@@ -19,12 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.tickets.v1 import events_pb2
 from gov.tickets.v1 import tickets_pb2 as pb
-from govkit import pagination, validation
+from govkit import keyset, pagination, validation
 from govkit.auth.principal import Principal
 from govkit.auth.scopes import validate_path
 from govkit.crashpoint import crashpoint
-from govkit.db import Database, utcnow
-from govkit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from govkit.db import Database, get_row, utcnow
+from govkit.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from govkit.protobuf import optional_time, period
 from govkit.sqlpaths import within
 from services.tickets import convert, facts, lifecycle, statistics
@@ -174,9 +174,7 @@ class TicketFlows:
     async def get(self, principal: Principal, name: str) -> tuple[Ticket, list[TicketUnit]]:
         ticket_id = validation.resource_id(name, "tickets")
         async with self.db.sessions() as session:  # one connection for the ticket and the caller's units
-            row = await session.get(Ticket, ticket_id)
-            if row is None:
-                raise NotFound(f"no ticket tickets/{ticket_id}")
+            row = await get_row(session, Ticket, ticket_id, f"no ticket tickets/{ticket_id}")
             units = await load_units(session, ticket_id)
             viewer = Viewer(principal, await self.catalogue.units_of(principal, session))
         if not viewer.can_see(row, [u.unit for u in units]):
@@ -267,17 +265,8 @@ class TicketFlows:
         size = pagination.page_size(size)
         fp = pagination.fingerprint("timeline", row.id)
         cursor = pagination.decode_token(token, fp, s=int)
-        query = (
-            select(TimelineEntry)
-            .where(TimelineEntry.ticket_id == row.id)
-            .order_by(TimelineEntry.seq)
-            .limit(size + 1)
-        )
-        if cursor:
-            query = query.where(TimelineEntry.seq > cursor["s"])
-        async with self.db.sessions() as session:
-            rows = list((await session.execute(query)).scalars())
-        return pagination.cut(rows, size, fp, lambda e: {"s": e.seq})
+        query = select(TimelineEntry).where(TimelineEntry.ticket_id == row.id)
+        return await keyset.ascending(self.db, query, TimelineEntry.seq, "s", cursor, size, fp)
 
     # ------------------------------------------------------------------ the lifecycle
 
@@ -372,9 +361,7 @@ class TicketFlows:
         viewer = await self.viewer(principal)
         now = utcnow()
         async with self.db.transaction() as session:
-            row = await session.get(Ticket, ticket_id, with_for_update=True)
-            if row is None:
-                raise NotFound(f"no ticket tickets/{ticket_id}")
+            row = await get_row(session, Ticket, ticket_id, f"no ticket tickets/{ticket_id}", lock=True)
             units = await load_units(session, ticket_id)
             if not viewer.can_see(row, [u.unit for u in units]):
                 raise PermissionDenied("the ticket is outside the caller's scope")

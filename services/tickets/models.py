@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -23,10 +22,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from govkit import treemoves
-from govkit.db import UtcDateTime, new_metadata
+from govkit.db import SEQ, UtcDateTime, new_metadata
 from govkit.tables import PlatformTables
-
-_Seq = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):
@@ -172,7 +169,7 @@ class TimelineEntry(Base):
 
     __tablename__ = "timeline_entries"
 
-    seq: Mapped[int] = mapped_column(_Seq, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
     ticket_id: Mapped[str] = mapped_column(String(36), ForeignKey("tickets.id"), index=True)
     action: Mapped[str] = mapped_column(String(20))
     actor: Mapped[str] = mapped_column(String(60))

@@ -218,13 +218,6 @@ async def test_a_clashing_write_in_a_handler_is_retried_not_taken_for_a_duplicat
 # ---------------------------------------------------------------------------- real events on the stream
 
 
-@pytest_asyncio.fixture(scope="session")
-async def tickets(stack: Stack) -> AsyncIterator[TicketsServiceStub]:
-    channel = grpc.aio.insecure_channel(stack.addrs["tickets"])
-    yield TicketsServiceStub(channel)
-    await channel.close()
-
-
 def _absent(data: bytes, *secrets: str) -> None:
     for secret in secrets:
         assert secret.encode() not in data, f"{secret!r} is in the event"

@@ -10,9 +10,8 @@ import pytest
 
 from govkit.devstack import Stack
 from tests.conftest import CORS_ORIGIN
+from tests.support.gateway import PROBLEM, auth
 from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD, PASSWORD, IdentityClient, random_phone
-
-PROBLEM = "application/problem+json"
 
 
 @pytest.fixture
@@ -29,13 +28,9 @@ async def _token(http: httpx.AsyncClient, login: str, password: str) -> str:
     return body["access_token"]
 
 
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 async def test_password_login_then_me(http: httpx.AsyncClient) -> None:
     token = await _token(http, ADMIN_LOGIN, ADMIN_PASSWORD)
-    me = await http.get("/api/v1/me", headers=_auth(token))
+    me = await http.get("/api/v1/me", headers=auth(token))
     assert me.status_code == 200
     body = me.json()
     assert body["user"]["username"] == "admin"
@@ -86,7 +81,7 @@ async def test_resident_gets_403_problem_on_user_list(
     _, _, token = await identity.make_user(
         "yuhu/wanlou/taoyuan/b07", [("resident", "yuhu/wanlou/taoyuan/b07")]
     )
-    reply = await http.get("/api/v1/users", headers=_auth(token))
+    reply = await http.get("/api/v1/users", headers=auth(token))
     assert reply.status_code == 403
     assert reply.json()["type"] == "/problems/permission-denied"
 
@@ -100,19 +95,19 @@ async def test_dispatcher_cannot_grant_outside_street_over_rest(
     inside = await http.post(
         f"/api/v1/users/{target.id}/role-bindings",
         json={"role": "resident", "scope": f"{street}/c1/b01"},
-        headers=_auth(dispatcher),
+        headers=auth(dispatcher),
     )
     assert inside.status_code == 201 and inside.headers["location"].endswith(inside.json()["id"])
     outside = await http.post(
         f"/api/v1/users/{target.id}/role-bindings",
         json={"role": "resident", "scope": "yuhu/other/c1/b01"},
-        headers=_auth(dispatcher),
+        headers=auth(dispatcher),
     )
     assert outside.status_code == 403 and outside.headers["content-type"] == PROBLEM
 
 
 async def test_user_crud_and_validation_over_rest(http: httpx.AsyncClient, identity: IdentityClient) -> None:
-    admin = _auth(identity.admin_token)
+    admin = auth(identity.admin_token)
     phone = random_phone()
     body = {"phone": phone, "display_name": "赵六", "scope": "yuhu/wanlou", "password": PASSWORD}
     key = {"Idempotency-Key": str(uuid.uuid4())}
@@ -161,7 +156,7 @@ async def test_list_users_pages_over_rest(http: httpx.AsyncClient, identity: Ide
     while True:
         page = (
             await http.get(
-                url + (f"&page_token={token}" if token else ""), headers=_auth(identity.admin_token)
+                url + (f"&page_token={token}" if token else ""), headers=auth(identity.admin_token)
             )
         ).json()
         ids += [u["id"] for u in page["items"]]
@@ -187,13 +182,13 @@ async def test_openapi_swagger_and_jwks(http: httpx.AsyncClient) -> None:
 
 
 async def test_gateway_picks_up_a_rotated_key(http: httpx.AsyncClient, identity: IdentityClient) -> None:
-    admin = _auth(identity.admin_token)
+    admin = auth(identity.admin_token)
     rotated = await http.post("/api/v1/signing-keys/rotate", headers=admin)
     assert rotated.status_code == 200
     token = await _token(http, ADMIN_LOGIN, ADMIN_PASSWORD)
     assert jwt.get_unverified_header(token)["kid"] == rotated.json()["kid"]
     # The gateway has never seen this kid: it refetches the JWKS and accepts the token.
-    assert (await http.get("/api/v1/me", headers=_auth(token))).status_code == 200
+    assert (await http.get("/api/v1/me", headers=auth(token))).status_code == 200
     # The token signed before the rotation keeps working until it expires.
     assert (await http.get("/api/v1/me", headers=admin)).status_code == 200
     identity.admin_token = token

@@ -9,26 +9,9 @@ import httpx
 import pytest
 
 from gateway.blocks_resources import PROTO_ENUMS, from_pb, to_pb
-from govkit.devstack import Stack
 from tests.support.blocks import point, square
+from tests.support.gateway import API, PROBLEM, assert_json_enums_match_the_proto, auth, ref
 from tests.support.identity import IdentityClient
-
-PROBLEM = "application/problem+json"
-API = "/api/v1"
-
-
-@pytest.fixture
-async def http(stack: Stack):  # type: ignore[no-untyped-def]
-    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
-        yield client
-
-
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def ref(path: str) -> str:
-    return path.replace("/", ".")
 
 
 def geometry(text: str) -> dict:
@@ -36,7 +19,7 @@ def geometry(text: str) -> dict:
 
 
 async def _node(http: httpx.AsyncClient, token: str, **body: object) -> dict:
-    reply = await http.post(f"{API}/nodes", json=body, headers=_auth(token))
+    reply = await http.post(f"{API}/nodes", json=body, headers=auth(token))
     assert reply.status_code == 201, reply.text
     node = reply.json()
     assert reply.headers["location"] == f"{API}/nodes/{node['ref']}"
@@ -80,7 +63,7 @@ async def _tree(
 
 async def _household(http: httpx.AsyncClient, token: str, block: str, **extra: object) -> dict:
     body = {"code": f"h{uuid.uuid4().hex[:10]}", "block": block, "address": "窑湾社区3栋401", **extra}
-    reply = await http.post(f"{API}/households", json=body, headers=_auth(token))
+    reply = await http.post(f"{API}/households", json=body, headers=auth(token))
     assert reply.status_code == 201, reply.text
     assert reply.headers["location"] == f"{API}/households/{reply.json()['id']}"
     return reply.json()
@@ -95,15 +78,7 @@ def _is_problem(reply: httpx.Response, status: int) -> dict:
 
 
 def test_json_enums_match_the_proto() -> None:
-    for cls, (enum, prefix) in PROTO_ENUMS.items():
-        names = {
-            n.removeprefix(f"{prefix}_").lower()
-            for n in enum.DESCRIPTOR.values_by_name
-            if not n.endswith("UNSPECIFIED")
-        }
-        assert {m.value for m in cls} == names, cls
-        for member in cls:
-            assert from_pb(cls, to_pb(member)) == member
+    assert_json_enums_match_the_proto(PROTO_ENUMS, from_pb, to_pb)
 
 
 async def test_admin_builds_a_tree_and_locate_finds_the_block(
@@ -118,27 +93,27 @@ async def test_admin_builds_a_tree_and_locate_finds_the_block(
         {"b01": geometry(square(col, row)), "b02": geometry(square(col + 1, row))},
         street_boundary=geometry(square(col, row, cols=3)),
     )
-    block = (await http.get(f"{API}/nodes/{ref(community)}.b01", headers=_auth(admin))).json()
+    block = (await http.get(f"{API}/nodes/{ref(community)}.b01", headers=auth(admin))).json()
     assert block["path"] == f"{community}/b01" and block["ref"] == ref(block["path"])
     assert block["parent"] == community and block["kind"] == "block" and block["state"] == "active"
     assert block["boundary"]["type"] == "Polygon" and len(block["boundary"]["coordinates"][0]) == 5
     assert block["create_time"].endswith("Z") or "+00:00" in block["create_time"]
-    children = await http.get(f"{API}/nodes", params={"parent": ref(community)}, headers=_auth(admin))
+    children = await http.get(f"{API}/nodes", params={"parent": ref(community)}, headers=auth(admin))
     assert [n["code"] for n in children.json()["items"]] == ["b01", "b02"]
     assert children.json()["next_page_token"] == ""
 
     async def locate(c: float, r: float) -> httpx.Response:
         lat, lng = point(c, r)
-        return await http.get(f"{API}/locate", params={"lat": lat, "lng": lng}, headers=_auth(admin))
+        return await http.get(f"{API}/locate", params={"lat": lat, "lng": lng}, headers=auth(admin))
 
     found = await locate(col + 0.5, row + 0.5)
     assert found.status_code == 200 and found.json()["path"] == f"{community}/b01"
     assert (await locate(col + 1.5, row + 0.5)).json()["ref"] == ref(f"{community}/b02")
     _is_problem(await locate(col + 2.5, row + 0.5), 404)
-    _is_problem(await http.get(f"{API}/locate?lat=91&lng=0", headers=_auth(admin)), 422)
+    _is_problem(await http.get(f"{API}/locate?lat=91&lng=0", headers=auth(admin)), 422)
 
     # The third cell of the street is bare: a gap, as a GeoJSON object.
-    report = await http.get(f"{API}/nodes/{ref(street)}/coverage", headers=_auth(admin))
+    report = await http.get(f"{API}/nodes/{ref(street)}/coverage", headers=auth(admin))
     assert report.status_code == 200, report.text
     coverage = report.json()
     assert coverage["node"] == street and coverage["blocks"] == 2 and not coverage["complete"]
@@ -149,7 +124,7 @@ async def test_admin_builds_a_tree_and_locate_finds_the_block(
 
 
 async def test_rename_reboundary_move_and_retire(http: httpx.AsyncClient, identity: IdentityClient) -> None:
-    admin = _auth(identity.admin_token)
+    admin = auth(identity.admin_token)
     street, community = await _tree(http, identity.admin_token, {"b01": geometry(square(-9000, 0))})
     block = f"{community}/b01"
     renamed = await http.patch(f"{API}/nodes/{ref(block)}", json={"display_name": "桃园区块"}, headers=admin)
@@ -194,7 +169,7 @@ async def test_governor_sees_only_their_block_and_1n1_is_a_409(
     governor, _, governor_token = await identity.make_user(block_a)
     other, _, _ = await identity.make_user(block_a)
     assistant, _, _ = await identity.make_user(block_a)
-    as_dispatcher, as_governor = _auth(dispatcher), _auth(governor_token)
+    as_dispatcher, as_governor = auth(dispatcher), auth(governor_token)
 
     assigned = await http.post(
         f"{API}/nodes/{ref(block_a)}/staff",
@@ -298,7 +273,7 @@ async def test_dispatcher_reads_their_streets_statistics_only(
     stats = await http.get(
         f"{API}/nodes/{ref(street)}/statistics",
         params={"start_time": "2020-01-01T00:00:00+08:00", "end_time": "2100-01-01T00:00:00Z"},
-        headers=_auth(dispatcher),
+        headers=auth(dispatcher),
     )
     assert stats.status_code == 200, stats.text
     assert stats.json() == {
@@ -311,12 +286,12 @@ async def test_dispatcher_reads_their_streets_statistics_only(
         "visits": 0,
         "fully_staffed_blocks": 0,
     }
-    _is_problem(await http.get(f"{API}/nodes/{ref(other_street)}/statistics", headers=_auth(dispatcher)), 403)
+    _is_problem(await http.get(f"{API}/nodes/{ref(other_street)}/statistics", headers=auth(dispatcher)), 403)
     _is_problem(
         await http.get(
             f"{API}/nodes/{ref(street)}/statistics",
             params={"start_time": "last tuesday"},
-            headers=_auth(dispatcher),
+            headers=auth(dispatcher),
         ),
         422,
     )
@@ -326,7 +301,7 @@ async def test_resident_sees_only_their_household(http: httpx.AsyncClient, ident
     _, community = await _tree(http, identity.admin_token, {"b01": None, "b02": None})
     block = f"{community}/b01"
     resident, _, token = await identity.make_user(block, [("resident", block)])
-    admin = _auth(identity.admin_token)
+    admin = auth(identity.admin_token)
     home = await _household(
         http,
         identity.admin_token,
@@ -336,15 +311,15 @@ async def test_resident_sees_only_their_household(http: httpx.AsyncClient, ident
     )
     neighbour = await _household(http, identity.admin_token, block)
 
-    mine = await http.get(f"{API}/me/households", headers=_auth(token))
+    mine = await http.get(f"{API}/me/households", headers=auth(token))
     assert [h["id"] for h in mine.json()["items"]] == [home["id"]]
-    own = await http.get(f"{API}/households/{home['id']}", headers=_auth(token))
+    own = await http.get(f"{API}/households/{home['id']}", headers=auth(token))
     assert own.status_code == 200, own.text
     [person] = own.json()["residents"]
     assert person["user"] == resident.name and person["relation"] == "head" and person["birth_year"] == 1941
     assert own.json()["tags"] == ["elderly_alone"] and own.json()["block"] == block
-    _is_problem(await http.get(f"{API}/households/{neighbour['id']}", headers=_auth(token)), 403)
-    _is_problem(await http.get(f"{API}/nodes/{ref(block)}/households", headers=_auth(token)), 403)
+    _is_problem(await http.get(f"{API}/households/{neighbour['id']}", headers=auth(token)), 403)
+    _is_problem(await http.get(f"{API}/nodes/{ref(block)}/households", headers=auth(token)), 403)
     _is_problem(await http.get(f"{API}/households/{uuid.uuid4()}", headers=admin), 404)
 
     # Buildings, and the household's fields present in a PATCH are the ones changed.
@@ -377,12 +352,12 @@ async def test_import_over_rest_is_all_or_nothing_and_idempotent(
 ) -> None:
     admin = identity.admin_token
     district = f"d{uuid.uuid4().hex[:8]}"
-    csv_type = {**_auth(admin), "Content-Type": "text/csv"}
+    csv_type = {**auth(admin), "Content-Type": "text/csv"}
     # Line 3 names a parent that exists neither in the file nor in the database.
     bad = f"path,name,kind\n{district},雨湖区,district\nnowhere{district[1:]}/wanlou,万楼街道,street\n"
     failed = _is_problem(await http.post(f"{API}/imports/nodes", content=bad.encode(), headers=csv_type), 400)
     assert failed["errors"][0]["field"].startswith("line 3")
-    _is_problem(await http.get(f"{API}/nodes/{district}", headers=_auth(admin)), 404)
+    _is_problem(await http.get(f"{API}/nodes/{district}", headers=auth(admin)), 404)
     # A row the parser refuses, also on line 3.
     unparsable = f"path,name,kind\n{district},雨湖区,district\n{district}/Bad Code,x,street\n"
     failed = _is_problem(
@@ -397,13 +372,13 @@ async def test_import_over_rest_is_all_or_nothing_and_idempotent(
     checked = await http.post(f"{API}/imports/nodes?validate_only=true", content=good, headers=csv_type)
     assert checked.status_code == 200, checked.text
     assert checked.json() == {"rows": 4, "created": 4, "updated": 0, "unchanged": 0, "errors": []}
-    _is_problem(await http.get(f"{API}/nodes/{district}", headers=_auth(admin)), 404)
+    _is_problem(await http.get(f"{API}/nodes/{district}", headers=auth(admin)), 404)
     first = await http.post(f"{API}/imports/nodes", content=good, headers=csv_type)
     assert first.status_code == 200 and first.json()["created"] == 4
     second = await http.post(f"{API}/imports/nodes", content=good, headers=csv_type)
     assert second.json() == {"rows": 4, "created": 0, "updated": 0, "unchanged": 4, "errors": []}
     assert (
-        await http.get(f"{API}/nodes/{district}.wanlou.yaowan.b01", headers=_auth(admin))
+        await http.get(f"{API}/nodes/{district}.wanlou.yaowan.b01", headers=auth(admin))
     ).status_code == 200
 
     boundaries = {
@@ -421,7 +396,7 @@ async def test_import_over_rest_is_all_or_nothing_and_idempotent(
     geo = await http.post(
         f"{API}/imports/boundaries",
         content=json.dumps(boundaries).encode(),
-        headers={**_auth(admin), "Content-Type": "application/geo+json"},
+        headers={**auth(admin), "Content-Type": "application/geo+json"},
     )
     assert geo.status_code == 200, geo.text
     assert geo.json()["updated"] + geo.json()["created"] == 1
@@ -432,7 +407,7 @@ async def test_import_over_rest_is_all_or_nothing_and_idempotent(
 
 
 async def test_malformed_paths_and_bodies_are_422(http: httpx.AsyncClient, identity: IdentityClient) -> None:
-    admin = _auth(identity.admin_token)
+    admin = auth(identity.admin_token)
     paths = (await http.get("/openapi.json")).json()["paths"]
     assert {"/api/v1/nodes/{node}", "/api/v1/locate", "/api/v1/imports/{kind}"} <= paths.keys()
     for segment in ("Yuhu", "a..b", ".a", "a.", "a.b.c.d.e.f.g.h.i", "x" * 33, "a%20b", "-a"):

@@ -19,20 +19,11 @@ from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
 from gov.tickets.v1 import tickets_pb2 as tpb
 from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub
 from govkit.devstack import Stack
+from tests.support.gateway import API, PROBLEM, auth, ref
 from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD, IdentityClient, md
 from tests.support.tickets import World, make_category, make_world, new_ticket
 
-PROBLEM = "application/problem+json"
-API = "/api/v1"
 MIB = 1024 * 1024
-
-
-def ref(path: str) -> str:
-    return path.replace("/", ".")
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def is_problem(reply: httpx.Response, status: int) -> dict:

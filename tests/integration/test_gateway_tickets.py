@@ -11,27 +11,11 @@ import pytest
 
 from gateway.tickets_resources import PROTO_ENUMS, ActionName, TransitionActionName, from_pb, to_pb
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
-from govkit.devstack import Stack
 from tests.support.blocks import make_tree, point, square
+from tests.support.gateway import API, PROBLEM, assert_json_enums_match_the_proto, auth, ref
 from tests.support.identity import IdentityClient
 
-PROBLEM = "application/problem+json"
-API = "/api/v1"
 SLA = {"acknowledge_within_seconds": 7200, "resolve_within_seconds": 57600, "clock": "working_hours"}
-
-
-@pytest.fixture
-async def http(stack: Stack):  # type: ignore[no-untyped-def]
-    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
-        yield client
-
-
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def ref(path: str) -> str:
-    return path.replace("/", ".")
 
 
 def _code(prefix: str) -> str:
@@ -49,7 +33,7 @@ def _is_problem(reply: httpx.Response, status: int) -> dict:
 
 async def _unit(http: httpx.AsyncClient, token: str, node: str, kind: str = "rapid_response") -> dict:
     body = {"code": _code("rapid"), "display_name": "万楼街道快速处置中心", "kind": kind, "node": ref(node)}
-    reply = await http.post(f"{API}/units", json=body, headers=_auth(token))
+    reply = await http.post(f"{API}/units", json=body, headers=auth(token))
     assert reply.status_code == 201, reply.text
     unit = reply.json()
     assert reply.headers["location"] == f"{API}/units/{unit['code']}"
@@ -80,7 +64,7 @@ async def _category(http: httpx.AsyncClient, token: str, **extra: object) -> dic
         "sla": SLA,
         **extra,
     }
-    reply = await http.post(f"{API}/categories", json=body, headers=_auth(token))
+    reply = await http.post(f"{API}/categories", json=body, headers=auth(token))
     assert reply.status_code == 201, reply.text
     assert reply.headers["location"] == f"{API}/categories/{body['code']}"
     return reply.json()
@@ -99,28 +83,19 @@ async def _report(
             "node": ref(block),
             "attributes": [{"code": "floor", "values": ["7"]}, {"code": "severity", "values": ["stuck"]}],
         },
-        headers={**_auth(token), **headers},
+        headers={**auth(token), **headers},
     )
 
 
 async def _act(http: httpx.AsyncClient, token: str, ticket_id: str, **body: object) -> httpx.Response:
-    return await http.post(f"{API}/tickets/{ticket_id}/transitions", json=body, headers=_auth(token))
+    return await http.post(f"{API}/tickets/{ticket_id}/transitions", json=body, headers=auth(token))
 
 
 def test_json_enums_match_the_proto() -> None:
-    for cls, (enum, prefix) in PROTO_ENUMS.items():
-        names = {
-            n.removeprefix(f"{prefix}_").lower()
-            for n in enum.DESCRIPTOR.values_by_name
-            if not n.endswith("UNSPECIFIED")
-        }
-        if cls is TransitionActionName:
-            # Every action a client may take: all but the report itself, which only the timeline shows.
-            assert {m.value for m in cls} == names - {"submit"}
-        else:
-            assert {m.value for m in cls} == names, cls
-        for member in cls:
-            assert from_pb(cls, to_pb(member)) == member
+    # Every action a client may take: all but the report itself, which only the timeline shows.
+    assert_json_enums_match_the_proto(
+        PROTO_ENUMS, from_pb, to_pb, left_out={TransitionActionName: {"submit"}}
+    )
     assert to_pb(TransitionActionName.return_) == to_pb(ActionName.return_)
 
 
@@ -134,18 +109,18 @@ async def test_catalogue_and_units(
     unit = await _unit(http, admin, street)
     assert unit["node"] == street and unit["node_ref"] == ref(street) and unit["kind"] == "rapid_response"
     assert unit["name"] == f"units/{unit['code']}" and unit["create_time"].endswith("Z")
-    got = await http.get(f"{API}/units/{unit['code']}", headers=_auth(dispatcher))
+    got = await http.get(f"{API}/units/{unit['code']}", headers=auth(dispatcher))
     assert got.status_code == 200 and got.json() == unit
     # Units serving a block's street show up for the block.
-    below = await http.get(f"{API}/units", params={"node": ref(f"{community}/b01")}, headers=_auth(admin))
+    below = await http.get(f"{API}/units", params={"node": ref(f"{community}/b01")}, headers=auth(admin))
     assert [u["code"] for u in below.json()["items"]] == [unit["code"]]
     again = await http.post(
         f"{API}/units",
         json={"code": unit["code"], "display_name": "x", "kind": "livelihood", "node": street},
-        headers=_auth(admin),
+        headers=auth(admin),
     )
     assert _is_problem(again, 409)["type"] == "/problems/already-exists"
-    _is_problem(await http.get(f"{API}/units/{_code('nope')}", headers=_auth(admin)), 404)
+    _is_problem(await http.get(f"{API}/units/{_code('nope')}", headers=auth(admin)), 404)
 
     category = await _category(http, admin, keywords=["电梯"])
     code = category["code"]
@@ -167,7 +142,7 @@ async def test_catalogue_and_units(
             "code": "x1",
             "sla": SLA,
         },
-        headers=_auth(dispatcher),
+        headers=auth(dispatcher),
     )
     assert _is_problem(denied, 403)["type"] == "/problems/permission-denied"
 
@@ -180,7 +155,7 @@ async def test_catalogue_and_units(
             "default_center": None,
             "default_unit": unit["code"],
         },
-        headers=_auth(admin),
+        headers=auth(admin),
     )
     assert patched.status_code == 200, patched.text
     body = patched.json()
@@ -188,47 +163,47 @@ async def test_catalogue_and_units(
     assert body["default_unit"] == unit["code"] and body["default_center"] is None
     assert body["group"] == category["group"] and body["sla"] == category["sla"]
     assert body["attributes"] == category["attributes"]
-    _is_problem(await http.patch(f"{API}/categories/{code}", json={}, headers=_auth(admin)), 400)
+    _is_problem(await http.patch(f"{API}/categories/{code}", json={}, headers=auth(admin)), 400)
     _is_problem(
-        await http.patch(f"{API}/categories/{code}", json={"display_name": None}, headers=_auth(admin)), 400
+        await http.patch(f"{API}/categories/{code}", json={"display_name": None}, headers=auth(admin)), 400
     )
-    got = await http.get(f"{API}/categories/{code}", headers=_auth(dispatcher))
+    got = await http.get(f"{API}/categories/{code}", headers=auth(dispatcher))
     assert got.status_code == 200 and got.json()["display_name"] == "电梯困人"
 
     # Filters: a group, text in a keyword; an inactive category only on request.
     other = await _category(http, admin, group=category["group"], keywords=["漏水"])
     listed = await http.get(
-        f"{API}/categories", params={"group": category["group"]}, headers=_auth(dispatcher)
+        f"{API}/categories", params={"group": category["group"]}, headers=auth(dispatcher)
     )
     assert sorted(c["code"] for c in listed.json()["items"]) == sorted([code, other["code"]])
     found = await http.get(
-        f"{API}/categories", params={"group": category["group"], "q": "停梯"}, headers=_auth(dispatcher)
+        f"{API}/categories", params={"group": category["group"], "q": "停梯"}, headers=auth(dispatcher)
     )
     assert [c["code"] for c in found.json()["items"]] == [code]
     first = await http.get(
-        f"{API}/categories", params={"group": category["group"], "page_size": 1}, headers=_auth(dispatcher)
+        f"{API}/categories", params={"group": category["group"], "page_size": 1}, headers=auth(dispatcher)
     )
     assert len(first.json()["items"]) == 1 and first.json()["next_page_token"]
     second = await http.get(
         f"{API}/categories",
         params={"group": category["group"], "page_size": 1, "page_token": first.json()["next_page_token"]},
-        headers=_auth(dispatcher),
+        headers=auth(dispatcher),
     )
     assert len(second.json()["items"]) == 1 and second.json()["next_page_token"] == ""
     assert {first.json()["items"][0]["code"], second.json()["items"][0]["code"]} == {code, other["code"]}
     retired = await http.patch(
-        f"{API}/categories/{other['code']}", json={"active": False}, headers=_auth(admin)
+        f"{API}/categories/{other['code']}", json={"active": False}, headers=auth(admin)
     )
     assert retired.status_code == 200 and retired.json()["active"] is False
-    active = await http.get(f"{API}/categories", params={"group": category["group"]}, headers=_auth(admin))
+    active = await http.get(f"{API}/categories", params={"group": category["group"]}, headers=auth(admin))
     assert [c["code"] for c in active.json()["items"]] == [code]
     everything = await http.get(
         f"{API}/categories",
         params={"group": category["group"], "include_inactive": "true"},
-        headers=_auth(admin),
+        headers=auth(admin),
     )
     assert len(everything.json()["items"]) == 2
-    _is_problem(await http.get(f"{API}/categories/{_code('nope')}", headers=_auth(admin)), 404)
+    _is_problem(await http.get(f"{API}/categories/{_code('nope')}", headers=auth(admin)), 404)
 
 
 async def test_the_closed_loop_over_rest(
@@ -247,19 +222,19 @@ async def test_the_closed_loop_over_rest(
 
     # The street's dispatcher staffs the unit; its members see it, the resident does not.
     added = await http.post(
-        f"{API}/units/{unit['code']}/members", json={"user": worker.id}, headers=_auth(dispatcher)
+        f"{API}/units/{unit['code']}/members", json={"user": worker.id}, headers=auth(dispatcher)
     )
     assert added.status_code == 201, added.text
     member = added.json()
     assert member == {**member, "unit": unit["code"], "user": worker.name}
     assert member["name"] == f"units/{unit['code']}/members/{worker.id}"
     assert added.headers["location"] == f"{API}/units/{unit['code']}/members/{worker.id}"
-    members = await http.get(f"{API}/units/{unit['code']}/members", headers=_auth(worker_token))
+    members = await http.get(f"{API}/units/{unit['code']}/members", headers=auth(worker_token))
     assert [m["user"] for m in members.json()["items"]] == [worker.name]
-    _is_problem(await http.get(f"{API}/units/{unit['code']}/members", headers=_auth(resident_token)), 403)
+    _is_problem(await http.get(f"{API}/units/{unit['code']}/members", headers=auth(resident_token)), 403)
     _is_problem(
         await http.post(
-            f"{API}/units/{unit['code']}/members", json={"user": worker.name}, headers=_auth(dispatcher)
+            f"{API}/units/{unit['code']}/members", json={"user": worker.name}, headers=auth(dispatcher)
         ),
         409,
     )
@@ -297,28 +272,28 @@ async def test_the_closed_loop_over_rest(
 
     # Lists: newest first, paged, filtered; each caller sees only their part.
     page = await http.get(
-        f"{API}/tickets", params={"node": ref(street), "page_size": 2}, headers=_auth(dispatcher)
+        f"{API}/tickets", params={"node": ref(street), "page_size": 2}, headers=auth(dispatcher)
     )
     assert page.status_code == 200, page.text
     assert [t["id"] for t in page.json()["items"]] == newest_first[:2] and page.json()["next_page_token"]
     rest = await http.get(
         f"{API}/tickets",
         params={"node": ref(street), "page_size": 2, "page_token": page.json()["next_page_token"]},
-        headers=_auth(dispatcher),
+        headers=auth(dispatcher),
     )
     assert [t["id"] for t in rest.json()["items"]] == newest_first[2:]
     assert rest.json()["next_page_token"] == ""
     changed = await http.get(
         f"{API}/tickets",
         params={"node": ref(community), "page_size": 1, "page_token": page.json()["next_page_token"]},
-        headers=_auth(dispatcher),
+        headers=auth(dispatcher),
     )
     _is_problem(changed, 400)  # a page token is bound to its filters
     found = await http.get(
-        f"{API}/tickets", params={"q": "楼道灯", "category": category["code"]}, headers=_auth(dispatcher)
+        f"{API}/tickets", params={"q": "楼道灯", "category": category["code"]}, headers=auth(dispatcher)
     )
     assert [t["id"] for t in found.json()["items"]] == [second["id"]]
-    mine = await http.get(f"{API}/tickets", params={"mine": "true"}, headers=_auth(resident_token))
+    mine = await http.get(f"{API}/tickets", params={"mine": "true"}, headers=auth(resident_token))
     assert [t["id"] for t in mine.json()["items"]] == newest_first
     window = await http.get(
         f"{API}/tickets",
@@ -329,23 +304,23 @@ async def test_the_closed_loop_over_rest(
             "end_time": "2100-01-01T00:00:00Z",
             "overdue": "false",
         },
-        headers=_auth(dispatcher),
+        headers=auth(dispatcher),
     )
     assert [t["id"] for t in window.json()["items"]] == newest_first
     later = await http.get(
         f"{API}/tickets",
         params={"node": ref(street), "updated_after": "2100-01-01T00:00:00+08:00"},
-        headers=_auth(dispatcher),
+        headers=auth(dispatcher),
     )
     assert later.json()["items"] == []
-    nothing = await http.get(f"{API}/tickets", params={"node": ref(street)}, headers=_auth(outsider))
+    nothing = await http.get(f"{API}/tickets", params={"node": ref(street)}, headers=auth(outsider))
     assert nothing.status_code == 200 and nothing.json()["items"] == []
 
     # Who may see a ticket, and a 404 for none at all.
-    assert (await http.get(f"{API}/tickets/{ticket['id']}", headers=_auth(resident_token))).status_code == 200
-    denied = _is_problem(await http.get(f"{API}/tickets/{ticket['id']}", headers=_auth(outsider)), 403)
+    assert (await http.get(f"{API}/tickets/{ticket['id']}", headers=auth(resident_token))).status_code == 200
+    denied = _is_problem(await http.get(f"{API}/tickets/{ticket['id']}", headers=auth(outsider)), 403)
     assert denied["type"] == "/problems/permission-denied"
-    missing = _is_problem(await http.get(f"{API}/tickets/{uuid.uuid4()}", headers=_auth(admin)), 404)
+    missing = _is_problem(await http.get(f"{API}/tickets/{uuid.uuid4()}", headers=auth(admin)), 404)
     assert missing["type"] == "/problems/not-found"
     _is_problem(await _act(http, outsider, ticket["id"], action="accept"), 403)
 
@@ -367,7 +342,7 @@ async def test_the_closed_loop_over_rest(
     [assignment] = dispatched.json()["units"]
     assert assignment == {**assignment, "unit": unit["code"], "role": "lead", "status": "dispatched"}
     # The unit's staff now see the ticket because it was dispatched to their unit.
-    by_unit = await http.get(f"{API}/tickets", params={"unit": unit["code"]}, headers=_auth(worker_token))
+    by_unit = await http.get(f"{API}/tickets", params={"unit": unit["code"]}, headers=auth(worker_token))
     assert [t["id"] for t in by_unit.json()["items"]] == [ticket["id"]]
     _is_problem(await _act(http, worker_token, ticket["id"], action="start"), 409)  # report in first
     acknowledged = await _act(http, worker_token, ticket["id"], action="acknowledge", unit=unit["code"])
@@ -395,18 +370,18 @@ async def test_the_closed_loop_over_rest(
 
     _is_problem(
         await http.post(
-            f"{API}/tickets/{ticket['id']}/rating", json={"score": 6}, headers=_auth(resident_token)
+            f"{API}/tickets/{ticket['id']}/rating", json={"score": 6}, headers=auth(resident_token)
         ),
         422,
     )
     _is_problem(
-        await http.post(f"{API}/tickets/{ticket['id']}/rating", json={"score": 5}, headers=_auth(outsider)),
+        await http.post(f"{API}/tickets/{ticket['id']}/rating", json={"score": 5}, headers=auth(outsider)),
         403,
     )
     rated = await http.post(
         f"{API}/tickets/{ticket['id']}/rating",
         json={"score": 5, "comment": "处理很及时"},
-        headers=_auth(resident_token),
+        headers=auth(resident_token),
     )
     assert rated.status_code == 200, rated.text
     rating = rated.json()["rating"]
@@ -422,7 +397,7 @@ async def test_the_closed_loop_over_rest(
         reply = await http.get(
             f"{API}/tickets/{ticket['id']}/timeline",
             params={"page_size": 3, "page_token": token},
-            headers=_auth(resident_token),
+            headers=auth(resident_token),
         )
         assert reply.status_code == 200, reply.text
         entries += reply.json()["items"]
@@ -455,13 +430,13 @@ async def test_the_closed_loop_over_rest(
     assert entries[6]["details"]["score"] == "5"
     seqs = [e["seq"] for e in entries]
     assert seqs == sorted(seqs) and all(e["name"] == f"{ticket['name']}/timeline/{e['seq']}" for e in entries)
-    _is_problem(await http.get(f"{API}/tickets/{ticket['id']}/timeline", headers=_auth(outsider)), 403)
+    _is_problem(await http.get(f"{API}/tickets/{ticket['id']}/timeline", headers=auth(outsider)), 403)
 
     # The cockpit for the street: 3 reported, 1 rejected, 1 closed within its deadline, rated 5.
     stats = await http.get(
         f"{API}/statistics/tickets",
         params={"node": ref(street), "start_time": "2020-01-01T00:00:00+08:00"},
-        headers=_auth(dispatcher),
+        headers=auth(dispatcher),
     )
     assert stats.status_code == 200, stats.text
     figures = stats.json()
@@ -487,20 +462,20 @@ async def test_the_closed_loop_over_rest(
     by_unit_stats = await http.get(
         f"{API}/statistics/tickets",
         params={"node": ref(street), "unit": unit["code"], "category": category["code"]},
-        headers=_auth(dispatcher),
+        headers=auth(dispatcher),
     )
     assert by_unit_stats.json()["total"] == 1
     _is_problem(
-        await http.get(f"{API}/statistics/tickets", params={"node": ref(street)}, headers=_auth(outsider)),
+        await http.get(f"{API}/statistics/tickets", params={"node": ref(street)}, headers=auth(outsider)),
         403,
     )
 
     # Taken off the unit: the very next call with the same token no longer sees its tickets.
-    removed = await http.delete(f"{API}/units/{unit['code']}/members/{worker.id}", headers=_auth(dispatcher))
+    removed = await http.delete(f"{API}/units/{unit['code']}/members/{worker.id}", headers=auth(dispatcher))
     assert removed.status_code == 204
-    _is_problem(await http.get(f"{API}/tickets/{ticket['id']}", headers=_auth(worker_token)), 403)
+    _is_problem(await http.get(f"{API}/tickets/{ticket['id']}", headers=auth(worker_token)), 403)
     _is_problem(
-        await http.delete(f"{API}/units/{unit['code']}/members/{worker.id}", headers=_auth(dispatcher)), 404
+        await http.delete(f"{API}/units/{unit['code']}/members/{worker.id}", headers=auth(dispatcher)), 404
     )
 
 
@@ -522,7 +497,7 @@ async def test_a_point_report_lands_in_its_block(
             "contact": {"display_name": "王先生", "phone": "138 1234 5678"},
             "media_uris": ["https://media.example.org/p/2.jpg"],
         },
-        headers=_auth(admin),
+        headers=auth(admin),
     )
     assert reply.status_code == 201, reply.text
     ticket = reply.json()
@@ -536,7 +511,7 @@ async def test_a_point_report_lands_in_its_block(
     far = await http.post(
         f"{API}/tickets",
         json={"category": category["code"], "location": {"latitude": -45.0, "longitude": -120.0}},
-        headers=_auth(admin),
+        headers=auth(admin),
     )
     assert _is_problem(far, 400)["errors"][0]["field"].startswith("ticket.location")
 
@@ -556,7 +531,7 @@ async def test_overdue_filter_finds_a_breached_ticket(
     # The service's sweeper marks breached deadlines; the list filter finds them.
     for _ in range(60):
         overdue = await http.get(
-            f"{API}/tickets", params={"node": ref(street), "overdue": "true"}, headers=_auth(dispatcher)
+            f"{API}/tickets", params={"node": ref(street), "overdue": "true"}, headers=auth(dispatcher)
         )
         assert overdue.status_code == 200, overdue.text
         if overdue.json()["items"]:
@@ -565,7 +540,7 @@ async def test_overdue_filter_finds_a_breached_ticket(
     [found] = overdue.json()["items"]
     assert found["id"] == ticket["id"] and found["acknowledge_overdue"] is True
     figures = await http.get(
-        f"{API}/statistics/tickets", params={"node": ref(street)}, headers=_auth(dispatcher)
+        f"{API}/statistics/tickets", params={"node": ref(street)}, headers=auth(dispatcher)
     )
     assert figures.json()["overdue"] == 1 and figures.json()["total"] == 1
 
@@ -573,7 +548,7 @@ async def test_overdue_filter_finds_a_breached_ticket(
 async def test_working_calendar(
     http: httpx.AsyncClient, identity: IdentityClient, blocks: BlocksServiceStub
 ) -> None:
-    admin = _auth(identity.admin_token)
+    admin = auth(identity.admin_token)
     street, _ = await make_tree(blocks, identity.admin_token, {})
     _, _, dispatcher = await identity.make_user(street, [("dispatcher", street)])
     saturday = next(d for d in (dt.date(2031, 1, 1) + dt.timedelta(n) for n in range(7)) if d.weekday() == 5)
@@ -586,9 +561,9 @@ async def test_working_calendar(
     body = loaded.json()
     assert body["name"] == "calendarYears/2031" and body["year"] == 2031 and body["update_time"]
     assert sorted(body["days"], key=lambda d: d["date"]) == sorted(days, key=lambda d: d["date"])
-    got = await http.get(f"{API}/calendar/2031", headers=_auth(dispatcher))
+    got = await http.get(f"{API}/calendar/2031", headers=auth(dispatcher))
     assert got.status_code == 200 and got.json()["days"] == body["days"]
-    _is_problem(await http.put(f"{API}/calendar/2031", json={"days": []}, headers=_auth(dispatcher)), 403)
+    _is_problem(await http.put(f"{API}/calendar/2031", json={"days": []}, headers=auth(dispatcher)), 403)
     wrong_year = _is_problem(
         await http.put(
             f"{API}/calendar/2031", json={"days": [{"date": "2030-10-01", "kind": "holiday"}]}, headers=admin
@@ -602,7 +577,7 @@ async def test_working_calendar(
 async def test_bad_input_is_a_422_problem_naming_the_field(
     http: httpx.AsyncClient, identity: IdentityClient
 ) -> None:
-    admin = _auth(identity.admin_token)
+    admin = auth(identity.admin_token)
     paths = (await http.get("/openapi.json")).json()["paths"]
     assert {
         "/api/v1/categories/{code}",

@@ -8,12 +8,11 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
 import httpx
-import pytest_asyncio
 from google.protobuf import field_mask_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
@@ -26,24 +25,12 @@ from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub
 from govkit.devstack import Stack
 from tests.support.blocks import make_tree, square
 from tests.support.identity import PASSWORD, IdentityClient, md, random_phone
-from tests.support.tickets import World, make_world, new_ticket
+from tests.support.tickets import World, new_ticket
 
 M = TypeVar("M", bound=Message)
 
 # Enough callers to overlap on a busy machine; each waits on the first one's key.
 CONCURRENT = 8
-
-
-@pytest_asyncio.fixture(scope="module")
-async def tickets(stack: Stack) -> AsyncIterator[TicketsServiceStub]:
-    channel = grpc.aio.insecure_channel(stack.addrs["tickets"])
-    yield TicketsServiceStub(channel)
-    await channel.close()
-
-
-@pytest_asyncio.fixture(scope="module")
-async def world(blocks: BlocksServiceStub, tickets: TicketsServiceStub, identity: IdentityClient) -> World:
-    return await make_world(blocks, tickets, identity)
 
 
 async def _rejected_key(call: Awaitable[Message]) -> str:

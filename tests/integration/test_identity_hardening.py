@@ -101,44 +101,31 @@ async def test_forty_concurrent_wrong_passwords_verify_at_most_threshold(identit
 async def test_the_delay_grows_per_login_and_address_and_spares_the_owner(identity: IdentityClient) -> None:
     _, phone, _ = await identity.make_user("yuhu/wanlou")
     stranger, owner = unique_address(), unique_address()
+
+    def login(password: str, address: str) -> Awaitable[pb.TokenPair]:
+        return identity.stub.Login(
+            pb.LoginRequest(login=phone, password=password), metadata=from_address(address)
+        )
+
+    async def strangers_wait() -> int:
+        """The stranger's right password is refused: the seconds they are told to wait."""
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await login(PASSWORD, stranger)
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        return int(dict(err.value.trailing_metadata() or ())["retry-after"])
+
     for _ in range(THRESHOLD):
-        assert (
-            await _code(
-                identity.stub.Login(
-                    pb.LoginRequest(login=phone, password="wrong-password"), metadata=from_address(stranger)
-                )
-            )
-            == grpc.StatusCode.UNAUTHENTICATED
-        )
+        assert await _code(login("wrong-password", stranger)) == grpc.StatusCode.UNAUTHENTICATED
     # The stranger now waits, even with the right password ...
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await identity.stub.Login(
-            pb.LoginRequest(login=phone, password=PASSWORD), metadata=from_address(stranger)
-        )
-    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    first_wait = int(dict(err.value.trailing_metadata() or ())["retry-after"])
+    first_wait = await strangers_wait()
     assert 1 <= first_wait <= FIRST_DELAY
     # ... but the owner, elsewhere, is not locked out by a stranger's failures.
-    pair = await identity.stub.Login(
-        pb.LoginRequest(login=phone, password=PASSWORD), metadata=from_address(owner)
-    )
+    pair = await login(PASSWORD, owner)
     assert pair.access_token
     # Once the wait is over, one more failure from the stranger's address doubles the next wait.
     await asyncio.sleep(first_wait + 0.2)
-    assert (
-        await _code(
-            identity.stub.Login(
-                pb.LoginRequest(login=phone, password="wrong-password"), metadata=from_address(stranger)
-            )
-        )
-        == grpc.StatusCode.UNAUTHENTICATED
-    )
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await identity.stub.Login(
-            pb.LoginRequest(login=phone, password=PASSWORD), metadata=from_address(stranger)
-        )
-    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert FIRST_DELAY < int(dict(err.value.trailing_metadata() or ())["retry-after"]) <= 2 * FIRST_DELAY
+    assert await _code(login("wrong-password", stranger)) == grpc.StatusCode.UNAUTHENTICATED
+    assert FIRST_DELAY < await strangers_wait() <= 2 * FIRST_DELAY
 
 
 # ----------------------------------------------------------------------------- gateway rate limits

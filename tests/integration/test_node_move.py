@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import grpc
 import pytest
-import pytest_asyncio
 from google.protobuf import field_mask_pb2
 
 from gov.blocks.v1 import blocks_pb2 as bpb
@@ -29,13 +28,6 @@ from tests.support.blocks import make_tree
 from tests.support.events import events_about
 from tests.support.identity import PASSWORD, IdentityClient, md
 from tests.support.tickets import make_world, new_ticket
-
-
-@pytest_asyncio.fixture(scope="session")
-async def tickets(stack: Stack) -> AsyncIterator[TicketsServiceStub]:
-    channel = grpc.aio.insecure_channel(stack.addrs["tickets"])
-    yield TicketsServiceStub(channel)
-    await channel.close()
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], within: float = 30) -> None:

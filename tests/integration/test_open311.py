@@ -7,9 +7,7 @@ import datetime as dt
 import json
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
 
-import grpc
 import httpx
 import pytest
 import pytest_asyncio
@@ -22,51 +20,15 @@ from gov.tickets.v1 import tickets_pb2 as pb
 from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub
 from govkit.devstack import Stack
 from tests.support.identity import IdentityClient, md
-from tests.support.tickets import World, hours, make_world
+from tests.support.open311 import ATTRIBUTE, CREATED, REQUEST, SERVICE, V2, parse_xml, tags
+from tests.support.tickets import World, hours
 
-V2 = "/open311/v2"
-SERVICE = ["service_code", "service_name", "description", "metadata", "type", "keywords", "group"]
-ATTRIBUTE = [
-    "variable",
-    "code",
-    "datatype",
-    "required",
-    "datatype_description",
-    "order",
-    "description",
-    "values",
-]
-REQUEST = [
-    "service_request_id",
-    "status",
-    "status_notes",
-    "service_name",
-    "service_code",
-    "description",
-    "agency_responsible",
-    "service_notice",
-    "requested_datetime",
-    "updated_datetime",
-    "expected_datetime",
-    "address",
-    "address_id",
-    "zipcode",
-    "lat",
-    "long",
-    "media_url",
-]
-CREATED = ["service_request_id", "service_notice", "account_id"]
 CST = dt.timezone(dt.timedelta(hours=8))
 
 
 def xml(reply: httpx.Response) -> ET.Element:
     assert reply.headers["content-type"] == "text/xml", reply.text
-    assert reply.content.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
-    return ET.fromstring(reply.content)  # noqa: S314 - the gateway under test made it
-
-
-def tags(element: ET.Element) -> list[str]:
-    return [child.tag for child in element]
+    return parse_xml(reply.content)
 
 
 def assert_json_error(reply: httpx.Response, status: int) -> str:
@@ -83,24 +45,6 @@ def assert_xml_error(reply: httpx.Response, status: int) -> str:
     assert root.tag == "errors" and tags(root) == ["error"] and tags(root[0]) == ["code", "description"]
     assert root[0].findtext("code") == str(status)
     return root[0].findtext("description") or ""
-
-
-@pytest.fixture
-async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
-        yield client
-
-
-@pytest_asyncio.fixture(scope="module")
-async def tickets(stack: Stack) -> AsyncIterator[TicketsServiceStub]:
-    channel = grpc.aio.insecure_channel(stack.addrs["tickets"])
-    yield TicketsServiceStub(channel)
-    await channel.close()
-
-
-@pytest_asyncio.fixture(scope="module")
-async def world(blocks: BlocksServiceStub, tickets: TicketsServiceStub, identity: IdentityClient) -> World:
-    return await make_world(blocks, tickets, identity)
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -22,34 +22,15 @@ from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
 from gov.identity.v1 import identity_pb2 as ipb
 from gov.tickets.v1 import tickets_pb2 as pb
 from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub
-from govkit.devstack import Stack
 from tests.support.identity import IdentityClient, md
-from tests.support.tickets import World, make_category, make_world
+from tests.support.open311 import V2
+from tests.support.tickets import World, make_category
 
-V2 = "/open311/v2"
 API = "/api/v1"
 PHONE = "13812345678"
 CONTACT_PHONE = "13900139000"
 ID_NUMBER = "43030219900101123X"
 CONTACT_NAME = "欧阳娜娜"
-
-
-@pytest.fixture
-async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
-        yield client
-
-
-@pytest_asyncio.fixture(scope="module")
-async def tickets(stack: Stack) -> AsyncIterator[TicketsServiceStub]:
-    channel = grpc.aio.insecure_channel(stack.addrs["tickets"])
-    yield TicketsServiceStub(channel)
-    await channel.close()
-
-
-@pytest_asyncio.fixture(scope="module")
-async def world(blocks: BlocksServiceStub, tickets: TicketsServiceStub, identity: IdentityClient) -> World:
-    return await make_world(blocks, tickets, identity)
 
 
 async def _api_key(identity: IdentityClient, name: str) -> str:

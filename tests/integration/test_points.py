@@ -14,12 +14,9 @@ import random
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 
 import grpc
-import nats
 import pytest
-import pytest_asyncio
 from sqlalchemy import bindparam, text
 
 from gov.blocks.v1 import blocks_pb2
@@ -28,26 +25,14 @@ from gov.points.v1 import points_pb2 as pb
 from gov.points.v1.points_pb2_grpc import PointsServiceStub
 from govkit.db import Database, utcnow
 from govkit.devstack import REPO, Stack
-from govkit.events import parse_event
 from services.points.catalogue import Catalogue
 from services.points.flows import PointsFlows
 from services.points.lovebank import LoveBank
 from services.points.sweeper import Sweeper
 from tests.integration.test_gateway_hygiene import forgeries
+from tests.support.events import event_types
 from tests.support.identity import IdentityClient, md
 from tests.support.points import Village, account, award, make_indicator, make_village, shop
-
-
-@pytest_asyncio.fixture(scope="session")
-async def points(stack: Stack) -> AsyncIterator[PointsServiceStub]:
-    channel = grpc.aio.insecure_channel(stack.addrs["points"])
-    yield PointsServiceStub(channel)
-    await channel.close()
-
-
-@pytest_asyncio.fixture
-async def village(blocks: BlocksServiceStub, identity: IdentityClient) -> Village:
-    return await make_village(blocks, identity)
 
 
 def points_url(stack: Stack) -> str:
@@ -83,23 +68,6 @@ async def sweeper_at(stack: Stack) -> tuple[Sweeper, Clock, Database]:
     return Sweeper(flows, LoveBank(flows)), clock, db
 
 
-async def stream_types(nats_url: str, subject: str, resource: str) -> list[str]:
-    nc = await nats.connect(nats_url)
-    try:
-        sub = await nc.jetstream().subscribe(subject, ordered_consumer=True)
-        found = []
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=0.5)
-            except nats.errors.TimeoutError:
-                return found
-            event = parse_event(msg.data)
-            if event.resource == resource:
-                found.append(event.type)
-    finally:
-        await nc.close()
-
-
 async def refused(call, code: grpc.StatusCode) -> str:  # type: ignore[no-untyped-def]
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await call
@@ -131,7 +99,7 @@ async def test_an_award_replayed_with_the_same_id_changes_the_ledger_once(
         ("entries/award-replay-1", pb.ENTRY_KIND_AWARD, 7)
     ]
     for _ in range(40):
-        found = await stream_types(stack.nats_url, "points.v1.>", "entries/award-replay-1")
+        found = await event_types(stack.nats_url, "points.v1.>", "entries/award-replay-1")
         if found:
             break
         await asyncio.sleep(0.25)

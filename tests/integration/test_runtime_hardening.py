@@ -32,10 +32,10 @@ from govkit.outbox import publisher_lock
 from govkit.tables import PlatformTables
 from services.tickets import statistics
 from services.tickets.models import MonthStats
-from tests.conftest import TELEMETRY_ENV, identity_env, tickets_env_for
+from tests.conftest import TELEMETRY_ENV, identity_env, start_platform
 from tests.integration.test_tickets import Desk, assert_district_sums_agree
 from tests.support.databases import Databases
-from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD, IdentityClient
+from tests.support.identity import IdentityClient
 from tests.support.tickets import World, make_world
 
 
@@ -350,20 +350,7 @@ def outage_stack(databases: Databases, tmp_path_factory: pytest.TempPathFactory)
     """A platform of its own: these tests stop NATS and restart services under it."""
     s = Stack(tmp_path_factory.mktemp("outage"), base_env=TELEMETRY_ENV)
     try:
-        s.start_nats()
-        env = identity_env(databases.url("identity"))
-        s.run_command("identity", "migrate", env)
-        s.run_command(
-            "identity", "create-admin", {**env, "ADMIN_LOGIN": ADMIN_LOGIN, "ADMIN_PASSWORD": ADMIN_PASSWORD}
-        )
-        s.start_service("identity", env)
-        for service, service_env in (
-            ("blocks", {"GOV_DATABASE_URL": databases.url("blocks")}),
-            ("tickets", tickets_env_for(databases.url("tickets"))),
-        ):
-            s.run_command(service, "migrate", service_env)
-            s.start_service(service, service_env)
-        s.start_gateway()
+        start_platform(s, databases, with_points=False)
         yield s
     finally:
         s.stop()
@@ -451,6 +438,16 @@ async def _created_events(nats_url: str) -> Counter[str]:
         await nc.close()
 
 
+async def _until_created(nats_url: str, created: list[str], within: float = 60) -> Counter[str]:
+    """`_created_events` once every ticket in `created` has its event there (or `within` s passed)."""
+    deadline = time.monotonic() + within
+    while True:
+        events = await _created_events(nats_url)
+        if all(events[name] for name in created) or time.monotonic() > deadline:
+            return events
+        await asyncio.sleep(1)
+
+
 async def _serving(addr: str) -> bool:
     """One health check on a fresh channel (no reconnect backoff carried over from earlier tries)."""
     async with grpc.aio.insecure_channel(addr) as channel:
@@ -499,13 +496,8 @@ async def test_nats_outage_keeps_ticket_creation_fast_and_everything_ready_and_l
     assert not_ready == []
     assert during >= 0.8 * normal, f"{during:.1f}/s while NATS was down, {normal:.1f}/s before"
     created = [name for _, name in load.created]
-    deadline = time.monotonic() + 60
-    while True:
-        events = await _created_events(stack.nats_url)
-        missing = [name for name in created if events[name] == 0]
-        if not missing or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(1)
+    events = await _until_created(stack.nats_url, created)
+    missing = [name for name in created if events[name] == 0]
     assert missing == [], f"{len(missing)} of {len(created)} events never reached the stream"
     assert [name for name in created if events[name] != 1] == []
 
@@ -591,13 +583,8 @@ async def test_a_service_killed_under_load_loses_and_duplicates_no_event(
         await load.stop()
     created = [name for _, name in load.created]
     assert len(created) > 10
-    deadline = time.monotonic() + 60
-    while True:
-        events = await _created_events(stack.nats_url)
-        missing = [name for name in created if events[name] == 0]
-        if not missing or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(1)
+    events = await _until_created(stack.nats_url, created)
+    missing = [name for name in created if events[name] == 0]
     assert missing == [], f"{len(missing)} of {len(created)} events never reached the stream"
     assert {name: n for name, n in events.items() if n != 1} == {}
 
@@ -648,12 +635,7 @@ async def test_the_gateway_killed_under_load_loses_and_duplicates_nothing(
     assert len(created) > 10
     assert {s for s in statuses if s >= 500 and s != 503} == set(), statuses
     assert len(set(created.values())) == len(created), "a retried report became a second ticket"
-    deadline = time.monotonic() + 60
-    while True:
-        events = await _created_events(stack.nats_url)
-        missing = [name for name in created.values() if events[name] == 0]
-        if not missing or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(1)
+    events = await _until_created(stack.nats_url, list(created.values()))
+    missing = [name for name in created.values() if events[name] == 0]
     assert missing == [], f"{len(missing)} of {len(created)} events never reached the stream"
     assert {name: n for name, n in events.items() if n != 1} == {}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 
 import grpc
 import nats
@@ -19,15 +18,11 @@ from govkit.crashpoint import CRASH_EXIT_CODE
 from govkit.devstack import Stack
 from govkit.events import parse_event, unpack_payload
 from govkit.protobuf import timestamp
+from tests.support.events import event_types, events_about
 from tests.support.identity import IdentityClient, md
 from tests.support.tickets import Person, World, make_category, make_world, new_ticket, seconds
 
-
-@pytest_asyncio.fixture(scope="session")
-async def tickets(stack: Stack) -> AsyncIterator[TicketsServiceStub]:
-    channel = grpc.aio.insecure_channel(stack.addrs["tickets"])
-    yield TicketsServiceStub(channel)
-    await channel.close()
+TICKET_EVENTS = "tickets.v1.ticket.>"
 
 
 @pytest_asyncio.fixture
@@ -37,29 +32,12 @@ async def world(blocks: BlocksServiceStub, tickets: TicketsServiceStub, identity
 
 async def ticket_events(nats_url: str, resource: str, settle: float = 0.5) -> list[str]:
     """Types of every event on the TICKETS stream about `resource`, in stream order."""
-    nc = await nats.connect(nats_url)
-    try:
-        sub = await nc.jetstream().subscribe("tickets.v1.ticket.>", ordered_consumer=True)
-        found = []
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=settle)
-            except nats.errors.TimeoutError:
-                return found
-            event = parse_event(msg.data)
-            if event.resource == resource:
-                found.append(event.type)
-    finally:
-        await nc.close()
+    return await event_types(nats_url, TICKET_EVENTS, resource, settle)
 
 
 async def wait_events(nats_url: str, resource: str, count: int, within: float = 10) -> list[str]:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        found = await ticket_events(nats_url, resource)
-        if len(found) >= count or asyncio.get_running_loop().time() > deadline:
-            return found
-        await asyncio.sleep(0.2)
+    found = await events_about(nats_url, TICKET_EVENTS, resource, count=count, within=within)
+    return [event.type for _, event in found]
 
 
 class Desk:

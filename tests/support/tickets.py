@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import uuid
 from dataclasses import dataclass
@@ -11,20 +12,17 @@ from google.protobuf import duration_pb2
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
 from gov.tickets.v1 import tickets_pb2 as pb
 from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub
+from govkit.protobuf import duration
 from tests.support.blocks import make_tree, point, square
 from tests.support.identity import IdentityClient, md
 
 
 def hours(h: float) -> duration_pb2.Duration:
-    d = duration_pb2.Duration()
-    d.FromSeconds(int(h * 3600))
-    return d
+    return duration(dt.timedelta(seconds=int(h * 3600)))
 
 
 def seconds(s: int) -> duration_pb2.Duration:
-    d = duration_pb2.Duration()
-    d.FromSeconds(s)
-    return d
+    return duration(dt.timedelta(seconds=s))
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 
 import grpc
@@ -37,42 +36,17 @@ from gateway.open311.listing import _Stream, page_of
 from gateway.open311.tracing import redact_api_key
 from gateway.settings import GatewaySettings
 from gov.tickets.v1 import tickets_pb2 as pb
-
-# GeoReport v2's field lists, spelled out here rather than imported, so a change shows.
-SERVICE = ["service_code", "service_name", "description", "metadata", "type", "keywords", "group"]
-DEFINITION = ["service_code", "attributes"]
-ATTRIBUTE = [
-    "variable",
-    "code",
-    "datatype",
-    "required",
-    "datatype_description",
-    "order",
-    "description",
-    "values",
-]
-REQUEST = [
-    "service_request_id",
-    "status",
-    "status_notes",
-    "service_name",
-    "service_code",
-    "description",
-    "agency_responsible",
-    "service_notice",
-    "requested_datetime",
-    "updated_datetime",
-    "expected_datetime",
-    "address",
-    "address_id",
-    "zipcode",
-    "lat",
-    "long",
-    "media_url",
-]
-CREATED = ["service_request_id", "service_notice", "account_id"]
-DISCOVERY = ["changeset", "contact", "key_service", "endpoints"]
-ENDPOINT = ["specification", "url", "changeset", "type", "formats"]
+from tests.support.open311 import (
+    ATTRIBUTE,
+    CREATED,
+    DEFINITION,
+    DISCOVERY,
+    ENDPOINT,
+    REQUEST,
+    SERVICE,
+    parse_xml,
+    tags,
+)
 
 S = pb.TicketState
 
@@ -135,15 +109,6 @@ def ticket(**overrides: object) -> pb.Ticket:
     return pb.Ticket(**fields)
 
 
-def parse_xml(body: bytes) -> ET.Element:
-    assert body.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
-    return ET.fromstring(body)  # noqa: S314 - the gateway's own output
-
-
-def tags(element: ET.Element) -> list[str]:
-    return [child.tag for child in element]
-
-
 # ----------------------------------------------------------------------------- field lists
 
 
@@ -194,6 +159,28 @@ def test_every_attribute_type_has_an_open311_datatype() -> None:
     )
 
 
+# The service request the lift ticket below renders as (CST datetimes, no zipcode, no address id).
+LIFT_REQUEST = {
+    "service_request_id": "7f0c",
+    "status": "open",
+    "status_notes": "being handled",
+    "service_name": "电梯故障",
+    "service_code": "lift-failure",
+    "description": "3号楼电梯困人",
+    "agency_responsible": "万楼街道快速处置中心",
+    "service_notice": "to be resolved within 2 days",
+    "requested_datetime": "2026-11-23T10:15:00+08:00",
+    "updated_datetime": "2026-11-23T11:00:00+08:00",
+    "expected_datetime": "2026-11-25T17:30:00+08:00",
+    "address": "3号楼",
+    "address_id": None,
+    "zipcode": None,
+    "lat": 27.85,
+    "long": 112.9,
+    "media_url": "https://img.example.org/1.jpg",
+}
+
+
 def test_service_request_fields_in_json_and_xml() -> None:
     request = mapping.service_request(
         ticket(),
@@ -202,25 +189,7 @@ def test_service_request_fields_in_json_and_xml() -> None:
         notice="to be resolved within 2 days",
     )
     assert list(request) == REQUEST
-    assert request == {
-        "service_request_id": "7f0c",
-        "status": "open",
-        "status_notes": "being handled",
-        "service_name": "电梯故障",
-        "service_code": "lift-failure",
-        "description": "3号楼电梯困人",
-        "agency_responsible": "万楼街道快速处置中心",
-        "service_notice": "to be resolved within 2 days",
-        "requested_datetime": "2026-11-23T10:15:00+08:00",
-        "updated_datetime": "2026-11-23T11:00:00+08:00",
-        "expected_datetime": "2026-11-25T17:30:00+08:00",
-        "address": "3号楼",
-        "address_id": None,
-        "zipcode": None,
-        "lat": 27.85,
-        "long": 112.9,
-        "media_url": "https://img.example.org/1.jpg",
-    }
+    assert request == LIFT_REQUEST
     assert json.loads(to_json([request])) == [request]
     root = parse_xml(to_xml("service_requests", [request]))
     assert root.tag == "service_requests" and tags(root) == ["request"]
@@ -265,24 +234,12 @@ def test_public_view_has_georeport_fields_and_never_an_address_id() -> None:
         public_ticket(), service_name="电梯故障", notice="to be resolved within 2 days"
     )
     assert list(request) == REQUEST
+    # The same request in its public view: closed, with the phone number masked.
     assert request == {
-        "service_request_id": "7f0c",
+        **LIFT_REQUEST,
         "status": "closed",
         "status_notes": "resolved: 已修复",
-        "service_name": "电梯故障",
-        "service_code": "lift-failure",
         "description": "3号楼电梯困人，电话***********",
-        "agency_responsible": "万楼街道快速处置中心",
-        "service_notice": "to be resolved within 2 days",
-        "requested_datetime": "2026-11-23T10:15:00+08:00",
-        "updated_datetime": "2026-11-23T11:00:00+08:00",
-        "expected_datetime": "2026-11-25T17:30:00+08:00",
-        "address": "3号楼",
-        "address_id": None,
-        "zipcode": None,
-        "lat": 27.85,
-        "long": 112.9,
-        "media_url": "https://img.example.org/1.jpg",
     }
     bare = mapping.public_service_request(
         public_ticket(has_point=False, address="", media_uris=[], lead_unit_display_name=""),

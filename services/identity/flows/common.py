@@ -13,6 +13,7 @@ from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.identity.v1 import events_pb2
+from govkit import outbox
 from govkit.auth.principal import Principal
 from govkit.auth.revocations import REVOCATION_SUBJECT
 from govkit.db import Database, utcnow
@@ -85,11 +86,7 @@ class FlowBase:
         payload: Message,
         resource: str,
     ) -> None:
-        await add_event(
-            session,
-            platform.outbox,
-            build_event(event_type, payload, actor=actor_of(principal), resource=resource),
-        )
+        await outbox.emit(session, platform.outbox, actor_of(principal), event_type, payload, resource)
 
     async def _revoke_tokens(
         self, session: AsyncSession, actor: str, subject: str, reason: int, *, session_id: str = ""

@@ -198,14 +198,7 @@ class TokenFlows(FlowBase):
             if row.revoked_at is not None or row.used_at is not None:
                 # A spent token presented again means it leaked: end the whole session family,
                 # its access tokens included.
-                if await repository.revoke_family(session, row.family_id, now):
-                    await self._revoke_tokens(
-                        session,
-                        "system",
-                        row.principal,
-                        events_pb2.REVOCATION_REASON_REFRESH_TOKEN_REUSED,
-                        session_id=row.family_id,
-                    )
+                await self._end_reused_family(session, row, now)
                 refused = "refresh token reuse detected; the session has been revoked"
             elif row.expire_time <= now:
                 refused = "refresh token expired"
@@ -213,19 +206,23 @@ class TokenFlows(FlowBase):
                 await repository.revoke_family(session, row.family_id, now)
                 refused = "this account is disabled"
             elif not await repository.mark_used(session, row.id, now):
-                if await repository.revoke_family(session, row.family_id, now):
-                    await self._revoke_tokens(
-                        session,
-                        "system",
-                        row.principal,
-                        events_pb2.REVOCATION_REASON_REFRESH_TOKEN_REUSED,
-                        session_id=row.family_id,
-                    )
+                await self._end_reused_family(session, row, now)
                 refused = "refresh token reuse detected; the session has been revoked"
             else:
                 return await self._issue(session, row.principal, row.family_id, utcnow())
         # Raised after commit, so the revocation above sticks.
         raise Unauthenticated(refused)
+
+    async def _end_reused_family(self, session: AsyncSession, row: RefreshToken, now: dt.datetime) -> None:
+        """A reused refresh token ends its session family, and the family's access tokens with it."""
+        if await repository.revoke_family(session, row.family_id, now):
+            await self._revoke_tokens(
+                session,
+                "system",
+                row.principal,
+                events_pb2.REVOCATION_REASON_REFRESH_TOKEN_REUSED,
+                session_id=row.family_id,
+            )
 
     async def _principal_active(self, session: AsyncSession, principal: str) -> bool:
         if principal.startswith("users/"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from google.protobuf.message import Message
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,7 +15,7 @@ from govkit import pagination
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission, Role
 from govkit.auth.scopes import GLOBAL, validate_path
-from govkit.db import Database, new_id, utcnow
+from govkit.db import Database, get_row, new_id, utcnow
 from govkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from govkit.idempotency import Command, IdempotencyKeys
 from services.identity import convert, domain, repository
@@ -99,10 +100,7 @@ class UserFlows(FlowBase):
                 raise AlreadyExists("a user with this username already exists", field="username")
 
     async def _load_user(self, session: AsyncSession, user_id: str, *, lock: bool = False) -> User:
-        user = await session.get(User, user_id, with_for_update=lock)
-        if user is None:
-            raise NotFound(f"users/{user_id} not found")
-        return user
+        return await get_row(session, User, user_id, f"users/{user_id} not found", lock=lock)
 
     async def get_user(self, principal: Principal, user_id: str) -> User:
         async with self.db.sessions() as session:
@@ -243,20 +241,14 @@ class UserFlows(FlowBase):
         new_hash = await self.passwords.hash(new)
         async with self.db.transaction() as session:
             row = await self._load_user(session, user.id, lock=True)
-            row.password_hash, row.update_time = new_hash, utcnow()
             # Every session ends, this one included: tokens issued before now stop working.
-            await repository.revoke_principal_tokens(session, f"users/{user.id}", utcnow())
-            await self._emit(
+            await self._replace_password(
                 session,
                 principal,
+                row,
+                new_hash,
                 "identity.v1.password.changed",
                 events_pb2.PasswordChanged(user=f"users/{user.id}"),
-                f"users/{user.id}",
-            )
-            await self._revoke_tokens(
-                session,
-                principal.subject,
-                f"users/{user.id}",
                 events_pb2.REVOCATION_REASON_PASSWORD_CHANGED,
             )
 
@@ -267,24 +259,34 @@ class UserFlows(FlowBase):
             user = await self._load_user(session, user_id, lock=True)
             bindings = repository.as_bindings(await repository.bindings_of(session, f"users/{user.id}"))
             domain.require_manage(principal, user.scope, bindings)
-            user.password_hash, user.update_time = new_hash, utcnow()
-            await repository.revoke_principal_tokens(session, f"users/{user.id}", utcnow())
             # The owner may have been waiting out failed attempts: the new password works at once.
             logins = [user.phone] + ([user.username] if user.username else [])
             await session.execute(delete(LoginAttempts).where(LoginAttempts.login_key.in_(logins)))
-            await self._emit(
+            await self._replace_password(
                 session,
                 principal,
+                user,
+                new_hash,
                 "identity.v1.password.reset",
                 events_pb2.PasswordReset(user=f"users/{user.id}"),
-                f"users/{user.id}",
-            )
-            await self._revoke_tokens(
-                session,
-                principal.subject,
-                f"users/{user.id}",
                 events_pb2.REVOCATION_REASON_PASSWORD_RESET,
             )
+
+    async def _replace_password(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        user: User,
+        new_hash: str,
+        event_type: str,
+        event: Message,
+        reason: int,
+    ) -> None:
+        """Store the new hash and end every session of the user (their tokens stop working now)."""
+        user.password_hash, user.update_time = new_hash, utcnow()
+        await repository.revoke_principal_tokens(session, f"users/{user.id}", utcnow())
+        await self._emit(session, principal, event_type, event, f"users/{user.id}")
+        await self._revoke_tokens(session, principal.subject, f"users/{user.id}", reason)
 
     async def ensure_admin(self, login: str, password: str, phone: str) -> bool:
         """Create the first global admin unless that login exists. True if created."""

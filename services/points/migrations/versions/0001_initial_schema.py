@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import govkit.db
+from govkit.db import SEQ
 from govkit.migration_ops import create_platform_tables_v1, drop_platform_tables_v1
 
 revision = "0001"
@@ -151,7 +152,7 @@ def upgrade() -> None:
         "debts",
         sa.Column("entry_id", sa.String(length=80), nullable=False),
         sa.Column("account_id", sa.String(length=70), nullable=False),
-        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("seq", SEQ, nullable=False),
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("remaining", sa.BigInteger(), nullable=False),
         sa.CheckConstraint("remaining >= 0 AND remaining <= amount", name=op.f("ck_debts_within_amount")),
@@ -176,9 +177,7 @@ def upgrade() -> None:
 
     op.create_table(
         "entries",
-        sa.Column(
-            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("seq", SEQ, autoincrement=True, nullable=False),
         sa.Column("id", sa.String(length=80), nullable=False),
         sa.Column("kind", sa.String(length=12), nullable=False),
         sa.Column("phase", sa.String(length=8), nullable=False),
@@ -290,7 +289,7 @@ def upgrade() -> None:
         "lots",
         sa.Column("entry_id", sa.String(length=80), nullable=False),
         sa.Column("account_id", sa.String(length=70), nullable=False),
-        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("seq", SEQ, nullable=False),
         sa.Column("earned_at", govkit.db.UtcDateTime(timezone=True), nullable=False),
         sa.Column("expires_at", govkit.db.UtcDateTime(timezone=True), nullable=True),
         sa.Column("amount", sa.BigInteger(), nullable=False),

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import govkit.db
+from govkit.db import SEQ
 from govkit.migration_ops import create_platform_tables_v1, drop_platform_tables_v1
 
 revision = "0001"
@@ -215,9 +216,7 @@ def upgrade() -> None:
 
     op.create_table(
         "timeline_entries",
-        sa.Column(
-            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("seq", SEQ, autoincrement=True, nullable=False),
         sa.Column("ticket_id", sa.String(length=36), nullable=False),
         sa.Column("action", sa.String(length=20), nullable=False),
         sa.Column("actor", sa.String(length=60), nullable=False),

@@ -13,11 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from pydantic import Field
+
 from govkit import config, migrations
 from govkit.config import ServiceSettings
 from govkit.grpc_server import ServiceDefinition, serve
 
 S = TypeVar("S", bound=ServiceSettings)
+
+
+class MigrationSettings(config.BaseSettings):
+    """All `migrate` needs: a migration Job gets the database and no other secret."""
+
+    database_url: str = Field(..., description="SQLAlchemy async URL of the service's database")
 
 
 def _no_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,10 +57,10 @@ def main(
     for name, command in commands.items():
         command.arguments(sub.add_parser(name, help=command.help))
     args = parser.parse_args(argv)
-    settings = config.load(settings_type)
     if args.command == "migrate":
-        migrations.upgrade(migrations_dir, settings.database_url)
+        migrations.upgrade(migrations_dir, config.load(MigrationSettings).database_url)
         return 0
+    settings = config.load(settings_type)
     if args.command == "serve":
         asyncio.run(serve(definition(settings)))
         return 0

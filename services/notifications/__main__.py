@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from pathlib import Path
 
@@ -11,10 +10,10 @@ import httpx
 
 from gov.common.v1 import event_pb2
 from gov.notifications.v1 import notifications_pb2_grpc
-from govkit import config, migrations
+from govkit import service_cli
 from govkit.auth.service_tokens import ServiceTokens
 from govkit.consumer import ConsumerSpec, Writes
-from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verifier, serve
+from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verifier
 from services.notifications.addresses import AddressBook
 from services.notifications.channels import (
     Channel,
@@ -155,24 +154,7 @@ def definition(settings: NotificationsSettings) -> ServiceDefinition:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m services.notifications")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve")
-    sub.add_parser("migrate")
-    args = parser.parse_args(argv)
-    if args.command == "migrate":
-        # Migrating needs the database only, not the service account.
-        url = config.load(_DatabaseOnly).database_url
-        migrations.upgrade(MIGRATIONS, url)
-        return 0
-    asyncio.run(serve(definition(config.load(NotificationsSettings))))
-    return 0
-
-
-class _DatabaseOnly(config.BaseSettings):
-    database_url: str = NotificationsSettings.model_fields["database_url"].default
+    return service_cli.main("notifications", NotificationsSettings, definition, MIGRATIONS, argv)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bench._stack import StackFailed, admin_token, machine_info, running_stack, vm_hwm_mib
+from bench._stack import StackFailed, admin_token, identity_env, machine_info, running_stack, vm_hwm_mib
 from bench.blocks_import import FILE_NAMES, ORDER, District, count_rows, generate
 from govkit.db import Database
 
@@ -188,13 +188,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     files = {FILE_NAMES[k]: district.path(k).stat().st_size for k in ORDER}
     password = secrets.token_urlsafe(16)
     pg_dbs: list[str] = []
-    identity = {
-        "GOV_SIGNING_KEY_PASSPHRASE": secrets.token_urlsafe(24),
-        # Cheap hashing: one login, not measured.
-        "GOV_ARGON2_TIME_COST": "1",
-        "GOV_ARGON2_MEMORY_KIB": "1024",
-        "GOV_ARGON2_PARALLELISM": "1",
-    }
+    identity = identity_env()  # cheap hashing: one login, not measured
     with running_stack(
         folder, args.backend, admin_password=password, service_env={"identity": identity}, databases=pg_dbs
     ) as stack:

@@ -43,13 +43,14 @@ from bench._stack import (
     StackFailed,
     admin_token,
     dead_processes,
+    identity_env,
     machine_info,
     monitor_for,
     percentile,
     print_logs,
     running_stack,
 )
-from bench.tickets_create import ATTRIBUTE, CHEAP_ARGON2, World, build_world
+from bench.tickets_create import ATTRIBUTE, World, build_world
 from gov.blocks.v1 import blocks_pb2
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
 from govkit.devstack import Stack, free_port, wait_for_port
@@ -609,13 +610,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
     password = "Bench-" + secrets.token_urlsafe(16)
-    identity_env = {
-        "GOV_SIGNING_KEY_PASSPHRASE": secrets.token_urlsafe(24),
-        "GOV_ARGON2_TIME_COST": str(CHEAP_ARGON2["time_cost"]),
-        "GOV_ARGON2_MEMORY_KIB": str(CHEAP_ARGON2["memory_kib"]),
-        "GOV_ARGON2_PARALLELISM": str(CHEAP_ARGON2["parallelism"]),
-        "GOV_ACCESS_TOKEN_TTL_SECONDS": "3600",
-    }
+    identity = identity_env()
     # The bench drives the API from one address; the abuse limits would measure themselves.
     gateway_env = {"GOV_AUTH_RATE_PER_ADDRESS": "0", "GOV_AUTH_RATE_PER_LOGIN": "0"}
     gateway_env |= dict(item.split("=", 1) for item in args.gateway_env)
@@ -626,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
             tmp,
             args.backend,
             admin_password=password,
-            service_env={"identity": identity_env},
+            service_env={"identity": identity},
             gateway_env=gateway_env,
             databases=databases,
         ) as stack:

@@ -53,6 +53,7 @@ from bench._stack import (
     StackFailed,
     admin_token,
     dead_processes,
+    identity_env,
     machine_info,
     monitor_for,
     other_cpu_warnings,
@@ -471,15 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     tmp = Path(tempfile.mkdtemp(prefix="gov-bench-"))
     admin_password = "Bench-" + secrets.token_urlsafe(16)
-    identity_env = {
-        "GOV_SIGNING_KEY_PASSPHRASE": secrets.token_urlsafe(24),
-        # Set explicitly, so a GOV_ARGON2_* left in the shell cannot skew the result.
-        "GOV_ARGON2_TIME_COST": str(argon2["time_cost"]),
-        "GOV_ARGON2_MEMORY_KIB": str(argon2["memory_kib"]),
-        "GOV_ARGON2_PARALLELISM": str(argon2["parallelism"]),
-        # Tokens fetched before the `me` phase must outlive it; the TTL does not affect the cost.
-        "GOV_ACCESS_TOKEN_TTL_SECONDS": "3600",
-    }
+    identity = identity_env(argon2)
     try:
         # Every service `make run` starts (the gateway needs them all to be ready), each with a fresh
         # database of its own; only identity is under load.
@@ -487,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
             tmp,
             args.backend,
             admin_password=admin_password,
-            service_env={"identity": identity_env},
+            service_env={"identity": identity},
             otel=args.otel,
         ) as stack:
             return _measure(args, argon2, stack, admin_password)

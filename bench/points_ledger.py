@@ -44,6 +44,7 @@ from bench._stack import (
     SHARED_CPU_NOTE,
     StackFailed,
     fmt1,
+    identity_env,
     machine_info,
     monitor_for,
     percentile,
@@ -57,7 +58,6 @@ from gov.points.v1 import points_pb2 as pb
 from gov.points.v1.points_pb2_grpc import PointsServiceStub
 from govkit.devstack import REPO, Stack
 
-CHEAP_ARGON2 = {"time_cost": 1, "memory_kib": 1024, "parallelism": 1}
 PASSWORD = "bench-resident-password"
 # One block 0.01 degrees square near Xiangtan (GeoJSON).
 SQUARE = json.dumps(
@@ -268,13 +268,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args()
     admin_password = secrets.token_urlsafe(16)
-    identity_env = {
-        "GOV_SIGNING_KEY_PASSPHRASE": secrets.token_urlsafe(24),
-        "GOV_ARGON2_TIME_COST": str(CHEAP_ARGON2["time_cost"]),
-        "GOV_ARGON2_MEMORY_KIB": str(CHEAP_ARGON2["memory_kib"]),
-        "GOV_ARGON2_PARALLELISM": str(CHEAP_ARGON2["parallelism"]),
-        "GOV_ACCESS_TOKEN_TTL_SECONDS": "3600",
-    }
+    identity = identity_env()
     tmp = Path(tempfile.mkdtemp(prefix="bench-points-"))
     databases: list[str] = []
     try:
@@ -282,7 +276,7 @@ def main() -> int:
             tmp,
             args.backend,
             admin_password=admin_password,
-            service_env={"identity": identity_env},
+            service_env={"identity": identity},
             databases=databases,
         ) as stack:
             monitor = monitor_for(stack, args.backend, pg_databases=databases)

@@ -51,6 +51,7 @@ import nats
 from nats.js.api import DeliverPolicy
 
 from bench._stack import (
+    CHEAP_ARGON2,
     MACHINE,
     OTHER,
     POSTGRES,
@@ -61,6 +62,7 @@ from bench._stack import (
     admin_token,
     dead_processes,
     fmt1,
+    identity_env,
     machine_info,
     monitor_for,
     other_cpu_warnings,
@@ -94,7 +96,6 @@ SETTLE_SECONDS = 2.0
 ERROR_BUDGET = 0.01
 
 # Only setup logs in, so hashing need not cost what it does in production.
-CHEAP_ARGON2 = {"time_cost": 1, "memory_kib": 1024, "parallelism": 1}
 RESIDENT_PASSWORD = "bench-" + secrets.token_urlsafe(12)
 ATTRIBUTE = "building"
 
@@ -853,22 +854,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="gov-bench-tickets-"))
     admin_password = "Bench-" + secrets.token_urlsafe(16)
-    identity_env = {
-        "GOV_SIGNING_KEY_PASSPHRASE": secrets.token_urlsafe(24),
-        # Set explicitly (a GOV_ARGON2_* in the shell cannot change them): only setup logs in.
-        "GOV_ARGON2_TIME_COST": str(CHEAP_ARGON2["time_cost"]),
-        "GOV_ARGON2_MEMORY_KIB": str(CHEAP_ARGON2["memory_kib"]),
-        "GOV_ARGON2_PARALLELISM": str(CHEAP_ARGON2["parallelism"]),
-        # Tokens fetched during setup must outlive the phase; the TTL does not affect the cost.
-        "GOV_ACCESS_TOKEN_TTL_SECONDS": "3600",
-    }
+    identity = identity_env()
     try:
         databases: list[str] = []
         with running_stack(
             tmp,
             args.backend,
             admin_password=admin_password,
-            service_env={"identity": identity_env},
+            service_env={"identity": identity},
             otel=args.otel,
             databases=databases,
         ) as stack:

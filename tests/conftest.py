@@ -35,6 +35,9 @@ IDENTITY_ENV = {
     "GOV_LOCKOUT_THRESHOLD": "3",
     "GOV_LOCKOUT_WINDOW_SECONDS": "60",
     "GOV_LOCKOUT_DURATION_SECONDS": "3",
+    # Fixtures log in once per module or session; on a loaded machine a module outlasts the
+    # default 5 minutes, and a test would fail on an expired fixture token, not on its subject.
+    "GOV_ACCESS_TOKEN_TTL_SECONDS": "3600",
 }
 
 # Telemetry on (so trace context is real), exported nowhere.

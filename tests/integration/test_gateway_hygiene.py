@@ -310,7 +310,7 @@ async def test_swagger_ui_is_served_from_here_under_a_nonce_policy(http: httpx.A
 
 
 def test_docs_switched_off_by_a_setting(stack: Stack) -> None:
-    serving = stack.gateway_url
+    serving, metrics = stack.gateway_url, stack.metrics_urls.get("gateway", "")
     proc = stack.start_gateway(env={"GOV_DOCS_ENABLED": "false"})
     try:
         off = stack.gateway_url
@@ -322,4 +322,5 @@ def test_docs_switched_off_by_a_setting(stack: Stack) -> None:
         assert httpx.get(f"{off}/healthz", timeout=10).status_code == 200
     finally:
         stack.stop_proc(proc)
-        stack.gateway_url = serving
+        # The session's gateway stays the one later tests talk to and scrape.
+        stack.gateway_url, stack.metrics_urls["gateway"] = serving, metrics

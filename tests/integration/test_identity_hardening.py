@@ -134,9 +134,9 @@ async def test_the_delay_grows_per_login_and_address_and_spares_the_owner(identi
 @contextlib.contextmanager
 def _extra_gateway(stack: Stack, **env: str) -> Iterator[str]:
     """Another gateway on the same services, with its own settings; the session's stays the default."""
-    main = stack.gateway_url
+    main, metrics = stack.gateway_url, stack.metrics_urls.get("gateway", "")
     proc = stack.start_gateway(env=env)
-    url, stack.gateway_url = stack.gateway_url, main
+    url, stack.gateway_url, stack.metrics_urls["gateway"] = stack.gateway_url, main, metrics
     try:
         yield url
     finally:

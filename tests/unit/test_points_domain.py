@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from govkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied
+from govkit.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from services.points import domain
 from services.points.domain import AwardState, IndicatorKind, IndicatorTerms, Period
 
@@ -30,8 +30,10 @@ def test_request_ids_are_required_and_plain() -> None:
 def test_the_same_id_with_a_different_body_is_refused() -> None:
     body = {"recipient": "users/1", "points": 5}
     domain.same_request(domain.fingerprint(body), dict(body), "award", "a1")
-    with pytest.raises(AlreadyExists):
+    # The platform's one answer to a reused request id: INVALID_ARGUMENT naming request_id.
+    with pytest.raises(InvalidArgument) as refused:
         domain.same_request(domain.fingerprint(body), {**body, "points": 6}, "award", "a1")
+    assert refused.value.field == "request_id"
 
 
 def test_periods_are_calendar_periods_in_china_standard_time() -> None:

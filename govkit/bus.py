@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 
 def tls_options(ca_file: str | None) -> dict[str, Any]:
     """nats.connect's arguments for a server whose certificate `ca_file` signed (GOV_TLS_NATS_CA_FILE):
-    TLS is then required, whatever the URL's scheme, and the server's name is checked against the
-    URL's host. None: as the URL says (`tls://` trusts the system's CAs)."""
+    the certificate and the URL's host name are verified against it. nats-py upgrades to TLS when
+    the server says it requires TLS (a nats-server with TLS configured always does), whatever the
+    URL's scheme. None: as the URL says (`tls://` trusts the system's CAs)."""
     if not ca_file:
         return {}
     return {"tls": tls.client_context(ca_file)}

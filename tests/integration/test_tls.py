@@ -11,6 +11,7 @@ import ipaddress
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -137,6 +138,7 @@ def tls_env(pki: Pki) -> dict[str, str]:
 class TlsStack:
     stack: Stack
     health_ports: dict[str, int]
+    nats_monitor: str  # nats-server's HTTP monitoring endpoint
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +150,8 @@ def tls_stack(databases: Databases, pki: Pki, tmp_path_factory: pytest.TempPathF
         store = s.data_dir / "nats"
         store.mkdir(exist_ok=True)
         argv = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)]
-        argv += ["--tls", "--tlscert", str(pki.cert), "--tlskey", str(pki.key)]
+        monitor = free_port()
+        argv += ["--tls", "--tlscert", str(pki.cert), "--tlskey", str(pki.key), "-m", str(monitor)]
         proc = s.spawn("nats", argv, s.env())
         wait_for_port(port, 15, proc.popen)
         s.nats_url = f"nats://127.0.0.1:{port}"
@@ -174,7 +177,7 @@ def tls_stack(databases: Databases, pki: Pki, tmp_path_factory: pytest.TempPathF
             wait_serving(f"127.0.0.1:{health_ports[service]}", 30, started.popen)
         # Only identity and blocks run; the gateway reports the others as down and serves anyway.
         s.start_gateway()
-        yield TlsStack(s, health_ports)
+        yield TlsStack(s, health_ports, f"http://127.0.0.1:{monitor}")
     finally:
         s.stop()
 
@@ -306,6 +309,21 @@ async def test_nats_connects_with_the_ca_and_not_without(tls_stack: TlsStack, pk
             await nc.close()
 
 
+def test_services_and_the_gateway_hold_tls_connections_to_nats(tls_stack: TlsStack) -> None:
+    """nats-server's own view: each component's connection is TLS (they connect in the background)."""
+    wanted = {"gov-identity", "gov-blocks", "gov-gateway"}
+    seen: dict[str, str] = {}
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        conns = httpx.get(f"{tls_stack.nats_monitor}/connz", timeout=5).json().get("connections") or []
+        seen = {c.get("name", ""): c.get("tls_version", "") for c in conns}
+        if wanted <= seen.keys():
+            break
+        time.sleep(0.2)
+    assert wanted <= seen.keys(), seen
+    assert all(seen[name].startswith("1.") for name in wanted), seen
+
+
 def _serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, **env, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "gen")])}
     return subprocess.run(  # our own interpreter and module
@@ -362,3 +380,34 @@ async def test_postgres_connections_use_the_ca_context(databases: Databases, pki
     finally:
         await plain.dispose()
         await with_ca.dispose()
+
+
+async def test_client_auth_requires_a_certificate_signed_by_the_ca(pki: Pki) -> None:
+    """GOV_TLS_GRPC_CLIENT_AUTH: a caller without a client certificate cannot connect at all; one
+    with this component's certificate (govkit.channels.to_peer sends it) can. A real server with the
+    credentials govkit.tls makes for it."""
+    from grpc_health.v1 import health
+    from grpc_health.v1.health_pb2_grpc import add_HealthServicer_to_server
+
+    from govkit import tls
+
+    mutual = _TlsSettings(str(pki.cert), str(pki.key), str(pki.ca), True)
+    credentials = tls.server_credentials(mutual)
+    assert credentials is not None
+    server = grpc.aio.server()
+    add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+    port = server.add_secure_port("127.0.0.1:0", credentials)
+    await server.start()
+    try:
+        async with tls_channel(f"127.0.0.1:{port}", pki.ca) as anonymous:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await HealthStub(anonymous).Check(HealthCheckRequest(), timeout=3)  # type: ignore[attr-defined]
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        channel = channels.to_peer(f"127.0.0.1:{port}", mutual)
+        try:
+            reply = await HealthStub(channel).Check(HealthCheckRequest(), timeout=5)  # type: ignore[attr-defined]
+            assert reply.status == HealthCheckResponse.SERVING
+        finally:
+            await channel.close()
+    finally:
+        await server.stop(0)

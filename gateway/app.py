@@ -68,7 +68,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.upstreams = Upstreams(settings)
         # Tokens identity revokes stop working here within moments (govkit/auth/revocations.py).
-        feed = RevocationFeed(app.state.upstreams.verifier.revocations, settings.nats_url, "gov-gateway")
+        feed = RevocationFeed(
+            app.state.upstreams.verifier.revocations,
+            settings.nats_url,
+            "gov-gateway",
+            ca_file=settings.tls_nats_ca_file,
+        )
         feed.start()
         yield
         await feed.stop()

@@ -32,17 +32,17 @@ class Upstreams:
         self.settings = settings
         # govkit's channels: reconnect within a quarter second of a service coming back, and reads
         # wait briefly for a reconnecting channel instead of failing at once.
-        self.identity_channel = channels.insecure_channel(settings.identity_addr)
+        self.identity_channel = channels.to_peer(settings.identity_addr, settings)
         self.identity = identity_pb2_grpc.IdentityServiceStub(self.identity_channel)
         self.verifier = TokenVerifier(GrpcJwksSource(self.identity_channel), issuer=settings.token_issuer)
         # Pages of nodes with boundaries come back large. (Imports go up in 1 MiB chunks.)
-        self.blocks_channel = channels.insecure_channel(
-            settings.blocks_addr, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        self.blocks_channel = channels.to_peer(
+            settings.blocks_addr, settings, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
         )
         self.blocks = blocks_pb2_grpc.BlocksServiceStub(self.blocks_channel)
-        self.tickets_channel = channels.insecure_channel(settings.tickets_addr)
+        self.tickets_channel = channels.to_peer(settings.tickets_addr, settings)
         self.tickets = tickets_pb2_grpc.TicketsServiceStub(self.tickets_channel)
-        self.points_channel = channels.insecure_channel(settings.points_addr)
+        self.points_channel = channels.to_peer(settings.points_addr, settings)
         self.points = points_pb2_grpc.PointsServiceStub(self.points_channel)
 
     @property

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
-from govkit import metrics
+from govkit import metrics, tls
 from govkit.errors import DomainError, NotFound
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,9 @@ async def retry_conflicts(
         attempt += 1
 
 
-def make_engine(url: str, *, pool_size: int = 10, immediate: bool = True) -> AsyncEngine:
+def make_engine(
+    url: str, *, pool_size: int = 10, immediate: bool = True, ssl_ca_file: str | None = None
+) -> AsyncEngine:
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
@@ -175,7 +177,19 @@ def make_engine(url: str, *, pool_size: int = 10, immediate: bool = True) -> Asy
     # No pre-ping: it cost a round trip on every checkout (a tenth of a read's time). A connection
     # found dead (server restart, failover) fails its call with UNAVAILABLE, and SQLAlchemy then
     # discards every connection older than that moment, so one restart fails only the calls in flight.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size // 2)
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size // 2, connect_args=postgres_connect_args(ssl_ca_file)
+    )
+
+
+def postgres_connect_args(ssl_ca_file: str | None) -> dict[str, Any]:
+    """asyncpg's arguments for TLS verified against `ssl_ca_file` (GOV_TLS_POSTGRES_CA_FILE): the
+    server's certificate and its name, like sslmode=verify-full. They win over an `ssl` parameter in
+    the URL; without a CA file the URL's own (`?ssl=require`, `?ssl=verify-full` with the system's
+    CAs) applies as before."""
+    if not ssl_ca_file:
+        return {}
+    return {"ssl": tls.client_context(ssl_ca_file)}
 
 
 class Database:
@@ -185,9 +199,9 @@ class Database:
     nested in a write, or beside one, cannot deadlock); on PostgreSQL they share one pool.
     """
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, ssl_ca_file: str | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url, pool_size=pool_size)
+        self.engine = make_engine(url, pool_size=pool_size, ssl_ca_file=ssl_ca_file)
         if is_sqlite(url):
             self.read_engine = make_engine(url, immediate=False)
             snapshot_engine = self.read_engine

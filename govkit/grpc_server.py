@@ -31,7 +31,7 @@ from nats.js import JetStreamContext
 from opentelemetry import trace
 from sqlalchemy.exc import DBAPIError
 
-from govkit import bus, channels, logs, metrics, streams
+from govkit import bus, channels, logs, metrics, streams, tls
 from govkit.auth import revocations
 from govkit.auth.principal import Principal, reset_principal, set_principal
 from govkit.auth.tokens import GrpcJwksSource, TokenVerifier, bearer_token
@@ -275,7 +275,11 @@ class ServiceRuntime:
     def __init__(self, definition: ServiceDefinition) -> None:
         self.definition = definition
         self.settings = definition.settings
-        self.db = Database(self.settings.database_url, pool_size=self.settings.db_pool_size)
+        self.db = Database(
+            self.settings.database_url,
+            pool_size=self.settings.db_pool_size,
+            ssl_ca_file=self.settings.tls_postgres_ca_file,
+        )
         self.nc: NATS | None = None
         self.js: JetStreamContext | None = None
         # Runs from the start, NATS or not: events wait in the outbox and its gauges show the backlog.
@@ -284,6 +288,9 @@ class ServiceRuntime:
         self.consumers: list[EventConsumer] = []
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
+        # Plaintext health only (GOV_GRPC_HEALTH_PORT), beside a TLS server.
+        self.health_server: grpc.aio.Server | None = None
+        self.health_port: int | None = None
         self.identity_channel: grpc.aio.Channel | None = None
         self.verifier: TokenVerifier | None = None
         self.channels: list[grpc.aio.Channel] = []
@@ -315,15 +322,32 @@ class ServiceRuntime:
         reflection.enable_server_reflection(
             (*d.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
-        self.port = self.server.add_insecure_port(f"{self.settings.grpc_host}:{self.settings.grpc_port}")
+        address = f"{self.settings.grpc_host}:{self.settings.grpc_port}"
+        credentials = tls.server_credentials(self.settings)
+        if credentials is None:
+            self.port = self.server.add_insecure_port(address)
+        else:
+            self.port = self.server.add_secure_port(address, credentials)
         if self.port == 0:
             raise SystemExit(f"cannot bind gRPC port {self.settings.grpc_port}")
+        if self.settings.health_port is not None:
+            self.health_server = self._health_only_server(self.settings.health_port)
         metrics.watch_pool(d.name, self.db.pool_in_use, self.db.pool_size)
         self.metrics_port = metrics.serve(self.settings.metrics_port, self.settings.metrics_host)
         await self._set_serving(False)
         await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self.server.start()
-        log.info("gRPC server listening", extra={"port": self.port, "service": d.name})
+        if self.health_server is not None:
+            await self.health_server.start()
+        log.info(
+            "gRPC server listening",
+            extra={
+                "port": self.port,
+                "tls": credentials is not None,
+                "health_port": self.health_port,
+                "service": d.name,
+            },
+        )
         self._tasks.append(asyncio.create_task(self._connect_bus(), name="bus"))
         self._tasks.append(asyncio.create_task(self._watch_health(), name="health"))
         self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
@@ -331,11 +355,23 @@ class ServiceRuntime:
         for job in d.background:
             self._tasks.append(asyncio.create_task(job(self), name=getattr(job, "__name__", "job")))
 
+    def _health_only_server(self, port: int) -> grpc.aio.Server:
+        """grpc.health.v1 alone, in plaintext: Kubernetes' gRPC probes do not speak TLS. It tells
+        what /grpc.health.v1.Health/Check on the TLS port would (the same servicer), nothing else."""
+        server = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        self.health_port = server.add_insecure_port(f"{self.settings.grpc_host}:{port}")
+        if self.health_port == 0:
+            raise SystemExit(f"cannot bind gRPC health port {port} (GOV_GRPC_HEALTH_PORT)")
+        return server
+
     async def _connect_bus(self) -> None:
         d = self.definition
         while self.nc is None and not self._stop.is_set():
             try:
-                self.nc = await bus.connect(self.settings.nats_url, f"gov-{d.name}")
+                self.nc = await bus.connect(
+                    self.settings.nats_url, f"gov-{d.name}", ca_file=self.settings.tls_nats_ca_file
+                )
             except Exception as exc:
                 self._nats_away = True
                 log.warning("NATS not reachable yet; retrying", extra={"error": repr(exc)})
@@ -412,7 +448,7 @@ class ServiceRuntime:
 
     def channel(self, address: str, **options: Any) -> grpc.aio.Channel:
         """A channel to another service (govkit.channels), closed when this service stops."""
-        made = channels.insecure_channel(address, **options)
+        made = channels.to_peer(address, self.settings, **options)
         self.channels.append(made)
         return made
 
@@ -463,6 +499,8 @@ class ServiceRuntime:
         if self.server is not None:
             # Stops accepting at once; in-flight calls get the grace period to finish.
             await self.server.stop(self.settings.shutdown_grace_seconds)
+        if self.health_server is not None:
+            await self.health_server.stop(0)
         for consumer in self.consumers:
             consumer.stop()
         await self.relay.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from types import ModuleType
 
@@ -12,13 +13,17 @@ from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from govkit.db import is_sqlite, make_engine
+from govkit.db import is_sqlite, make_engine, postgres_connect_args
+
+# The migrate command runs where the service would, with the same mounted CA (govkit.config checked it).
+POSTGRES_CA_VARIABLE = "GOV_TLS_POSTGRES_CA_FILE"
 
 
 def alembic_config(migrations_dir: Path, database_url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(migrations_dir))
     config.attributes["database_url"] = database_url
+    config.attributes["ssl_ca_file"] = os.environ.get(POSTGRES_CA_VARIABLE) or None
     return config
 
 
@@ -44,7 +49,8 @@ def run_env(context: ModuleType, metadata: MetaData) -> None:
             context.run_migrations()
 
     async def run_async() -> None:
-        engine = create_async_engine(url, poolclass=pool.NullPool)
+        connect_args = {} if is_sqlite(url) else postgres_connect_args(config.attributes.get("ssl_ca_file"))
+        engine = create_async_engine(url, poolclass=pool.NullPool, connect_args=connect_args)
         async with engine.connect() as connection:
             await connection.run_sync(do_run)
         await engine.dispose()

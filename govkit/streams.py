@@ -32,6 +32,8 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
+from govkit import bus
+
 DECLARATIONS = Path(__file__).with_name("streams.toml")
 APPLY_COMMAND = "python -m govkit.streams apply"
 
@@ -316,6 +318,7 @@ async def _run(args: argparse.Namespace) -> int:
             max_reconnect_attempts=1,
             reconnect_time_wait=1,
             error_cb=_quiet,
+            **bus.tls_options(os.environ.get("GOV_TLS_NATS_CA_FILE") or None),
         )
     except Exception as exc:
         print(f"error: cannot reach NATS at {url} (GOV_NATS_URL): {exc!r}", file=sys.stderr)

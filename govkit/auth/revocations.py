@@ -175,9 +175,12 @@ async def follow(nc: NATS, revocations: Revocations, *, poll_seconds: float = 0.
 class RevocationFeed:
     """`follow()` on a NATS connection of its own, for processes that have none (the gateway)."""
 
-    def __init__(self, revocations: Revocations, nats_url: str, name: str) -> None:
+    def __init__(
+        self, revocations: Revocations, nats_url: str, name: str, *, ca_file: str | None = None
+    ) -> None:
         self.revocations = revocations
         self.nats_url = nats_url
+        self.ca_file = ca_file  # GOV_TLS_NATS_CA_FILE
         self.name = name
         self._task: asyncio.Task[None] | None = None
         self._nc: NATS | None = None
@@ -188,7 +191,7 @@ class RevocationFeed:
     async def _run(self) -> None:
         while self._nc is None:
             try:
-                self._nc = await bus.connect(self.nats_url, self.name)
+                self._nc = await bus.connect(self.nats_url, self.name, ca_file=self.ca_file)
             except Exception as exc:
                 log.warning("NATS not reachable yet; retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(1)

@@ -61,7 +61,7 @@ def definition(settings: BlocksSettings) -> ServiceDefinition:
 
 
 async def _import(settings: BlocksSettings, kind: str, path: Path, validate_only: bool) -> int:
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, ssl_ca_file=settings.tls_postgres_ca_file)
     try:
         flows = ImportFlows(db, lambda: None, settings.import_spool_dir or None)
         reply = await flows.import_path(OPERATOR, KINDS[kind], path, validate_only=validate_only)

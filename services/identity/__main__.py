@@ -79,7 +79,7 @@ async def _create_admin(settings: IdentitySettings) -> int:
     if not login or not password:
         sys.stderr.write("create-admin: set ADMIN_LOGIN and ADMIN_PASSWORD\n")
         return 2
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, ssl_ca_file=settings.tls_postgres_ca_file)
     try:
         flows = IdentityFlows(db, settings, _key_ring(db, settings))
         created = await flows.users.ensure_admin(

@@ -31,7 +31,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def build(db: Database, settings: PointsSettings) -> tuple[Catalogue, PointsFlows, LoveBank]:
     catalogue = Catalogue(db)
-    blocks = blocks_pb2_grpc.BlocksServiceStub(channels.insecure_channel(settings.blocks_addr))
+    blocks = blocks_pb2_grpc.BlocksServiceStub(channels.to_peer(settings.blocks_addr, settings))
     flows = PointsFlows(
         db,
         catalogue,
@@ -87,7 +87,7 @@ def definition(settings: PointsSettings) -> ServiceDefinition:
 
 
 async def _verify(settings: PointsSettings) -> int:
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, ssl_ca_file=settings.tls_postgres_ca_file)
     try:
         checked, problems = await verify(db)
     finally:

@@ -71,7 +71,7 @@ def definition(settings: TicketsSettings) -> ServiceDefinition:
 
 
 async def _load_calendar(settings: TicketsSettings, year: int, text: str) -> int:
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, ssl_ca_file=settings.tls_postgres_ca_file)
     try:
         days = parse_days(text)
         message = pb.CalendarYear(
@@ -97,7 +97,7 @@ async def _load_calendar(settings: TicketsSettings, year: int, text: str) -> int
 
 
 async def _rebuild_statistics(settings: TicketsSettings) -> int:
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, ssl_ca_file=settings.tls_postgres_ca_file)
     try:
         tickets = await statistics.rebuild(db)
     finally:

@@ -26,9 +26,20 @@ PAUSE_SECONDS = 3.0
 TIMEOUT_SECONDS = 5.0
 
 
+def health_address(addr: str) -> str:
+    """Where to ask for health: with TLS on, services answer it in plaintext on port + offset."""
+    offset = int(os.environ.get("GOV_TEST_HEALTH_PORT_OFFSET", "0") or 0)
+    if not offset:
+        return addr
+    host, _, port = addr.rpartition(":")
+    return f"{host}:{int(port) + offset}"
+
+
 def grpc_serving(addr: str) -> str:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    addr = health_address(addr)
 
     with grpc.insecure_channel(addr, options=[("grpc.lb_policy_name", "round_robin")]) as channel:
         stub = health_pb2_grpc.HealthStub(channel)

@@ -173,6 +173,10 @@ secretKeyRef and removes a plain value of the same name. Args: root, c
 {{- $_ := set $computed "GOV_TLS_GRPC_CERT_FILE" "/etc/gov/tls/grpc/tls.crt" -}}
 {{- $_ := set $computed "GOV_TLS_GRPC_KEY_FILE" "/etc/gov/tls/grpc/tls.key" -}}
 {{- $_ := set $computed "GOV_TLS_GRPC_CA_FILE" "/etc/gov/tls/grpc/ca.crt" -}}
+{{- if eq $c.type "grpc" -}}
+{{- /* Kubelet's gRPC probes speak plaintext: the runtime answers health alone on this port. */ -}}
+{{- $_ := set $computed "GOV_GRPC_HEALTH_PORT" (toString (add ($c.port | int) 1000)) -}}
+{{- end -}}
 {{- end -}}
 {{- if $tls.postgres.enabled -}}
 {{- $_ := set $computed "GOV_TLS_POSTGRES_CA_FILE" "/etc/gov/tls/postgres/ca.crt" -}}
@@ -365,6 +369,11 @@ containers:
       - name: {{ $portName }}
         containerPort: {{ $c.port | int }}
         protocol: TCP
+      {{- if and (eq $c.type "grpc") $root.Values.tls.grpc.enabled }}
+      - name: grpc-health
+        containerPort: {{ add ($c.port | int) 1000 }}
+        protocol: TCP
+      {{- end }}
       {{- if $root.Values.metrics.enabled }}
       - name: metrics
         containerPort: {{ $root.Values.metrics.port | int }}
@@ -388,11 +397,13 @@ containers:
       {{- toYaml $c.probes.readiness | nindent 6 }}
     {{- else }}
     {{- /* Liveness/startup must not fail while a dependency is down: see grpcProbes in values.yaml. */}}
+    {{- /* With TLS on the service port, probes go to the plaintext health port (GOV_GRPC_HEALTH_PORT). */}}
+    {{- $probePort := ternary (add ($c.port | int) 1000) ($c.port | int) $root.Values.tls.grpc.enabled }}
     {{- range $probe := list "startup" "liveness" }}
     {{ $probe }}Probe:
       {{- if eq $c.grpcProbes.liveness "grpc" }}
       grpc:
-        port: {{ $c.port | int }}
+        port: {{ $probePort }}
         {{- with $c.grpcProbes.livenessService }}
         service: {{ . | quote }}
         {{- end }}
@@ -404,7 +415,7 @@ containers:
     {{- end }}
     readinessProbe:
       grpc:
-        port: {{ $c.port | int }}
+        port: {{ $probePort }}
         {{- with $c.grpcProbes.readinessService }}
         service: {{ . | quote }}
         {{- end }}

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 
 from gateway import docs, open311, problems
 from gateway.hygiene import BodyLimit, SecurityHeaders
-from gateway.routes import admin, auth, blocks, meta, points, tickets, users
+from gateway.routes import admin, auth, blocks, meta, notifications, points, tickets, users
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstreams
 from govkit import logs, metrics
@@ -71,6 +71,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         feed = RevocationFeed(app.state.upstreams.verifier.revocations, settings.nats_url, "gov-gateway")
         feed.start()
         yield
+        app.state.upstreams.shutdown.set()
         await feed.stop()
         await app.state.upstreams.close()
 
@@ -134,6 +135,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         blocks.router,
         tickets.router,
         points.router,
+        notifications.router,
         open311.router,
     ):
         app.include_router(router)

@@ -118,7 +118,8 @@ def stack(
             "GOV_NOTIFICATIONS_SMS_HTTP_URL": sms_gateway.url,
         }
         s.start_service("notifications", notifications_env(s, databases.url("notifications"), **mail))
-        s.start_gateway(env={"GOV_CORS_ORIGINS": CORS_ORIGIN})
+        # Short SSE keep-alives, so a test sees them without waiting the production 15 s.
+        s.start_gateway(env={"GOV_CORS_ORIGINS": CORS_ORIGIN, "GOV_SSE_HEARTBEAT_SECONDS": "1"})
         yield s
     finally:
         s.stop()

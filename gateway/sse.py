@@ -71,20 +71,23 @@ async def relay(
     open_streams.inc()
     stopping = asyncio.ensure_future(shutdown.event.wait())
     pending: asyncio.Future[Any] | None = None
+    loop = asyncio.get_running_loop()
     try:
         yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
+        written = loop.time()
         while True:
             if pending is None:
-                # Kept across heartbeats: cancelling a read would cancel the whole call.
+                # Kept across keep-alives: cancelling a read would cancel the whole call.
                 pending = asyncio.ensure_future(call.read())
                 pending.add_done_callback(_retrieve)
-            done, _ = await asyncio.wait(
-                {pending, stopping}, timeout=heartbeat, return_when=asyncio.FIRST_COMPLETED
-            )
+            # Due `heartbeat` after the last write, whatever the upstream said in between.
+            due = max(0.0, written + heartbeat - loop.time())
+            done, _ = await asyncio.wait({pending, stopping}, timeout=due, return_when="FIRST_COMPLETED")
             if stopping in done:
                 return
             if pending not in done:
                 yield KEEP_ALIVE
+                written = loop.time()
                 continue
             message, pending = pending.result(), None
             if message is grpc.aio.EOF:
@@ -92,6 +95,7 @@ async def relay(
             chunk = encode(message)
             if chunk is not None:
                 yield chunk
+                written = loop.time()
     except grpc.aio.AioRpcError as exc:
         # The client reconnects and resumes from the last id it received; nothing is lost.
         log.info("sse upstream ended", extra={"grpc_code": exc.code().name})

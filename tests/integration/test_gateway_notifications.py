@@ -249,6 +249,7 @@ async def test_a_client_that_goes_away_ends_its_stream_and_the_token_stays_out_o
     async with stream(http, params={"access_token": person.token}) as s:
         await _listening(s)
         assert await _open_streams(stack) == before + 1
+
     # The client closed its connection: the gateway ends the relay and cancels the upstream stream.
     async def closed() -> bool:
         return await _open_streams(stack) == before
@@ -347,9 +348,12 @@ async def test_the_inbox_lists_with_an_unread_filter_and_pages_counts_and_marks_
     assert marked == {"marked": 2, "unread": 0}
     # Another person's item id names nothing of the caller's: bob's stays unread.
     bob_item = (await _inbox(http, bob))[0]
-    assert _ok(await http.post(f"{API}/inbox/read", headers=_auth(alice), json={"ids": [bob_item["id"]]}))[
-        "marked"
-    ] == 0
+    assert (
+        _ok(await http.post(f"{API}/inbox/read", headers=_auth(alice), json={"ids": [bob_item["id"]]}))[
+            "marked"
+        ]
+        == 0
+    )
     assert _ok(await http.get(f"{API}/inbox/unread-count", headers=_auth(bob))) == {"unread": 1}
     _is_problem(await http.post(f"{API}/inbox/read", headers=_auth(alice), json={}), 400)
     _is_problem(await http.post(f"{API}/inbox/read", headers=_auth(alice), json={"ids": ["x" * 65]}), 422)

@@ -116,7 +116,7 @@ api.get(
     name="mark_inbox_items_read",
     response_model=MarkedRead,
     summary="Mark your items read, by id or every item up to a sequence",
-    description="Items already read keep their read time; another person's item id is a 400.",
+    description="Items already read keep their read time; an id not of your own inbox marks nothing.",
 )
 async def mark_read(request: Request, body: MarkRead, caller: CallerDep) -> MarkedRead:
     if not body.ids and not body.up_to_sequence:

@@ -257,7 +257,8 @@ def main() -> int:
     print(
         f"events {result['events']} (published at {result['published_per_second']}/s, publisher at most "
         f"{result['publisher_max_behind_ms']} ms behind, {result['publish_failed']} failed); received "
-        f"{result['received']}, missing {result['missing']}, duplicates {result['duplicates']}"
+        f"{result['received']}, not arrived {DRAIN_SECONDS:g} s after the last publish {result['missing']}, "
+        f"duplicates {result['duplicates']}"
     )
     print(f"{'latency':<24} {'n':>6} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for name in ("end_to_end", "publish_to_inbox_row", "inbox_row_to_sse"):

@@ -486,6 +486,8 @@ def test_json_enums_match_the_proto() -> None:
 async def test_the_openapi_document_declares_the_notifications_paths_with_typed_schemas(
     http: httpx.AsyncClient,
 ) -> None:
+    ready = _ok(await http.get("/readyz"))
+    assert ready["checks"]["notifications"] == "SERVING"
     doc = _ok(await http.get("/openapi.json"))
     paths = doc["paths"]
     for path, methods in {

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+from types import FrameType
+
 import uvicorn
+from fastapi import FastAPI
 
 from gateway.app import create_app
 from gateway.routes.blocks import UNTRACED_CLIENT_METHODS
 from gateway.settings import GatewaySettings
 from govkit import config, metrics, telemetry
 from govkit.logs import setup_logging
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, which also ends open SSE streams the moment it is told to stop: uvicorn waits
+    for in-flight responses, and a stream would otherwise hold it until the graceful timeout."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        upstreams = getattr(self.app.state, "upstreams", None)
+        if upstreams is not None:
+            upstreams.shutdown.set()
+        super().handle_exit(sig, frame)
 
 
 def main() -> None:
@@ -20,9 +38,11 @@ def main() -> None:
     if telemetry.enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
+        # Not the SSE stream: a span would last the whole connection, and its URL may carry the
+        # access_token query parameter, which must never reach a trace.
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,api/v1/notifications/stream")
     # uvicorn handles SIGTERM: stops accepting, waits for in-flight requests, runs the lifespan exit.
-    uvicorn.run(
+    server_config = uvicorn.Config(
         app,
         host=settings.http_host,
         port=settings.http_port,
@@ -34,6 +54,7 @@ def main() -> None:
         # The gateway decides itself whose X-Forwarded-For to believe (GOV_TRUSTED_PROXIES).
         proxy_headers=False,
     )
+    _Server(server_config, app).run()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 
 from gateway import docs, open311, problems
 from gateway.hygiene import BodyLimit, SecurityHeaders
-from gateway.routes import admin, auth, blocks, meta, points, tickets, users
+from gateway.routes import admin, auth, blocks, meta, notifications, points, tickets, users
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstreams
 from govkit import logs, metrics
@@ -76,6 +76,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         )
         feed.start()
         yield
+        app.state.upstreams.shutdown.set()
         await feed.stop()
         await app.state.upstreams.close()
 
@@ -139,6 +140,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         blocks.router,
         tickets.router,
         points.router,
+        notifications.router,
         open311.router,
     ):
         app.include_router(router)

@@ -22,6 +22,7 @@ class GatewaySettings(BaseSettings):
     blocks_addr: str = Field("127.0.0.1:50052", min_length=3)
     tickets_addr: str = Field("127.0.0.1:50053", min_length=3)
     points_addr: str = Field("127.0.0.1:50054", min_length=3)
+    notifications_addr: str = Field("127.0.0.1:50055", min_length=3)
     token_issuer: str = DEFAULT_ISSUER
     # Comma-separated origins allowed to call the API from a browser; empty allows none.
     cors_origins: str = ""
@@ -31,6 +32,8 @@ class GatewaySettings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     # Swagger UI at /docs; production may switch it off (/openapi.json stays for API clients).
     docs_enabled: bool = True
+    # An open SSE stream writes a comment after this long without an event, so proxies keep it.
+    sse_heartbeat_seconds: float = Field(15.0, gt=0, le=300)
     # Identity's token revocations arrive over NATS (the deny-list every verifier keeps).
     nats_url: str = Field("nats://127.0.0.1:4222", pattern=r"^(nats|tls)://")
     # Comma-separated CIDRs of reverse proxies in front of the gateway. X-Forwarded-For is believed

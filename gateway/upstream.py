@@ -12,8 +12,10 @@ from fastapi.security import OAuth2PasswordBearer
 
 from gateway.problems import Problem
 from gateway.settings import GatewaySettings
+from gateway.sse import Shutdown
 from gov.blocks.v1 import blocks_pb2_grpc
 from gov.identity.v1 import identity_pb2_grpc
+from gov.notifications.v1 import notifications_pb2_grpc
 from gov.points.v1 import points_pb2_grpc
 from gov.tickets.v1 import tickets_pb2_grpc
 from govkit import channels
@@ -44,6 +46,10 @@ class Upstreams:
         self.tickets = tickets_pb2_grpc.TicketsServiceStub(self.tickets_channel)
         self.points_channel = channels.to_peer(settings.points_addr, settings)
         self.points = points_pb2_grpc.PointsServiceStub(self.points_channel)
+        self.notifications_channel = channels.insecure_channel(settings.notifications_addr)
+        self.notifications = notifications_pb2_grpc.NotificationsServiceStub(self.notifications_channel)
+        # Open SSE streams end when this is set (the gateway is stopping); made inside the event loop.
+        self.shutdown = Shutdown()
 
     @property
     def health_targets(self) -> dict[str, tuple[grpc.aio.Channel, str]]:
@@ -53,6 +59,7 @@ class Upstreams:
             "blocks": (self.blocks_channel, "gov.blocks.v1.BlocksService"),
             "tickets": (self.tickets_channel, "gov.tickets.v1.TicketsService"),
             "points": (self.points_channel, "gov.points.v1.PointsService"),
+            "notifications": (self.notifications_channel, "gov.notifications.v1.NotificationsService"),
         }
 
     async def close(self) -> None:
@@ -60,6 +67,7 @@ class Upstreams:
         await self.blocks_channel.close()
         await self.tickets_channel.close()
         await self.points_channel.close()
+        await self.notifications_channel.close()
 
 
 @dataclass(frozen=True)

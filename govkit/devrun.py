@@ -164,6 +164,10 @@ The platform is running.
   Every demo staff account above logs in by phone with the password {values["DEV_STAFF_PASSWORD"]}
 {tickets_summary}
 Try:  curl -s -d 'username={admin_login}&password=<password>' {url}/api/v1/auth/token
+Watch an inbox live (Server-Sent Events; log in as a demo account above, e.g. the resident):
+      TOKEN=$(curl -s -d 'username=<login>&password=<password>' {url}/api/v1/auth/token \\
+              | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+      curl -N -H "Authorization: Bearer $TOKEN" {url}/api/v1/notifications/stream
 Press Ctrl-C to stop.
 """,
         flush=True,

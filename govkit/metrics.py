@@ -61,6 +61,8 @@ http_latency = Histogram(
     ["method", "route", "status"],
     buckets=LATENCY_BUCKETS,
 )
+# Server-Sent Event streams the gateway holds open (each costs one upstream gRPC stream).
+sse_streams_open = Gauge("gov_sse_streams_open", "server-sent event streams open at the gateway", ["route"])
 
 # --- outbox relay (govkit.outbox) -------------------------------------------------------------
 outbox_pending = Gauge("gov_outbox_pending_rows", "events committed but not yet published", ["service"])

@@ -46,7 +46,7 @@ class Upstreams:
         self.tickets = tickets_pb2_grpc.TicketsServiceStub(self.tickets_channel)
         self.points_channel = channels.to_peer(settings.points_addr, settings)
         self.points = points_pb2_grpc.PointsServiceStub(self.points_channel)
-        self.notifications_channel = channels.insecure_channel(settings.notifications_addr)
+        self.notifications_channel = channels.to_peer(settings.notifications_addr, settings)
         self.notifications = notifications_pb2_grpc.NotificationsServiceStub(self.notifications_channel)
         # Open SSE streams end when this is set (the gateway is stopping); made inside the event loop.
         self.shutdown = Shutdown()

@@ -30,11 +30,13 @@ from services.notifications.deliveries import Deliveries
 from services.notifications.directory import Directory
 from services.notifications.domain import RetryPolicy
 from services.notifications.endpoints import Endpoints
+from services.notifications.fanout import FanOutSettings, NoticeFanOut
 from services.notifications.grpc_api import SERVICE, NotificationsServicer
 from services.notifications.hub import InboxHub
 from services.notifications.inbox import Inbox
 from services.notifications.intake import Intake, IntakeSettings
 from services.notifications.models import platform
+from services.notifications.notices import Notices
 from services.notifications.routing import SUBJECTS
 from services.notifications.settings import NotificationsSettings
 from services.notifications.template_admin import Templates
@@ -116,12 +118,24 @@ def definition(settings: NotificationsSettings) -> ServiceDefinition:
                 link_base=settings.notifications_link_base, email_enabled=bool(settings.smtp_host)
             ),
         )
-        parts.update(worker=worker, intake=intake)
+        fanout = NoticeFanOut(
+            runtime.db,
+            directory,
+            hub,
+            FanOutSettings(
+                page_size=settings.notifications_notice_batch_households,
+                pause=settings.notifications_notice_pause_seconds,
+                interval=settings.notifications_notice_interval_seconds,
+                link_base=settings.notifications_link_base,
+            ),
+        )
+        parts.update(worker=worker, intake=intake, fanout=fanout)
         servicer = NotificationsServicer(
             Inbox(runtime.db, hub, settings.notifications_heartbeat_seconds),
             Deliveries(runtime.db, worker.wake),
             Endpoints(runtime.db, directory),
             Templates(runtime.db),
+            Notices(runtime.db, directory.blocks, fanout.wake),
         )
         notifications_pb2_grpc.add_NotificationsServiceServicer_to_server(servicer, server)
 
@@ -134,6 +148,10 @@ def definition(settings: NotificationsSettings) -> ServiceDefinition:
     async def deliver(runtime: ServiceRuntime) -> None:
         await parts["worker"].run()  # type: ignore[attr-defined]
 
+    async def fan_out(runtime: ServiceRuntime) -> None:
+        # Resumes every notice a previous process left sending, then follows new ones.
+        await parts["fanout"].run()  # type: ignore[attr-defined]
+
     return ServiceDefinition(
         name="notifications",
         settings=settings,
@@ -141,7 +159,7 @@ def definition(settings: NotificationsSettings) -> ServiceDefinition:
         register=register,
         service_names=(SERVICE,),
         make_verifier=identity_verifier(settings.token_issuer),
-        background=[deliver],
+        background=[deliver, fan_out],
         consumers=[
             ConsumerSpec(
                 durable=f"notifications-{stream.lower()}",

@@ -99,3 +99,9 @@ def template(view: TemplateView) -> pb.Template:
         update_time=timestamp(view.update_time),
         parameters=[*PARAMETERS.get(view.kind, ()), "link"],
     )
+
+
+def notice_recipient(row: InboxItem) -> pb.NoticeRecipient:
+    return pb.NoticeRecipient(
+        user=row.recipient, deliver_time=timestamp(row.create_time), read_time=timestamp(row.read_time)
+    )

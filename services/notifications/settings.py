@@ -39,6 +39,12 @@ class NotificationsSettings(ServiceSettings):
     notifications_rate_sms: float = Field(10.0, gt=0)
     notifications_rate_email: float = Field(10.0, gt=0)
     notifications_send_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    # Targeted notices: households per fan-out batch (one transaction each), the pause between
+    # batches that leaves room for the service's other work, and how often unfinished notices are
+    # looked for when the fan-out is not woken.
+    notifications_notice_batch_households: int = Field(200, ge=1, le=200)
+    notifications_notice_pause_seconds: float = Field(0.01, ge=0, le=10)
+    notifications_notice_interval_seconds: float = Field(10.0, gt=0, le=600)
     # SMS: `log` writes each message to the log; `http` posts JSON to the provider's URL.
     notifications_sms_provider: Literal["log", "http"] = "log"
     notifications_sms_http_url: str = ""

@@ -17,6 +17,7 @@ class GatewaySettings(BaseSettings):
     blocks_addr: str = Field("127.0.0.1:50052", min_length=3)
     tickets_addr: str = Field("127.0.0.1:50053", min_length=3)
     points_addr: str = Field("127.0.0.1:50054", min_length=3)
+    notifications_addr: str = Field("127.0.0.1:50055", min_length=3)
     token_issuer: str = DEFAULT_ISSUER
     # Comma-separated origins allowed to call the API from a browser; empty allows none.
     cors_origins: str = ""

@@ -14,6 +14,7 @@ from gateway.problems import Problem
 from gateway.settings import GatewaySettings
 from gov.blocks.v1 import blocks_pb2_grpc
 from gov.identity.v1 import identity_pb2_grpc
+from gov.notifications.v1 import notifications_pb2_grpc
 from gov.points.v1 import points_pb2_grpc
 from gov.tickets.v1 import tickets_pb2_grpc
 from govkit import channels
@@ -44,6 +45,9 @@ class Upstreams:
         self.tickets = tickets_pb2_grpc.TicketsServiceStub(self.tickets_channel)
         self.points_channel = channels.insecure_channel(settings.points_addr)
         self.points = points_pb2_grpc.PointsServiceStub(self.points_channel)
+        # Not among the readiness targets: the gateway serves everything else without it.
+        self.notifications_channel = channels.insecure_channel(settings.notifications_addr)
+        self.notifications = notifications_pb2_grpc.NotificationsServiceStub(self.notifications_channel)
 
     @property
     def health_targets(self) -> dict[str, tuple[grpc.aio.Channel, str]]:
@@ -60,6 +64,7 @@ class Upstreams:
         await self.blocks_channel.close()
         await self.tickets_channel.close()
         await self.points_channel.close()
+        await self.notifications_channel.close()
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from services.notifications.inbox import Inbox
 from services.notifications.intake import Intake, IntakeSettings
 from services.notifications.models import platform
 from services.notifications.notices import Notices
+from services.notifications.preferences import Preferences, QuietDefaults
 from services.notifications.routing import SUBJECTS
 from services.notifications.settings import NotificationsSettings
 from services.notifications.template_admin import Templates
@@ -110,12 +111,19 @@ def definition(settings: NotificationsSettings) -> ServiceDefinition:
             worker_settings(settings),
         )
         hub = InboxHub()
+        quiet = QuietDefaults(
+            settings.notifications_quiet_start,
+            settings.notifications_quiet_end,
+            settings.notifications_quiet_time_zone,
+        )
         intake = Intake(
             directory,
             hub,
             worker.wake,
             IntakeSettings(
-                link_base=settings.notifications_link_base, email_enabled=bool(settings.smtp_host)
+                link_base=settings.notifications_link_base,
+                email_enabled=bool(settings.smtp_host),
+                quiet=quiet,
             ),
         )
         fanout = NoticeFanOut(
@@ -136,6 +144,7 @@ def definition(settings: NotificationsSettings) -> ServiceDefinition:
             Endpoints(runtime.db, directory),
             Templates(runtime.db),
             Notices(runtime.db, directory.blocks, fanout.wake),
+            Preferences(runtime.db, quiet),
         )
         notifications_pb2_grpc.add_NotificationsServiceServicer_to_server(servicer, server)
 

@@ -17,6 +17,7 @@ from services.notifications.endpoints import Endpoints
 from services.notifications.hub import Overflow
 from services.notifications.inbox import Heartbeat, Inbox
 from services.notifications.notices import Notices, to_pb
+from services.notifications.preferences import Preferences
 from services.notifications.template_admin import Templates
 
 SERVICE = "gov.notifications.v1.NotificationsService"
@@ -31,7 +32,9 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
         endpoints: Endpoints,
         templates: Templates,
         notices: Notices,
+        preferences: Preferences,
     ) -> None:
+        self.preferences = preferences
         self.notices = notices
         self.inbox = inbox
         self.deliveries = deliveries
@@ -160,3 +163,11 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
         return pb.ListNoticeRecipientsResponse(
             recipients=[convert.notice_recipient(r) for r in rows], next_page_token=token
         )
+
+    async def GetPreferences(self, request: pb.GetPreferencesRequest, context: Context) -> pb.Preferences:
+        return await self.preferences.get(current_principal())
+
+    async def UpdatePreferences(
+        self, request: pb.UpdatePreferencesRequest, context: Context
+    ) -> pb.Preferences:
+        return await self.preferences.update(current_principal(), request.preferences)

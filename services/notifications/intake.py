@@ -9,6 +9,7 @@ raises, and the event is retried whole.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from services.notifications.directory import Directory
 from services.notifications.domain import State
 from services.notifications.hub import InboxHub
 from services.notifications.models import Delivery, Endpoint, InboxItem, TemplateText
+from services.notifications.preferences import Policy, QuietDefaults, policy_for
 from services.notifications.routing import Notice, route
 from services.notifications.texts import DEFAULT_LOCALE
 
@@ -32,6 +34,7 @@ from services.notifications.texts import DEFAULT_LOCALE
 class IntakeSettings:
     link_base: str
     email_enabled: bool
+    quiet: QuietDefaults
 
 
 async def load_edits(session: AsyncSession) -> templates.Edits:
@@ -46,12 +49,23 @@ def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
 
 class Intake:
     def __init__(
-        self, directory: Directory, hub: InboxHub, wake_worker: Callable[[], None], settings: IntakeSettings
+        self,
+        directory: Directory,
+        hub: InboxHub,
+        wake_worker: Callable[[], None],
+        settings: IntakeSettings,
+        clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
+        self.clock = clock
         self.directory = directory
         self.hub = hub
         self.wake_worker = wake_worker
         self.settings = settings
+
+    async def _policy(self, session: AsyncSession, user: str, cache: dict[str, Policy]) -> Policy:
+        if user not in cache:
+            cache[user] = await policy_for(session, user, self.settings.quiet)
+        return cache[user]
 
     def _params(self, notice: Notice) -> dict[str, str]:
         base = self.settings.link_base.rstrip("/")
@@ -85,12 +99,17 @@ class Intake:
         people: set[str] = set()
         robots: set[str] = set()
         queued = 0
-        now = utcnow()
+        now = self.clock()
+        policies: dict[str, Policy] = {}
         for notice, members in resolved:
             params = self._params(notice)
 
             def queue(
-                recipient: str, channel: str, notice: Notice = notice, params: dict[str, str] = params
+                recipient: str,
+                channel: str,
+                notice: Notice = notice,
+                params: dict[str, str] = params,
+                due: dt.datetime = now,
             ) -> None:
                 text = templates.render(notice.kind, channel, DEFAULT_LOCALE, params, edits)
                 session.add(
@@ -107,7 +126,7 @@ class Intake:
                         state=State.QUEUED.value,
                         attempts=0,
                         last_error="",
-                        next_attempt_time=now,
+                        next_attempt_time=due,
                         lease_until=None,
                         create_time=now,
                         update_time=now,
@@ -136,11 +155,19 @@ class Intake:
                 )
                 session.add(item)
                 written.append(item)
-                if notice.sms:
-                    queue(user, "sms")
+                # The person's own choices: channels off for this kind are skipped, and a message
+                # arriving in their quiet hours waits for the window's end unless it is urgent.
+                policy = await self._policy(session, user, policies)
+                due = policy.release(now, urgent=notice.urgent)
+                if notice.sms and policy.allows(notice.kind, "sms"):
+                    queue(user, "sms", due=due)
                     queued += 1
-                if self.settings.email_enabled and await _has_endpoint(session, user, "email"):
-                    queue(user, "email")
+                if (
+                    self.settings.email_enabled
+                    and policy.allows(notice.kind, "email")
+                    and await _has_endpoint(session, user, "email")
+                ):
+                    queue(user, "email", due=due)
                     queued += 1
             for owner in dict.fromkeys(a.robot_owner for a in notice.audience if a.robot_owner):
                 if owner not in robots and await _has_endpoint(session, owner, "webhook"):

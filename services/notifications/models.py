@@ -149,3 +149,27 @@ class NoticeRow(Base):
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     complete_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class ChannelSwitch(Base):
+    """One person's choice for one message kind (`*` for all) on one outside channel."""
+
+    __tablename__ = "channel_preferences"
+
+    person: Mapped[str] = mapped_column(String(RECIPIENT), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(60), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(10), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+
+
+class QuietHoursRow(Base):
+    """A person's quiet window; without a row the defaults (settings) apply."""
+
+    __tablename__ = "quiet_hours"
+
+    person: Mapped[str] = mapped_column(String(RECIPIENT), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    start: Mapped[str] = mapped_column(String(8))
+    end: Mapped[str] = mapped_column(String(8))
+    time_zone: Mapped[str] = mapped_column(String(60))
+    update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)

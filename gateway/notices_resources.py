@@ -1,4 +1,5 @@
-"""JSON shapes of targeted notices (broadcasts), declared over the protobuf messages (gateway.rest).
+"""JSON shapes of targeted notices (broadcasts) and a person's preferences, declared over the
+protobuf messages (gateway.rest).
 
 A notice is referred to by its id; its node is a path with slashes (with the `ref`, dots, beside it
 for URLs); people are `users/{id}`. Enums are lower-case names without their prefix (`sending`,
@@ -28,7 +29,10 @@ class NoticeStateName(ProtoEnum, proto=pb.NoticeState): ...
 class ReadFilterName(ProtoEnum, proto=pb.ReadFilter): ...
 
 
-PROTO_ENUMS = proto_enums(NoticeStateName, ReadFilterName)
+class PreferenceChannelName(ProtoEnum, proto=pb.Channel): ...
+
+
+PROTO_ENUMS = proto_enums(NoticeStateName, ReadFilterName, PreferenceChannelName)
 
 
 class Notice(
@@ -88,3 +92,68 @@ class NewNotice(Body):
         "", description="e.g. safety, epidemic, weather; default general", examples=["safety"]
     )
     household_tag: TagName | None = Field(None, description="Only households carrying this tag")
+
+
+# ----------------------------------------------------------------------------- preferences
+
+KIND_PATTERN = r"^(\*|[a-z][a-z0-9_]*(\.[a-z0-9_]+)*)$"
+CLOCK_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$"
+
+
+class ChannelPreference(
+    View,
+    message=pb.ChannelPreference,
+    fields={
+        "kind": "A message kind (`ticket.accepted`), or `*` for every kind without its own row",
+        "channel": None,
+        "enabled": None,
+    },
+): ...
+
+
+class QuietHours(
+    View,
+    message=pb.QuietHours,
+    fields={
+        "enabled": None,
+        "start": "Wall-clock start, HH:MM[:SS]",
+        "end": "Wall-clock end, HH:MM[:SS]; before the start: wraps past midnight",
+        "time_zone": "IANA time zone",
+    },
+): ...
+
+
+class Preferences(
+    View,
+    message=pb.Preferences,
+    fields={
+        "name": "`users/{id}/preferences`",
+        "channels": Out(description="Channels switched on or off per kind; the rest are on"),
+        "quiet_hours": None,
+        "update_time": Out(description="Null while never changed (the defaults apply)", nullable=True),
+    },
+): ...
+
+
+class ChannelPreferenceBody(Body):
+    kind: Annotated[str, StringConstraints(max_length=60, pattern=KIND_PATTERN)] = Field(
+        examples=["ticket.accepted"]
+    )
+    channel: PreferenceChannelName = Field(
+        description="sms, email or webhook; the inbox cannot be switched off"
+    )
+    enabled: bool
+
+
+class QuietHoursBody(Body):
+    enabled: bool = True
+    start: Annotated[str, StringConstraints(pattern=rf"^$|{CLOCK_PATTERN}")] = Field("", examples=["22:00"])
+    end: Annotated[str, StringConstraints(pattern=rf"^$|{CLOCK_PATTERN}")] = Field("", examples=["07:00"])
+    time_zone: Annotated[str, StringConstraints(max_length=60)] = Field("", examples=["Asia/Shanghai"])
+
+
+class PreferencesBody(Body):
+    channels: list[ChannelPreferenceBody] = Field(default_factory=list, max_length=200)
+    quiet_hours: QuietHoursBody | None = Field(
+        None, description="Omitted: the defaults (22:00-07:00 Asia/Shanghai)"
+    )

@@ -1,4 +1,5 @@
-"""Targeted notices (broadcasts): create, progress, list, cancel, read receipts.
+"""Targeted notices (broadcasts): create, progress, list, cancel, read receipts; and the caller's
+own preferences (channels per message kind, quiet hours).
 
 Each route is one upstream call to the NotificationsService, declared with gateway.rest.routes; JSON
 shapes live in gateway.notices_resources. Who may send to or read about a node is the service's
@@ -22,6 +23,8 @@ from gateway.notices_resources import (
     Notice,
     NoticePage,
     NoticeRecipientPage,
+    Preferences,
+    PreferencesBody,
     ReadFilterName,
     to_pb,
 )
@@ -133,4 +136,26 @@ api.get(
     message=lambda notice_id, read, page_size, page_token: pb.ListNoticeRecipientsRequest(
         name=f"notices/{notice_id}", filter=to_pb(read), page_size=page_size, page_token=page_token
     ),
+)
+
+api.get(
+    "/preferences",
+    "get_preferences",
+    rpc="GetPreferences",
+    view=Preferences,
+    summary="Your channels per message kind and your quiet hours",
+    message=lambda: pb.GetPreferencesRequest(),
+)
+api.put(
+    "/preferences",
+    "set_preferences",
+    rpc="UpdatePreferences",
+    view=Preferences,
+    summary="Replace your channel choices and quiet hours",
+    description=(
+        "Non-urgent messages on SMS, e-mail and robots wait for the end of your quiet hours; urgent "
+        "ones (overdue, escalation, safety) go at once. The inbox cannot be switched off (400)."
+    ),
+    body=PreferencesBody,
+    message=lambda body: pb.UpdatePreferencesRequest(preferences=body.to_pb(pb.Preferences)),
 )

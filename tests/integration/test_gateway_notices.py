@@ -154,3 +154,32 @@ async def test_notices_through_the_gateway(http: httpx.AsyncClient, village: Vil
     )
     _is_problem(await http.get(f"{API}/notices/{uuid.uuid4()}", headers=_auth(governor)), 404)
     _is_problem(await http.get(f"{API}/notices/{made['id']}"), 401)
+
+
+async def test_preferences_through_the_gateway(http: httpx.AsyncClient, village: Village) -> None:
+    me = village.residents[0]
+    got = _ok(await http.get(f"{API}/preferences", headers=_auth(me)))
+    assert got["name"] == f"{me.name}/preferences" and got["channels"] == []
+    # (the test stack sets an empty default window; production: 22:00-07:00)
+    assert got["quiet_hours"]["time_zone"] == "Asia/Shanghai" and got["update_time"] is None
+    body = {
+        "channels": [{"kind": "ticket.accepted", "channel": "sms", "enabled": False}],
+        "quiet_hours": {"start": "21:30", "end": "06:45", "time_zone": "Asia/Shanghai"},
+    }
+    put = _ok(await http.put(f"{API}/preferences", json=body, headers=_auth(me)))
+    assert put["channels"] == body["channels"] and put["quiet_hours"]["start"] == "21:30"
+    assert _ok(await http.get(f"{API}/preferences", headers=_auth(me))) == put
+    # Someone else's are not theirs to see: each reads their own.
+    other = _ok(await http.get(f"{API}/preferences", headers=_auth(village.residents[1])))
+    assert other["channels"] == []
+    # The inbox cannot be switched off; a bad zone names its field.
+    off = {"channels": [{"kind": "*", "channel": "inbox", "enabled": False}]}
+    problem = _is_problem(await http.put(f"{API}/preferences", json=off, headers=_auth(me)), 400)
+    assert problem["errors"][0]["field"] == "preferences.channels[0].enabled"
+    zone = {"quiet_hours": {"time_zone": "Mars/Base"}}
+    problem = _is_problem(await http.put(f"{API}/preferences", json=zone, headers=_auth(me)), 400)
+    assert problem["errors"][0]["field"] == "preferences.quiet_hours.time_zone"
+    _is_problem(
+        await http.put(f"{API}/preferences", json={"quiet_hours": {"start": "9pm"}}, headers=_auth(me)), 422
+    )
+    _is_problem(await http.get(f"{API}/preferences"), 401)

@@ -157,6 +157,26 @@ def run() -> int:
             if points.returncode != 0:
                 raise RuntimeError(f"points demo seeding failed:\n{points.stdout}{points.stderr}")
             points_summary = points.stdout.strip()
+        notifications_summary = ""
+        if "notifications" in stack.addrs:
+            print("seeding the notifications demo (a notice to a community, some of it read) ...")
+            notices = subprocess.run(
+                [sys.executable, "-m", "demo.seed_notifications"],
+                env=stack.env(
+                    GOV_IDENTITY_ADDR=stack.addrs["identity"],
+                    GOV_BLOCKS_ADDR=stack.addrs["blocks"],
+                    GOV_NOTIFICATIONS_ADDR=stack.addrs["notifications"],
+                    ADMIN_LOGIN=admin_login,
+                    ADMIN_PASSWORD=admin_password,
+                    DEMO_STAFF_PASSWORD=values["DEV_STAFF_PASSWORD"],
+                ),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if notices.returncode != 0:
+                raise RuntimeError(f"notifications demo seeding failed:\n{notices.stdout}{notices.stderr}")
+            notifications_summary = notices.stdout.strip()
         stack.start_gateway(http_port)
     except (RuntimeError, TimeoutError, KeyboardInterrupt) as exc:
         print(f"start-up failed: {exc}", file=sys.stderr)
@@ -177,6 +197,10 @@ def run() -> int:
         tickets_summary += f"""
   {points_summary}
   Points (gRPC, {stack.addrs["points"]}): the leader and resident above use the demo staff password.
+"""
+    if notifications_summary:
+        tickets_summary += f"""
+  {notifications_summary}
 """
     print(
         f"""

@@ -132,7 +132,7 @@ class Seeder:
         raise RuntimeError(f"the notice {found.name} did not finish within {WAIT_SECONDS}s")
 
     async def read_some(self, notice: str) -> int:
-        """The first half of the residents read the notice (those who have stay read)."""
+        """The first half of the residents read the notice; how many read it now (not before)."""
         read = 0
         for r in self.residents[: (len(self.residents) + 1) // 2]:
             md = await self.logins.md(r.phone, self.password)
@@ -141,10 +141,10 @@ class Seeder:
             )
             names = [i.name for i in items.items if i.resource == notice]
             if names:
-                await _call(
+                marked = await _call(
                     self.notifications.MarkInboxItemsRead, pb.MarkInboxItemsReadRequest(names=names), md
                 )
-                read += 1
+                read += 1 if marked.marked else 0
         return read
 
 

@@ -69,6 +69,7 @@ def notifications_env(s: Stack, db_url: str, **extra: str) -> dict[str, str]:
         # quiet-hours tests set a person's own window.
         "GOV_NOTIFICATIONS_QUIET_START": "00:00",
         "GOV_NOTIFICATIONS_QUIET_END": "00:00",
+        "GOV_NOTIFICATIONS_DIGEST_INTERVAL_SECONDS": "1",
         **extra,
     }
     s.run_command("notifications", "migrate", env)

@@ -27,6 +27,7 @@ from services.notifications.channels import (
     WebhookChannel,
 )
 from services.notifications.deliveries import Deliveries
+from services.notifications.digests import DigestRunner
 from services.notifications.directory import Directory
 from services.notifications.domain import RetryPolicy
 from services.notifications.endpoints import Endpoints
@@ -137,7 +138,8 @@ def definition(settings: NotificationsSettings) -> ServiceDefinition:
                 link_base=settings.notifications_link_base,
             ),
         )
-        parts.update(worker=worker, intake=intake, fanout=fanout)
+        digests = DigestRunner(runtime.db, worker.wake, settings.notifications_digest_interval_seconds)
+        parts.update(worker=worker, intake=intake, fanout=fanout, digests=digests)
         servicer = NotificationsServicer(
             Inbox(runtime.db, hub, settings.notifications_heartbeat_seconds),
             Deliveries(runtime.db, worker.wake),
@@ -161,6 +163,9 @@ def definition(settings: NotificationsSettings) -> ServiceDefinition:
         # Resumes every notice a previous process left sending, then follows new ones.
         await parts["fanout"].run()  # type: ignore[attr-defined]
 
+    async def digest(runtime: ServiceRuntime) -> None:
+        await parts["digests"].run()  # type: ignore[attr-defined]
+
     return ServiceDefinition(
         name="notifications",
         settings=settings,
@@ -168,7 +173,7 @@ def definition(settings: NotificationsSettings) -> ServiceDefinition:
         register=register,
         service_names=(SERVICE,),
         make_verifier=identity_verifier(settings.token_issuer),
-        background=[deliver, fan_out],
+        background=[deliver, fan_out, digest],
         consumers=[
             ConsumerSpec(
                 durable=f"notifications-{stream.lower()}",

@@ -110,6 +110,7 @@ class Intake:
                 notice: Notice = notice,
                 params: dict[str, str] = params,
                 due: dt.datetime = now,
+                held: bool = False,
             ) -> None:
                 text = templates.render(notice.kind, channel, DEFAULT_LOCALE, params, edits)
                 session.add(
@@ -123,7 +124,7 @@ class Intake:
                         subject=text.subject[:200],
                         body=text.body,
                         link=params["link"][:500],
-                        state=State.QUEUED.value,
+                        state=(State.HELD if held else State.QUEUED).value,
                         attempts=0,
                         last_error="",
                         next_attempt_time=due,
@@ -157,18 +158,24 @@ class Intake:
                 written.append(item)
                 # The person's own choices: channels off for this kind are skipped, and a message
                 # arriving in their quiet hours waits for the window's end unless it is urgent.
+                # A kind they take as a digest is held (state `held`) until the digest time.
                 policy = await self._policy(session, user, policies)
                 due = policy.release(now, urgent=notice.urgent)
-                if notice.sms and policy.allows(notice.kind, "sms"):
-                    queue(user, "sms", due=due)
-                    queued += 1
-                if (
-                    self.settings.email_enabled
-                    and policy.allows(notice.kind, "email")
-                    and await _has_endpoint(session, user, "email")
-                ):
-                    queue(user, "email", due=due)
-                    queued += 1
+                for channel in ("sms", "email"):
+                    if not policy.allows(notice.kind, channel):
+                        continue
+                    if channel == "sms" and not notice.sms:
+                        continue
+                    if channel == "email" and not (
+                        self.settings.email_enabled and await _has_endpoint(session, user, "email")
+                    ):
+                        continue
+                    digest_time = policy.hold_until(notice.kind, channel, now)
+                    if digest_time is None:
+                        queue(user, channel, due=due)
+                        queued += 1
+                    else:
+                        queue(user, channel, due=digest_time, held=True)
             for owner in dict.fromkeys(a.robot_owner for a in notice.audience if a.robot_owner):
                 if owner not in robots and await _has_endpoint(session, owner, "webhook"):
                     robots.add(owner)

@@ -83,6 +83,8 @@ class Delivery(Base):
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     sent_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # A held row's digest, set in the transaction that queues the digest delivery: never twice.
+    digest_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
 
 class Endpoint(Base):
@@ -160,6 +162,8 @@ class ChannelSwitch(Base):
     kind: Mapped[str] = mapped_column(String(60), primary_key=True)
     channel: Mapped[str] = mapped_column(String(10), primary_key=True)
     enabled: Mapped[bool] = mapped_column(Boolean)
+    digest: Mapped[str] = mapped_column(String(10), server_default="")  # '' | hourly | daily
+    digest_time: Mapped[str] = mapped_column(String(8), server_default="")
 
 
 class QuietHoursRow(Base):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +22,7 @@ from govkit.protobuf import timestamp
 from services.notifications import convert
 from services.notifications.inbox import owner
 from services.notifications.models import ChannelSwitch, QuietHoursRow
-from services.notifications.quiet import QuietWindow
+from services.notifications.quiet import QuietWindow, next_digest, parse_clock, parse_zone
 
 _KIND = re.compile(r"^(\*|[a-z][a-z0-9_]*(\.[a-z0-9_]+)*)$")
 MAX_ROWS = 200
@@ -36,31 +37,53 @@ class QuietDefaults:
 
 
 @dataclass(frozen=True)
+class Digest:
+    frequency: str  # hourly | daily
+    at: dt.time  # daily: the wall-clock time in `zone`
+    zone: ZoneInfo
+
+
+@dataclass(frozen=True)
 class Policy:
     """What one person asked for, as the intake applies it."""
 
     switches: dict[tuple[str, str], bool]
     window: QuietWindow | None
+    digests: dict[tuple[str, str], Digest] = field(default_factory=dict)
 
     def allows(self, kind: str, channel: str) -> bool:
         found = self.switches.get((kind, channel))
         return self.switches.get((ANY_KIND, channel), True) if found is None else found
+
+    def digest(self, kind: str, channel: str) -> Digest | None:
+        if (kind, channel) in self.switches:
+            return self.digests.get((kind, channel))
+        return self.digests.get((ANY_KIND, channel))
+
+    def hold_until(self, kind: str, channel: str, now: dt.datetime) -> dt.datetime | None:
+        """When a message of `kind` on `channel` goes out in a digest; None: one by one."""
+        d = self.digest(kind, channel)
+        return None if d is None else next_digest(now, d.frequency, d.at, d.zone)
 
     def release(self, now: dt.datetime, *, urgent: bool) -> dt.datetime:
         return now if self.window is None else self.window.release(now, urgent=urgent)
 
 
 async def policy_for(session: AsyncSession, person: str, defaults: QuietDefaults) -> Policy:
-    switches = {
-        (r.kind, r.channel): r.enabled
-        for r in (await session.scalars(select(ChannelSwitch).where(ChannelSwitch.person == person))).all()
-    }
+    rows = (await session.scalars(select(ChannelSwitch).where(ChannelSwitch.person == person))).all()
+    switches = {(r.kind, r.channel): r.enabled for r in rows}
     row = await session.get(QuietHoursRow, person)
+    zone = parse_zone(row.time_zone if row is not None else defaults.time_zone, "time_zone")
     if row is None:
         window: QuietWindow | None = QuietWindow.of(defaults.start, defaults.end, defaults.time_zone)
     else:
         window = QuietWindow.of(row.start, row.end, row.time_zone) if row.enabled else None
-    return Policy(switches, window)
+    digests = {
+        (r.kind, r.channel): Digest(r.digest, parse_clock(r.digest_time or "00:00", "digest_time"), zone)
+        for r in rows
+        if r.enabled and r.digest
+    }
+    return Policy(switches, window, digests)
 
 
 class Preferences:
@@ -86,7 +109,13 @@ class Preferences:
         return pb.Preferences(
             name=f"{me}/preferences",
             channels=[
-                pb.ChannelPreference(kind=r.kind, channel=convert.CHANNELS[r.channel], enabled=r.enabled)
+                pb.ChannelPreference(
+                    kind=r.kind,
+                    channel=convert.CHANNELS[r.channel],
+                    enabled=r.enabled,
+                    digest=convert.DIGESTS[r.digest],
+                    digest_time=r.digest_time,
+                )
                 for r in rows
             ],
             quiet_hours=(
@@ -105,7 +134,7 @@ class Preferences:
             raise InvalidArgument("must be the caller's own preferences", field="preferences.name")
         if len(prefs.channels) > MAX_ROWS:
             raise InvalidArgument(f"at most {MAX_ROWS}", field="preferences.channels")
-        switches: dict[tuple[str, str], bool] = {}
+        switches: dict[tuple[str, str], tuple[bool, str, str]] = {}
         for i, c in enumerate(prefs.channels):
             f = f"preferences.channels[{i}]"
             if not _KIND.match(c.kind) or len(c.kind) > 60:
@@ -117,7 +146,16 @@ class Preferences:
                 continue  # always on: nothing to store
             if (c.kind, channel) in switches:
                 raise InvalidArgument("named twice", field=f)
-            switches[(c.kind, channel)] = c.enabled
+            digest = convert.digest_name(c.digest, f"{f}.digest")
+            at = ""
+            if digest == "daily":
+                parse_clock(c.digest_time, f"{f}.digest_time")
+                at = c.digest_time
+            elif c.digest_time:
+                raise InvalidArgument("only a daily digest has a time", field=f"{f}.digest_time")
+            if digest and channel == "webhook":
+                raise InvalidArgument("group robots take no digests", field=f"{f}.digest")
+            switches[(c.kind, channel)] = (c.enabled, digest, at)
         q = prefs.quiet_hours if prefs.HasField("quiet_hours") else None
         d = self.defaults
         start = (q.start if q else "") or d.start
@@ -130,8 +168,12 @@ class Preferences:
             raise InvalidArgument(exc.message, field=f"preferences.quiet_hours.{exc.field}") from None
         async with self.db.transaction() as session:
             await session.execute(delete(ChannelSwitch).where(ChannelSwitch.person == me))
-            for (kind, channel), on in switches.items():
-                session.add(ChannelSwitch(person=me, kind=kind, channel=channel, enabled=on))
+            for (kind, channel), (on, digest, at) in switches.items():
+                session.add(
+                    ChannelSwitch(
+                        person=me, kind=kind, channel=channel, enabled=on, digest=digest, digest_time=at
+                    )
+                )
             row = await session.get(QuietHoursRow, me)
             if row is None:
                 row = QuietHoursRow(person=me)

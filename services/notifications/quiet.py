@@ -61,3 +61,16 @@ class QuietWindow:
             return now
         end = dt.datetime.combine(end_day, self.end, tzinfo=self.zone)
         return end.astimezone(dt.UTC)
+
+
+def next_digest(now: dt.datetime, frequency: str, at: dt.time, zone: ZoneInfo) -> dt.datetime:
+    """When the digest that an item arriving at `now` belongs to goes out (UTC): the next top of
+    the hour, or the next `at` in `zone` (strictly after `now`)."""
+    if frequency == "hourly":
+        top = now.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+        return top + dt.timedelta(hours=1)
+    local = now.astimezone(zone)
+    due = dt.datetime.combine(local.date(), at, tzinfo=zone)
+    if due <= local:
+        due = dt.datetime.combine(local.date() + dt.timedelta(days=1), at, tzinfo=zone)
+    return due.astimezone(dt.UTC)

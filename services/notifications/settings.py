@@ -51,6 +51,8 @@ class NotificationsSettings(ServiceSettings):
     notifications_quiet_start: str = Field("22:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$")
     notifications_quiet_end: str = Field("07:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$")
     notifications_quiet_time_zone: str = "Asia/Shanghai"
+    # How often held deliveries are looked at for digests now due.
+    notifications_digest_interval_seconds: float = Field(30.0, gt=0, le=3600)
     # SMS: `log` writes each message to the log; `http` posts JSON to the provider's URL.
     notifications_sms_provider: Literal["log", "http"] = "log"
     notifications_sms_http_url: str = ""

@@ -122,3 +122,87 @@ async def test_quiet_hours_hold_an_email_until_the_window_ends_and_a_switched_of
     )
     kinds = [d.kind for d in await deliveries_to(notifications, admin, resident.name, t.node)]
     assert "ticket.rejected" not in kinds
+
+
+async def test_a_daily_digest_holds_exactly_the_items_of_its_window_and_sends_one_message(
+    notifications: NotificationsServiceStub,  # noqa: F811
+    tickets: TicketsServiceStub,  # noqa: F811
+    world: World,  # noqa: F811
+    identity: IdentityClient,
+    mail_sink: MailSink,
+) -> None:
+    resident = world.staff["resident"]
+    admin = identity.admin_token
+    address = f"d-{uuid.uuid4().hex[:10]}@example.org"
+    await notifications.CreateEndpoint(
+        pb.CreateEndpointRequest(
+            endpoint=pb.Endpoint(owner=resident.name, channel=pb.CHANNEL_EMAIL, address=address)
+        ),
+        metadata=resident.md,
+    )
+    # Accepted tickets by e-mail as a daily digest, due in a few seconds (UTC, to the second).
+    at = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=HOLD_SECONDS)).replace(microsecond=0)
+    digest = pb.ChannelPreference(
+        kind="ticket.accepted",
+        channel=pb.CHANNEL_EMAIL,
+        enabled=True,
+        digest=pb.DIGEST_FREQUENCY_DAILY,
+        digest_time=at.strftime("%H:%M:%S"),
+    )
+    await notifications.UpdatePreferences(
+        pb.UpdatePreferencesRequest(
+            preferences=pb.Preferences(
+                channels=[digest], quiet_hours=pb.QuietHours(enabled=False, time_zone="UTC")
+            )
+        ),
+        metadata=resident.md,
+    )
+    accepted = []
+    for _ in range(2):
+        t = await tickets.CreateTicket(
+            tickets_pb2.CreateTicketRequest(ticket=new_ticket(world)), metadata=resident.md
+        )
+        accepted.append(await act(tickets, world.staff["dispatcher"], t, tickets_pb2.ACTION_ACCEPT))
+    node = accepted[0].node
+
+    async def held() -> list[pb.Delivery] | None:
+        rows = [
+            d
+            for d in await deliveries_to(notifications, admin, resident.name, node)
+            if d.kind == "ticket.accepted"
+        ]
+        return rows if len(rows) == 2 else None
+
+    rows = await eventually(held, what="two held deliveries")
+    assert all(d.state == pb.DELIVERY_STATE_HELD for d in rows)
+    assert {d.next_attempt_time.ToDatetime(dt.UTC) for d in rows} == {at}
+    if dt.datetime.now(dt.UTC) < at - dt.timedelta(seconds=1):
+        assert not mail_sink.to(address)
+
+    # At the digest time: one e-mail listing both, and the held rows point at it.
+    (mail,) = await eventually(lambda: asyncio.sleep(0, mail_sink.to(address)), within=30, what="the digest")
+    assert mail["Subject"] == "消息汇总：2条", mail["Subject"]
+    after = await deliveries_to(notifications, admin, resident.name, node)
+    digested = [d for d in after if d.kind == "ticket.accepted"]
+    assert {d.state for d in digested} == {pb.DELIVERY_STATE_DIGESTED}
+    (sent,) = [d for d in after if d.kind == "digest"]
+    assert {d.digest for d in digested} == {sent.name}
+
+    # An item after the digest time waits for tomorrow's; nothing goes out twice.
+    t = await tickets.CreateTicket(
+        tickets_pb2.CreateTicketRequest(ticket=new_ticket(world)), metadata=resident.md
+    )
+    t = await act(tickets, world.staff["dispatcher"], t, tickets_pb2.ACTION_ACCEPT)
+
+    async def third() -> list[pb.Delivery] | None:
+        rows = [
+            d
+            for d in await deliveries_to(notifications, admin, resident.name, node)
+            if d.kind == "ticket.accepted" and d.state == pb.DELIVERY_STATE_HELD
+        ]
+        return rows or None
+
+    (later,) = await eventually(third, what="the third item held")
+    assert later.next_attempt_time.ToDatetime(dt.UTC) == at + dt.timedelta(days=1)
+    await asyncio.sleep(2)
+    assert len(mail_sink.to(address)) == 1

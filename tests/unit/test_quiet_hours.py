@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from govkit.errors import InvalidArgument
-from services.notifications.quiet import QuietWindow
+from services.notifications.quiet import QuietWindow, next_digest
 
 CST = dt.timezone(dt.timedelta(hours=8))
 DEFAULT = QuietWindow.of("22:00", "07:00", "Asia/Shanghai")
@@ -53,3 +53,13 @@ def test_the_clock_is_read_in_the_window_s_zone() -> None:
 def test_bad_windows_are_refused(start: str, end: str, zone: str) -> None:
     with pytest.raises(InvalidArgument):
         QuietWindow.of(start, end, zone)
+
+
+def test_digest_times_are_the_next_top_of_the_hour_or_the_next_daily_time() -> None:
+    zone = DEFAULT.zone
+    assert next_digest(at(4, 9, 59), "hourly", dt.time(), zone) == at(4, 10).astimezone(dt.UTC)
+    assert next_digest(at(4, 10, 0), "hourly", dt.time(), zone) == at(4, 11).astimezone(dt.UTC)
+    half_past_eight = dt.time(8, 30)
+    assert next_digest(at(4, 7, 0), "daily", half_past_eight, zone) == at(4, 8, 30).astimezone(dt.UTC)
+    assert next_digest(at(4, 8, 30), "daily", half_past_eight, zone) == at(5, 8, 30).astimezone(dt.UTC)
+    assert next_digest(at(4, 23, 0), "daily", half_past_eight, zone) == at(5, 8, 30).astimezone(dt.UTC)

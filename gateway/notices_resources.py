@@ -32,7 +32,10 @@ class ReadFilterName(ProtoEnum, proto=pb.ReadFilter): ...
 class PreferenceChannelName(ProtoEnum, proto=pb.Channel): ...
 
 
-PROTO_ENUMS = proto_enums(NoticeStateName, ReadFilterName, PreferenceChannelName)
+class DigestFrequencyName(ProtoEnum, proto=pb.DigestFrequency): ...
+
+
+PROTO_ENUMS = proto_enums(NoticeStateName, ReadFilterName, PreferenceChannelName, DigestFrequencyName)
 
 
 class Notice(
@@ -107,6 +110,10 @@ class ChannelPreference(
         "kind": "A message kind (`ticket.accepted`), or `*` for every kind without its own row",
         "channel": None,
         "enabled": None,
+        "digest": Out(
+            description="hourly or daily: held and sent as one message listing them", nullable=True
+        ),
+        "digest_time": Out(description="daily: HH:MM[:SS] in the quiet hours' time zone", nullable=True),
     },
 ): ...
 
@@ -143,6 +150,10 @@ class ChannelPreferenceBody(Body):
         description="sms, email or webhook; the inbox cannot be switched off"
     )
     enabled: bool
+    digest: DigestFrequencyName | None = Field(None, description="hourly or daily; null: one by one")
+    digest_time: Annotated[str, StringConstraints(pattern=rf"^$|{CLOCK_PATTERN}")] = Field(
+        "", description="daily: when, in the quiet hours' time zone", examples=["08:30"]
+    )
 
 
 class QuietHoursBody(Body):

@@ -163,11 +163,28 @@ async def test_preferences_through_the_gateway(http: httpx.AsyncClient, village:
     # (the test stack sets an empty default window; production: 22:00-07:00)
     assert got["quiet_hours"]["time_zone"] == "Asia/Shanghai" and got["update_time"] is None
     body = {
-        "channels": [{"kind": "ticket.accepted", "channel": "sms", "enabled": False}],
+        "channels": [
+            {
+                "kind": "ticket.accepted",
+                "channel": "sms",
+                "enabled": False,
+            },
+            {
+                "kind": "ticket.overdue",
+                "channel": "email",
+                "enabled": True,
+                "digest": "daily",
+                "digest_time": "08:30",
+            },
+        ],
         "quiet_hours": {"start": "21:30", "end": "06:45", "time_zone": "Asia/Shanghai"},
     }
     put = _ok(await http.put(f"{API}/preferences", json=body, headers=_auth(me)))
-    assert put["channels"] == body["channels"] and put["quiet_hours"]["start"] == "21:30"
+    assert put["channels"] == [
+        {**body["channels"][0], "digest": None, "digest_time": None},
+        body["channels"][1],
+    ]
+    assert put["quiet_hours"]["start"] == "21:30"
     assert _ok(await http.get(f"{API}/preferences", headers=_auth(me))) == put
     # Someone else's are not theirs to see: each reads their own.
     other = _ok(await http.get(f"{API}/preferences", headers=_auth(village.residents[1])))

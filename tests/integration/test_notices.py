@@ -5,6 +5,7 @@ cancel stops it, the sender's scope bounds it, and read receipts show who has no
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TypeVar
@@ -15,13 +16,15 @@ import pytest_asyncio
 
 from gov.blocks.v1 import blocks_pb2
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
+from gov.notifications.v1 import events_pb2
 from gov.notifications.v1 import notifications_pb2 as pb
 from gov.notifications.v1.notifications_pb2_grpc import NotificationsServiceStub
 from govkit.devstack import Stack
+from govkit.events import unpack_payload
 from tests.conftest import TELEMETRY_ENV, identity_env, notifications_env
 from tests.support.blocks import make_tree
 from tests.support.databases import Databases
-from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD, IdentityClient, md
+from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD, IdentityClient, find_event, md
 
 T = TypeVar("T")
 
@@ -257,6 +260,15 @@ async def test_scope_bounds_the_sender_and_receipts_show_who_has_not_read(
 
         done = await eventually(finished, what="the small notice completed")
         assert done.recipients_total == 3 and done.read_count == 0
+        # Ids only on the bus: sent when created, completed with how many were told.
+        since = done.create_time.ToDatetime(dt.UTC) - dt.timedelta(seconds=5)
+        sent = await find_event(notice_stack.nats_url, "notifications.v1.notice.sent", made.name, since)
+        assert unpack_payload(sent, events_pb2.NoticeSent).node == mine
+        completed = unpack_payload(
+            await find_event(notice_stack.nats_url, "notifications.v1.notice.completed", made.name, since),
+            events_pb2.NoticeCompleted,
+        )
+        assert (completed.state, completed.recipients) == (pb.NOTICE_STATE_COMPLETED, 3)
         # The governor of the other block sees neither the notice nor its receipts.
         with pytest.raises(grpc.aio.AioRpcError) as hidden:
             await n.ListNoticeRecipients(

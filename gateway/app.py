@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 
 from gateway import docs, open311, problems
 from gateway.hygiene import BodyLimit, SecurityHeaders
-from gateway.routes import admin, auth, blocks, meta, notifications, points, tickets, users
+from gateway.routes import admin, auth, blocks, meta, notices, notifications, points, tickets, users
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstreams
 from govkit import logs, metrics
@@ -141,6 +141,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         tickets.router,
         points.router,
         notifications.router,
+        notices.router,
         open311.router,
     ):
         app.include_router(router)

@@ -127,6 +127,10 @@ def run() -> int:
         if "points" in stack.addrs:
             print("seeding the points demo (indicators, love bank, awards, red list, partner bank) ...")
             points_summary = seed(stack, "demo.seed_points", seed_env)
+        notifications_summary = ""
+        if "notifications" in stack.addrs:
+            print("seeding the notifications demo (a notice to a community, some of it read) ...")
+            notifications_summary = seed(stack, "demo.seed_notifications", seed_env)
         stack.start_gateway(http_port)
     except (RuntimeError, TimeoutError, KeyboardInterrupt) as exc:
         print(f"start-up failed: {exc}", file=sys.stderr)
@@ -147,6 +151,10 @@ def run() -> int:
         tickets_summary += f"""
   {points_summary}
   Points (gRPC, {stack.addrs["points"]}): the leader and resident above use the demo staff password.
+"""
+    if notifications_summary:
+        tickets_summary += f"""
+  {notifications_summary}
 """
     print(
         f"""

@@ -73,6 +73,11 @@ def notifications_env(s: Stack, db_url: str, **extra: str) -> dict[str, str]:
         "GOV_NOTIFICATIONS_BACKOFF_MAX_SECONDS": "1",
         "GOV_NOTIFICATIONS_MAX_ATTEMPTS": "3",
         "GOV_NOTIFICATIONS_HEARTBEAT_SECONDS": "2",
+        # No default quiet hours (an empty window), so no test's e-mail waits for the morning; the
+        # quiet-hours tests set a person's own window.
+        "GOV_NOTIFICATIONS_QUIET_START": "00:00",
+        "GOV_NOTIFICATIONS_QUIET_END": "00:00",
+        "GOV_NOTIFICATIONS_DIGEST_INTERVAL_SECONDS": "1",
         **extra,
     }
     s.run_command("notifications", "migrate", env)

@@ -38,6 +38,9 @@ class Permission(StrEnum):
     POINTS_CONFIGURE = "points.configure"  # indicators, exchange points and their items
     # notifications: delivery records, group robots, message templates
     NOTIFICATIONS_MANAGE = "notifications.manage"
+    # targeted notices to the residents of a node (block governors and assistants send to their
+    # own block through blocks' staffing records instead)
+    NOTIFICATIONS_SEND = "notifications.send"
 
 
 _STAFF_ADMIN = frozenset({Permission.USERS_READ, Permission.USERS_WRITE, Permission.ROLES_GRANT})
@@ -57,9 +60,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.UNITS_STAFF,
         Permission.POINTS_CONFIGURE,
         Permission.NOTIFICATIONS_MANAGE,
+        Permission.NOTIFICATIONS_SEND,
     },
     Role.DISPATCHER: _STAFF_ADMIN
     | {
+        Permission.NOTIFICATIONS_SEND,
         Permission.REGIONS_READ,
         Permission.STAFF_ASSIGN,
         Permission.HOUSEHOLDS_READ,

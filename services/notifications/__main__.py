@@ -26,14 +26,18 @@ from services.notifications.channels import (
     WebhookChannel,
 )
 from services.notifications.deliveries import Deliveries
+from services.notifications.digests import DigestRunner
 from services.notifications.directory import Directory
 from services.notifications.domain import RetryPolicy
 from services.notifications.endpoints import Endpoints
+from services.notifications.fanout import FanOutSettings, NoticeFanOut
 from services.notifications.grpc_api import SERVICE, NotificationsServicer
 from services.notifications.hub import InboxHub
 from services.notifications.inbox import Inbox
 from services.notifications.intake import Intake, IntakeSettings
 from services.notifications.models import platform
+from services.notifications.notices import Notices
+from services.notifications.preferences import Preferences, QuietDefaults
 from services.notifications.routing import SUBJECTS
 from services.notifications.settings import NotificationsSettings
 from services.notifications.template_admin import Templates
@@ -107,20 +111,41 @@ def definition(settings: NotificationsSettings) -> ServiceDefinition:
             worker_settings(settings),
         )
         hub = InboxHub()
+        quiet = QuietDefaults(
+            settings.notifications_quiet_start,
+            settings.notifications_quiet_end,
+            settings.notifications_quiet_time_zone,
+        )
         intake = Intake(
             directory,
             hub,
             worker.wake,
             IntakeSettings(
-                link_base=settings.notifications_link_base, email_enabled=bool(settings.smtp_host)
+                link_base=settings.notifications_link_base,
+                email_enabled=bool(settings.smtp_host),
+                quiet=quiet,
             ),
         )
-        parts.update(worker=worker, intake=intake)
+        fanout = NoticeFanOut(
+            runtime.db,
+            directory,
+            hub,
+            FanOutSettings(
+                page_size=settings.notifications_notice_batch_households,
+                pause=settings.notifications_notice_pause_seconds,
+                interval=settings.notifications_notice_interval_seconds,
+                link_base=settings.notifications_link_base,
+            ),
+        )
+        digests = DigestRunner(runtime.db, worker.wake, settings.notifications_digest_interval_seconds)
+        parts.update(worker=worker, intake=intake, fanout=fanout, digests=digests)
         servicer = NotificationsServicer(
             Inbox(runtime.db, hub, settings.notifications_heartbeat_seconds),
             Deliveries(runtime.db, worker.wake),
             Endpoints(runtime.db, directory),
             Templates(runtime.db),
+            Notices(runtime.db, directory.blocks, fanout.wake),
+            Preferences(runtime.db, quiet),
         )
         notifications_pb2_grpc.add_NotificationsServiceServicer_to_server(servicer, server)
 
@@ -133,6 +158,13 @@ def definition(settings: NotificationsSettings) -> ServiceDefinition:
     async def deliver(runtime: ServiceRuntime) -> None:
         await parts["worker"].run()  # type: ignore[attr-defined]
 
+    async def fan_out(runtime: ServiceRuntime) -> None:
+        # Resumes every notice a previous process left sending, then follows new ones.
+        await parts["fanout"].run()  # type: ignore[attr-defined]
+
+    async def digest(runtime: ServiceRuntime) -> None:
+        await parts["digests"].run()  # type: ignore[attr-defined]
+
     return ServiceDefinition(
         name="notifications",
         settings=settings,
@@ -140,7 +172,7 @@ def definition(settings: NotificationsSettings) -> ServiceDefinition:
         register=register,
         service_names=(SERVICE,),
         make_verifier=identity_verifier(settings.token_issuer),
-        background=[deliver],
+        background=[deliver, fan_out, digest],
         consumers=[
             ConsumerSpec(
                 durable=f"notifications-{stream.lower()}",

@@ -22,6 +22,8 @@ STATES: dict[str, pb.DeliveryState] = {
     "sent": pb.DELIVERY_STATE_SENT,
     "failed": pb.DELIVERY_STATE_FAILED,
     "dead": pb.DELIVERY_STATE_DEAD,
+    "held": pb.DELIVERY_STATE_HELD,
+    "digested": pb.DELIVERY_STATE_DIGESTED,
 }
 _STATE_NAMES = {v: k for k, v in STATES.items()}
 
@@ -74,6 +76,7 @@ def delivery(row: Delivery) -> pb.Delivery:
         update_time=timestamp(row.update_time),
         next_attempt_time=timestamp(row.next_attempt_time),
         sent_time=timestamp(row.sent_time),
+        digest=f"deliveries/{row.digest_id}" if row.digest_id else "",
     )
 
 
@@ -99,3 +102,24 @@ def template(view: TemplateView) -> pb.Template:
         update_time=timestamp(view.update_time),
         parameters=[*PARAMETERS.get(view.kind, ()), "link"],
     )
+
+
+def notice_recipient(row: InboxItem) -> pb.NoticeRecipient:
+    return pb.NoticeRecipient(
+        user=row.recipient, deliver_time=timestamp(row.create_time), read_time=timestamp(row.read_time)
+    )
+
+
+DIGESTS: dict[str, pb.DigestFrequency] = {
+    "": pb.DIGEST_FREQUENCY_UNSPECIFIED,
+    "hourly": pb.DIGEST_FREQUENCY_HOURLY,
+    "daily": pb.DIGEST_FREQUENCY_DAILY,
+}
+_DIGEST_NAMES = {v: k for k, v in DIGESTS.items()}
+
+
+def digest_name(value: int, field: str) -> str:
+    name = _DIGEST_NAMES.get(value)  # type: ignore[call-overload]  # an int from the wire
+    if name is None:
+        raise InvalidArgument("is not a digest frequency", field=field)
+    return name

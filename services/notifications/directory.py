@@ -150,3 +150,18 @@ class Directory:
         """A person's mobile number, read from identity when the message is sent ('' if none)."""
         found = await self._call(self.identity.GetUser, identity_pb2.GetUserRequest(name=user))
         return str(found.phone) if found is not None else ""
+
+    async def households(
+        self, node: str, tag: int, page_token: str, page_size: int
+    ) -> blocks_pb2.ListHouseholdsResponse | None:
+        """One page of the households at or below `node` (with `tag` when set); None if the node is gone."""
+        page = await self._call(
+            self.blocks.ListHouseholds,
+            blocks_pb2.ListHouseholdsRequest(
+                node=node,
+                tag=tag,  # type: ignore[arg-type]  # a stored enum value
+                page_size=page_size,
+                page_token=page_token,
+            ),
+        )
+        return page

@@ -13,6 +13,8 @@ class State(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     DEAD = "dead"
+    HELD = "held"  # waiting for the recipient's digest
+    DIGESTED = "digested"  # went out as a line of a digest
 
 
 # Outside channels; the inbox is written with the event, not delivered by the worker.

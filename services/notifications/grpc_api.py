@@ -16,6 +16,8 @@ from services.notifications.deliveries import Deliveries
 from services.notifications.endpoints import Endpoints
 from services.notifications.hub import Overflow
 from services.notifications.inbox import Heartbeat, Inbox
+from services.notifications.notices import Notices, to_pb
+from services.notifications.preferences import Preferences
 from services.notifications.template_admin import Templates
 
 SERVICE = "gov.notifications.v1.NotificationsService"
@@ -24,8 +26,16 @@ Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer):
     def __init__(
-        self, inbox: Inbox, deliveries: Deliveries, endpoints: Endpoints, templates: Templates
+        self,
+        inbox: Inbox,
+        deliveries: Deliveries,
+        endpoints: Endpoints,
+        templates: Templates,
+        notices: Notices,
+        preferences: Preferences,
     ) -> None:
+        self.preferences = preferences
+        self.notices = notices
         self.inbox = inbox
         self.deliveries = deliveries
         self.endpoints = endpoints
@@ -124,3 +134,40 @@ class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer)
             current_principal(), request.name, request.subject, request.body, dict(request.parameters)
         )
         return pb.PreviewTemplateResponse(subject=out.subject, body=out.body, sms_parts=out.sms_parts)
+
+    async def CreateNotice(self, request: pb.CreateNoticeRequest, context: Context) -> pb.Notice:
+        return await self.notices.create(current_principal(), request)
+
+    async def GetNotice(self, request: pb.GetNoticeRequest, context: Context) -> pb.Notice:
+        return await self.notices.get(current_principal(), request.name)
+
+    async def ListNotices(self, request: pb.ListNoticesRequest, context: Context) -> pb.ListNoticesResponse:
+        rows, token = await self.notices.list(
+            current_principal(), request.node, page_size=request.page_size, page_token=request.page_token
+        )
+        return pb.ListNoticesResponse(notices=[to_pb(r) for r in rows], next_page_token=token)
+
+    async def CancelNotice(self, request: pb.CancelNoticeRequest, context: Context) -> pb.Notice:
+        return await self.notices.cancel(current_principal(), request.name)
+
+    async def ListNoticeRecipients(
+        self, request: pb.ListNoticeRecipientsRequest, context: Context
+    ) -> pb.ListNoticeRecipientsResponse:
+        rows, token = await self.notices.recipients(
+            current_principal(),
+            request.name,
+            request.filter,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return pb.ListNoticeRecipientsResponse(
+            recipients=[convert.notice_recipient(r) for r in rows], next_page_token=token
+        )
+
+    async def GetPreferences(self, request: pb.GetPreferencesRequest, context: Context) -> pb.Preferences:
+        return await self.preferences.get(current_principal())
+
+    async def UpdatePreferences(
+        self, request: pb.UpdatePreferencesRequest, context: Context
+    ) -> pb.Preferences:
+        return await self.preferences.update(current_principal(), request.preferences)

@@ -9,6 +9,7 @@ raises, and the event is retried whole.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from services.notifications.directory import Directory
 from services.notifications.domain import State
 from services.notifications.hub import InboxHub
 from services.notifications.models import Delivery, Endpoint, InboxItem, TemplateText
+from services.notifications.preferences import Policy, QuietDefaults, policy_for
 from services.notifications.routing import Notice, route
 from services.notifications.texts import DEFAULT_LOCALE
 
@@ -32,6 +34,7 @@ from services.notifications.texts import DEFAULT_LOCALE
 class IntakeSettings:
     link_base: str
     email_enabled: bool
+    quiet: QuietDefaults
 
 
 async def load_edits(session: AsyncSession) -> templates.Edits:
@@ -46,12 +49,23 @@ def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
 
 class Intake:
     def __init__(
-        self, directory: Directory, hub: InboxHub, wake_worker: Callable[[], None], settings: IntakeSettings
+        self,
+        directory: Directory,
+        hub: InboxHub,
+        wake_worker: Callable[[], None],
+        settings: IntakeSettings,
+        clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
+        self.clock = clock
         self.directory = directory
         self.hub = hub
         self.wake_worker = wake_worker
         self.settings = settings
+
+    async def _policy(self, session: AsyncSession, user: str, cache: dict[str, Policy]) -> Policy:
+        if user not in cache:
+            cache[user] = await policy_for(session, user, self.settings.quiet)
+        return cache[user]
 
     def _params(self, notice: Notice) -> dict[str, str]:
         base = self.settings.link_base.rstrip("/")
@@ -85,12 +99,18 @@ class Intake:
         people: set[str] = set()
         robots: set[str] = set()
         queued = 0
-        now = utcnow()
+        now = self.clock()
+        policies: dict[str, Policy] = {}
         for notice, members in resolved:
             params = self._params(notice)
 
             def queue(
-                recipient: str, channel: str, notice: Notice = notice, params: dict[str, str] = params
+                recipient: str,
+                channel: str,
+                notice: Notice = notice,
+                params: dict[str, str] = params,
+                due: dt.datetime = now,
+                held: bool = False,
             ) -> None:
                 text = templates.render(notice.kind, channel, DEFAULT_LOCALE, params, edits)
                 session.add(
@@ -104,10 +124,10 @@ class Intake:
                         subject=text.subject[:200],
                         body=text.body,
                         link=params["link"][:500],
-                        state=State.QUEUED.value,
+                        state=(State.HELD if held else State.QUEUED).value,
                         attempts=0,
                         last_error="",
-                        next_attempt_time=now,
+                        next_attempt_time=due,
                         lease_until=None,
                         create_time=now,
                         update_time=now,
@@ -136,12 +156,26 @@ class Intake:
                 )
                 session.add(item)
                 written.append(item)
-                if notice.sms:
-                    queue(user, "sms")
-                    queued += 1
-                if self.settings.email_enabled and await _has_endpoint(session, user, "email"):
-                    queue(user, "email")
-                    queued += 1
+                # The person's own choices: channels off for this kind are skipped, and a message
+                # arriving in their quiet hours waits for the window's end unless it is urgent.
+                # A kind they take as a digest is held (state `held`) until the digest time.
+                policy = await self._policy(session, user, policies)
+                due = policy.release(now, urgent=notice.urgent)
+                for channel in ("sms", "email"):
+                    if not policy.allows(notice.kind, channel):
+                        continue
+                    if channel == "sms" and not notice.sms:
+                        continue
+                    if channel == "email" and not (
+                        self.settings.email_enabled and await _has_endpoint(session, user, "email")
+                    ):
+                        continue
+                    digest_time = policy.hold_until(notice.kind, channel, now)
+                    if digest_time is None:
+                        queue(user, channel, due=due)
+                        queued += 1
+                    else:
+                        queue(user, channel, due=digest_time, held=True)
             for owner in dict.fromkeys(a.robot_owner for a in notice.audience if a.robot_owner):
                 if owner not in robots and await _has_endpoint(session, owner, "webhook"):
                     robots.add(owner)

@@ -33,6 +33,7 @@ class InboxItem(Base):
         UniqueConstraint("event_id", "recipient", name="uq_inbox_items_event_recipient"),
         Index("ix_inbox_items_recipient_seq", "recipient", "seq"),
         Index("ix_inbox_items_recipient_unread", "recipient", "read_time", "seq"),
+        Index("ix_inbox_items_event_read", "event_id", "read_time", "recipient"),
     )
 
     # The stream position: increases with every item, what WatchInbox resumes from.
@@ -82,6 +83,8 @@ class Delivery(Base):
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     sent_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # A held row's digest, set in the transaction that queues the digest delivery: never twice.
+    digest_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
 
 class Endpoint(Base):
@@ -114,4 +117,63 @@ class TemplateText(Base):
     subject: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
     updated_by: Mapped[str] = mapped_column(String(80))
+    update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class NoticeRow(Base):
+    """A targeted notice (broadcast) and how far its fan-out has come.
+
+    `cursor` is where resolution stands in blocks' household listing; it is advanced in the same
+    transaction that writes the inbox items of the page before it, so a service killed mid-way
+    resumes exactly after the last page it committed (and the inbox items' unique (event,
+    recipient) index holds anyone listed twice to one item).
+    """
+
+    __tablename__ = "notices"
+    __table_args__ = (
+        Index("ix_notices_node", "node", "create_time"),
+        Index("ix_notices_state", "state"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    node: Mapped[str] = mapped_column(String(PATH))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    urgent: Mapped[bool] = mapped_column(Boolean)
+    category: Mapped[str] = mapped_column(String(40))
+    household_tag: Mapped[int] = mapped_column(Integer)
+    sender: Mapped[str] = mapped_column(String(RECIPIENT))
+    state: Mapped[str] = mapped_column(String(10))  # sending | completed | cancelled
+    cursor: Mapped[str] = mapped_column(Text)  # blocks' page token of the next page ('' at start)
+    households_done: Mapped[int] = mapped_column(Integer)
+    recipients_written: Mapped[int] = mapped_column(Integer)
+    recipients_total: Mapped[int] = mapped_column(Integer)
+    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    complete_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class ChannelSwitch(Base):
+    """One person's choice for one message kind (`*` for all) on one outside channel."""
+
+    __tablename__ = "channel_preferences"
+
+    person: Mapped[str] = mapped_column(String(RECIPIENT), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(60), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(10), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    digest: Mapped[str] = mapped_column(String(10), server_default="")  # '' | hourly | daily
+    digest_time: Mapped[str] = mapped_column(String(8), server_default="")
+
+
+class QuietHoursRow(Base):
+    """A person's quiet window; without a row the defaults (settings) apply."""
+
+    __tablename__ = "quiet_hours"
+
+    person: Mapped[str] = mapped_column(String(RECIPIENT), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    start: Mapped[str] = mapped_column(String(8))
+    end: Mapped[str] = mapped_column(String(8))
+    time_zone: Mapped[str] = mapped_column(String(60))
     update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -39,6 +40,19 @@ class NotificationsSettings(ServiceSettings):
     notifications_rate_sms: float = Field(10.0, gt=0)
     notifications_rate_email: float = Field(10.0, gt=0)
     notifications_send_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    # Targeted notices: households per fan-out batch (one transaction each), the pause between
+    # batches that leaves room for the service's other work, and how often unfinished notices are
+    # looked for when the fan-out is not woken.
+    notifications_notice_batch_households: int = Field(200, ge=1, le=200)
+    notifications_notice_pause_seconds: float = Field(0.01, ge=0, le=10)
+    notifications_notice_interval_seconds: float = Field(10.0, gt=0, le=600)
+    # Quiet hours for people who set none: non-urgent messages on outside channels wait for the
+    # window's end (HH:MM or HH:MM:SS; an end before the start wraps past midnight; IANA zone).
+    notifications_quiet_start: str = Field("22:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$")
+    notifications_quiet_end: str = Field("07:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$")
+    notifications_quiet_time_zone: str = "Asia/Shanghai"
+    # How often held deliveries are looked at for digests now due.
+    notifications_digest_interval_seconds: float = Field(30.0, gt=0, le=3600)
     # SMS: `log` writes each message to the log; `http` posts JSON to the provider's URL.
     notifications_sms_provider: Literal["log", "http"] = "log"
     notifications_sms_http_url: str = ""
@@ -51,6 +65,14 @@ class NotificationsSettings(ServiceSettings):
     smtp_from: str = "notifications@gov.example.org"
     smtp_starttls: bool = False
     smtp_use_tls: bool = False
+
+    @model_validator(mode="after")
+    def _quiet_zone_known(self) -> NotificationsSettings:
+        try:
+            ZoneInfo(self.notifications_quiet_time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("GOV_NOTIFICATIONS_QUIET_TIME_ZONE must be an IANA time zone") from None
+        return self
 
     @model_validator(mode="after")
     def _sms_provider_complete(self) -> NotificationsSettings:

@@ -1,0 +1,161 @@
+"""Targeted notices (broadcasts): create, progress, list, cancel, read receipts; and the caller's
+own preferences (channels per message kind, quiet hours).
+
+Each route is one upstream call to the NotificationsService, declared with gateway.rest.routes; JSON
+shapes live in gateway.notices_resources. Who may send to or read about a node is the service's
+decision (the caller's token goes with every call): outside one's scope is a 403. Creating takes its
+request id from the `Idempotency-Key` header, so a retried POST sends nothing twice; without one the
+gateway makes a fresh id.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+
+from gateway.blocks_resources import NODE_REF_MAX_LENGTH, NODE_REF_PATTERN, path_of
+from gateway.notices_resources import (
+    NOTICE_ID_PATTERN,
+    NewNotice,
+    Notice,
+    NoticePage,
+    NoticeRecipientPage,
+    Preferences,
+    PreferencesBody,
+    ReadFilterName,
+    to_pb,
+)
+from gateway.params import PageSize, PageToken
+from gateway.problems import Problem
+from gateway.rest.routes import Endpoints, Param
+from gateway.upstream import upstreams
+from gov.notifications.v1 import notifications_pb2 as pb
+from gov.notifications.v1.notifications_pb2_grpc import NotificationsServiceStub
+
+router = APIRouter(prefix="/api/v1/notifications", tags=["notices"])
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+NoticeId = Annotated[str, Path(max_length=64, pattern=NOTICE_ID_PATTERN, description="Id of the notice")]
+RequiredNode = Annotated[
+    str,
+    Query(
+        max_length=NODE_REF_MAX_LENGTH,
+        pattern=NODE_REF_PATTERN,
+        description="Notices to this node or below (a node's ref, dots)",
+        examples=["yuhu.wanlou"],
+    ),
+]
+PAGE = {"page_size": Param(PageSize, 50), "page_token": Param(PageToken, "")}
+
+
+def _notifications(request: Request) -> NotificationsServiceStub:
+    return upstreams(request).notifications
+
+
+api = Endpoints(router, _notifications, prefix="/api/v1/notifications")
+
+
+def request_id(key: str | None) -> str:
+    """The service's request id from the Idempotency-Key header; a fresh one without it."""
+    if key is None:
+        return uuid.uuid4().hex
+    if not _REQUEST_ID.match(key):
+        message = "up to 64 of A-Z a-z 0-9 . _ : -"
+        raise Problem(
+            400,
+            f"Idempotency-Key: {message}",
+            slug="invalid-argument",
+            errors=[{"field": "Idempotency-Key", "message": message}],
+        )
+    return key
+
+
+api.post(
+    "/notices",
+    "create_notice",
+    rpc="CreateNotice",
+    view=Notice,
+    status_code=201,
+    summary="Send a notice to every resident of a node (optionally households with a tag)",
+    description=(
+        "Leaders and dispatchers whose scope covers the node, or the block's own governor and "
+        "assistants. The audience is resolved and told in batches in the background: follow "
+        "`recipients_written` on the notice. A retry under the same `Idempotency-Key` returns the "
+        "first notice and sends nothing again."
+    ),
+    body=NewNotice,
+    idempotent=True,
+    message=lambda body, idempotency_key: pb.CreateNoticeRequest(
+        notice=body.to_pb(pb.Notice), request_id=request_id(idempotency_key)
+    ),
+    location=lambda notice, _: f"/notices/{notice.id}",
+)
+api.get(
+    "/notices",
+    "list_notices",
+    rpc="ListNotices",
+    view=NoticePage,
+    summary="Notices to a node or below, newest first",
+    params={"node": RequiredNode, **PAGE},
+    message=lambda node, page_size, page_token: pb.ListNoticesRequest(
+        node=path_of(node), page_size=page_size, page_token=page_token
+    ),
+)
+api.get(
+    "/notices/{notice_id}",
+    "get_notice",
+    rpc="GetNotice",
+    view=Notice,
+    summary="A notice with its progress and how many have read it",
+    params={"notice_id": NoticeId},
+    message=lambda notice_id: pb.GetNoticeRequest(name=f"notices/{notice_id}"),
+)
+api.post(
+    "/notices/{notice_id}:cancel",
+    "cancel_notice",
+    rpc="CancelNotice",
+    view=Notice,
+    summary="Stop a notice's further batches (residents already told keep it)",
+    params={"notice_id": NoticeId},
+    message=lambda notice_id: pb.CancelNoticeRequest(name=f"notices/{notice_id}"),
+)
+api.get(
+    "/notices/{notice_id}/recipients",
+    "list_notice_recipients",
+    rpc="ListNoticeRecipients",
+    view=NoticeRecipientPage,
+    summary="Read receipts: who has (or has not) read a notice",
+    params={
+        "notice_id": NoticeId,
+        "read": Param(ReadFilterName | None, None),
+        **PAGE,
+    },
+    message=lambda notice_id, read, page_size, page_token: pb.ListNoticeRecipientsRequest(
+        name=f"notices/{notice_id}", filter=to_pb(read), page_size=page_size, page_token=page_token
+    ),
+)
+
+api.get(
+    "/preferences",
+    "get_preferences",
+    rpc="GetPreferences",
+    view=Preferences,
+    summary="Your channels per message kind and your quiet hours",
+    message=lambda: pb.GetPreferencesRequest(),
+)
+api.put(
+    "/preferences",
+    "set_preferences",
+    rpc="UpdatePreferences",
+    view=Preferences,
+    summary="Replace your channel choices and quiet hours",
+    description=(
+        "Non-urgent messages on SMS, e-mail and robots wait for the end of your quiet hours; urgent "
+        "ones (overdue, escalation, safety) go at once. The inbox cannot be switched off (400)."
+    ),
+    body=PreferencesBody,
+    message=lambda body: pb.UpdatePreferencesRequest(preferences=body.to_pb(pb.Preferences)),
+)

@@ -44,6 +44,17 @@ IDENTITY_ENV = {
 TELEMETRY_ENV = {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "GOV_LOG_LEVEL": "WARNING"}
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `make test` (pytest-xdist, `-n 2 --dist loadgroup`) each backend's tests run in one
+    worker, beside the other backend's: still one session stack per backend, and the two halves of
+    the suite overlap instead of following each other. Unit tests go to whichever worker is free."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend") if callspec is not None else None
+        if backend is not None:
+            item.add_marker(pytest.mark.xdist_group(backend))
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest) -> str:
     if request.param == "postgres" and not postgres_reachable():

@@ -23,7 +23,8 @@ from google.protobuf import field_mask_pb2
 
 from demo import points as demo_points
 from demo.places import Resident, block_residents
-from demo.seed_tickets import Account, Logins, _call, _user
+from demo.seed_tickets import Account, Logins, _user
+from demo.seeding import call as _call
 from demo.street import load_street
 from gov.blocks.v1 import blocks_pb2 as bpb
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub

@@ -39,12 +39,14 @@ def _run(argv: list[str], timeout: float) -> dict:  # type: ignore[type-arg]
 
 
 def test_make_runs_demo_seeding_right_after_boot(databases: Databases, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
-    urls = [databases.url(name) for name in ("identity", "blocks", "tickets", "points")]
+    urls = [databases.url(name) for name in ("identity", "blocks", "tickets", "points", "notifications")]
     data_dir = tmp_path_factory.mktemp("fresh-boot-stack")
     argv = [*_prefix(), sys.executable, "-m", "tests.support.demo_seed_stack", str(data_dir), *urls]
     report = _run(argv, timeout=900)
 
-    first_blocks, first_tickets, first_points, again_blocks, again_tickets, again_points = report["runs"]
+    runs = report["runs"]
+    first_blocks, first_tickets, first_points, first_notices = runs[:4]
+    again_blocks, again_tickets, again_points, again_notices = runs[4:]
     # The case of the bug: the tickets seeder started before a token made "at 0" looked stale.
     assert first_tickets["monotonic_at_start"] < TOKEN_REUSE_SECONDS - 30, report["runs"]
     assert "households 3000, residents 8480; 244 staff accounts" in first_blocks["stdout"]
@@ -57,6 +59,11 @@ def test_make_runs_demo_seeding_right_after_boot(databases: Databases, tmp_path_
     expected = Counter(pb.TicketState.Name(t.target) for t in wanlou.TICKETS)
     assert report["ticket_states"] == dict(expected)
     _assert_points_demo(report, first_points, again_points)
+    # The notice reaches the community's demo residents once; a second run sends nothing new.
+    assert "notice" in first_notices["stdout"] and "(new)" in first_notices["stdout"], first_notices
+    assert "(existing)" in again_notices["stdout"] and "(0 newly linked)" in again_notices["stdout"], (
+        again_notices
+    )
 
 
 def _assert_points_demo(report: dict, first: dict, again: dict) -> None:  # type: ignore[type-arg]

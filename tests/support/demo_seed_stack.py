@@ -4,7 +4,7 @@ what the points demo holds (read back through the points API as its leader, the 
 `python -m services.points verify` and every balance recomputed from the entries table).
 
     python -m tests.support.demo_seed_stack DATA_DIR IDENTITY_DB_URL BLOCKS_DB_URL TICKETS_DB_URL \
-        POINTS_DB_URL
+        POINTS_DB_URL NOTIFICATIONS_DB_URL
 
 Run by tests/integration/test_fresh_boot.py under a monotonic clock that starts near zero, so every
 process of the stack (services, seeders) runs as on a machine booted a moment ago.
@@ -37,6 +37,8 @@ from tests.conftest import IDENTITY_ENV, TELEMETRY_ENV
 from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD
 
 STAFF_PASSWORD = "demo-staff-password"
+# In `make run`'s order (govkit/devrun.py).
+SEEDERS = ("demo.seed_blocks", "demo.seed_tickets", "demo.seed_points", "demo.seed_notifications")
 
 
 async def ticket_states(stack: Stack) -> dict[str, int]:
@@ -163,7 +165,7 @@ def verify_ledger(stack: Stack, points_db: str) -> dict[str, object]:
 
 
 def main() -> int:
-    data_dir, identity_db, blocks_db, tickets_db, points_db = sys.argv[1:6]
+    data_dir, identity_db, blocks_db, tickets_db, points_db, notifications_db = sys.argv[1:7]
     report: dict[str, object] = {"monotonic_at_start": time.monotonic(), "runs": []}
     stack = Stack(Path(data_dir), base_env=TELEMETRY_ENV)
     try:
@@ -180,11 +182,17 @@ def main() -> int:
         stack.run_command("identity", "create-admin", {**envs["identity"], **admin})
         for service, env in envs.items():
             stack.start_service(service, env)
+        # Notifications reads audiences with its own service account, made once identity serves.
+        notifications = {"GOV_DATABASE_URL": notifications_db}
+        stack.run_command("notifications", "migrate", notifications)
+        notifications |= stack.create_service_account("notifications", ADMIN_LOGIN, ADMIN_PASSWORD)
+        stack.start_service("notifications", notifications)
         seed_env = stack.env(
             GOV_IDENTITY_ADDR=stack.addrs["identity"],
             GOV_BLOCKS_ADDR=stack.addrs["blocks"],
             GOV_TICKETS_ADDR=stack.addrs["tickets"],
             GOV_POINTS_ADDR=stack.addrs["points"],
+            GOV_NOTIFICATIONS_ADDR=stack.addrs["notifications"],
             DEMO_STAFF_PASSWORD=STAFF_PASSWORD,
             OPEN311_API_KEY_FILE=str(Path(data_dir) / "open311-api-key"),
             BANK_API_KEY_FILE=str(Path(data_dir) / "bank-api-key"),
@@ -193,7 +201,7 @@ def main() -> int:
         runs: list[dict[str, object]] = []
         report["runs"] = runs
         for _ in range(2):
-            for module in ("demo.seed_blocks", "demo.seed_tickets", "demo.seed_points"):
+            for module in SEEDERS:
                 started = time.monotonic()
                 done = subprocess.run(
                     [sys.executable, "-m", module], env=seed_env, capture_output=True, text=True, check=False

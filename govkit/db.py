@@ -90,6 +90,23 @@ class TransactionConflict(DomainError):
     code = grpc.StatusCode.ABORTED
 
 
+# SQLSTATE classes of a database that cannot serve right now, whatever the statement: connection
+# exceptions (08), insufficient resources such as "too many clients" (53), operator intervention
+# such as a shutdown (57P).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or refused the connection: the call may be retried."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(cause, "sqlstate", None) or ""
+    return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+
+
 def _conflict_reason(exc: DBAPIError) -> str | None:
     return _CONFLICT_SQLSTATES.get(getattr(exc.orig, "sqlstate", None) or "")
 

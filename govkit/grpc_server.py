@@ -29,7 +29,6 @@ from grpc_reflection.v1alpha import reflection
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from opentelemetry import trace
-from sqlalchemy.exc import DBAPIError
 
 from govkit import bus, channels, logs, metrics, streams, tls
 from govkit.auth import revocations
@@ -37,7 +36,7 @@ from govkit.auth.principal import Principal, reset_principal, set_principal
 from govkit.auth.tokens import GrpcJwksSource, TokenVerifier, bearer_token
 from govkit.config import ServiceSettings
 from govkit.consumer import ConsumerSpec, EventConsumer
-from govkit.db import Database, retry_conflicts
+from govkit.db import Database, database_unavailable, retry_conflicts
 from govkit.errors import DomainError
 from govkit.events import DEAD_LETTER_STREAM, stream_name
 from govkit.housekeeping import Housekeeping
@@ -174,11 +173,11 @@ class _CallGuard:
     async def _failed(self, context: ServicerContext, exc: Exception) -> None:
         if isinstance(exc, DomainError):
             await abort_with(context, exc)
-        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-            # The database went away under this call (restart, failover); the pool has dropped
-            # the dead connections, so the client's retry gets a fresh one.
-            log.warning("database connection lost in %s", self.method)
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "database connection lost; try again")
+        if database_unavailable(exc):
+            # The database went away under this call (restart, failover; the pool has dropped the
+            # dead connections) or refused a new one (too many clients): the client's retry may pass.
+            log.warning("database unavailable in %s: %s", self.method, exc.__class__.__name__)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the database is unavailable; try again")
         log.exception("unhandled error in %s", self.method)
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 

@@ -40,8 +40,15 @@ IDENTITY_ENV = {
     "GOV_ACCESS_TOKEN_TTL_SECONDS": "3600",
 }
 
-# Telemetry on (so trace context is real), exported nowhere.
-TELEMETRY_ENV = {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "GOV_LOG_LEVEL": "WARNING"}
+# Every test stack's base environment. Telemetry on (so trace context is real), exported nowhere.
+# Small database pools: the suite runs stacks side by side (make test's two workers, the outage and
+# crash stacks) against one PostgreSQL whose max_connections is 100.
+STACK_ENV = {
+    "OTEL_TRACES_EXPORTER": "none",
+    "OTEL_METRICS_EXPORTER": "none",
+    "GOV_LOG_LEVEL": "WARNING",
+    "GOV_DB_POOL_SIZE": "5",
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -151,7 +158,7 @@ def sms_gateway() -> Iterator[Robot]:
 def stack(
     databases: Databases, mail_sink: MailSink, sms_gateway: Robot, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("stack"), base_env=TELEMETRY_ENV)
+    s = Stack(tmp_path_factory.mktemp("stack"), base_env=STACK_ENV)
     try:
         mail = {
             "GOV_SMTP_HOST": "127.0.0.1",

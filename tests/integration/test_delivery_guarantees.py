@@ -23,7 +23,7 @@ from govkit.crashpoint import CRASH_EXIT_CODE
 from govkit.db import Database
 from govkit.devstack import Stack, free_port
 from govkit.events import DEAD_LETTER_STREAM, MSG_ID_HEADER, build_event, parse_event
-from tests.conftest import TELEMETRY_ENV, identity_env
+from tests.conftest import STACK_ENV, identity_env
 from tests.support.databases import Databases
 from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD
 
@@ -57,7 +57,7 @@ def _wait_exit(proc, timeout: float = 30) -> int:  # type: ignore[no-untyped-def
 
 @pytest_asyncio.fixture
 async def crash_stack(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    stack = Stack(tmp_path_factory.mktemp("crash"), base_env=TELEMETRY_ENV)
+    stack = Stack(tmp_path_factory.mktemp("crash"), base_env=STACK_ENV)
     stack.start_nats()
     try:
         yield stack

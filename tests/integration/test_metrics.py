@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
 from govkit.devstack import SERVICES, Stack
-from tests.conftest import TELEMETRY_ENV, identity_env
+from tests.conftest import STACK_ENV, identity_env
 from tests.integration.test_gateway_tickets import _act, _category, _report, _unit
 from tests.support.blocks import make_tree
 from tests.support.databases import Databases
@@ -116,7 +116,7 @@ async def test_every_component_serves_the_named_series_after_a_ticket(
 @pytest.fixture
 def relay_stack(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """NATS and identity of their own: this test kills the NATS."""
-    s = Stack(tmp_path_factory.mktemp("metrics-outage"), base_env=TELEMETRY_ENV)
+    s = Stack(tmp_path_factory.mktemp("metrics-outage"), base_env=STACK_ENV)
     try:
         s.start_nats()
         env = identity_env(databases.url("identity"))

@@ -21,7 +21,7 @@ from gov.notifications.v1 import notifications_pb2 as pb
 from gov.notifications.v1.notifications_pb2_grpc import NotificationsServiceStub
 from govkit.devstack import Stack
 from govkit.events import unpack_payload
-from tests.conftest import TELEMETRY_ENV, identity_env, notifications_env
+from tests.conftest import STACK_ENV, identity_env, notifications_env
 from tests.support.blocks import make_tree
 from tests.support.databases import Databases
 from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD, IdentityClient, find_event, md
@@ -51,7 +51,7 @@ async def eventually(check: Callable[[], Awaitable[T | None]], within: float = 6
 
 @pytest.fixture(scope="module")
 def notice_stack(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("notices"), base_env=TELEMETRY_ENV)
+    s = Stack(tmp_path_factory.mktemp("notices"), base_env=STACK_ENV)
     try:
         s.start_nats()
         env = identity_env(databases.url("identity"))

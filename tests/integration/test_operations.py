@@ -26,7 +26,7 @@ from services.blocks.models import Base as BlocksBase
 from services.identity.models import Base as IdentityBase
 from services.points.models import Base as PointsBase
 from services.tickets.models import Base as TicketsBase
-from tests.conftest import TELEMETRY_ENV, identity_env
+from tests.conftest import STACK_ENV, identity_env
 from tests.support.databases import Databases
 from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD
 
@@ -86,7 +86,7 @@ def test_serving_without_nats_events_wait_in_the_outbox_then_drains_on_sigterm(
 ) -> None:
     """A broker outage (here: at start) must not stop a service: it serves, its events wait in the
     outbox, and they go out once NATS comes."""
-    stack = Stack(tmp_path_factory.mktemp("ops"), base_env=TELEMETRY_ENV)
+    stack = Stack(tmp_path_factory.mktemp("ops"), base_env=STACK_ENV)
     try:
         env = identity_env(databases.url("identity"))
         stack.run_command("identity", "migrate", env)

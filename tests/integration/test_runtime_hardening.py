@@ -32,7 +32,7 @@ from govkit.outbox import publisher_lock
 from govkit.tables import PlatformTables
 from services.tickets import statistics
 from services.tickets.models import MonthStats
-from tests.conftest import TELEMETRY_ENV, identity_env, start_platform
+from tests.conftest import STACK_ENV, identity_env, start_platform
 from tests.integration.test_tickets import Desk, assert_district_sums_agree
 from tests.support.databases import Databases
 from tests.support.identity import IdentityClient
@@ -210,7 +210,7 @@ async def test_housekeeping_prunes_old_ids_and_keeps_recent_ones(
     so does an old event that is not published yet."""
     url = databases.url("identity")
     env = identity_env(url)
-    stack = Stack(tmp_path_factory.mktemp("housekeeping"), base_env=TELEMETRY_ENV)
+    stack = Stack(tmp_path_factory.mktemp("housekeeping"), base_env=STACK_ENV)
     stack.run_command("identity", "migrate", env)
     tables = PlatformTables(MetaData())
     now = utcnow()
@@ -348,7 +348,7 @@ LOAD_CLIENTS = 8
 @pytest.fixture(scope="module")
 def outage_stack(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A platform of its own: these tests stop NATS and restart services under it."""
-    s = Stack(tmp_path_factory.mktemp("outage"), base_env=TELEMETRY_ENV)
+    s = Stack(tmp_path_factory.mktemp("outage"), base_env=STACK_ENV)
     try:
         start_platform(s, databases, with_points=False)
         yield s

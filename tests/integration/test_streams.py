@@ -18,7 +18,7 @@ from nats.js.api import StreamConfig
 
 from govkit import streams
 from govkit.devstack import Stack, free_port, wait_serving
-from tests.conftest import TELEMETRY_ENV, identity_env
+from tests.conftest import STACK_ENV, identity_env
 from tests.support.databases import Databases
 
 GIB = 1024**3
@@ -28,7 +28,7 @@ WEEK = 7 * 86400.0
 @pytest.fixture(scope="module")
 def own_stack(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """NATS (streams applied as a deployment does) and identity: these tests change and delete streams."""
-    s = Stack(tmp_path_factory.mktemp("streams"), base_env=TELEMETRY_ENV)
+    s = Stack(tmp_path_factory.mktemp("streams"), base_env=STACK_ENV)
     try:
         s.start_nats()
         env = identity_env(databases.url("identity"))

@@ -37,7 +37,7 @@ from gov.identity.v1.identity_pb2_grpc import IdentityServiceStub
 from govkit import bus, channels
 from govkit.db import make_engine
 from govkit.devstack import REPO, Stack, free_port, nats_server_binary, wait_for_port, wait_serving
-from tests.conftest import TELEMETRY_ENV, identity_env
+from tests.conftest import STACK_ENV, identity_env
 from tests.support.databases import Databases
 from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD
 
@@ -143,7 +143,7 @@ class TlsStack:
 
 @pytest.fixture(scope="module")
 def tls_stack(databases: Databases, pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsStack]:
-    s = Stack(tmp_path_factory.mktemp("tls"), base_env={**TELEMETRY_ENV, **tls_env(pki)})
+    s = Stack(tmp_path_factory.mktemp("tls"), base_env={**STACK_ENV, **tls_env(pki)})
     try:
         # NATS that only speaks TLS; the streams are applied over TLS with the CA (govkit.streams).
         port = free_port()

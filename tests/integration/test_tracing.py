@@ -15,7 +15,7 @@ import httpx
 
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
 from govkit.devstack import Stack, free_port
-from tests.conftest import TELEMETRY_ENV, identity_env
+from tests.conftest import STACK_ENV, identity_env
 from tests.support.blocks import make_tree
 from tests.support.databases import Databases
 from tests.support.identity import IdentityClient
@@ -51,7 +51,7 @@ async def test_one_trace_from_the_gateway_to_a_consumer(databases: Databases, tm
     port = free_port()
     await collector.start(port)
     env = {
-        **TELEMETRY_ENV,
+        **STACK_ENV,
         "OTEL_TRACES_EXPORTER": "otlp",
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
         "OTEL_EXPORTER_OTLP_INSECURE": "true",

@@ -33,7 +33,7 @@ from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub
 from govkit.db import Database
 from govkit.devstack import REPO, Stack
 from services.points.models import Account, Entry, Redemption
-from tests.conftest import IDENTITY_ENV, TELEMETRY_ENV
+from tests.conftest import IDENTITY_ENV, STACK_ENV
 from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD
 
 STAFF_PASSWORD = "demo-staff-password"
@@ -167,7 +167,7 @@ def verify_ledger(stack: Stack, points_db: str) -> dict[str, object]:
 def main() -> int:
     data_dir, identity_db, blocks_db, tickets_db, points_db, notifications_db = sys.argv[1:7]
     report: dict[str, object] = {"monotonic_at_start": time.monotonic(), "runs": []}
-    stack = Stack(Path(data_dir), base_env=TELEMETRY_ENV)
+    stack = Stack(Path(data_dir), base_env=STACK_ENV)
     try:
         stack.start_nats()
         envs = {

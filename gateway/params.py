@@ -4,12 +4,33 @@
 # its closure, which FastAPI can read only if the annotation is evaluated when the function is made.
 
 import re
+import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Query
 
 from gateway.problems import Problem
+
+# A caller-supplied request id (the Idempotency-Key) as the services accept it.
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+
+
+def request_id(key: str | None) -> str:
+    """The service's request id from the Idempotency-Key header; a fresh one without it."""
+    if key is None:
+        return uuid.uuid4().hex
+    if not _REQUEST_ID.match(key):
+        message = "up to 64 of A-Z a-z 0-9 . _ : -"
+        raise Problem(
+            400,
+            f"Idempotency-Key: {message}",
+            slug="invalid-argument",
+            errors=[{"field": "Idempotency-Key", "message": message}],
+        )
+    return key
+
 
 PageSize = Annotated[int, Query(ge=1, le=200, description="Default 50")]
 PageToken = Annotated[str, Query(max_length=500, description="`next_page_token` of the previous page")]

@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from google.protobuf.message import Message
 
-from gateway.params import IdempotencyKey, body_limit
+from gateway.params import IdempotencyKey, PageSize, PageToken, body_limit
 from gateway.rest.bodies import Body
 from gateway.rest.views import View
 from gateway.upstream import CallerDep, call
@@ -33,6 +33,10 @@ class Param:
 
     annotation: object
     default: object = _EMPTY
+
+
+# The page parameters every List route takes.
+PAGE = {"page_size": Param(PageSize, 50), "page_token": Param(PageToken, "")}
 
 
 class Endpoints:

@@ -49,9 +49,9 @@ from gateway.blocks_resources import (
     timestamp,
     to_pb,
 )
-from gateway.params import PageSize, PageToken, body_limit, free_text
+from gateway.params import body_limit, free_text
 from gateway.problems import Problem
-from gateway.rest.routes import Endpoints, Param
+from gateway.rest.routes import PAGE, Endpoints, Param
 from gateway.upstream import Caller, CallerDep, call, upstreams
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
@@ -100,9 +100,6 @@ _IMPORT_MEDIA_TYPES: dict[str, tuple[str, ...]] = {
     "households": ("text/csv",),
     "residents": ("text/csv",),
 }
-
-
-PAGE = {"page_size": Param(PageSize, 50), "page_token": Param(PageToken, "")}
 
 
 def _blocks(request: Request) -> BlocksServiceStub:

@@ -10,8 +10,6 @@ gateway makes a fresh id.
 
 from __future__ import annotations
 
-import re
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -28,16 +26,14 @@ from gateway.notices_resources import (
     ReadFilterName,
     to_pb,
 )
-from gateway.params import PageSize, PageToken
-from gateway.problems import Problem
-from gateway.rest.routes import Endpoints, Param
+from gateway.params import request_id
+from gateway.rest.routes import PAGE, Endpoints, Param
 from gateway.upstream import upstreams
 from gov.notifications.v1 import notifications_pb2 as pb
 from gov.notifications.v1.notifications_pb2_grpc import NotificationsServiceStub
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notices"])
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 NoticeId = Annotated[str, Path(max_length=64, pattern=NOTICE_ID_PATTERN, description="Id of the notice")]
 RequiredNode = Annotated[
     str,
@@ -48,7 +44,6 @@ RequiredNode = Annotated[
         examples=["yuhu.wanlou"],
     ),
 ]
-PAGE = {"page_size": Param(PageSize, 50), "page_token": Param(PageToken, "")}
 
 
 def _notifications(request: Request) -> NotificationsServiceStub:
@@ -56,21 +51,6 @@ def _notifications(request: Request) -> NotificationsServiceStub:
 
 
 api = Endpoints(router, _notifications, prefix="/api/v1/notifications")
-
-
-def request_id(key: str | None) -> str:
-    """The service's request id from the Idempotency-Key header; a fresh one without it."""
-    if key is None:
-        return uuid.uuid4().hex
-    if not _REQUEST_ID.match(key):
-        message = "up to 64 of A-Z a-z 0-9 . _ : -"
-        raise Problem(
-            400,
-            f"Idempotency-Key: {message}",
-            slug="invalid-argument",
-            errors=[{"field": "Idempotency-Key", "message": message}],
-        )
-    return key
 
 
 api.post(

@@ -44,17 +44,15 @@ from gateway.notifications_resources import (
     template_name,
     to_pb,
 )
-from gateway.params import PageSize, PageToken
+from gateway.params import request_id
 from gateway.problems import Problem
-from gateway.rest.routes import Endpoints, Param
-from gateway.routes.points import request_id
+from gateway.rest.routes import PAGE, Endpoints, Param
 from gateway.upstream import Caller, CallerDep, authenticated, call, oauth2_scheme, upstreams
 from gov.notifications.v1 import notifications_pb2 as pb
 from gov.notifications.v1.notifications_pb2_grpc import NotificationsServiceStub
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
 PREFIX = "/api/v1/notifications"
-PAGE = {"page_size": Param(PageSize, 50), "page_token": Param(PageToken, "")}
 
 
 def _notifications(request: Request) -> NotificationsServiceStub:

@@ -11,19 +11,16 @@ fresh id, so such a request is not safe to retry.
 
 from __future__ import annotations
 
-import re
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 
 from gateway.blocks_resources import NODE_REF_MAX_LENGTH, NODE_REF_PATTERN, path_of
-from gateway.params import PageSize, PageToken
+from gateway.params import REQUEST_ID_PATTERN, PageSize, PageToken, request_id
 from gateway.points_resources import (
     ACCOUNT_ID_PATTERN,
     ENTRY_ID_PATTERN,
     ID_PATTERN,
-    REQUEST_ID_PATTERN,
     Account,
     Activity,
     ActivityPage,
@@ -80,7 +77,7 @@ from gateway.points_resources import (
     to_pb,
 )
 from gateway.problems import Problem
-from gateway.rest.routes import Endpoints, Param
+from gateway.rest.routes import PAGE, Endpoints, Param
 from gateway.upstream import Caller, CallerDep, call, upstreams
 from gov.points.v1 import points_pb2 as pb
 from gov.points.v1.points_pb2_grpc import PointsServiceStub
@@ -137,8 +134,6 @@ RequiredNode = Annotated[
         examples=["yuhu.wanlou"],
     ),
 ]
-PAGE = {"page_size": Param(PageSize, 50), "page_token": Param(PageToken, "")}
-_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 
 
 def _points(request: Request) -> PointsServiceStub:
@@ -146,21 +141,6 @@ def _points(request: Request) -> PointsServiceStub:
 
 
 api = Endpoints(router, _points, prefix="/api/v1/points")
-
-
-def request_id(key: str | None) -> str:
-    """The service's request id from the Idempotency-Key header; a fresh one without it."""
-    if key is None:
-        return uuid.uuid4().hex
-    if not _REQUEST_ID.match(key):
-        message = "up to 64 of A-Z a-z 0-9 . _ : -"
-        raise Problem(
-            400,
-            f"Idempotency-Key: {message}",
-            slug="invalid-argument",
-            errors=[{"field": "Idempotency-Key", "message": message}],
-        )
-    return key
 
 
 def _me(caller: Caller) -> str:

@@ -13,8 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 
 from gateway.blocks_resources import ID_PATTERN, NODE_REF_MAX_LENGTH, NODE_REF_PATTERN, path_of, timestamp
-from gateway.params import PageSize, PageToken, free_text
-from gateway.rest.routes import Endpoints, Param
+from gateway.params import free_text
+from gateway.rest.routes import PAGE, Endpoints, Param
 from gateway.tickets_resources import (
     CODE_MAX_LENGTH,
     CODE_PATTERN,
@@ -84,7 +84,6 @@ LeadUnitFilter = Annotated[
 ]
 StartTime = Annotated[dt.datetime | None, Query(description="RFC 3339; naive times are UTC")]
 EndTime = Annotated[dt.datetime | None, Query(description="RFC 3339, exclusive")]
-PAGE = {"page_size": Param(PageSize, 50), "page_token": Param(PageToken, "")}
 
 
 def _tickets(request: Request) -> TicketsServiceStub:

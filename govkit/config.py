@@ -88,6 +88,9 @@ class ServiceSettings(BaseSettings):
     # service and replica counts against the server's max_connections (100 by default): five
     # services at the default take at most 75. SQLite ignores it.
     db_pool_size: int = Field(10, ge=1, le=200)
+    # Fail (rather than log) a call that asks for a second connection while it holds a write
+    # transaction (govkit.db.Database._check_nesting). The test suite turns it on.
+    db_forbid_nested_connections: bool = False
     grpc_host: str = "0.0.0.0"  # noqa: S104 - a service must be reachable from other pods
     grpc_port: int = Field(50051, ge=1, le=65535)
     # Plaintext grpc.health.v1 (and nothing else) on a port of its own, for Kubernetes' gRPC probes,

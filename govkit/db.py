@@ -18,6 +18,7 @@ from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event, text
 from sqlalchemy.engine import Connection, CursorResult, Result, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -97,7 +98,10 @@ _UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
 
 
 def database_unavailable(exc: BaseException) -> bool:
-    """The database could not be reached or refused the connection: the call may be retried."""
+    """The database could not be reached or refused the connection, or every pooled connection stayed
+    busy for the pool's whole timeout: the call may be retried."""
+    if isinstance(exc, PoolTimeout):
+        return True
     if not isinstance(exc, DBAPIError):
         return False
     if exc.connection_invalidated:
@@ -128,6 +132,13 @@ class _UnitOfWork:
 _unit_of_work: contextvars.ContextVar[_UnitOfWork | None] = contextvars.ContextVar(
     "gov_unit_of_work", default=None
 )
+
+# The database whose write transaction the current task holds open, if any.
+_holding: contextvars.ContextVar[Database | None] = contextvars.ContextVar("gov_db_holding", default=None)
+
+
+class NestedConnection(RuntimeError):
+    """A second connection asked for while the same task holds a write transaction open."""
 
 
 async def retry_conflicts(
@@ -216,8 +227,16 @@ class Database:
     nested in a write, or beside one, cannot deadlock); on PostgreSQL they share one pool.
     """
 
-    def __init__(self, url: str, *, pool_size: int = 10, ssl_ca_file: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        ssl_ca_file: str | None = None,
+        forbid_nested: bool = False,
+    ) -> None:
         self.url = url
+        self.forbid_nested = forbid_nested
         self.engine = make_engine(url, pool_size=pool_size, ssl_ca_file=ssl_ca_file)
         if is_sqlite(url):
             self.read_engine = make_engine(url, immediate=False)
@@ -237,7 +256,7 @@ class Database:
         self.write_sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=session_cls
         )
-        self.sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._snapshot_sessions = async_sessionmaker(snapshot_engine, expire_on_commit=False)
         self._writer = asyncio.Lock() if is_sqlite(url) else None
 
@@ -254,11 +273,31 @@ class Database:
         pool = self.engine.sync_engine.pool
         return float(getattr(pool, "size", lambda: 0)())
 
+    def sessions(self) -> AsyncSession:
+        """A read session (`async with db.sessions() as session:`); autocommit on PostgreSQL."""
+        self._check_nesting("a read session")
+        return self._read_sessions()
+
+    def _check_nesting(self, what: str) -> None:
+        """On PostgreSQL reads and writes share one pool: a task that holds a write transaction and
+        asks for another connection keeps its first one while it waits, so enough such tasks at once
+        take every connection and wait for each other until the pool times out. Read inside the
+        transaction's own session instead (or before it). Strict mode (tests) fails the call; in
+        production it is logged, once per call site, since the call itself still works."""
+        if _holding.get() is not self:
+            return
+        message = f"{what} opened while this task holds a write transaction (a second pooled connection)"
+        if self.forbid_nested:
+            raise NestedConnection(message)
+        log.warning(message, stack_info=True)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A write transaction. If PostgreSQL rolls it back to break a deadlock or a serialization
         conflict, it raises `TransactionConflict`, which `retry_conflicts` (around every gRPC call
         and event handler) answers by running the caller's work again."""
+        self._check_nesting("a write transaction")
+        holding = _holding.set(self)
         try:
             if self._writer is None:
                 async with self.write_sessions() as session, session.begin():
@@ -274,6 +313,8 @@ class Database:
             if reason is None:
                 raise
             raise TransactionConflict(f"the transaction was rolled back by a {reason}; try again") from exc
+        finally:
+            _holding.reset(holding)
         unit = _unit_of_work.get()
         if unit is not None:
             unit.mark_committed()
@@ -283,6 +324,7 @@ class Database:
         """Reads that must see one committed moment across several statements (a ledger check, a
         report summing two tables): a read-only REPEATABLE READ transaction on PostgreSQL, a read
         transaction on SQLite (WAL gives it a snapshot at its first read)."""
+        self._check_nesting("a snapshot")
         async with self._snapshot_sessions() as session, session.begin():
             yield session
 

@@ -278,6 +278,7 @@ class ServiceRuntime:
             self.settings.database_url,
             pool_size=self.settings.db_pool_size,
             ssl_ca_file=self.settings.tls_postgres_ca_file,
+            forbid_nested=self.settings.db_forbid_nested_connections,
         )
         self.nc: NATS | None = None
         self.js: JetStreamContext | None = None

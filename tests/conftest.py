@@ -41,13 +41,15 @@ IDENTITY_ENV = {
 }
 
 # Every test stack's base environment. Telemetry on (so trace context is real), exported nowhere.
-# Database pools stay at the platform's default (10): with 5, points' ApproveAward (which holds a
-# connection while it asks blocks for live rights) starved under the concurrent-load test. Stacks side
-# by side can exhaust PostgreSQL's 100 connections; that answers UNAVAILABLE (503), which clients retry.
+# Small database pools: make test runs stacks side by side against one PostgreSQL (100 connections).
+# A call that takes a second connection while it holds a write transaction fails (it is what starved
+# small pools under load), so the suite finds every such place.
 STACK_ENV = {
     "OTEL_TRACES_EXPORTER": "none",
     "OTEL_METRICS_EXPORTER": "none",
     "GOV_LOG_LEVEL": "WARNING",
+    "GOV_DB_POOL_SIZE": "4",
+    "GOV_DB_FORBID_NESTED_CONNECTIONS": "true",
 }
 
 

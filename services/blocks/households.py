@@ -135,7 +135,7 @@ class HouseholdFlows:
         household = await get_row(
             session, Household, household_id, f"households/{household_id} not found", lock=edit
         )
-        access = await load_access(self.db, principal)
+        access = await load_access(session, principal)
         if edit:
             allowed = access.can_edit(household.block_path)
         else:
@@ -492,7 +492,7 @@ class HouseholdFlows:
                 stmt = stmt.where(Visit.household_id == row.id)
             else:
                 path = node_path(node, field="node")
-                access = await load_access(self.db, principal)
+                access = await load_access(session, principal)
                 access.require_read(path)
                 stmt = stmt.where(within(Visit.block_path, path))
             if start:

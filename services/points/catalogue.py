@@ -148,10 +148,7 @@ class Catalogue:
         iid = resource_id(name, "indicators")
         async with self.db.sessions() as session:
             if version:
-                snap = await get_row(
-                    session, IndicatorVersion, (iid, version), f"no version {version} of indicators/{iid}"
-                )
-                return json_format.Parse(snap.snapshot, pb.Indicator())
+                return await indicator_version(session, iid, version)
             row = await get_row(session, Indicator, iid, f"no indicators/{iid}")
         return convert.indicator(row)
 
@@ -389,3 +386,11 @@ async def take_stock(session: AsyncSession, item_id: str, quantity: int) -> None
 
 async def return_stock(session: AsyncSession, item_id: str, quantity: int) -> None:
     await session.execute(update(Item).where(Item.id == item_id).values(stock=Item.stock + quantity))
+
+
+async def indicator_version(session: AsyncSession, iid: str, version: int) -> pb.Indicator:
+    """The indicator as it stood at `version` (its snapshot), read in the caller's session."""
+    snap = await get_row(
+        session, IndicatorVersion, (iid, version), f"no version {version} of indicators/{iid}"
+    )
+    return json_format.Parse(snap.snapshot, pb.Indicator())

@@ -31,7 +31,7 @@ from govkit.db import Database, utcnow
 from govkit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable
 from govkit.keyset import newest_first, time_id_cursor
 from govkit.sqlpaths import any_within
-from services.points import convert, domain, repository
+from services.points import catalogue, convert, domain, repository
 from services.points.catalogue import Catalogue, resource_id, terms_of
 from services.points.domain import AwardState, IndicatorKind
 from services.points.ledger import ISSUANCE, PENALTIES, REDEEMED, Kind, Phase
@@ -439,8 +439,9 @@ class PointsFlows:
         return award
 
     async def _validity(self, session: AsyncSession, award: Award) -> int:
-        """Validity of the indicator version the award was made under."""
-        snap = await self.catalogue.get_indicator(f"indicators/{award.indicator_id}", award.indicator_version)
+        """Validity of the indicator version the award was made under (read in the open transaction:
+        a second connection while holding this one could starve the pool under load)."""
+        snap = await catalogue.indicator_version(session, award.indicator_id, award.indicator_version)
         return snap.validity_months
 
     async def void(

@@ -88,21 +88,30 @@ class CalendarStore:
     def invalidate(self) -> None:
         self._checked = float("-inf")
 
-    async def get(self) -> WorkingCalendar:
+    async def get(self, session: AsyncSession | None = None) -> WorkingCalendar:
+        """The calendar, re-read at most every `check_every` seconds. A caller inside a write
+        transaction passes its session: a second pooled connection could starve the pool."""
         if time.monotonic() - self._checked < self.check_every:
             return self._calendar
-        async with self._lock, self.db.sessions() as session:
-            version: tuple[object, ...] = tuple(
-                (await session.execute(select(func.count(), func.max(CalendarYear.update_time)))).one()
-            )
-            if version != self._version:
-                rows = (await session.execute(select(CalendarDay))).scalars().all()
-                self._calendar = WorkingCalendar().with_days(
-                    (dt.date.fromisoformat(r.day), r.kind, r.name) for r in rows
-                )
-                self._version = version
-            self._checked = time.monotonic()
+        async with self._lock:
+            if session is not None:
+                await self._refresh(session)
+            else:
+                async with self.db.sessions() as own:
+                    await self._refresh(own)
         return self._calendar
+
+    async def _refresh(self, session: AsyncSession) -> None:
+        version: tuple[object, ...] = tuple(
+            (await session.execute(select(func.count(), func.max(CalendarYear.update_time)))).one()
+        )
+        if version != self._version:
+            rows = (await session.execute(select(CalendarDay))).scalars().all()
+            self._calendar = WorkingCalendar().with_days(
+                (dt.date.fromisoformat(r.day), r.kind, r.name) for r in rows
+            )
+            self._version = version
+        self._checked = time.monotonic()
 
 
 class CatalogueFlows:

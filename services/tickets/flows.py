@@ -474,7 +474,7 @@ class TicketFlows:
                 category = await session.get(Category, row.category)
                 assert category is not None
                 row.acknowledge_deadline, row.resolve_deadline = deadlines(
-                    category, now, await self.calendar.get()
+                    category, now, await self.calendar.get(session)
                 )
                 row.acknowledge_overdue = row.resolve_overdue = False
             if action == Action.REOPEN:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from govkit.db import database_unavailable
 
@@ -29,3 +30,7 @@ def test_a_mistake_in_the_request_or_the_code_is_not() -> None:
     assert not database_unavailable(_error("3D000"))  # no such database: configuration, not load
     assert not database_unavailable(_error(None))
     assert not database_unavailable(ValueError("not a database error"))
+
+
+def test_a_pool_whose_connections_all_stayed_busy_is_unavailable() -> None:
+    assert database_unavailable(PoolTimeout("QueuePool limit of size 4 overflow 2 reached"))

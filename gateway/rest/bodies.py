@@ -91,11 +91,11 @@ class Body(BaseModel):
                     if fd.type == FieldDescriptor.TYPE_MESSAGE:
                         _write_message(target.add(), item, name)
                     else:
-                        target.append(_encode(fd, item, named, name))
+                        target.append(encode(fd, item, named, name))
             elif fd.type == FieldDescriptor.TYPE_MESSAGE:
                 _write_message(getattr(message, fd.name), value, name)
             else:
-                setattr(message, fd.name, _encode(fd, value, named, name))
+                setattr(message, fd.name, encode(fd, value, named, name))
 
     def _marker(self, name: str, kind: type[_K]) -> _K | None:
         info: FieldInfo = type(self).model_fields[name]
@@ -136,7 +136,7 @@ def _write_message(target: Message, value: object, name: str) -> None:
         raise TypeError(f"{name}: cannot write {type(value).__name__} into {full}")
 
 
-def _encode(fd: FieldDescriptor, value: object, named: Named | None, name: str) -> object:
+def encode(fd: FieldDescriptor, value: object, named: Named | None, name: str) -> object:
     if isinstance(value, StrEnum) and fd.type == FieldDescriptor.TYPE_ENUM:
         return proto_number(enum_type(fd), value.value)
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):

@@ -53,7 +53,8 @@ def plural(word: str) -> str:
 
 
 class Resource:
-    """A collection at `path` (below its parent's item path) of `message` resources keyed by `key`."""
+    """A collection at `path` (below its parent's item path) of `message` resources keyed by `key`
+    (the path parameter's name and annotation)."""
 
     def __init__(
         self,
@@ -68,12 +69,13 @@ class Resource:
         plural_name: str | None = None,
         collection: str | None = None,
         id_field: str = "id",
+        names: Callable[[Mapping[str, Any]], str] | None = None,
     ) -> None:
         self.api, self.message, self.view, self.page, self.parent = api, message, view, page, parent
         self.camel = message.DESCRIPTOR.name
         self.camel_plural = plural_name or plural(self.camel)
         self.singular, self.plural = snake(self.camel), snake(self.camel_plural)
-        self.key, self.id_field = key[0], id_field
+        self.key, self.id_field, self.names = key[0], id_field, names
         collection = collection or self.camel_plural[0].lower() + self.camel_plural[1:]
         above = parent.item_path if parent is not None else ""
         self.path: str = above + path
@@ -85,8 +87,9 @@ class Resource:
         )
 
     def name_of(self, values: Mapping[str, Any]) -> str:
-        """The resource name (`exchangePoints/a/items/b`) from the path parameters."""
-        return self.name_template.format(**values)
+        """The resource name (`exchangePoints/a/items/b`) from the path parameters, unless `names`
+        says how the service names it otherwise (a node by its bare path)."""
+        return self.names(values) if self.names is not None else self.name_template.format(**values)
 
     def request(self, rpc: str, **fields: Any) -> Message:
         return self.api.request(rpc, **fields)
@@ -208,6 +211,10 @@ class Resource:
         more: dict[str, Any],
     ) -> None:
         params = {**(self.path_params if path == self.path else self.item_params), **params}
+        body = more.get("body")
+        if "message" not in more and body is not None and not issubclass(body, Body):
+            # The standard request writes the body through Body.fill/to_pb/patch.
+            raise TypeError(f"{name}: {body.__name__} is not a gateway.rest.Body; declare its message")
         more.setdefault("message", message)
         name = more.pop("name", name)
         self.api.route(method, path, name, rpc=rpc, view=view, summary=summary, params=params, **more)

@@ -15,8 +15,8 @@ import datetime as dt
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import ModuleType
 from enum import Enum
+from types import ModuleType
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -129,6 +129,8 @@ class Endpoints:
         to show from the reply."""
         stub, prefix = self.stub, self.prefix
         if message is None:
+            if body is not None:
+                raise TypeError(f"{name}: a route with a body declares its message")
             message = self._filled(rpc, params or {})
         build = message
 

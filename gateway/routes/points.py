@@ -11,9 +11,11 @@ fresh id, so such a request is not safe to retry.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
+from google.protobuf.message import Message
 
 from gateway.blocks_resources import NODE_REF_MAX_LENGTH, NODE_REF_PATTERN, path_of
 from gateway.params import REQUEST_ID_PATTERN, request_id
@@ -482,27 +484,22 @@ api.get(
     with_caller=True,
     message=lambda caller: pb.GetAccountRequest(name=_me(caller)),
 )
-api.get(
-    "/me/entries",
-    "list_my_entries",
-    rpc="ListEntries",
-    view=EntryPage,
-    summary="Your own statement, newest first",
-    params=PAGE,
-    with_caller=True,
-    message=lambda caller, page_size, page_token: pb.ListEntriesRequest(
-        parent=_me(caller), page_size=page_size, page_token=page_token
+
+
+def _mine(rpc: str) -> Callable[..., Message]:
+    """The caller's own list: its parent is the caller."""
+    return lambda caller, **page: api.request(rpc, parent=_me(caller), **page)
+
+
+for path, name, rpc, view, summary in (
+    ("/me/entries", "list_my_entries", "ListEntries", EntryPage, "Your own statement, newest first"),
+    (
+        "/me/credit-queries",
+        "list_my_credit_queries",
+        "ListCreditQueries",
+        CreditQueryPage,
+        "Who asked for your credit tier, answered or refused, newest first",
     ),
-)
-api.get(
-    "/me/credit-queries",
-    "list_my_credit_queries",
-    rpc="ListCreditQueries",
-    view=CreditQueryPage,
-    summary="Who asked for your credit tier, answered or refused, newest first",
-    params=PAGE,
-    with_caller=True,
-    message=lambda caller, page_size, page_token: pb.ListCreditQueriesRequest(
-        parent=_me(caller), page_size=page_size, page_token=page_token
-    ),
-)
+):
+    mine = _mine(rpc)
+    api.get(path, name, rpc=rpc, view=view, summary=summary, params=PAGE, with_caller=True, message=mine)

@@ -15,8 +15,6 @@ Safe to run again: a linked resident stays linked, and the notice is sent once (
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 
 import grpc
 from google.protobuf import field_mask_pb2
@@ -25,6 +23,7 @@ from demo import points as demo_points
 from demo.places import Resident, block_residents
 from demo.seed_tickets import Account, Logins, _user
 from demo.seeding import call as _call
+from demo.seeding import run_seeder
 from demo.street import load_street
 from gov.blocks.v1 import blocks_pb2 as bpb
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
@@ -191,30 +190,17 @@ async def seed(
 
 
 def main() -> int:
-    env = os.environ
-    try:
-        print(
-            asyncio.run(
-                seed(
-                    env["GOV_IDENTITY_ADDR"],
-                    env["GOV_BLOCKS_ADDR"],
-                    env["GOV_NOTIFICATIONS_ADDR"],
-                    env["ADMIN_LOGIN"],
-                    env["ADMIN_PASSWORD"],
-                    env["DEMO_STAFF_PASSWORD"],
-                )
-            )
-        )
-    except KeyError as missing:
-        sys.stderr.write(f"demo.seed_notifications: set {missing.args[0]}\n")
-        return 2
-    except RuntimeError as exc:
-        sys.stderr.write(f"demo.seed_notifications: {exc}\n")
-        return 1
-    except grpc.aio.AioRpcError as exc:
-        sys.stderr.write(f"demo.seed_notifications: {exc.code().name}: {exc.details()}\n")
-        return 1
-    return 0
+    return run_seeder(
+        "demo.seed_notifications",
+        lambda env: seed(
+            env["GOV_IDENTITY_ADDR"],
+            env["GOV_BLOCKS_ADDR"],
+            env["GOV_NOTIFICATIONS_ADDR"],
+            env["ADMIN_LOGIN"],
+            env["ADMIN_PASSWORD"],
+            env["DEMO_STAFF_PASSWORD"],
+        ),
+    )
 
 
 if __name__ == "__main__":

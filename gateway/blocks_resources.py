@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 from google.protobuf import timestamp_pb2
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
-from gateway.rest import Body, Out, Proto, ProtoEnum, View, from_pb, proto_enums, to_pb
+from gateway.rest import Body, Out, Proto, ProtoEnum, View, from_pb, patch_of, proto_enums, to_pb
 from gateway.rest.bodies import timestamp as _timestamp
 from gateway.rest.names import last_segment, node_path, path_of, ref_of
 from gov.blocks.v1 import blocks_pb2 as pb
@@ -173,14 +173,13 @@ class NewNode(Body):
     boundary: Annotated[Boundary | None, Proto("boundary_geojson", boundary_text)] = None
 
 
-class NodePatch(Body):
-    """Only the fields present are changed; `boundary: null` clears the boundary, `parent` moves the node."""
-
-    display_name: DisplayName | None = None
-    boundary: Annotated[Boundary | None, Proto("boundary_geojson", boundary_text)] = None
-    parent: NodePath | None = None
-
-    clearable: ClassVar[frozenset[str]] = frozenset({"boundary"})
+NodePatch = patch_of(
+    NewNode,
+    "NodePatch",
+    fixed=("code", "kind"),
+    clearable=("boundary",),
+    doc="Only the fields present are changed; `boundary: null` clears the boundary, `parent` moves the node.",
+)
 
 
 class CoverageOverlap(
@@ -354,18 +353,16 @@ class NewHousehold(Body):
     residents: Residents = Field(default_factory=list)
 
 
-class HouseholdPatch(Body):
-    """Only the fields present are changed: `residents` replaces the list, `building: null` clears it."""
-
-    address: Address | None = None
-    tags: Tags | None = None
-    residents: Residents | None = None
-    building: Code | None = None
-
-    clearable: ClassVar[frozenset[str]] = frozenset({"building"})
+HouseholdPatch = patch_of(
+    NewHousehold,
+    "HouseholdPatch",
+    fixed=("code", "block"),
+    clearable=("building",),
+    doc="Only the fields present are changed: `residents` replaces the list, `building: null` clears it.",
+)
 
 
-class HouseholdMove(BaseModel):
+class HouseholdMove(Body):
     block: NodePath = Field(description="Path of the block to move to (slashes or dots)")
     building: Code | None = Field(None, description="Code of a building in that block")
 

@@ -15,7 +15,7 @@ from typing import Annotated, ClassVar
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from gateway.blocks_resources import USER_PATTERN, NodePath
-from gateway.rest import Body, Named, Out, ProtoEnum, View, from_pb, proto_enums, to_pb
+from gateway.rest import Body, Named, Out, ProtoEnum, View, from_pb, patch_of, proto_enums, to_pb
 from gateway.rest.names import last_segment, node_path, ref_of, short
 from gov.points.v1 import points_pb2 as pb
 
@@ -136,6 +136,8 @@ EvidenceUris = Annotated[
 Points = Annotated[int, Field(ge=1, le=1_000_000)]
 Count = Annotated[int, Field(ge=0, le=1_000_000)]
 Months = Annotated[int, Field(ge=0, le=600)]
+ACTIVE = {"active": bool}
+"""What every PATCH body here may set besides the create body's fields: `active: false` retires."""
 
 
 # ----------------------------------------------------------------------------- indicators
@@ -186,19 +188,13 @@ class NewIndicator(Body):
     credit_household: bool = False
 
 
-class IndicatorPatch(Body):
-    """Only the fields present are changed; each change makes a new version."""
-
-    display_name: DisplayName | None = None
-    description: Description | None = None
-    points: Points | None = None
-    evidence_required: bool | None = None
-    approval_required: bool | None = None
-    cap_count: Count | None = None
-    cap_period: PeriodName | None = None
-    validity_months: Months | None = None
-    credit_household: bool | None = None
-    active: bool | None = None
+IndicatorPatch = patch_of(
+    NewIndicator,
+    "IndicatorPatch",
+    fixed=("node", "code", "kind"),
+    extra=ACTIVE,
+    doc="Only the fields present are changed; each change makes a new version.",
+)
 
 
 class IndicatorAvailability(
@@ -382,13 +378,13 @@ class NewExchangePoint(Body):
     staff: Staff = Field(default_factory=list, description="`users/{id}` or bare ids")
 
 
-class ExchangePointPatch(Body):
-    """Only the fields present are changed; `staff` replaces the list."""
-
-    display_name: DisplayName | None = None
-    address: Address | None = None
-    staff: Staff | None = None
-    active: bool | None = None
+ExchangePointPatch = patch_of(
+    NewExchangePoint,
+    "ExchangePointPatch",
+    fixed=("node",),
+    extra=ACTIVE,
+    doc="Only the fields present are changed; `staff` replaces the list.",
+)
 
 
 class Item(
@@ -429,15 +425,7 @@ class NewItem(Body):
     limit_period: PeriodName | None = Field(None, description="Required with a limit")
 
 
-class ItemPatch(Body):
-    display_name: DisplayName | None = None
-    description: Description | None = None
-    kind: ItemKindName | None = None
-    price: Points | None = None
-    stock: Count | None = None
-    limit_per_person: Count | None = None
-    limit_period: PeriodName | None = None
-    active: bool | None = None
+ItemPatch = patch_of(NewItem, "ItemPatch", extra=ACTIVE)
 
 
 class Redemption(
@@ -512,9 +500,7 @@ class NewEarningRule(Body):
     indicator: IndicatorRef = Field(description="Id of a reward without evidence, in force at the node")
 
 
-class EarningRulePatch(Body):
-    indicator: IndicatorRef | None = None
-    active: bool | None = None
+EarningRulePatch = patch_of(NewEarningRule, "EarningRulePatch", fixed=("node", "trigger"), extra=ACTIVE)
 
 
 # ----------------------------------------------------------------------------- credit tiers

@@ -1,50 +1,23 @@
-"""JSON shapes of the REST API and their conversion from protobuf messages."""
+"""JSON shapes of the identity REST resources (users, role bindings, service accounts, tokens), declared
+over the protobuf messages (gateway.rest) where they show one."""
 
 from __future__ import annotations
 
-import datetime as dt
-from enum import StrEnum
 from typing import Annotated
 
-from google.protobuf import timestamp_pb2
 from pydantic import BaseModel, Field, StringConstraints
 
+from gateway.rest import Body, Out, ProtoEnum, View, last_segment, proto_enums
 from gov.identity.v1 import identity_pb2 as pb
-from govkit.protobuf import enum_value
 
 
-class RoleName(StrEnum):
-    admin = "admin"
-    leader = "leader"
-    dispatcher = "dispatcher"
-    unit_staff = "unit_staff"
-    governor = "governor"
-    assistant = "assistant"
-    supervisor = "supervisor"
-    resident = "resident"
+class RoleName(ProtoEnum, proto=pb.Role): ...
 
 
-class UserStateName(StrEnum):
-    active = "active"
-    disabled = "disabled"
+class UserStateName(ProtoEnum, proto=pb.UserState): ...
 
 
-def role_to_pb(role: RoleName) -> pb.Role:
-    return enum_value(pb.Role, f"ROLE_{role.value.upper()}")
-
-
-def role_from_pb(value: int) -> RoleName:
-    return RoleName(pb.Role.Name(value).removeprefix("ROLE_").lower())
-
-
-def state_to_pb(state: UserStateName) -> pb.UserState:
-    return enum_value(pb.UserState, f"USER_STATE_{state.value.upper()}")
-
-
-def time(value: timestamp_pb2.Timestamp) -> dt.datetime | None:
-    if not value.seconds and not value.nanos:
-        return None
-    return value.ToDatetime(tzinfo=dt.UTC)
+PROTO_ENUMS = proto_enums(RoleName, UserStateName)
 
 
 Scope = Annotated[str, StringConstraints(max_length=300)]
@@ -52,71 +25,51 @@ Phone = Annotated[str, StringConstraints(max_length=32)]
 Password = Annotated[str, StringConstraints(max_length=128)]
 
 
-class User(BaseModel):
-    id: str
-    name: str = Field(description="Resource name, `users/{id}`")
-    phone: str = Field(description="E.164, e.g. +8613812345678")
-    username: str | None
-    display_name: str
-    scope: str = Field(description="Region-tree path the account is administered under, e.g. `yuhu/wanlou`")
-    state: UserStateName
-    create_time: dt.datetime | None
-    update_time: dt.datetime | None
-
-    @classmethod
-    def of(cls, u: pb.User) -> User:
-        return cls(
-            id=u.id,
-            name=u.name,
-            phone=u.phone,
-            username=u.username or None,
-            display_name=u.display_name,
-            scope=u.scope,
-            state=UserStateName(pb.UserState.Name(u.state).removeprefix("USER_STATE_").lower()),
-            create_time=time(u.create_time),
-            update_time=time(u.update_time),
-        )
+class User(
+    View,
+    message=pb.User,
+    fields={
+        "id": None,
+        "name": "Resource name, `users/{id}`",
+        "phone": "E.164, e.g. +8613812345678",
+        "username": Out(nullable=True),
+        "display_name": None,
+        "scope": "Region-tree path the account is administered under, e.g. `yuhu/wanlou`",
+        "state": Out(annotation=UserStateName),
+        "create_time": None,
+        "update_time": None,
+    },
+): ...
 
 
-class RoleBinding(BaseModel):
-    id: str
-    name: str
-    principal: str
-    role: RoleName
-    scope: str
-    granted_by: str
-    create_time: dt.datetime | None
-
-    @classmethod
-    def of(cls, b: pb.RoleBinding) -> RoleBinding:
-        return cls(
-            id=b.name.rsplit("/", 1)[-1],
-            name=b.name,
-            principal=b.principal,
-            role=role_from_pb(b.role),
-            scope=b.scope,
-            granted_by=b.granted_by,
-            create_time=time(b.create_time),
-        )
+class RoleBinding(
+    View,
+    message=pb.RoleBinding,
+    fields={
+        "id": Out("name", convert=last_segment),
+        "name": None,
+        "principal": None,
+        "role": Out(annotation=RoleName),
+        "scope": None,
+        "granted_by": None,
+        "create_time": None,
+    },
+): ...
 
 
-class Me(BaseModel):
-    principal: str
-    user: User | None
-    role_bindings: list[RoleBinding]
+class Me(
+    View, message=pb.Caller, fields={"principal": None, "user": Out(nullable=True), "role_bindings": None}
+): ...
 
 
-class UserPage(BaseModel):
-    items: list[User]
+class UserPage(View, item=User, source="users"):
     next_page_token: str = Field("", description="Pass as `page_token` for the next page; empty on the last")
 
 
-class RoleBindingPage(BaseModel):
-    items: list[RoleBinding]
-    next_page_token: str = ""
+class RoleBindingPage(View, item=RoleBinding, source="role_bindings"): ...
 
 
-class NewUser(BaseModel):
+class NewUser(Body):
     phone: Phone = Field(examples=["13812345678"])
     username: Annotated[str, StringConstraints(max_length=32)] | None = Field(None, examples=["zhang.san"])
     display_name: Annotated[str, StringConstraints(max_length=64)] = Field(examples=["张三"])
@@ -124,7 +77,7 @@ class NewUser(BaseModel):
     password: Password = Field(min_length=1)
 
 
-class UserPatch(BaseModel):
+class UserPatch(Body):
     """Only the fields present are changed."""
 
     phone: Phone | None = None
@@ -133,7 +86,7 @@ class UserPatch(BaseModel):
     scope: Scope | None = None
 
 
-class NewRoleBinding(BaseModel):
+class NewRoleBinding(Body):
     role: RoleName
     scope: Scope = Field(examples=["yuhu/wanlou/taoyuan/b07"])
 
@@ -143,7 +96,7 @@ class PasswordChange(BaseModel):
     new_password: Password
 
 
-class PasswordReset(BaseModel):
+class PasswordReset(Body):
     new_password: Password
 
 
@@ -169,24 +122,18 @@ class RefreshRequest(BaseModel):
     refresh_token: Annotated[str, StringConstraints(max_length=200)]
 
 
-class ServiceAccount(BaseModel):
-    id: str
-    name: str
-    client_id: str
-    display_name: str
-    disabled: bool
-    create_time: dt.datetime | None
-
-    @classmethod
-    def of(cls, a: pb.ServiceAccount) -> ServiceAccount:
-        return cls(
-            id=a.name.removeprefix("serviceAccounts/"),
-            name=a.name,
-            client_id=a.client_id,
-            display_name=a.display_name,
-            disabled=a.disabled,
-            create_time=time(a.create_time),
-        )
+class ServiceAccount(
+    View,
+    message=pb.ServiceAccount,
+    fields={
+        "id": Out("name", convert=lambda name: name.removeprefix("serviceAccounts/")),
+        "name": None,
+        "client_id": None,
+        "display_name": None,
+        "disabled": None,
+        "create_time": None,
+    },
+): ...
 
 
 class NewServiceAccount(BaseModel):
@@ -198,12 +145,9 @@ class CreatedServiceAccount(BaseModel):
     client_secret: str = Field(description="Shown once; store it now")
 
 
-class ServiceAccountPage(BaseModel):
-    items: list[ServiceAccount]
-    next_page_token: str = ""
+class ServiceAccountPage(View, item=ServiceAccount, source="service_accounts"): ...
 
 
-class SigningKey(BaseModel):
-    kid: str
-    algorithm: str
-    create_time: dt.datetime | None
+class SigningKey(
+    View, message=pb.SigningKey, fields={"kid": None, "algorithm": None, "create_time": None}
+): ...

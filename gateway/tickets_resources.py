@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import Annotated, ClassVar
+from typing import Annotated
 
 from google.protobuf.message import Message
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from gateway.blocks_resources import USER_PATTERN, DisplayName, NodePath
-from gateway.rest import Body, Named, Out, Proto, ProtoEnum, View, from_pb, proto_enums, to_pb
+from gateway.rest import Body, Named, Out, Proto, ProtoEnum, View, from_pb, patch_of, proto_enums, to_pb
 from gateway.rest.names import node_path, ref_of, short
 from gov.tickets.v1 import tickets_pb2 as pb
 
@@ -357,25 +357,16 @@ class NewCategory(Body):
     )
 
 
-class CategoryPatch(Body):
-    """Only the fields present are changed. `null` clears description, default_unit and default_center;
+CategoryPatch = patch_of(
+    NewCategory,
+    "CategoryPatch",
+    fixed=("code", "kind"),
+    extra={"active": bool},
+    clearable=("description", "default_unit", "default_center"),
+    doc="""Only the fields present are changed. `null` clears description, default_unit and default_center;
     `keywords`, `attributes` and `sla` replace the whole value; `active: false` takes no new tickets;
-    `public` opens (or closes) its tickets to readers without a key."""
-
-    display_name: RequiredName | None = None
-    group: Group | None = None
-    description: Description | None = None
-    keywords: Keywords | None = None
-    default_unit: UnitRef | None = None
-    default_center: UnitKindName | None = None
-    priority: PriorityName | None = None
-    matter_class: MatterClassName | None = None
-    attributes: Attributes | None = None
-    sla: NewSlaPolicy | None = None
-    active: bool | None = None
-    public: bool | None = None
-
-    clearable: ClassVar[frozenset[str]] = frozenset({"description", "default_unit", "default_center"})
+    `public` opens (or closes) its tickets to readers without a key.""",
+)
 
 
 # ----------------------------------------------------------------------------- tickets

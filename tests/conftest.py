@@ -7,7 +7,8 @@ and GOV_TEST_REQUIRE_POSTGRES is not set (CI sets it whenever PostgreSQL answers
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import grpc
 import httpx
@@ -15,6 +16,7 @@ import pytest
 import pytest_asyncio
 
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub as BlocksStub
+from gov.notifications.v1.notifications_pb2_grpc import NotificationsServiceStub as NotificationsStub
 from gov.points.v1.points_pb2_grpc import PointsServiceStub as PointsStub
 from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub as TicketsStub
 from govkit.devstack import Stack
@@ -108,6 +110,22 @@ def identity_env(db_url: str) -> dict[str, str]:
     return {**IDENTITY_ENV, "GOV_DATABASE_URL": db_url}
 
 
+def start_identity(s: Stack, databases: Databases, *, admin: bool = True) -> None:
+    """Identity on its freshly migrated database, with the first admin unless `admin` is False."""
+    env = identity_env(databases.url("identity"))
+    s.run_command("identity", "migrate", env)
+    if admin:
+        s.run_command(
+            "identity", "create-admin", {**env, "ADMIN_LOGIN": ADMIN_LOGIN, "ADMIN_PASSWORD": ADMIN_PASSWORD}
+        )
+    s.start_service("identity", env)
+
+
+def start_migrated(s: Stack, service: str, env: dict[str, str]) -> None:
+    s.run_command(service, "migrate", env)
+    s.start_service(service, env)
+
+
 def start_platform(
     s: Stack,
     databases: Databases,
@@ -120,12 +138,7 @@ def start_platform(
 
     `notifications`, when given, starts the notifications service too, with these settings added."""
     s.start_nats()
-    env = identity_env(databases.url("identity"))
-    s.run_command("identity", "migrate", env)
-    s.run_command(
-        "identity", "create-admin", {**env, "ADMIN_LOGIN": ADMIN_LOGIN, "ADMIN_PASSWORD": ADMIN_PASSWORD}
-    )
-    s.start_service("identity", env)
+    start_identity(s, databases)
     services = [
         ("blocks", {"GOV_DATABASE_URL": databases.url("blocks")}),
         ("tickets", tickets_env_for(databases.url("tickets"))),
@@ -133,8 +146,7 @@ def start_platform(
     if with_points:
         services.append(("points", {"GOV_DATABASE_URL": databases.url("points")}))
     for service, service_env in services:
-        s.run_command(service, "migrate", service_env)
-        s.start_service(service, service_env)
+        start_migrated(s, service, service_env)
     if notifications is not None:
         s.start_service(
             "notifications", notifications_env(s, databases.url("notifications"), **notifications)
@@ -183,25 +195,21 @@ async def identity(stack: Stack) -> AsyncIterator[IdentityClient]:
     await client.close()
 
 
-@pytest_asyncio.fixture(scope="session")
-async def blocks(stack: Stack) -> AsyncIterator[BlocksStub]:
-    channel = grpc.aio.insecure_channel(stack.addrs["blocks"])
-    yield BlocksStub(channel)
-    await channel.close()
+def _client(service: str, stub: Callable[[grpc.aio.Channel], object]) -> Any:
+    """A session fixture named `service`: a stub of the session stack's service."""
+
+    async def client(stack: Stack) -> AsyncIterator[object]:
+        channel = grpc.aio.insecure_channel(stack.addrs[service])
+        yield stub(channel)
+        await channel.close()
+
+    return pytest_asyncio.fixture(client, scope="session", name=service)
 
 
-@pytest_asyncio.fixture(scope="session")
-async def tickets(stack: Stack) -> AsyncIterator[TicketsStub]:
-    channel = grpc.aio.insecure_channel(stack.addrs["tickets"])
-    yield TicketsStub(channel)
-    await channel.close()
-
-
-@pytest_asyncio.fixture(scope="session")
-async def points(stack: Stack) -> AsyncIterator[PointsStub]:
-    channel = grpc.aio.insecure_channel(stack.addrs["points"])
-    yield PointsStub(channel)
-    await channel.close()
+blocks = _client("blocks", BlocksStub)
+tickets = _client("tickets", TicketsStub)
+points = _client("points", PointsStub)
+notifications = _client("notifications", NotificationsStub)
 
 
 @pytest_asyncio.fixture

@@ -7,7 +7,7 @@ set (`Body`: constraints and examples; output-only fields are simply not there),
 protobuf and the OpenAPI schemas come from the message descriptors, the same way for every service.
 """
 
-from gateway.rest.bodies import Body, Named, Proto
+from gateway.rest.bodies import Body, Named, Proto, patch_of
 from gateway.rest.enums import ProtoEnum, from_pb, proto_enums, to_pb
 from gateway.rest.names import last_segment, path_of, ref_of, short
 from gateway.rest.views import Out, View
@@ -21,6 +21,7 @@ __all__ = [
     "View",
     "from_pb",
     "last_segment",
+    "patch_of",
     "path_of",
     "proto_enums",
     "ref_of",

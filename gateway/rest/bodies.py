@@ -13,12 +13,12 @@ import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 from pydantic.fields import FieldInfo
 
 from gateway.problems import Problem
@@ -91,15 +91,41 @@ class Body(BaseModel):
                     if fd.type == FieldDescriptor.TYPE_MESSAGE:
                         _write_message(target.add(), item, name)
                     else:
-                        target.append(_encode(fd, item, named, name))
+                        target.append(encode(fd, item, named, name))
             elif fd.type == FieldDescriptor.TYPE_MESSAGE:
                 _write_message(getattr(message, fd.name), value, name)
             else:
-                setattr(message, fd.name, _encode(fd, value, named, name))
+                setattr(message, fd.name, encode(fd, value, named, name))
 
     def _marker(self, name: str, kind: type[_K]) -> _K | None:
         info: FieldInfo = type(self).model_fields[name]
         return _find(kind, [*info.metadata, info.annotation])
+
+
+def patch_of(
+    new: type[Body],
+    name: str,
+    *,
+    fixed: Iterable[str] = (),
+    extra: Mapping[str, Any] | None = None,
+    doc: str | None = None,
+    clearable: Iterable[str] = (),
+) -> type[Body]:
+    """The PATCH body of a resource: the fields of its create body `new` but the `fixed` ones (set once),
+    each optional with its type and limits (absent: unchanged), then the `extra` ones (optional too);
+    `null` may clear the `clearable` ones."""
+    hints = get_type_hints(new, include_extras=True)
+    keep = [field for field in new.model_fields if field not in set(fixed)]
+    fields: dict[str, Any] = {}
+    for field in keep:
+        annotation = hints[field]
+        optional = type(None) in get_args(new.model_fields[field].annotation)
+        fields[field] = (annotation if optional else annotation | None, None)
+    for field, annotation in (extra or {}).items():
+        fields[field] = (annotation | None, None)
+    model: type[Body] = create_model(name, __base__=Body, __module__=new.__module__, __doc__=doc, **fields)
+    model.clearable = frozenset(clearable)
+    return model
 
 
 def _find(kind: type[_K], places: list[Any]) -> _K | None:
@@ -136,7 +162,7 @@ def _write_message(target: Message, value: object, name: str) -> None:
         raise TypeError(f"{name}: cannot write {type(value).__name__} into {full}")
 
 
-def _encode(fd: FieldDescriptor, value: object, named: Named | None, name: str) -> object:
+def encode(fd: FieldDescriptor, value: object, named: Named | None, name: str) -> object:
     if isinstance(value, StrEnum) and fd.type == FieldDescriptor.TYPE_ENUM:
         return proto_number(enum_type(fd), value.value)
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):

@@ -11,16 +11,21 @@ declared, the body, the caller), so the OpenAPI document is what a hand-written 
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum
+from types import ModuleType
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from gateway.params import IdempotencyKey, PageSize, PageToken, body_limit
-from gateway.rest.bodies import Body
+from gateway.rest.bodies import Body, encode, timestamp
+from gateway.rest.fields import fields_of
 from gateway.rest.views import View
 from gateway.upstream import CallerDep, call
 
@@ -29,23 +34,59 @@ _EMPTY = inspect.Parameter.empty
 
 @dataclass(frozen=True)
 class Param:
-    """A parameter with a default (a query filter); a bare annotation is a required one."""
+    """A parameter with a default (a query filter); a bare annotation is a required one, and so is a
+    Param without a default. `field` and `encode` say where a declared resource's request takes it
+    (gateway.rest.resource): the same-named field, as it is, unless they say otherwise."""
 
     annotation: object
     default: object = _EMPTY
+    field: str | None = None
+    encode: Callable[[Any], object] | None = None
 
 
 # The page parameters every List route takes.
 PAGE = {"page_size": Param(PageSize, 50), "page_token": Param(PageToken, "")}
 
 
-class Endpoints:
-    """Declares the routes of one upstream service on a router."""
+def fill(message: Message, values: Mapping[str, Any], params: Mapping[str, object]) -> None:
+    """Writes each declared parameter's value into its request field (a `Param`'s `field`, else the
+    same-named one; enums as their numbers, times as Timestamps); None leaves the field unset."""
+    fields = fields_of(message)
+    for name, spec in params.items():
+        value, target = values[name], name
+        if isinstance(spec, Param):
+            target = spec.field or name
+            if spec.encode is not None:
+                value = spec.encode(value)
+        if value is None:
+            continue
+        fd = fields[target]
+        if fd.type == FieldDescriptor.TYPE_MESSAGE and isinstance(value, dt.datetime):
+            getattr(message, target).CopyFrom(timestamp(value, name))
+        else:
+            setattr(message, target, encode(fd, value, None, name))
 
-    def __init__(self, router: APIRouter, stub: Callable[[Request], object], prefix: str = "/api/v1") -> None:
+
+class Endpoints:
+    """Declares the routes of one upstream service on a router. With the service's `messages` module a
+    route may leave out `message`: its `{rpc}Request` is filled from the declared parameters."""
+
+    def __init__(
+        self,
+        router: APIRouter,
+        stub: Callable[[Request], object],
+        prefix: str = "/api/v1",
+        messages: ModuleType | None = None,
+    ) -> None:
         self.router = router
         self.stub = stub
         self.prefix = prefix
+        self.messages = messages
+
+    def request(self, rpc: str, **fields: Any) -> Message:
+        """A new `{rpc}Request` of the service's messages module."""
+        request_type: type[Message] = getattr(self.messages, f"{rpc}Request")
+        return request_type(**fields)
 
     def get(self, path: str, name: str, **declaration: Any) -> None:
         self.route("GET", path, name, **declaration)
@@ -69,9 +110,9 @@ class Endpoints:
         name: str,
         *,
         rpc: str,
-        message: Callable[..., Message],
         view: type[View] | None,
         summary: str,
+        message: Callable[..., Message] | None = None,
         params: Mapping[str, object] | None = None,
         body: type[Body] | None = None,
         idempotent: bool = False,
@@ -80,13 +121,22 @@ class Endpoints:
         location: Callable[[Any, Mapping[str, Any]], str] | None = None,
         reply: Callable[[Any], Message] | None = None,
         max_body_bytes: int | None = None,
+        with_caller: bool = False,
+        tags: list[str | Enum] | None = None,
     ) -> None:
-        """`message` gets the declared params (and `body`, and `idempotency_key`) by name; `location`
-        gets the result and those params; `reply` picks the message to show from the reply."""
+        """`message` gets the declared params (and `body`, and `idempotency_key`, and with `with_caller`
+        the `caller`) by name; `location` gets the result and those params; `reply` picks the message
+        to show from the reply."""
         stub, prefix = self.stub, self.prefix
+        if message is None:
+            if body is not None:
+                raise TypeError(f"{name}: a route with a body declares its message")
+            message = self._filled(rpc, params or {})
+        build = message
 
         async def endpoint(request: Request, caller: Any, **values: Any) -> Any:
-            reply_message = await call(request, getattr(stub(request), rpc), message(**values), caller)
+            request_message = build(**values, caller=caller) if with_caller else build(**values)
+            reply_message = await call(request, getattr(stub(request), rpc), request_message, caller)
             if view is None:
                 return Response(status_code=204)
             result = view.of(reply(reply_message) if reply is not None else reply_message)
@@ -114,7 +164,16 @@ class Endpoints:
             status_code=status_code,
             summary=summary,
             description=description or "",
+            tags=tags,
         )
+
+    def _filled(self, rpc: str, params: Mapping[str, object]) -> Callable[..., Message]:
+        def message(**values: Any) -> Message:
+            request = self.request(rpc)
+            fill(request, values, params)
+            return request
+
+        return message
 
 
 def _signature(params: Mapping[str, object], body: type[Body] | None, idempotent: bool) -> inspect.Signature:

@@ -91,7 +91,7 @@ class _ViewType(ModelMetaclass):
                 namespace[field_name] = Field(description=out.description)
         elif item is not None and source is not None:
             annotations = {"items": list[item], "next_page_token": str}  # type: ignore[valid-type]
-            namespace["next_page_token"] = ""
+            namespace.setdefault("next_page_token", "")  # a page may describe it (Field)
             readers = {
                 "items": lambda m: [item.of(x) for x in getattr(m, source)],
                 "next_page_token": lambda m: getattr(m, "next_page_token"),  # noqa: B009  # any list reply

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
-from gateway.params import PageSize, PageToken
 from gateway.resources import (
     CreatedServiceAccount,
     NewRoleBinding,
@@ -15,33 +14,27 @@ from gateway.resources import (
     ServiceAccount,
     ServiceAccountPage,
     SigningKey,
-    time,
 )
-from gateway.routes.users import create_role_binding
-from gateway.upstream import CallerDep, call, upstreams
+from gateway.rest.resource import Resource
+from gateway.rest.routes import Endpoints
+from gateway.routes.users import identity
+from gateway.upstream import CallerDep, call
 from gov.identity.v1 import identity_pb2 as pb
 
 router = APIRouter(prefix="/api/v1", tags=["administration"])
 
 AccountId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
-
-@router.get("/service-accounts", response_model=ServiceAccountPage)
-async def list_service_accounts(
-    request: Request,
-    caller: CallerDep,
-    page_size: PageSize = 50,
-    page_token: PageToken = "",
-) -> ServiceAccountPage:
-    reply = await call(
-        request,
-        upstreams(request).identity.ListServiceAccounts,
-        pb.ListServiceAccountsRequest(page_size=page_size, page_token=page_token),
-        caller,
-    )
-    return ServiceAccountPage(
-        items=[ServiceAccount.of(a) for a in reply.service_accounts], next_page_token=reply.next_page_token
-    )
+api = Endpoints(router, identity, messages=pb)
+accounts = Resource(
+    api,
+    "/service-accounts",
+    pb.ServiceAccount,
+    ("account_id", AccountId),
+    view=ServiceAccount,
+    page=ServiceAccountPage,
+)
+accounts.list("List Service Accounts")
 
 
 @router.post(
@@ -55,7 +48,7 @@ async def create_service_account(
 ) -> CreatedServiceAccount:
     reply = await call(
         request,
-        upstreams(request).identity.CreateServiceAccount,
+        identity(request).CreateServiceAccount,
         pb.CreateServiceAccountRequest(service_account=pb.ServiceAccount(display_name=body.display_name)),
         caller,
     )
@@ -65,20 +58,16 @@ async def create_service_account(
     return CreatedServiceAccount(service_account=account, client_secret=reply.client_secret)
 
 
-@router.post("/service-accounts/{account_id}/role-bindings", response_model=RoleBinding, status_code=201)
-async def grant_service_account_role(
-    request: Request, account_id: AccountId, body: NewRoleBinding, caller: CallerDep
-) -> RoleBinding:
-    return await create_role_binding(request, caller, f"serviceAccounts/{account_id}", body)
-
-
-@router.post(
+bindings = Resource(
+    api, "/role-bindings", pb.RoleBinding, ("binding_id", AccountId), view=RoleBinding, parent=accounts
+)
+bindings.create(
+    "Grant Service Account Role", body=NewRoleBinding, name="grant_service_account_role", location=None
+)
+api.post(
     "/signing-keys/rotate",
-    response_model=SigningKey,
+    "rotate_signing_key",
+    rpc="RotateSigningKey",
+    view=SigningKey,
     summary="Sign new tokens with a fresh key; tokens signed by the old one stay valid until they expire",
 )
-async def rotate_signing_key(request: Request, caller: CallerDep) -> SigningKey:
-    reply = await call(
-        request, upstreams(request).identity.RotateSigningKey, pb.RotateSigningKeyRequest(), caller
-    )
-    return SigningKey(kid=reply.kid, algorithm=reply.algorithm, create_time=time(reply.create_time))

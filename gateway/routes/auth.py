@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Request, Response
 
 from gateway.problems import Problem
 from gateway.ratelimit import check_credential_rate, client_metadata
-from gateway.resources import Me, PasswordChange, RefreshRequest, RoleBinding, TokenResponse, User
+from gateway.resources import Me, PasswordChange, RefreshRequest, TokenResponse
 from gateway.upstream import CallerDep, call, upstreams
 from gov.identity.v1 import identity_pb2 as pb
 
@@ -111,11 +111,7 @@ async def logout(request: Request, body: RefreshRequest) -> Response:
 @router.get("/me", response_model=Me, summary="The caller, with their role bindings")
 async def me(request: Request, caller: CallerDep) -> Me:
     reply = await call(request, upstreams(request).identity.GetCaller, pb.GetCallerRequest(), caller)
-    return Me(
-        principal=reply.principal,
-        user=User.of(reply.user) if reply.HasField("user") else None,
-        role_bindings=[RoleBinding.of(b) for b in reply.role_bindings],
-    )
+    return Me.of(reply)
 
 
 @router.post(

@@ -46,11 +46,12 @@ from gateway.blocks_resources import (
     VisitPage,
     path_of,
     ref_of,
-    timestamp,
     to_pb,
 )
 from gateway.params import body_limit, free_text
 from gateway.problems import Problem
+from gateway.rest import Body
+from gateway.rest.resource import Resource
 from gateway.rest.routes import PAGE, Endpoints, Param
 from gateway.upstream import Caller, CallerDep, call, upstreams
 from gov.blocks.v1 import blocks_pb2 as pb
@@ -106,17 +107,24 @@ def _blocks(request: Request) -> BlocksServiceStub:
     return upstreams(request).blocks
 
 
-api = Endpoints(router, _blocks)
+api = Endpoints(router, _blocks, messages=pb)
 
 
 # ----------------------------------------------------------------------------- region tree
+# The service names a node by its bare path (`yuhu/wanlou`); the URL by its ref (`yuhu.wanlou`).
 
-api.get(
+nodes = Resource(
+    api,
     "/nodes",
-    "list_nodes",
-    rpc="ListNodes",
-    view=NodePage,
-    summary="List the children of a node, or the districts",
+    pb.Node,
+    ("node", NodeRef),
+    view=Node,
+    page=NodePage,
+    id_field="ref",
+    names=lambda values: path_of(values["node"]),
+)
+nodes.list(
+    "List the children of a node, or the districts",
     params={
         "parent": Param(
             Annotated[
@@ -128,62 +136,29 @@ api.get(
                 ),
             ],
             "",
+            encode=path_of,
         ),
         "include_retired": Param(bool, False),
-        **PAGE,
     },
-    message=lambda parent, include_retired, page_size, page_token: pb.ListNodesRequest(
-        parent=path_of(parent), include_retired=include_retired, page_size=page_size, page_token=page_token
-    ),
 )
-api.post(
-    "/nodes",
-    "create_node",
-    rpc="CreateNode",
-    view=Node,
-    status_code=201,
-    summary="Create a node of the region tree",
-    body=NewNode,
-    max_body_bytes=BOUNDARY_BODY_BYTES,
-    message=lambda body: pb.CreateNodeRequest(node=body.to_pb(pb.Node)),
-    location=lambda node, _: f"/nodes/{node.ref}",
-)
-api.get(
-    "/nodes/{node}",
-    "get_node",
-    rpc="GetNode",
-    view=Node,
-    summary="Get a node",
-    params={"node": NodeRef},
-    message=lambda node: pb.GetNodeRequest(name=path_of(node)),
-)
+nodes.create("Create a node of the region tree", body=NewNode, max_body_bytes=BOUNDARY_BODY_BYTES)
+nodes.get("Get a node")
 
 
-def _update_node(node: str, body: NodePatch) -> pb.UpdateNodeRequest:
+def _update_node(node: str, body: Body) -> pb.UpdateNodeRequest:
     message, mask = body.patch(pb.Node, name=f"nodes/{path_of(node)}")
     return pb.UpdateNodeRequest(node=message, update_mask=mask)
 
 
-api.patch(
-    "/nodes/{node}",
-    "update_node",
-    rpc="UpdateNode",
-    view=Node,
-    summary="Rename, re-boundary or move a node (fields present are changed)",
+nodes.update(
+    "Rename, re-boundary or move a node (fields present are changed)",
     description="A move (`parent`) changes the path of the node and everything below it; codes never change.",
-    params={"node": NodeRef},
     body=NodePatch,
     max_body_bytes=BOUNDARY_BODY_BYTES,
     message=_update_node,
 )
-api.post(
-    "/nodes/{node}/retire",
-    "retire_node",
-    rpc="RetireNode",
-    view=Node,
-    summary="Retire a node (409 while active children or households remain)",
-    params={"node": NodeRef},
-    message=lambda node: pb.RetireNodeRequest(name=path_of(node)),
+nodes.action(
+    "POST", "/retire", "retire_node", "Retire a node (409 while active children or households remain)"
 )
 api.get(
     "/locate",
@@ -192,30 +167,27 @@ api.get(
     view=Node,
     summary="The block containing a WGS84 point (404 outside every block)",
     params={"lat": Annotated[float, Query(ge=-90, le=90)], "lng": Annotated[float, Query(ge=-180, le=180)]},
-    message=lambda lat, lng: pb.LocateBlockRequest(lat=lat, lng=lng),
     reply=lambda reply: reply.block,
 )
-api.get(
-    "/nodes/{node}/coverage",
+nodes.action(
+    "GET",
+    "/coverage",
     "audit_coverage",
-    rpc="AuditCoverage",
+    "Overlaps between the node's blocks and gaps in its area no block covers",
     view=CoverageReport,
-    summary="Overlaps between the node's blocks and gaps in its area no block covers",
-    params={"node": NodeRef},
-    message=lambda node: pb.AuditCoverageRequest(name=path_of(node)),
 )
 
 
 # ----------------------------------------------------------------------------- staffing
 
-api.get(
-    "/nodes/{node}/staff",
+nodes.action(
+    "GET",
+    "/staff",
     "list_staff",
-    rpc="ListStaff",
+    "Staff of the block, or of every block below the node",
     view=StaffPage,
-    summary="Staff of the block, or of every block below the node",
+    name_field="node",
     params={
-        "node": NodeRef,
         "user": Param(
             Annotated[
                 str, Query(max_length=70, pattern=rf"^$|{USER_PATTERN}", description="Only this person")
@@ -224,9 +196,6 @@ api.get(
         ),
         **PAGE,
     },
-    message=lambda node, user, page_size, page_token: pb.ListStaffRequest(
-        node=path_of(node), user=user, page_size=page_size, page_token=page_token
-    ),
 )
 
 
@@ -235,18 +204,17 @@ def _assign_staff(node: str, body: NewStaffAssignment) -> pb.AssignStaffRequest:
     return pb.AssignStaffRequest(assignment=assignment, replace=body.replace)
 
 
-api.post(
-    "/nodes/{node}/staff",
+nodes.action(
+    "POST",
+    "/staff",
     "assign_staff",
-    rpc="AssignStaff",
+    "Assign a person to a block role",
     view=StaffAssignment,
     status_code=201,
-    summary="Assign a person to a block role",
     description=(
         "Enforces 1+N+1: one governor, one supervisor, any number of assistants; the supervisor is neither "
         "the governor nor an assistant. A violation is a 409 problem naming the rule."
     ),
-    params={"node": NodeRef},
     body=NewStaffAssignment,
     message=_assign_staff,
     location=lambda a, _: f"/nodes/{ref_of(a.block)}/staff/{a.id}",
@@ -261,51 +229,43 @@ api.delete(
         name=f"nodes/{path_of(node)}/staff/{assignment_id}"
     ),
 )
-api.get(
-    "/nodes/{node}/staffing-audit",
+nodes.action(
+    "GET",
+    "/staffing-audit",
     "audit_staffing",
-    rpc="AuditStaffing",
+    "Blocks under the node that do not meet 1+N+1, with the rule each one breaks",
     view=StaffingAudit,
-    summary="Blocks under the node that do not meet 1+N+1, with the rule each one breaks",
-    params={"node": NodeRef},
-    message=lambda node: pb.AuditStaffingRequest(node=path_of(node)),
+    name_field="node",
 )
-api.get(
-    "/nodes/{node}/statistics",
+nodes.action(
+    "GET",
+    "/statistics",
     "node_statistics",
+    "Counts for the node; visits in the period (default the last 30 days)",
     rpc="GetNodeStatistics",
     view=NodeStatistics,
-    summary="Counts for the node; visits in the period (default the last 30 days)",
-    params={"node": NodeRef, "start_time": Param(StartTime, None), "end_time": Param(EndTime, None)},
-    message=lambda node, start_time, end_time: pb.GetNodeStatisticsRequest(
-        name=path_of(node),
-        start_time=timestamp(start_time, "start_time"),
-        end_time=timestamp(end_time, "end_time"),
-    ),
+    params={"start_time": Param(StartTime, None), "end_time": Param(EndTime, None)},
 )
 
 
 # ----------------------------------------------------------------------------- buildings
 
-api.get(
-    "/nodes/{node}/buildings",
+nodes.action(
+    "GET",
+    "/buildings",
     "list_buildings",
-    rpc="ListBuildings",
+    "Buildings in or below a node",
     view=BuildingPage,
-    summary="Buildings in or below a node",
-    params={"node": NodeRef, **PAGE},
-    message=lambda node, page_size, page_token: pb.ListBuildingsRequest(
-        block=path_of(node), page_size=page_size, page_token=page_token
-    ),
+    name_field="block",
+    params=PAGE,
 )
-api.post(
-    "/nodes/{node}/buildings",
+nodes.action(
+    "POST",
+    "/buildings",
     "create_building",
-    rpc="CreateBuilding",
+    "Add a building to a block",
     view=Building,
     status_code=201,
-    summary="Add a building to a block",
-    params={"node": NodeRef},
     body=NewBuilding,
     message=lambda node, body: pb.CreateBuildingRequest(
         building=body.to_pb(pb.Building, block=path_of(node))
@@ -316,23 +276,22 @@ api.post(
 
 # ----------------------------------------------------------------------------- households
 
-api.get(
-    "/nodes/{node}/households",
+nodes.action(
+    "GET",
+    "/households",
     "list_households",
-    rpc="ListHouseholds",
+    "Households of every block at or below the node that you may see",
     view=HouseholdPage,
-    summary="Households of every block at or below the node that you may see",
+    name_field="node",
     params={
-        "node": NodeRef,
         "tag": Param(TagName | None, None),
         "q": Param(
-            Annotated[str, free_text("q", max_length=64, description="Substring of address or code")], ""
+            Annotated[str, free_text("q", max_length=64, description="Substring of address or code")],
+            "",
+            field="query",
         ),
         **PAGE,
     },
-    message=lambda node, tag, q, page_size, page_token: pb.ListHouseholdsRequest(
-        node=path_of(node), tag=to_pb(tag), query=q, page_size=page_size, page_token=page_token
-    ),
 )
 
 
@@ -344,79 +303,29 @@ async def my_households(request: Request, caller: CallerDep) -> HouseholdPage:
     return HouseholdPage(items=[Household.of(h) for h in reply.households])
 
 
-api.post(
-    "/households",
-    "create_household",
-    rpc="CreateHousehold",
-    view=Household,
-    status_code=201,
-    summary="Create a household",
+households = Resource(api, "/households", pb.Household, ("household_id", HouseholdId), view=Household)
+households.create(
+    "Create a household",
     body=NewHousehold,
     idempotent=True,
     message=lambda body, idempotency_key: pb.CreateHouseholdRequest(
         household=body.to_pb(pb.Household), request_id=idempotency_key or ""
     ),
-    location=lambda h, _: f"/households/{h.id}",
 )
-api.get(
-    "/households/{household_id}",
-    "get_household",
-    rpc="GetHousehold",
-    view=Household,
-    summary="Get a household (staff of its block and above, or a resident linked to it)",
-    params={"household_id": HouseholdId},
-    message=lambda household_id: pb.GetHouseholdRequest(name=f"households/{household_id}"),
+households.get("Get a household (staff of its block and above, or a resident linked to it)")
+households.update(
+    "Update a household (fields present are changed; residents replaces the list)", body=HouseholdPatch
 )
-
-
-def _update_household(household_id: str, body: HouseholdPatch) -> pb.UpdateHouseholdRequest:
-    message, mask = body.patch(pb.Household, name=f"households/{household_id}")
-    return pb.UpdateHouseholdRequest(household=message, update_mask=mask)
-
-
-api.patch(
-    "/households/{household_id}",
-    "update_household",
-    rpc="UpdateHousehold",
-    view=Household,
-    summary="Update a household (fields present are changed; residents replaces the list)",
-    params={"household_id": HouseholdId},
-    body=HouseholdPatch,
-    message=_update_household,
-)
-api.post(
-    "/households/{household_id}/move",
+households.action(
+    "POST",
+    "/move",
     "move_household",
-    rpc="MoveHousehold",
-    view=Household,
-    summary="Move a household to another block (and optionally building)",
-    params={"household_id": HouseholdId},
+    "Move a household to another block (and optionally building)",
     body=HouseholdMove,
-    message=lambda household_id, body: pb.MoveHouseholdRequest(
-        name=f"households/{household_id}", block=body.block, building=body.building or ""
-    ),
 )
 
 
 # ----------------------------------------------------------------------------- visits
-
-
-def _visits(
-    start_time: dt.datetime | None,
-    end_time: dt.datetime | None,
-    page_size: int,
-    page_token: str,
-    **scope: str,
-) -> pb.ListVisitsRequest:
-    """A ListVisits request for one household or one node (`scope`), with the shared filters."""
-    return pb.ListVisitsRequest(
-        start_time=timestamp(start_time, "start_time"),
-        end_time=timestamp(end_time, "end_time"),
-        page_size=page_size,
-        page_token=page_token,
-        **scope,
-    )
-
 
 VISIT_FILTERS = {"start_time": Param(StartTime, None), "end_time": Param(EndTime, None), **PAGE}
 
@@ -426,8 +335,10 @@ api.get(
     rpc="ListVisits",
     view=VisitPage,
     summary="Visits to a household",
-    params={"household_id": HouseholdId, **VISIT_FILTERS},
-    message=lambda household_id, **filters: _visits(household=f"households/{household_id}", **filters),
+    params={
+        "household_id": Param(HouseholdId, field="household", encode=lambda id_: f"households/{id_}"),
+        **VISIT_FILTERS,
+    },
 )
 api.post(
     "/households/{household_id}/visits",
@@ -444,14 +355,15 @@ api.post(
     ),
     location=lambda visit, p: f"/households/{p['household_id']}/visits/{visit.id}",
 )
-api.get(
-    "/nodes/{node}/visits",
+nodes.action(
+    "GET",
+    "/visits",
     "list_node_visits",
+    "Visits to households at or below a node",
     rpc="ListVisits",
     view=VisitPage,
-    summary="Visits to households at or below a node",
-    params={"node": NodeRef, **VISIT_FILTERS},
-    message=lambda node, **filters: _visits(node=path_of(node), **filters),
+    name_field="node",
+    params=VISIT_FILTERS,
 )
 
 

@@ -24,9 +24,8 @@ from gateway.notices_resources import (
     Preferences,
     PreferencesBody,
     ReadFilterName,
-    to_pb,
 )
-from gateway.params import request_id
+from gateway.rest.resource import Resource
 from gateway.rest.routes import PAGE, Endpoints, Param
 from gateway.upstream import upstreams
 from gov.notifications.v1 import notifications_pb2 as pb
@@ -50,16 +49,11 @@ def _notifications(request: Request) -> NotificationsServiceStub:
     return upstreams(request).notifications
 
 
-api = Endpoints(router, _notifications, prefix="/api/v1/notifications")
+api = Endpoints(router, _notifications, prefix="/api/v1/notifications", messages=pb)
 
-
-api.post(
-    "/notices",
-    "create_notice",
-    rpc="CreateNotice",
-    view=Notice,
-    status_code=201,
-    summary="Send a notice to every resident of a node (optionally households with a tag)",
+notices = Resource(api, "/notices", pb.Notice, ("notice_id", NoticeId), view=Notice, page=NoticePage)
+notices.create(
+    "Send a notice to every resident of a node (optionally households with a tag)",
     description=(
         "Leaders and dispatchers whose scope covers the node, or the block's own governor and "
         "assistants. The audience is resolved and told in batches in the background: follow "
@@ -68,54 +62,19 @@ api.post(
     ),
     body=NewNotice,
     idempotent=True,
-    message=lambda body, idempotency_key: pb.CreateNoticeRequest(
-        notice=body.to_pb(pb.Notice), request_id=request_id(idempotency_key)
-    ),
-    location=lambda notice, _: f"/notices/{notice.id}",
 )
-api.get(
-    "/notices",
-    "list_notices",
-    rpc="ListNotices",
-    view=NoticePage,
-    summary="Notices to a node or below, newest first",
-    params={"node": RequiredNode, **PAGE},
-    message=lambda node, page_size, page_token: pb.ListNoticesRequest(
-        node=path_of(node), page_size=page_size, page_token=page_token
-    ),
+notices.list("Notices to a node or below, newest first", params={"node": Param(RequiredNode, encode=path_of)})
+notices.get("A notice with its progress and how many have read it")
+notices.action(
+    "POST", ":cancel", "cancel_notice", "Stop a notice's further batches (residents already told keep it)"
 )
-api.get(
-    "/notices/{notice_id}",
-    "get_notice",
-    rpc="GetNotice",
-    view=Notice,
-    summary="A notice with its progress and how many have read it",
-    params={"notice_id": NoticeId},
-    message=lambda notice_id: pb.GetNoticeRequest(name=f"notices/{notice_id}"),
-)
-api.post(
-    "/notices/{notice_id}:cancel",
-    "cancel_notice",
-    rpc="CancelNotice",
-    view=Notice,
-    summary="Stop a notice's further batches (residents already told keep it)",
-    params={"notice_id": NoticeId},
-    message=lambda notice_id: pb.CancelNoticeRequest(name=f"notices/{notice_id}"),
-)
-api.get(
-    "/notices/{notice_id}/recipients",
+notices.action(
+    "GET",
+    "/recipients",
     "list_notice_recipients",
-    rpc="ListNoticeRecipients",
+    "Read receipts: who has (or has not) read a notice",
+    params={"read": Param(ReadFilterName | None, None, field="filter"), **PAGE},
     view=NoticeRecipientPage,
-    summary="Read receipts: who has (or has not) read a notice",
-    params={
-        "notice_id": NoticeId,
-        "read": Param(ReadFilterName | None, None),
-        **PAGE,
-    },
-    message=lambda notice_id, read, page_size, page_token: pb.ListNoticeRecipientsRequest(
-        name=f"notices/{notice_id}", filter=to_pb(read), page_size=page_size, page_token=page_token
-    ),
 )
 
 api.get(
@@ -124,7 +83,6 @@ api.get(
     rpc="GetPreferences",
     view=Preferences,
     summary="Your channels per message kind and your quiet hours",
-    message=lambda: pb.GetPreferencesRequest(),
 )
 api.put(
     "/preferences",

@@ -42,10 +42,9 @@ from gateway.notifications_resources import (
     TemplatePreview,
     UnreadCount,
     template_name,
-    to_pb,
 )
-from gateway.params import request_id
 from gateway.problems import Problem
+from gateway.rest.resource import Resource
 from gateway.rest.routes import PAGE, Endpoints, Param
 from gateway.upstream import Caller, CallerDep, authenticated, call, oauth2_scheme, upstreams
 from gov.notifications.v1 import notifications_pb2 as pb
@@ -59,7 +58,7 @@ def _notifications(request: Request) -> NotificationsServiceStub:
     return upstreams(request).notifications
 
 
-api = Endpoints(router, _notifications, prefix=PREFIX)
+api = Endpoints(router, _notifications, prefix=PREFIX, messages=pb)
 
 
 def _me(caller: Caller) -> str:
@@ -92,12 +91,11 @@ api.get(
     view=InboxItemPage,
     summary="Your own inbox, newest first",
     params={
-        "unread": Param(Annotated[bool, Query(description="Only items not yet read")], False),
+        "unread": Param(
+            Annotated[bool, Query(description="Only items not yet read")], False, field="unread_only"
+        ),
         **PAGE,
     },
-    message=lambda unread, page_size, page_token: pb.ListInboxItemsRequest(
-        unread_only=unread, page_size=page_size, page_token=page_token
-    ),
 )
 api.get(
     "/inbox/unread-count",
@@ -105,23 +103,27 @@ api.get(
     rpc="GetUnreadCount",
     view=UnreadCount,
     summary="How many of your items are unread",
-    message=lambda: pb.GetUnreadCountRequest(),
 )
 
 
-@router.post(
-    "/inbox/read",
-    name="mark_inbox_items_read",
-    response_model=MarkedRead,
-    summary="Mark your items read, by id or every item up to a sequence",
-    description="Items already read keep their read time; an id not of your own inbox marks nothing.",
-)
-async def mark_read(request: Request, body: MarkRead, caller: CallerDep) -> MarkedRead:
+def _mark_read(body: MarkRead, caller: Caller) -> pb.MarkInboxItemsReadRequest:
     if not body.ids and not body.up_to_sequence:
         errors = [{"field": "ids", "message": "name items or give up_to_sequence"}]
         raise Problem(400, "ids: name items or give up_to_sequence", slug="invalid-argument", errors=errors)
-    reply = await call(request, _notifications(request).MarkInboxItemsRead, body.message(_me(caller)), caller)
-    return MarkedRead.of(reply)
+    return body.message(_me(caller))
+
+
+api.post(
+    "/inbox/read",
+    "mark_inbox_items_read",
+    rpc="MarkInboxItemsRead",
+    view=MarkedRead,
+    summary="Mark your items read, by id or every item up to a sequence",
+    description="Items already read keep their read time; an id not of your own inbox marks nothing.",
+    body=MarkRead,
+    with_caller=True,
+    message=_mark_read,
+)
 
 
 # ----------------------------------------------------------------------------- the stream
@@ -261,84 +263,54 @@ Recipient = Annotated[
     ),
 ]
 
-api.get(
-    "/deliveries",
-    "list_deliveries",
-    rpc="ListDeliveries",
-    view=DeliveryPage,
-    summary="Delivery records of a node's events (staff and operators): by recipient, channel, state",
+deliveries = Resource(
+    api, "/deliveries", pb.Delivery, ("delivery_id", DeliveryId), view=Delivery, page=DeliveryPage
+)
+deliveries.list(
+    "Delivery records of a node's events (staff and operators): by recipient, channel, state",
     description="`state=dead` lists the dead letters.",
     params={
-        "node": NodeOrAll,
+        "node": Param(NodeOrAll, encode=lambda node: node if node == "*" else path_of(node)),
         "recipient": Param(Recipient, ""),
         "channel": Param(ChannelName | None, None),
         "state": Param(DeliveryStateName | None, None),
-        **PAGE,
     },
-    message=lambda node, recipient, channel, state, page_size, page_token: pb.ListDeliveriesRequest(
-        node=node if node == "*" else path_of(node),
-        recipient=recipient,
-        channel=to_pb(channel),
-        state=to_pb(state),
-        page_size=page_size,
-        page_token=page_token,
-    ),
 )
-api.post(
-    "/deliveries/{delivery_id}/retry",
+deliveries.action(
+    "POST",
+    "/retry",
     "retry_delivery",
-    rpc="RetryDelivery",
-    view=Delivery,
-    summary="Send a failed or dead-lettered delivery again (attempts start over)",
+    "Send a failed or dead-lettered delivery again (attempts start over)",
     description="A delivery already sent is a 409.",
-    params={"delivery_id": DeliveryId},
-    message=lambda delivery_id: pb.RetryDeliveryRequest(name=f"deliveries/{delivery_id}"),
 )
 
 
 # ----------------------------------------------------------------------------- endpoints
 
-api.post(
-    "/endpoints",
-    "create_endpoint",
-    rpc="CreateEndpoint",
-    view=Endpoint,
-    status_code=201,
-    summary="Register a group robot (a unit's or a block's) or a person's e-mail address",
-    description="A retry under the same `Idempotency-Key` returns the first endpoint.",
-    body=NewEndpoint,
-    idempotent=True,
-    message=lambda body, idempotency_key: pb.CreateEndpointRequest(
-        endpoint=body.to_pb(pb.Endpoint), request_id=request_id(idempotency_key)
-    ),
-    location=lambda endpoint, _: f"/endpoints/{endpoint.id}",
-)
-api.get(
-    "/endpoints",
-    "list_endpoints",
-    rpc="ListEndpoints",
-    view=EndpointPage,
-    summary="The endpoints of a unit, node or person",
-    params={
-        "owner": Annotated[str, Query(max_length=420, pattern=OWNER_PATTERN, description=OWNER_HELP)],
-        **PAGE,
-    },
-    message=lambda owner, page_size, page_token: pb.ListEndpointsRequest(
-        owner=_node_owner(owner), page_size=page_size, page_token=page_token
-    ),
-)
-api.delete(
-    "/endpoints/{endpoint_id}",
-    "delete_endpoint",
-    rpc="DeleteEndpoint",
-    summary="Remove an endpoint",
-    params={"endpoint_id": EndpointId},
-    message=lambda endpoint_id: pb.DeleteEndpointRequest(name=f"endpoints/{endpoint_id}"),
-)
-
 
 def _node_owner(owner: str) -> str:
     return "nodes/" + path_of(owner.removeprefix("nodes/")) if owner.startswith("nodes/") else owner
+
+
+endpoints = Resource(
+    api, "/endpoints", pb.Endpoint, ("endpoint_id", EndpointId), view=Endpoint, page=EndpointPage
+)
+endpoints.create(
+    "Register a group robot (a unit's or a block's) or a person's e-mail address",
+    description="A retry under the same `Idempotency-Key` returns the first endpoint.",
+    body=NewEndpoint,
+    idempotent=True,
+)
+endpoints.list(
+    "The endpoints of a unit, node or person",
+    params={
+        "owner": Param(
+            Annotated[str, Query(max_length=420, pattern=OWNER_PATTERN, description=OWNER_HELP)],
+            encode=_node_owner,
+        )
+    },
+)
+endpoints.delete("Remove an endpoint")
 
 
 # ----------------------------------------------------------------------------- templates
@@ -349,13 +321,7 @@ api.get(
     rpc="ListTemplates",
     view=TemplatePage,
     summary="Message templates (staff): built-in texts until edited",
-    params={
-        "kind": Param(Annotated[str, Query(max_length=100, pattern=rf"^$|{KIND_PATTERN}")], ""),
-        **PAGE,
-    },
-    message=lambda kind, page_size, page_token: pb.ListTemplatesRequest(
-        kind=kind, page_size=page_size, page_token=page_token
-    ),
+    params={"kind": Param(Annotated[str, Query(max_length=100, pattern=rf"^$|{KIND_PATTERN}")], ""), **PAGE},
 )
 api.get(
     "/templates/{kind}/{channel}/{locale}",
@@ -391,19 +357,18 @@ async def update_template(
     return Template.of(await call(request, stub.UpdateTemplate, message, caller))
 
 
-@router.post(
+api.post(
     "/templates/{kind}/{channel}/{locale}/preview",
-    name="preview_template",
-    response_model=TemplatePreview,
+    "preview_template",
+    rpc="PreviewTemplate",
+    view=TemplatePreview,
     summary="Render a template (as stored, or a draft) with sample or given parameters",
-)
-async def preview_template(
-    request: Request, kind: Kind, channel: ChannelName, locale: Locale, body: PreviewBody, caller: CallerDep
-) -> TemplatePreview:
-    message = pb.PreviewTemplateRequest(
+    params=TEMPLATE,
+    body=PreviewBody,
+    message=lambda kind, channel, locale, body: pb.PreviewTemplateRequest(
         name=template_name(kind, channel, locale),
         subject=body.subject,
         body=body.body,
         parameters=body.parameters,
-    )
-    return TemplatePreview.of(await call(request, _notifications(request).PreviewTemplate, message, caller))
+    ),
+)

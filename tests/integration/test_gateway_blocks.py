@@ -10,7 +10,13 @@ import pytest
 
 from gateway.blocks_resources import PROTO_ENUMS, from_pb, to_pb
 from tests.support.blocks import point, square
-from tests.support.gateway import API, PROBLEM, assert_json_enums_match_the_proto, auth, ref
+from tests.support.gateway import (
+    API,
+    assert_json_enums_match_the_proto,
+    auth,
+    is_problem,
+    ref,
+)
 from tests.support.identity import IdentityClient
 
 
@@ -69,14 +75,6 @@ async def _household(http: httpx.AsyncClient, token: str, block: str, **extra: o
     return reply.json()
 
 
-def _is_problem(reply: httpx.Response, status: int) -> dict:
-    assert reply.status_code == status, reply.text
-    assert reply.headers["content-type"] == PROBLEM
-    body = reply.json()
-    assert body["status"] == status
-    return body
-
-
 def test_json_enums_match_the_proto() -> None:
     assert_json_enums_match_the_proto(PROTO_ENUMS, from_pb, to_pb)
 
@@ -109,8 +107,8 @@ async def test_admin_builds_a_tree_and_locate_finds_the_block(
     found = await locate(col + 0.5, row + 0.5)
     assert found.status_code == 200 and found.json()["path"] == f"{community}/b01"
     assert (await locate(col + 1.5, row + 0.5)).json()["ref"] == ref(f"{community}/b02")
-    _is_problem(await locate(col + 2.5, row + 0.5), 404)
-    _is_problem(await http.get(f"{API}/locate?lat=91&lng=0", headers=auth(admin)), 422)
+    is_problem(await locate(col + 2.5, row + 0.5), 404)
+    is_problem(await http.get(f"{API}/locate?lat=91&lng=0", headers=auth(admin)), 422)
 
     # The third cell of the street is bare: a gap, as a GeoJSON object.
     report = await http.get(f"{API}/nodes/{ref(street)}/coverage", headers=auth(admin))
@@ -133,8 +131,8 @@ async def test_rename_reboundary_move_and_retire(http: httpx.AsyncClient, identi
     cleared = await http.patch(f"{API}/nodes/{ref(block)}", json={"boundary": None}, headers=admin)
     assert cleared.status_code == 200 and cleared.json()["boundary"] is None
     assert cleared.json()["display_name"] == "桃园区块"
-    _is_problem(await http.patch(f"{API}/nodes/{ref(block)}", json={}, headers=admin), 400)
-    _is_problem(await http.patch(f"{API}/nodes/{ref(block)}", json={"parent": None}, headers=admin), 400)
+    is_problem(await http.patch(f"{API}/nodes/{ref(block)}", json={}, headers=admin), 400)
+    is_problem(await http.patch(f"{API}/nodes/{ref(block)}", json={"parent": None}, headers=admin), 400)
 
     district = street.split("/")[0]
     await _node(
@@ -146,9 +144,9 @@ async def test_rename_reboundary_move_and_retire(http: httpx.AsyncClient, identi
     assert moved.status_code == 200 and moved.json()["path"] == f"{district}/hetang/yaowan"
     below = await http.get(f"{API}/nodes/{district}.hetang.yaowan.b01", headers=admin)
     assert below.status_code == 200 and below.json()["display_name"] == "桃园区块"
-    _is_problem(await http.get(f"{API}/nodes/{ref(block)}", headers=admin), 404)
+    is_problem(await http.get(f"{API}/nodes/{ref(block)}", headers=admin), 404)
 
-    busy = _is_problem(await http.post(f"{API}/nodes/{district}.hetang/retire", headers=admin), 409)
+    busy = is_problem(await http.post(f"{API}/nodes/{district}.hetang/retire", headers=admin), 409)
     assert busy["type"] == "/problems/failed-precondition"
     retired = await http.post(f"{API}/nodes/{ref(street)}/retire", headers=admin)
     assert retired.status_code == 200 and retired.json()["state"] == "retired"
@@ -188,7 +186,7 @@ async def test_governor_sees_only_their_block_and_1n1_is_a_409(
         json={"user": other.id, "role": "governor"},
         headers=as_dispatcher,
     )
-    conflict = _is_problem(second, 409)
+    conflict = is_problem(second, 409)
     assert "1+N+1" in conflict["detail"]
     helper = await http.post(
         f"{API}/nodes/{ref(block_a)}/staff",
@@ -230,8 +228,8 @@ async def test_governor_sees_only_their_block_and_1n1_is_a_409(
         f"{API}/nodes/{ref(block_a)}/households", params={"tag": "elderly_alone"}, headers=as_governor
     )
     assert [h["id"] for h in tagged.json()["items"]] == [mine["id"]]
-    _is_problem(await http.get(f"{API}/nodes/{ref(block_b)}/households", headers=as_governor), 403)
-    denied = _is_problem(await http.get(f"{API}/households/{theirs['id']}", headers=as_governor), 403)
+    is_problem(await http.get(f"{API}/nodes/{ref(block_b)}/households", headers=as_governor), 403)
+    denied = is_problem(await http.get(f"{API}/households/{theirs['id']}", headers=as_governor), 403)
     assert denied["type"] == "/problems/permission-denied"
 
     # The governor records a visit in their block, not in the other one.
@@ -242,7 +240,7 @@ async def test_governor_sees_only_their_block_and_1n1_is_a_409(
     )
     assert visit.status_code == 201, visit.text
     assert visit.json()["visitor"] == governor.name and visit.json()["household"] == mine["name"]
-    _is_problem(await http.post(f"{API}/households/{theirs['id']}/visits", json={}, headers=as_governor), 403)
+    is_problem(await http.post(f"{API}/households/{theirs['id']}/visits", json={}, headers=as_governor), 403)
     visits = await http.get(f"{API}/nodes/{ref(street)}/visits", headers=as_dispatcher)
     assert [v["id"] for v in visits.json()["items"]] == [visit.json()["id"]]
     household_visits = await http.get(f"{API}/households/{mine['id']}/visits", headers=as_governor)
@@ -251,7 +249,7 @@ async def test_governor_sees_only_their_block_and_1n1_is_a_409(
     removed = await http.delete(f"{API}/nodes/{ref(block_a)}/staff/{assignment['id']}", headers=as_dispatcher)
     assert removed.status_code == 204
     # Taken off the block: the very next call with the same token is refused.
-    _is_problem(await http.get(f"{API}/nodes/{ref(block_a)}/households", headers=as_governor), 403)
+    is_problem(await http.get(f"{API}/nodes/{ref(block_a)}/households", headers=as_governor), 403)
 
 
 async def test_dispatcher_reads_their_streets_statistics_only(
@@ -286,8 +284,8 @@ async def test_dispatcher_reads_their_streets_statistics_only(
         "visits": 0,
         "fully_staffed_blocks": 0,
     }
-    _is_problem(await http.get(f"{API}/nodes/{ref(other_street)}/statistics", headers=auth(dispatcher)), 403)
-    _is_problem(
+    is_problem(await http.get(f"{API}/nodes/{ref(other_street)}/statistics", headers=auth(dispatcher)), 403)
+    is_problem(
         await http.get(
             f"{API}/nodes/{ref(street)}/statistics",
             params={"start_time": "last tuesday"},
@@ -318,9 +316,9 @@ async def test_resident_sees_only_their_household(http: httpx.AsyncClient, ident
     [person] = own.json()["residents"]
     assert person["user"] == resident.name and person["relation"] == "head" and person["birth_year"] == 1941
     assert own.json()["tags"] == ["elderly_alone"] and own.json()["block"] == block
-    _is_problem(await http.get(f"{API}/households/{neighbour['id']}", headers=auth(token)), 403)
-    _is_problem(await http.get(f"{API}/nodes/{ref(block)}/households", headers=auth(token)), 403)
-    _is_problem(await http.get(f"{API}/households/{uuid.uuid4()}", headers=admin), 404)
+    is_problem(await http.get(f"{API}/households/{neighbour['id']}", headers=auth(token)), 403)
+    is_problem(await http.get(f"{API}/nodes/{ref(block)}/households", headers=auth(token)), 403)
+    is_problem(await http.get(f"{API}/households/{uuid.uuid4()}", headers=admin), 404)
 
     # Buildings, and the household's fields present in a PATCH are the ones changed.
     building = await http.post(
@@ -338,9 +336,7 @@ async def test_resident_sees_only_their_household(http: httpx.AsyncClient, ident
     assert patched.json()["residents"][0]["user"] == resident.name
     unset = await http.patch(f"{API}/households/{home['id']}", json={"building": None}, headers=admin)
     assert unset.json()["building"] is None
-    _is_problem(
-        await http.patch(f"{API}/households/{home['id']}", json={"address": None}, headers=admin), 400
-    )
+    is_problem(await http.patch(f"{API}/households/{home['id']}", json={"address": None}, headers=admin), 400)
     moved = await http.post(
         f"{API}/households/{home['id']}/move", json={"block": ref(f"{community}/b02")}, headers=admin
     )
@@ -355,12 +351,12 @@ async def test_import_over_rest_is_all_or_nothing_and_idempotent(
     csv_type = {**auth(admin), "Content-Type": "text/csv"}
     # Line 3 names a parent that exists neither in the file nor in the database.
     bad = f"path,name,kind\n{district},雨湖区,district\nnowhere{district[1:]}/wanlou,万楼街道,street\n"
-    failed = _is_problem(await http.post(f"{API}/imports/nodes", content=bad.encode(), headers=csv_type), 400)
+    failed = is_problem(await http.post(f"{API}/imports/nodes", content=bad.encode(), headers=csv_type), 400)
     assert failed["errors"][0]["field"].startswith("line 3")
-    _is_problem(await http.get(f"{API}/nodes/{district}", headers=auth(admin)), 404)
+    is_problem(await http.get(f"{API}/nodes/{district}", headers=auth(admin)), 404)
     # A row the parser refuses, also on line 3.
     unparsable = f"path,name,kind\n{district},雨湖区,district\n{district}/Bad Code,x,street\n"
-    failed = _is_problem(
+    failed = is_problem(
         await http.post(f"{API}/imports/nodes", content=unparsable.encode(), headers=csv_type), 400
     )
     assert failed["errors"][0]["field"].startswith("line 3")
@@ -372,7 +368,7 @@ async def test_import_over_rest_is_all_or_nothing_and_idempotent(
     checked = await http.post(f"{API}/imports/nodes?validate_only=true", content=good, headers=csv_type)
     assert checked.status_code == 200, checked.text
     assert checked.json() == {"rows": 4, "created": 4, "updated": 0, "unchanged": 0, "errors": []}
-    _is_problem(await http.get(f"{API}/nodes/{district}", headers=auth(admin)), 404)
+    is_problem(await http.get(f"{API}/nodes/{district}", headers=auth(admin)), 404)
     first = await http.post(f"{API}/imports/nodes", content=good, headers=csv_type)
     assert first.status_code == 200 and first.json()["created"] == 4
     second = await http.post(f"{API}/imports/nodes", content=good, headers=csv_type)
@@ -392,7 +388,7 @@ async def test_import_over_rest_is_all_or_nothing_and_idempotent(
         ],
     }
     wrong_type = await http.post(f"{API}/imports/boundaries", json=boundaries, headers=csv_type)
-    _is_problem(wrong_type, 415)
+    is_problem(wrong_type, 415)
     geo = await http.post(
         f"{API}/imports/boundaries",
         content=json.dumps(boundaries).encode(),
@@ -400,8 +396,8 @@ async def test_import_over_rest_is_all_or_nothing_and_idempotent(
     )
     assert geo.status_code == 200, geo.text
     assert geo.json()["updated"] + geo.json()["created"] == 1
-    _is_problem(await http.post(f"{API}/imports/planets", content=good, headers=csv_type), 422)
-    _is_problem(
+    is_problem(await http.post(f"{API}/imports/planets", content=good, headers=csv_type), 422)
+    is_problem(
         await http.post(f"{API}/imports/nodes", content=good, headers={"Content-Type": "text/csv"}), 401
     )
 
@@ -411,10 +407,10 @@ async def test_malformed_paths_and_bodies_are_422(http: httpx.AsyncClient, ident
     paths = (await http.get("/openapi.json")).json()["paths"]
     assert {"/api/v1/nodes/{node}", "/api/v1/locate", "/api/v1/imports/{kind}"} <= paths.keys()
     for segment in ("Yuhu", "a..b", ".a", "a.", "a.b.c.d.e.f.g.h.i", "x" * 33, "a%20b", "-a"):
-        body = _is_problem(await http.get(f"{API}/nodes/{segment}", headers=admin), 422)
+        body = is_problem(await http.get(f"{API}/nodes/{segment}", headers=admin), 422)
         assert body["errors"][0]["field"] == "node"
-    _is_problem(await http.get(f"{API}/nodes/a.b/households", params={"page_size": 0}, headers=admin), 422)
-    _is_problem(await http.get(f"{API}/nodes", params={"parent": "a/b/../c"}, headers=admin), 422)
+    is_problem(await http.get(f"{API}/nodes/a.b/households", params={"page_size": 0}, headers=admin), 422)
+    is_problem(await http.get(f"{API}/nodes", params={"parent": "a/b/../c"}, headers=admin), 422)
 
     good = {"code": "b01", "parent": "a/b/c", "kind": "block", "display_name": "x"}
     square_boundary = geometry(square(0, 0))
@@ -431,7 +427,7 @@ async def test_malformed_paths_and_bodies_are_422(http: httpx.AsyncClient, ident
         ({k: v for k, v in good.items() if k != "kind"}, "kind"),
     ):
         reply = await http.post(f"{API}/nodes", json=payload, headers=admin)
-        body = _is_problem(reply, 422)
+        body = is_problem(reply, 422)
         assert any(e["field"].startswith(field) for e in body["errors"]), (payload, body)
 
     household = {"code": "h1", "block": "a/b/c/d", "address": "x"}
@@ -442,18 +438,18 @@ async def test_malformed_paths_and_bodies_are_422(http: httpx.AsyncClient, ident
         {**household, "residents": [{"display_name": "张三", "relation": "head", "birth_year": 10**12}]},
         {**household, "residents": [{"display_name": "x", "relation": "head"}] * 101},
     ):
-        _is_problem(await http.post(f"{API}/households", json=payload, headers=admin), 422)
+        is_problem(await http.post(f"{API}/households", json=payload, headers=admin), 422)
     for payload in (
         {"user": "users/a/b", "role": "governor"},
         {"user": "u1", "role": "mayor"},
         {"user": "u1", "role": "assistant", "assistant_kind": "friend"},
         {"user": "u1", "role": "neighbour_head", "household_ids": ["h"] * 1001},
     ):
-        _is_problem(await http.post(f"{API}/nodes/a.b.c.d/staff", json=payload, headers=admin), 422)
-    _is_problem(
+        is_problem(await http.post(f"{API}/nodes/a.b.c.d/staff", json=payload, headers=admin), 422)
+    is_problem(
         await http.post(f"{API}/households/abc/visits", json={"issues_found": ["x"] * 51}, headers=admin), 422
     )
-    _is_problem(
+    is_problem(
         await http.post(
             f"{API}/nodes", content=b"{not json", headers={**admin, "Content-Type": "application/json"}
         ),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 import httpx
 import pytest
@@ -13,19 +12,11 @@ import pytest
 from gateway.notices_resources import PROTO_ENUMS, from_pb, to_pb
 from gov.blocks.v1 import blocks_pb2
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
-from govkit.devstack import Stack
+from tests.support.gateway import auth, is_problem, ok
 from tests.support.identity import IdentityClient, md
 from tests.support.points import Village, make_village
-from tests.support.tickets import Person
 
-PROBLEM = "application/problem+json"
 API = "/api/v1/notifications"
-
-
-@pytest.fixture
-async def http(stack: Stack):  # type: ignore[no-untyped-def]
-    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
-        yield client
 
 
 @pytest.fixture
@@ -46,26 +37,6 @@ async def village(blocks: BlocksServiceStub, identity: IdentityClient) -> Villag
     return v
 
 
-def _auth(person: Person, key: str | None = None) -> dict[str, str]:
-    headers = {"Authorization": f"Bearer {person.token}"}
-    if key is not None:
-        headers["Idempotency-Key"] = key
-    return headers
-
-
-def _is_problem(reply: httpx.Response, status: int) -> dict:
-    assert reply.status_code == status, reply.text
-    assert reply.headers["content-type"] == PROBLEM
-    body = reply.json()
-    assert body["status"] == status and body["instance"] == reply.request.url.path
-    return body
-
-
-def _ok(reply: httpx.Response, status: int = 200) -> Any:
-    assert reply.status_code == status, reply.text
-    return reply.json()
-
-
 def test_every_proto_enum_value_has_a_json_name() -> None:
     for cls, (enum, _prefix) in PROTO_ENUMS.items():
         for number in enum.values():
@@ -83,17 +54,17 @@ async def test_notices_through_the_gateway(http: httpx.AsyncClient, village: Vil
         "urgent": True,
     }
     key = f"k-{uuid.uuid4().hex}"
-    reply = await http.post(f"{API}/notices", json=body, headers=_auth(governor, key))
-    made = _ok(reply, 201)
+    reply = await http.post(f"{API}/notices", json=body, headers=auth(governor, key))
+    made = ok(reply, 201)
     assert reply.headers["location"] == f"{API}/notices/{made['id']}"
     assert made["state"] == "sending" and made["node_ref"] == village.block.replace("/", ".")
     assert made["household_tag"] is None
     # The same key again: the same notice.
-    again = _ok(await http.post(f"{API}/notices", json=body, headers=_auth(governor, key)), 201)
+    again = ok(await http.post(f"{API}/notices", json=body, headers=auth(governor, key)), 201)
     assert again["id"] == made["id"]
 
     for _ in range(150):
-        got = _ok(await http.get(f"{API}/notices/{made['id']}", headers=_auth(governor)))
+        got = ok(await http.get(f"{API}/notices/{made['id']}", headers=auth(governor)))
         if got["state"] == "completed":
             break
         await asyncio.sleep(0.2)
@@ -103,11 +74,11 @@ async def test_notices_through_the_gateway(http: httpx.AsyncClient, village: Vil
     seen: list[str] = []
     token = ""
     while True:
-        page = _ok(
+        page = ok(
             await http.get(
                 f"{API}/notices/{made['id']}/recipients",
                 params={"read": "unread", "page_size": 1, "page_token": token},
-                headers=_auth(governor),
+                headers=auth(governor),
             )
         )
         seen += [r["user"] for r in page["items"]]
@@ -117,48 +88,48 @@ async def test_notices_through_the_gateway(http: httpx.AsyncClient, village: Vil
             break
     assert sorted(seen) == sorted(p.name for p in village.residents)
     # A token is bound to its query.
-    first = _ok(
+    first = ok(
         await http.get(
-            f"{API}/notices/{made['id']}/recipients", params={"page_size": 1}, headers=_auth(governor)
+            f"{API}/notices/{made['id']}/recipients", params={"page_size": 1}, headers=auth(governor)
         )
     )
-    _is_problem(
+    is_problem(
         await http.get(
             f"{API}/notices/{made['id']}/recipients",
             params={"read": "read", "page_size": 1, "page_token": first["next_page_token"]},
-            headers=_auth(governor),
+            headers=auth(governor),
         ),
         400,
     )
 
-    listed = _ok(
+    listed = ok(
         await http.get(
-            f"{API}/notices", params={"node": village.block.replace("/", ".")}, headers=_auth(governor)
+            f"{API}/notices", params={"node": village.block.replace("/", ".")}, headers=auth(governor)
         )
     )
     assert [n["id"] for n in listed["items"]] == [made["id"]]
 
     # A finished notice is not cancelled.
-    _is_problem(await http.post(f"{API}/notices/{made['id']}:cancel", headers=_auth(governor)), 409)
+    is_problem(await http.post(f"{API}/notices/{made['id']}:cancel", headers=auth(governor)), 409)
     # Outside one's scope: a resident (and so anyone without the right) is refused.
-    _is_problem(await http.post(f"{API}/notices", json=body, headers=_auth(village.residents[0])), 403)
-    _is_problem(await http.get(f"{API}/notices/{made['id']}", headers=_auth(village.residents[0])), 403)
+    is_problem(await http.post(f"{API}/notices", json=body, headers=auth(village.residents[0])), 403)
+    is_problem(await http.get(f"{API}/notices/{made['id']}", headers=auth(village.residents[0])), 403)
     # Bad bodies (422, naming the field) and unknown notices.
-    problem = _is_problem(
-        await http.post(f"{API}/notices", json={**body, "title": ""}, headers=_auth(governor)), 422
+    problem = is_problem(
+        await http.post(f"{API}/notices", json={**body, "title": ""}, headers=auth(governor)), 422
     )
     assert any("title" in e["field"] for e in problem["errors"])
-    _is_problem(
-        await http.post(f"{API}/notices", json={**body, "household_tag": "rich"}, headers=_auth(governor)),
+    is_problem(
+        await http.post(f"{API}/notices", json={**body, "household_tag": "rich"}, headers=auth(governor)),
         422,
     )
-    _is_problem(await http.get(f"{API}/notices/{uuid.uuid4()}", headers=_auth(governor)), 404)
-    _is_problem(await http.get(f"{API}/notices/{made['id']}"), 401)
+    is_problem(await http.get(f"{API}/notices/{uuid.uuid4()}", headers=auth(governor)), 404)
+    is_problem(await http.get(f"{API}/notices/{made['id']}"), 401)
 
 
 async def test_preferences_through_the_gateway(http: httpx.AsyncClient, village: Village) -> None:
     me = village.residents[0]
-    got = _ok(await http.get(f"{API}/preferences", headers=_auth(me)))
+    got = ok(await http.get(f"{API}/preferences", headers=auth(me)))
     assert got["name"] == f"{me.name}/preferences" and got["channels"] == []
     # (the test stack sets an empty default window; production: 22:00-07:00)
     assert got["quiet_hours"]["time_zone"] == "Asia/Shanghai" and got["update_time"] is None
@@ -179,24 +150,24 @@ async def test_preferences_through_the_gateway(http: httpx.AsyncClient, village:
         ],
         "quiet_hours": {"start": "21:30", "end": "06:45", "time_zone": "Asia/Shanghai"},
     }
-    put = _ok(await http.put(f"{API}/preferences", json=body, headers=_auth(me)))
+    put = ok(await http.put(f"{API}/preferences", json=body, headers=auth(me)))
     assert put["channels"] == [
         {**body["channels"][0], "digest": None, "digest_time": None},
         body["channels"][1],
     ]
     assert put["quiet_hours"]["start"] == "21:30"
-    assert _ok(await http.get(f"{API}/preferences", headers=_auth(me))) == put
+    assert ok(await http.get(f"{API}/preferences", headers=auth(me))) == put
     # Someone else's are not theirs to see: each reads their own.
-    other = _ok(await http.get(f"{API}/preferences", headers=_auth(village.residents[1])))
+    other = ok(await http.get(f"{API}/preferences", headers=auth(village.residents[1])))
     assert other["channels"] == []
     # The inbox cannot be switched off; a bad zone names its field.
     off = {"channels": [{"kind": "*", "channel": "inbox", "enabled": False}]}
-    problem = _is_problem(await http.put(f"{API}/preferences", json=off, headers=_auth(me)), 400)
+    problem = is_problem(await http.put(f"{API}/preferences", json=off, headers=auth(me)), 400)
     assert problem["errors"][0]["field"] == "preferences.channels[0].enabled"
     zone = {"quiet_hours": {"time_zone": "Mars/Base"}}
-    problem = _is_problem(await http.put(f"{API}/preferences", json=zone, headers=_auth(me)), 400)
+    problem = is_problem(await http.put(f"{API}/preferences", json=zone, headers=auth(me)), 400)
     assert problem["errors"][0]["field"] == "preferences.quiet_hours.time_zone"
-    _is_problem(
-        await http.put(f"{API}/preferences", json={"quiet_hours": {"start": "9pm"}}, headers=_auth(me)), 422
+    is_problem(
+        await http.put(f"{API}/preferences", json={"quiet_hours": {"start": "9pm"}}, headers=auth(me)), 422
     )
-    _is_problem(await http.get(f"{API}/preferences"), 401)
+    is_problem(await http.get(f"{API}/preferences"), 401)

@@ -13,69 +13,30 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import nats
-import pytest
 
 from gateway.notifications_resources import PROTO_ENUMS
 from gov.tickets.v1 import events_pb2 as ticket_events
 from gov.tickets.v1 import tickets_pb2
 from govkit.devstack import SERVICES, Stack, free_port
 from govkit.events import MSG_ID_HEADER, build_event
+from tests.support.gateway import auth, is_problem, ok
 from tests.support.identity import IdentityClient
 from tests.support.mailsink import MailSink
 from tests.support.tickets import Person
+from tests.support.waiting import eventually
 
-PROBLEM = "application/problem+json"
 API = "/api/v1/notifications"
-T = TypeVar("T")
-
-
-@pytest.fixture
-async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
-        yield client
 
 
 async def _person(identity: IdentityClient) -> Person:
     user, _, token = await identity.make_user("yuhu", [("resident", "yuhu")])
     return Person(user.name, token)
-
-
-def _auth(person: Person | str, key: str | None = None) -> dict[str, str]:
-    token = person if isinstance(person, str) else person.token
-    headers = {"Authorization": f"Bearer {token}"}
-    if key is not None:
-        headers["Idempotency-Key"] = key
-    return headers
-
-
-def _is_problem(reply: httpx.Response, status: int) -> dict[str, Any]:
-    assert reply.status_code == status, reply.text
-    assert reply.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = reply.json()
-    assert body["status"] == status
-    return body
-
-
-def _ok(reply: httpx.Response, status: int = 200) -> Any:
-    assert reply.status_code == status, reply.text
-    return reply.json()
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], within: float = 30, what: str = "") -> T:
-    deadline = time.monotonic() + within
-    while True:
-        found = await check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within}s: {what}")
-        await asyncio.sleep(0.1)
 
 
 async def ticket_event(nats_url: str, reporter: Person, action: str = "accepted") -> str:
@@ -163,7 +124,7 @@ async def _listening(s: Stream) -> None:
 
 
 async def _inbox(http: httpx.AsyncClient, person: Person, **params: object) -> list[dict[str, Any]]:
-    page = _ok(await http.get(f"{API}/inbox", headers=_auth(person), params={"page_size": 200, **params}))
+    page = ok(await http.get(f"{API}/inbox", headers=auth(person), params={"page_size": 200, **params}))
     return list(page["items"])
 
 
@@ -171,7 +132,7 @@ async def test_a_stream_carries_the_owners_new_items_and_resumes_exactly_after_l
     http: httpx.AsyncClient, identity: IdentityClient, stack: Stack
 ) -> None:
     alice, bob = await _person(identity), await _person(identity)
-    async with stream(http, _auth(alice)) as a, stream(http, params={"access_token": bob.token}) as b:
+    async with stream(http, auth(alice)) as a, stream(http, params={"access_token": bob.token}) as b:
         assert a.response is not None
         assert a.response.headers["content-type"].startswith("text/event-stream")
         assert a.response.headers["cache-control"] == "no-store"
@@ -201,7 +162,7 @@ async def test_a_stream_carries_the_owners_new_items_and_resumes_exactly_after_l
     written = sorted(await eventually(all_written, what="the missed items"), key=lambda i: i["sequence"])
     assert {i["resource"] for i in written} == set(missed)
 
-    async with stream(http, {**_auth(alice), "Last-Event-ID": str(last)}) as resumed:
+    async with stream(http, {**auth(alice), "Last-Event-ID": str(last)}) as resumed:
         await eventually(lambda: asyncio.sleep(0, len(resumed.items) >= 3), what="the missed items again")
         assert resumed.items[:3] == written  # what was missed, in order: no gap, no duplicate
         await _listening(resumed)
@@ -221,16 +182,16 @@ async def test_a_stream_needs_a_person_and_a_well_formed_last_event_id(
 ) -> None:
     async with stream(http) as anonymous:
         assert anonymous.response is not None
-        problem = _is_problem(anonymous.response, 401)
+        problem = is_problem(anonymous.response, 401)
         assert problem["instance"] == f"{API}/stream"
     async with stream(http, params={"access_token": "not-a-token"}) as forged:
         assert forged.response is not None
-        _is_problem(forged.response, 401)
+        is_problem(forged.response, 401)
     person = await _person(identity)
-    async with stream(http, {**_auth(person), "Last-Event-ID": "abc"}) as bad:
+    async with stream(http, {**auth(person), "Last-Event-ID": "abc"}) as bad:
         assert bad.response is not None
-        assert _is_problem(bad.response, 400)["errors"][0]["field"] == "Last-Event-ID"
-    reply = await http.post(f"{API}/stream", headers=_auth(person))
+        assert is_problem(bad.response, 400)["errors"][0]["field"] == "Last-Event-ID"
+    reply = await http.post(f"{API}/stream", headers=auth(person))
     assert reply.status_code == 405
 
 
@@ -287,7 +248,7 @@ async def test_a_stopping_gateway_ends_its_streams_at_once(identity: IdentityCli
 
             await eventually(ready, what="the second gateway")
             person = await _person(identity)
-            async with stream(http, _auth(person)) as s:
+            async with stream(http, auth(person)) as s:
                 await _listening(s)
                 started = time.monotonic()
                 proc.send_signal(signal.SIGTERM)
@@ -316,48 +277,46 @@ async def test_the_inbox_lists_with_an_unread_filter_and_pages_counts_and_marks_
     items = await eventually(three, what="alice's three items")
     assert [i["sequence"] for i in items] == sorted((i["sequence"] for i in items), reverse=True)
     assert all(i["read_time"] is None and isinstance(i["create_time"], str) for i in items)
-    count = _ok(await http.get(f"{API}/inbox/unread-count", headers=_auth(alice)))
+    count = ok(await http.get(f"{API}/inbox/unread-count", headers=auth(alice)))
     assert count == {"unread": 3}
 
-    first = _ok(await http.get(f"{API}/inbox", headers=_auth(alice), params={"page_size": 2}))
+    first = ok(await http.get(f"{API}/inbox", headers=auth(alice), params={"page_size": 2}))
     assert len(first["items"]) == 2 and first["next_page_token"]
-    second = _ok(
+    second = ok(
         await http.get(
             f"{API}/inbox",
-            headers=_auth(alice),
+            headers=auth(alice),
             params={"page_size": 2, "page_token": first["next_page_token"]},
         )
     )
     assert [i["id"] for i in first["items"] + second["items"]] == [i["id"] for i in items]
     assert second["next_page_token"] == ""
     token = first["next_page_token"]
-    forged = await http.get(f"{API}/inbox", headers=_auth(bob), params={"page_token": token})
-    _is_problem(forged, 400)
+    forged = await http.get(f"{API}/inbox", headers=auth(bob), params={"page_token": token})
+    is_problem(forged, 400)
 
     newest, middle, oldest = items
-    marked = _ok(await http.post(f"{API}/inbox/read", headers=_auth(alice), json={"ids": [newest["id"]]}))
+    marked = ok(await http.post(f"{API}/inbox/read", headers=auth(alice), json={"ids": [newest["id"]]}))
     assert marked == {"marked": 1, "unread": 2}
     unread = await _inbox(http, alice, unread="true")
     assert [i["id"] for i in unread] == [middle["id"], oldest["id"]]
     # By sequence: everything up to the middle one; the newest keeps its read time.
-    marked = _ok(
-        await http.post(
-            f"{API}/inbox/read", headers=_auth(alice), json={"up_to_sequence": middle["sequence"]}
-        )
+    marked = ok(
+        await http.post(f"{API}/inbox/read", headers=auth(alice), json={"up_to_sequence": middle["sequence"]})
     )
     assert marked == {"marked": 2, "unread": 0}
     # Another person's item id names nothing of the caller's: bob's stays unread.
     bob_item = (await _inbox(http, bob))[0]
     assert (
-        _ok(await http.post(f"{API}/inbox/read", headers=_auth(alice), json={"ids": [bob_item["id"]]}))[
+        ok(await http.post(f"{API}/inbox/read", headers=auth(alice), json={"ids": [bob_item["id"]]}))[
             "marked"
         ]
         == 0
     )
-    assert _ok(await http.get(f"{API}/inbox/unread-count", headers=_auth(bob))) == {"unread": 1}
-    _is_problem(await http.post(f"{API}/inbox/read", headers=_auth(alice), json={}), 400)
-    _is_problem(await http.post(f"{API}/inbox/read", headers=_auth(alice), json={"ids": ["x" * 65]}), 422)
-    _is_problem(await http.get(f"{API}/inbox"), 401)
+    assert ok(await http.get(f"{API}/inbox/unread-count", headers=auth(bob))) == {"unread": 1}
+    is_problem(await http.post(f"{API}/inbox/read", headers=auth(alice), json={}), 400)
+    is_problem(await http.post(f"{API}/inbox/read", headers=auth(alice), json={"ids": ["x" * 65]}), 422)
+    is_problem(await http.get(f"{API}/inbox"), 401)
 
 
 async def test_endpoints_and_deliveries_are_for_operators_and_a_retry_of_a_sent_one_is_refused(
@@ -369,17 +328,17 @@ async def test_endpoints_and_deliveries_are_for_operators_and_a_retry_of_a_sent_
     new = {"owner": resident.name, "channel": "email", "address": address}
     key = f"k-{uuid.uuid4().hex}"
     # A person's e-mail address is theirs to set: not another person's, not even an operator's.
-    _is_problem(await http.post(f"{API}/endpoints", headers=_auth(await _person(identity)), json=new), 403)
-    _is_problem(await http.post(f"{API}/endpoints", headers=_auth(admin), json=new), 403)
-    created = await http.post(f"{API}/endpoints", headers=_auth(resident, key), json=new)
-    endpoint = _ok(created, 201)
+    is_problem(await http.post(f"{API}/endpoints", headers=auth(await _person(identity)), json=new), 403)
+    is_problem(await http.post(f"{API}/endpoints", headers=auth(admin), json=new), 403)
+    created = await http.post(f"{API}/endpoints", headers=auth(resident, key), json=new)
+    endpoint = ok(created, 201)
     assert created.headers["location"] == f"{API}/endpoints/{endpoint['id']}"
     assert endpoint["owner"] == resident.name and endpoint["channel"] == "email"
-    replay = _ok(await http.post(f"{API}/endpoints", headers=_auth(resident, key), json=new), 201)
+    replay = ok(await http.post(f"{API}/endpoints", headers=auth(resident, key), json=new), 201)
     assert replay["id"] == endpoint["id"]
     sms = {**new, "channel": "sms"}
-    _is_problem(await http.post(f"{API}/endpoints", headers=_auth(resident), json=sms), 400)
-    listed = _ok(await http.get(f"{API}/endpoints", headers=_auth(resident), params={"owner": resident.name}))
+    is_problem(await http.post(f"{API}/endpoints", headers=auth(resident), json=sms), 400)
+    listed = ok(await http.get(f"{API}/endpoints", headers=auth(resident), params={"owner": resident.name}))
     assert [e["id"] for e in listed["items"]] == [endpoint["id"]]
     # A block's group robot: operators only; the node may be written with dots; the secret never shows.
     node = f"yuhu/r{uuid.uuid4().hex[:8]}"
@@ -389,22 +348,22 @@ async def test_endpoints_and_deliveries_are_for_operators_and_a_retry_of_a_sent_
         "address": "https://robot.example.org/hook",
         "secret": "s" * 20,
     }
-    _is_problem(await http.post(f"{API}/endpoints", headers=_auth(resident), json=robot), 403)
-    hook = _ok(await http.post(f"{API}/endpoints", headers=_auth(admin), json=robot), 201)
+    is_problem(await http.post(f"{API}/endpoints", headers=auth(resident), json=robot), 403)
+    hook = ok(await http.post(f"{API}/endpoints", headers=auth(admin), json=robot), 201)
     assert hook["owner"] == f"nodes/{node}" and "secret" not in hook
-    assert _ok(await http.get(f"{API}/endpoints", headers=_auth(admin), params={"owner": f"nodes/{node}"}))[
+    assert ok(await http.get(f"{API}/endpoints", headers=auth(admin), params={"owner": f"nodes/{node}"}))[
         "items"
     ] == [hook]
-    assert (await http.delete(f"{API}/endpoints/{hook['id']}", headers=_auth(admin))).status_code == 204
+    assert (await http.delete(f"{API}/endpoints/{hook['id']}", headers=auth(admin))).status_code == 204
 
     try:
         await ticket_event(stack.nats_url, resident)
 
         async def sent() -> list[dict[str, Any]] | None:
-            page = _ok(
+            page = ok(
                 await http.get(
                     f"{API}/deliveries",
-                    headers=_auth(admin),
+                    headers=auth(admin),
                     params={"node": "*", "recipient": resident.name, "channel": "email", "state": "sent"},
                 )
             )
@@ -412,26 +371,26 @@ async def test_endpoints_and_deliveries_are_for_operators_and_a_retry_of_a_sent_
 
         [delivery] = await eventually(sent, what="the e-mail delivery")
         assert delivery["kind"] == "ticket.accepted" and delivery["node"] == "yuhu/sse/b01"
-        by_node = _ok(
+        by_node = ok(
             await http.get(
                 f"{API}/deliveries",
-                headers=_auth(admin),
+                headers=auth(admin),
                 params={"node": "yuhu.sse", "recipient": resident.name},
             )
         )
         assert delivery["id"] in [d["id"] for d in by_node["items"]]
-        again = await http.post(f"{API}/deliveries/{delivery['id']}/retry", headers=_auth(admin))
-        assert _is_problem(again, 409)["type"].endswith("failed-precondition")
-        _is_problem(await http.get(f"{API}/deliveries", headers=_auth(resident), params={"node": "*"}), 403)
-        _is_problem(await http.post(f"{API}/deliveries/{delivery['id']}/retry", headers=_auth(resident)), 403)
-        _is_problem(await http.get(f"{API}/deliveries", headers=_auth(admin), params={"node": "a/b"}), 422)
-        _is_problem(
-            await http.get(f"{API}/deliveries", headers=_auth(admin), params={"node": "*", "state": "x"}), 422
+        again = await http.post(f"{API}/deliveries/{delivery['id']}/retry", headers=auth(admin))
+        assert is_problem(again, 409)["type"].endswith("failed-precondition")
+        is_problem(await http.get(f"{API}/deliveries", headers=auth(resident), params={"node": "*"}), 403)
+        is_problem(await http.post(f"{API}/deliveries/{delivery['id']}/retry", headers=auth(resident)), 403)
+        is_problem(await http.get(f"{API}/deliveries", headers=auth(admin), params={"node": "a/b"}), 422)
+        is_problem(
+            await http.get(f"{API}/deliveries", headers=auth(admin), params={"node": "*", "state": "x"}), 422
         )
     finally:
-        deleted = await http.delete(f"{API}/endpoints/{endpoint['id']}", headers=_auth(resident))
+        deleted = await http.delete(f"{API}/endpoints/{endpoint['id']}", headers=auth(resident))
         assert deleted.status_code == 204
-    listed = _ok(await http.get(f"{API}/endpoints", headers=_auth(resident), params={"owner": resident.name}))
+    listed = ok(await http.get(f"{API}/endpoints", headers=auth(resident), params={"owner": resident.name}))
     assert listed["items"] == []
 
 
@@ -440,41 +399,41 @@ async def test_templates_are_listed_patched_field_by_field_and_previewed_by_oper
 ) -> None:
     admin = identity.admin_token
     resident = await _person(identity)
-    _is_problem(await http.get(f"{API}/templates", headers=_auth(resident)), 403)
-    page = _ok(await http.get(f"{API}/templates", headers=_auth(admin), params={"kind": "ticket.reopened"}))
+    is_problem(await http.get(f"{API}/templates", headers=auth(resident)), 403)
+    page = ok(await http.get(f"{API}/templates", headers=auth(admin), params={"kind": "ticket.reopened"}))
     assert page["items"] and {t["kind"] for t in page["items"]} == {"ticket.reopened"}
     path = f"{API}/templates/ticket.reopened/email/en"
-    original = _ok(await http.get(path, headers=_auth(admin)))
+    original = ok(await http.get(path, headers=auth(admin)))
     assert original["channel"] == "email" and original["locale"] == "en" and original["parameters"]
-    _is_problem(await http.patch(path, headers=_auth(resident), json={"subject": "x"}), 403)
+    is_problem(await http.patch(path, headers=auth(resident), json={"subject": "x"}), 403)
     try:
         subject = {"subject": "Reopened: {{ ticket_id }}"}
-        changed = _ok(await http.patch(path, headers=_auth(admin), json=subject))
+        changed = ok(await http.patch(path, headers=auth(admin), json=subject))
         assert changed["subject"] == "Reopened: {{ ticket_id }}" and changed["customized"] is True
         assert changed["body"] == original["body"]  # left out: kept
-        _is_problem(await http.patch(path, headers=_auth(admin), json={}), 400)
-        _is_problem(await http.patch(path, headers=_auth(admin), json={"body": "{{ broken"}), 400)
-        preview = _ok(
+        is_problem(await http.patch(path, headers=auth(admin), json={}), 400)
+        is_problem(await http.patch(path, headers=auth(admin), json={"body": "{{ broken"}), 400)
+        preview = ok(
             await http.post(
-                f"{path}/preview", headers=_auth(admin), json={"parameters": {"ticket_id": "T-42"}}
+                f"{path}/preview", headers=auth(admin), json={"parameters": {"ticket_id": "T-42"}}
             )
         )
         assert preview["subject"] == "Reopened: T-42"
-        sms = _ok(
+        sms = ok(
             await http.post(
                 f"{API}/templates/ticket.reopened/sms/zh-CN/preview",
-                headers=_auth(admin),
+                headers=auth(admin),
                 json={"body": "工单{{ ticket_id }}" + "很长的短信内容" * 12},
             )
         )
         assert len(sms["sms_parts"]) >= 2
     finally:
-        _ok(
+        ok(
             await http.patch(
-                path, headers=_auth(admin), json={"subject": original["subject"], "body": original["body"]}
+                path, headers=auth(admin), json={"subject": original["subject"], "body": original["body"]}
             )
         )
-    _is_problem(await http.get(f"{API}/templates/ticket.reopened/fax/en", headers=_auth(admin)), 422)
+    is_problem(await http.get(f"{API}/templates/ticket.reopened/fax/en", headers=auth(admin)), 422)
 
 
 def test_json_enums_match_the_proto() -> None:
@@ -486,9 +445,9 @@ def test_json_enums_match_the_proto() -> None:
 async def test_the_openapi_document_declares_the_notifications_paths_with_typed_schemas(
     http: httpx.AsyncClient,
 ) -> None:
-    ready = _ok(await http.get("/readyz"))
+    ready = ok(await http.get("/readyz"))
     assert ready["checks"]["notifications"] == "SERVING"
-    doc = _ok(await http.get("/openapi.json"))
+    doc = ok(await http.get("/openapi.json"))
     paths = doc["paths"]
     for path, methods in {
         f"{API}/inbox": {"get"},

@@ -9,59 +9,15 @@ import uuid
 from typing import Any
 
 import httpx
-import pytest
 
 from gateway.points_resources import PROTO_ENUMS, from_pb, to_pb
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
 from gov.identity.v1 import identity_pb2
-from govkit.devstack import Stack
+from tests.support.gateway import auth, idempotency_key, is_problem, ok, ref
 from tests.support.identity import IdentityClient, md
 from tests.support.points import Village, make_village
-from tests.support.tickets import Person
 
-PROBLEM = "application/problem+json"
 API = "/api/v1/points"
-
-
-@pytest.fixture
-async def http(stack: Stack):  # type: ignore[no-untyped-def]
-    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-async def village(blocks: BlocksServiceStub, identity: IdentityClient) -> Village:
-    return await make_village(blocks, identity)
-
-
-def _auth(person: Person | str, key: str | None = None) -> dict[str, str]:
-    token = person if isinstance(person, str) else person.token
-    headers = {"Authorization": f"Bearer {token}"}
-    if key is not None:
-        headers["Idempotency-Key"] = key
-    return headers
-
-
-def ref(path: str) -> str:
-    return path.replace("/", ".")
-
-
-def _key() -> str:
-    return f"k-{uuid.uuid4().hex}"
-
-
-def _is_problem(reply: httpx.Response, status: int) -> dict:
-    assert reply.status_code == status, reply.text
-    assert reply.headers["content-type"] == PROBLEM
-    body = reply.json()
-    assert body["status"] == status and body["instance"] == reply.request.url.path
-    assert body["request_id"] == reply.headers["x-request-id"]
-    return body
-
-
-def _ok(reply: httpx.Response, status: int = 200) -> Any:
-    assert reply.status_code == status, reply.text
-    return reply.json()
 
 
 async def _indicator(http: httpx.AsyncClient, village: Village, **fields: object) -> dict:
@@ -73,8 +29,8 @@ async def _indicator(http: httpx.AsyncClient, village: Village, **fields: object
         "points": 10,
         **fields,
     }
-    reply = await http.post(f"{API}/indicators", json=body, headers=_auth(village.staff["leader"]))
-    made = _ok(reply, 201)
+    reply = await http.post(f"{API}/indicators", json=body, headers=auth(village.staff["leader"]))
+    made = ok(reply, 201)
     assert reply.headers["location"] == f"{API}/indicators/{made['id']}"
     return made
 
@@ -84,7 +40,7 @@ async def _award(
 ) -> httpx.Response:
     body = {"recipient": village.residents[resident].name, "indicator": indicator, "node": village.block}
     return await http.post(
-        f"{API}/awards", json=body, headers=_auth(village.staff["governor"], key or _key())
+        f"{API}/awards", json=body, headers=auth(village.staff["governor"], key or idempotency_key())
     )
 
 
@@ -109,9 +65,9 @@ async def test_an_approved_award_shows_in_the_residents_balance_and_only_they_an
     assert (indicator["kind"], indicator["cap_period"], indicator["version"]) == ("reward", "month", 1)
     assert indicator["node"] == village.district and indicator["node_ref"] == ref(village.district)
     resident, other = village.residents[0], village.residents[1]
-    key = _key()
+    key = idempotency_key()
     reply = await _award(http, village, indicator["id"], key=key)
-    created = _ok(reply, 201)
+    created = ok(reply, 201)
     assert reply.headers["location"] == f"{API}/awards/{key}"
     assert (created["id"], created["state"], created["points"], created["kind"]) == (
         key,
@@ -121,88 +77,88 @@ async def test_an_approved_award_shows_in_the_residents_balance_and_only_they_an
     )
     assert created["account"] == f"u-{resident.name.removeprefix('users/')}"
     account_id = created["account"]
-    mine = _ok(await http.get(f"{API}/me/account", headers=_auth(resident)))
+    mine = ok(await http.get(f"{API}/me/account", headers=auth(resident)))
     assert (mine["id"], mine["balance"], mine["pending_credits"]) == (account_id, 0, 12)
 
     # The governor who recorded it may not approve it; a resident neither.
-    _is_problem(
-        await http.post(f"{API}/awards/{key}/approve", json={}, headers=_auth(village.staff["governor"])), 403
+    is_problem(
+        await http.post(f"{API}/awards/{key}/approve", json={}, headers=auth(village.staff["governor"])), 403
     )
-    _is_problem(await http.post(f"{API}/awards/{key}/approve", json={}, headers=_auth(resident)), 403)
-    approved = _ok(
+    is_problem(await http.post(f"{API}/awards/{key}/approve", json={}, headers=auth(resident)), 403)
+    approved = ok(
         await http.post(
-            f"{API}/awards/{key}/approve", json={"note": "属实"}, headers=_auth(village.staff["supervisor"])
+            f"{API}/awards/{key}/approve", json={"note": "属实"}, headers=auth(village.staff["supervisor"])
         )
     )
     assert approved["state"] == "posted" and approved["decided_by"] == village.staff["supervisor"].name
     # Decided once: a second decision is a conflict of state.
     again = await http.post(
-        f"{API}/awards/{key}/reject", json={"note": "重复"}, headers=_auth(village.staff["supervisor"])
+        f"{API}/awards/{key}/reject", json={"note": "重复"}, headers=auth(village.staff["supervisor"])
     )
-    assert _is_problem(again, 409)["type"] == "/problems/failed-precondition"
+    assert is_problem(again, 409)["type"] == "/problems/failed-precondition"
 
-    mine = _ok(await http.get(f"{API}/me/account", headers=_auth(resident)))
+    mine = ok(await http.get(f"{API}/me/account", headers=auth(resident)))
     assert (mine["balance"], mine["available"], mine["pending_credits"], mine["owner"]) == (
         12,
         12,
         0,
         resident.name,
     )
-    assert _ok(await http.get(f"{API}/accounts/{account_id}", headers=_auth(resident))) == mine
+    assert ok(await http.get(f"{API}/accounts/{account_id}", headers=auth(resident))) == mine
     # Staff whose scope covers the block see it; another resident, or a leader elsewhere, does not.
     assert (
-        _ok(await http.get(f"{API}/accounts/{account_id}", headers=_auth(village.staff["leader"])))["balance"]
+        ok(await http.get(f"{API}/accounts/{account_id}", headers=auth(village.staff["leader"])))["balance"]
         == 12
     )
-    _is_problem(await http.get(f"{API}/accounts/{account_id}", headers=_auth(other)), 404)
+    is_problem(await http.get(f"{API}/accounts/{account_id}", headers=auth(other)), 404)
     elsewhere = await make_village(blocks, identity, residents=0)
-    _is_problem(await http.get(f"{API}/accounts/{account_id}", headers=_auth(elsewhere.staff["leader"])), 404)
-    _is_problem(await http.get(f"{API}/accounts/{account_id}/entries", headers=_auth(other)), 404)
+    is_problem(await http.get(f"{API}/accounts/{account_id}", headers=auth(elsewhere.staff["leader"])), 404)
+    is_problem(await http.get(f"{API}/accounts/{account_id}/entries", headers=auth(other)), 404)
 
-    statement = _ok(await http.get(f"{API}/me/entries", headers=_auth(resident)))["items"]
+    statement = ok(await http.get(f"{API}/me/entries", headers=auth(resident)))["items"]
     assert [(e["kind"], e["phase"], e["amount"]) for e in statement] == [
         ("award", "post", 12),
         ("award", "pending", 12),
     ]
     assert all(e["credit_account"] == account_id for e in statement)
     assert (
-        _ok(await http.get(f"{API}/accounts/{account_id}/entries", headers=_auth(village.staff["leader"])))[
+        ok(await http.get(f"{API}/accounts/{account_id}/entries", headers=auth(village.staff["leader"])))[
             "items"
         ]
         == statement
     )
     entry = statement[0]
-    assert _ok(await http.get(f"{API}/entries/{entry['id']}", headers=_auth(resident))) == entry
-    _is_problem(await http.get(f"{API}/entries/{entry['id']}", headers=_auth(other)), 404)
-    award = _ok(await http.get(f"{API}/awards/{key}", headers=_auth(resident)))
+    assert ok(await http.get(f"{API}/entries/{entry['id']}", headers=auth(resident))) == entry
+    is_problem(await http.get(f"{API}/entries/{entry['id']}", headers=auth(other)), 404)
+    award = ok(await http.get(f"{API}/awards/{key}", headers=auth(resident)))
     assert award["state"] == "posted" and award["entry"]
     # Another resident's own list holds none of it.
-    theirs = _ok(await http.get(f"{API}/awards", headers=_auth(other)))["items"]
+    theirs = ok(await http.get(f"{API}/awards", headers=auth(other)))["items"]
     assert key not in {a["id"] for a in theirs}
 
     # A penalty, appealed and reversed by the supervisor: the balance is back.
     penalty = await _indicator(http, village, kind="penalty", points=5)
-    taken = _ok(await _award(http, village, penalty["id"]), 201)
+    taken = ok(await _award(http, village, penalty["id"]), 201)
     assert taken["state"] == "posted" and taken["applied_points"] == 5
-    appealed = _ok(
+    appealed = ok(
         await http.post(
-            f"{API}/awards/{taken['id']}/appeal", json={"reason": "当天我不在家"}, headers=_auth(resident)
+            f"{API}/awards/{taken['id']}/appeal", json={"reason": "当天我不在家"}, headers=auth(resident)
         )
     )
     assert appealed["appeal_state"] == "open"
-    _is_problem(
-        await http.post(f"{API}/awards/{taken['id']}/appeal", json={"reason": ""}, headers=_auth(resident)),
+    is_problem(
+        await http.post(f"{API}/awards/{taken['id']}/appeal", json={"reason": ""}, headers=auth(resident)),
         422,
     )
-    decided = _ok(
+    decided = ok(
         await http.post(
             f"{API}/awards/{taken['id']}/appeal/decision",
             json={"reverse": True, "answer": "经核实，撤销扣分"},
-            headers=_auth(village.staff["supervisor"], _key()),
+            headers=auth(village.staff["supervisor"], idempotency_key()),
         )
     )
     assert (decided["appeal_state"], decided["state"]) == ("reversed", "reversed")
-    assert _ok(await http.get(f"{API}/me/account", headers=_auth(resident)))["balance"] == 12
+    assert ok(await http.get(f"{API}/me/account", headers=auth(resident)))["balance"] == 12
 
 
 async def test_a_redemption_replays_under_its_idempotency_key_and_the_counter_fulfils_it(
@@ -210,7 +166,7 @@ async def test_a_redemption_replays_under_its_idempotency_key_and_the_counter_fu
 ) -> None:
     leader, assistant, resident = village.staff["leader"], village.staff["assistant"], village.residents[0]
     indicator = await _indicator(http, village, points=50)
-    _ok(await _award(http, village, indicator["id"]), 201)
+    ok(await _award(http, village, indicator["id"]), 201)
     reply = await http.post(
         f"{API}/exchange-points",
         json={
@@ -219,96 +175,94 @@ async def test_a_redemption_replays_under_its_idempotency_key_and_the_counter_fu
             "address": "3栋1楼",
             "staff": [assistant.name],
         },
-        headers=_auth(leader),
+        headers=auth(leader),
     )
-    point = _ok(reply, 201)
+    point = ok(reply, 201)
     assert reply.headers["location"] == f"{API}/exchange-points/{point['id']}" and point["staff"] == [
         assistant.name
     ]
-    _is_problem(
+    is_problem(
         await http.post(
             f"{API}/exchange-points",
             json={"node": ref(village.block), "display_name": "爱心超市"},
-            headers=_auth(resident),
+            headers=auth(resident),
         ),
         403,
     )
     reply = await http.post(
         f"{API}/exchange-points/{point['id']}/items",
         json={"display_name": "洗衣液 2kg", "kind": "goods", "price": 15, "stock": 3},
-        headers=_auth(leader),
+        headers=auth(leader),
     )
-    item = _ok(reply, 201)
+    item = ok(reply, 201)
     assert reply.headers["location"] == f"{API}/exchange-points/{point['id']}/items/{item['id']}"
     assert (item["exchange_point"], item["kind"], item["stock"]) == (point["id"], "goods", 3)
-    shelf = _ok(await http.get(f"{API}/exchange-points/{point['id']}/items", headers=_auth(resident)))[
-        "items"
-    ]
+    shelf = ok(await http.get(f"{API}/exchange-points/{point['id']}/items", headers=auth(resident)))["items"]
     assert [i["id"] for i in shelf] == [item["id"]]
     # An update mask from the fields present: only the price changes.
-    patched = _ok(
+    patched = ok(
         await http.patch(
             f"{API}/exchange-points/{point['id']}/items/{item['id']}",
             json={"price": 20},
-            headers=_auth(leader),
+            headers=auth(leader),
         )
     )
     assert (patched["price"], patched["stock"], patched["display_name"]) == (20, 3, "洗衣液 2kg")
-    _is_problem(
+    is_problem(
         await http.patch(
-            f"{API}/exchange-points/{point['id']}/items/{item['id']}", json={}, headers=_auth(leader)
+            f"{API}/exchange-points/{point['id']}/items/{item['id']}", json={}, headers=auth(leader)
         ),
         400,
     )
 
-    key = _key()
+    key = idempotency_key()
     body = {"exchange_point": point["id"], "item": item["id"], "quantity": 2}
-    first = await http.post(f"{API}/redemptions", json=body, headers=_auth(resident, key))
-    redemption = _ok(first, 201)
+    first = await http.post(f"{API}/redemptions", json=body, headers=auth(resident, key))
+    redemption = ok(first, 201)
     assert first.headers["location"] == f"{API}/redemptions/{key}"
     assert (redemption["id"], redemption["state"], redemption["points"]) == (key, "reserved", 40)
-    replay = await http.post(f"{API}/redemptions", json=body, headers=_auth(resident, key))
-    assert _ok(replay, 201) == redemption
+    replay = await http.post(f"{API}/redemptions", json=body, headers=auth(resident, key))
+    assert ok(replay, 201) == redemption
     # The same key for another request changes nothing.
-    other = await http.post(f"{API}/redemptions", json={**body, "quantity": 1}, headers=_auth(resident, key))
-    assert _is_problem(other, 422)["type"] == "/problems/idempotency-key-reused"
-    account = _ok(await http.get(f"{API}/me/account", headers=_auth(resident)))
+    other = await http.post(f"{API}/redemptions", json={**body, "quantity": 1}, headers=auth(resident, key))
+    assert is_problem(other, 422)["type"] == "/problems/idempotency-key-reused"
+    account = ok(await http.get(f"{API}/me/account", headers=auth(resident)))
     assert (account["balance"], account["reserved"], account["available"]) == (50, 40, 10)
-    stock = _ok(
-        await http.get(f"{API}/exchange-points/{point['id']}/items/{item['id']}", headers=_auth(resident))
+    stock = ok(
+        await http.get(f"{API}/exchange-points/{point['id']}/items/{item['id']}", headers=auth(resident))
     )
     assert stock["stock"] == 1
     # Not enough points (or stock) left: a conflict with the account's state.
     short = await http.post(
-        f"{API}/redemptions", json={**body, "quantity": 1}, headers=_auth(resident, _key())
+        f"{API}/redemptions", json={**body, "quantity": 1}, headers=auth(resident, idempotency_key())
     )
-    assert _is_problem(short, 409)["type"] == "/problems/failed-precondition"
-    _is_problem(
-        await http.post(f"{API}/redemptions", json={**body, "quantity": 0}, headers=_auth(resident)), 422
+    assert is_problem(short, 409)["type"] == "/problems/failed-precondition"
+    is_problem(
+        await http.post(f"{API}/redemptions", json={**body, "quantity": 0}, headers=auth(resident)), 422
     )
-    bad_key = await http.post(f"{API}/redemptions", json=body, headers=_auth(resident, "no spaces allowed"))
-    assert _is_problem(bad_key, 400)["errors"][0]["field"] == "Idempotency-Key"
+    bad_key = await http.post(f"{API}/redemptions", json=body, headers=auth(resident, "no spaces allowed"))
+    assert is_problem(bad_key, 400)["errors"][0]["field"] == "Idempotency-Key"
 
-    mine = _ok(await http.get(f"{API}/redemptions", headers=_auth(resident)))["items"]
+    mine = ok(await http.get(f"{API}/redemptions", headers=auth(resident)))["items"]
     assert [r["id"] for r in mine] == [key]
-    _is_problem(await http.get(f"{API}/redemptions/{key}", headers=_auth(village.residents[1])), 404)
-    _is_problem(await http.post(f"{API}/redemptions/{key}/fulfil", headers=_auth(resident)), 403)
-    counter = _ok(
+    is_problem(await http.get(f"{API}/redemptions/{key}", headers=auth(village.residents[1])), 404)
+    is_problem(await http.post(f"{API}/redemptions/{key}/fulfil", headers=auth(resident)), 403)
+    counter = ok(
         await http.get(
             f"{API}/redemptions",
             params={"exchange_point": point["id"], "state": "reserved"},
-            headers=_auth(assistant),
+            headers=auth(assistant),
         )
     )["items"]
     assert [r["id"] for r in counter] == [key]
-    done = _ok(await http.post(f"{API}/redemptions/{key}/fulfil", headers=_auth(assistant)))
+    done = ok(await http.post(f"{API}/redemptions/{key}/fulfil", headers=auth(assistant)))
     assert (done["state"], done["fulfilled_by"]) == ("fulfilled", assistant.name)
-    _is_problem(await http.post(f"{API}/redemptions/{key}/cancel", json={}, headers=_auth(resident)), 409)
-    account = _ok(await http.get(f"{API}/me/account", headers=_auth(resident)))
+    is_problem(await http.post(f"{API}/redemptions/{key}/cancel", json={}, headers=auth(resident)), 409)
+    account = ok(await http.get(f"{API}/me/account", headers=auth(resident)))
     assert (account["balance"], account["reserved"], account["available"]) == (10, 0, 10)
     kinds = [
         (e["kind"], e["phase"])
-        for e in _ok(await http.get(f"{API}/me/entries", headers=_auth(resident)))["items"]
+        for e in ok(await http.get(f"{API}/me/entries", headers=auth(resident)))["items"]
     ]
     assert kinds[:2] == [("redemption", "post"), ("redemption", "pending")]
 
@@ -325,20 +279,18 @@ async def test_consent_is_granted_and_revoked_over_rest_and_the_resident_reads_e
             {"display_name": "一级信用户", "min_points": 20, "clean_months": 6, "credit_amount": 100_000},
         ],
     }
-    _is_problem(
-        await http.put(f"{API}/credit-policies/{district}", json=policy, headers=_auth(resident)), 403
-    )
-    stored = _ok(await http.put(f"{API}/credit-policies/{district}", json=policy, headers=_auth(leader)))
+    is_problem(await http.put(f"{API}/credit-policies/{district}", json=policy, headers=auth(resident)), 403)
+    stored = ok(await http.put(f"{API}/credit-policies/{district}", json=policy, headers=auth(leader)))
     assert stored["district"] == district and [t["display_name"] for t in stored["tiers"]]
-    assert _ok(await http.get(f"{API}/credit-policies/{district}", headers=_auth(resident))) == stored
-    _is_problem(
+    assert ok(await http.get(f"{API}/credit-policies/{district}", headers=auth(resident))) == stored
+    is_problem(
         await http.put(
-            f"{API}/credit-policies/{district}", json={**policy, "tiers": []}, headers=_auth(leader)
+            f"{API}/credit-policies/{district}", json={**policy, "tiers": []}, headers=auth(leader)
         ),
         422,
     )
     indicator = await _indicator(http, village, points=25)
-    _ok(await _award(http, village, indicator["id"]), 201)
+    ok(await _award(http, village, indicator["id"]), 201)
 
     created = await identity.stub.CreateServiceAccount(
         identity_pb2.CreateServiceAccountRequest(
@@ -357,26 +309,26 @@ async def test_consent_is_granted_and_revoked_over_rest_and_the_resident_reads_e
     resident_id = resident.name.removeprefix("users/")
     tier_url = f"{API}/residents/{resident_id}/credit-tier"
 
-    _is_problem(await http.get(tier_url, headers=_auth(bank)), 403)
-    granted = _ok(await http.put(f"{API}/me/credit-consents/{bank_id}", headers=_auth(resident)))
+    is_problem(await http.get(tier_url, headers=auth(bank)), 403)
+    granted = ok(await http.put(f"{API}/me/credit-consents/{bank_id}", headers=auth(resident)))
     assert (granted["bank"], granted["granted"], granted["revoke_time"]) == (
         created.service_account.name,
         True,
         None,
     )
-    answer = _ok(await http.get(tier_url, headers=_auth(bank)))
+    answer = ok(await http.get(tier_url, headers=auth(bank)))
     assert (answer["tier"]["display_name"], answer["tier"]["credit_amount"], answer["net_points"]) == (
         "一级信用户",
         100_000,
         25,
     )
-    revoked = _ok(await http.delete(f"{API}/me/credit-consents/{bank_id}", headers=_auth(resident)))
+    revoked = ok(await http.delete(f"{API}/me/credit-consents/{bank_id}", headers=auth(resident)))
     assert revoked["granted"] is False and revoked["revoke_time"] is not None
-    _is_problem(await http.get(tier_url, headers=_auth(bank)), 403)
-    consents = _ok(await http.get(f"{API}/me/credit-consents", headers=_auth(resident)))["items"]
+    is_problem(await http.get(tier_url, headers=auth(bank)), 403)
+    consents = ok(await http.get(f"{API}/me/credit-consents", headers=auth(resident)))["items"]
     assert [(c["bank"], c["granted"]) for c in consents] == [(created.service_account.name, False)]
 
-    audit = _ok(await http.get(f"{API}/me/credit-queries", headers=_auth(resident)))["items"]
+    audit = ok(await http.get(f"{API}/me/credit-queries", headers=auth(resident)))["items"]
     assert [(q["caller"], q["answered"], q["tier"]) for q in reversed(audit)] == [
         (created.service_account.name, False, None),
         (created.service_account.name, True, "一级信用户"),
@@ -384,9 +336,9 @@ async def test_consent_is_granted_and_revoked_over_rest_and_the_resident_reads_e
     ]
     assert all(q["refusal"] for q in audit if not q["answered"])
     # The log is the resident's alone: another resident reads their own (empty) one.
-    assert _ok(await http.get(f"{API}/me/credit-queries", headers=_auth(village.residents[1])))["items"] == []
+    assert ok(await http.get(f"{API}/me/credit-queries", headers=auth(village.residents[1])))["items"] == []
     # A service account has no "me".
-    _is_problem(await http.get(f"{API}/me/credit-queries", headers=_auth(bank)), 403)
+    is_problem(await http.get(f"{API}/me/credit-queries", headers=auth(bank)), 403)
 
 
 async def test_lists_page_with_tokens_and_a_forged_token_is_a_400(
@@ -395,28 +347,28 @@ async def test_lists_page_with_tokens_and_a_forged_token_is_a_400(
     resident = village.residents[0]
     indicator = await _indicator(http, village, points=1)
     for _ in range(3):
-        _ok(await _award(http, village, indicator["id"]), 201)
-    first = _ok(await http.get(f"{API}/me/entries", params={"page_size": 2}, headers=_auth(resident)))
+        ok(await _award(http, village, indicator["id"]), 201)
+    first = ok(await http.get(f"{API}/me/entries", params={"page_size": 2}, headers=auth(resident)))
     assert len(first["items"]) == 2 and first["next_page_token"]
-    second = _ok(
+    second = ok(
         await http.get(
             f"{API}/me/entries",
             params={"page_size": 2, "page_token": first["next_page_token"]},
-            headers=_auth(resident),
+            headers=auth(resident),
         )
     )
     assert len(second["items"]) == 1 and second["next_page_token"] == ""
     assert len({e["id"] for e in first["items"] + second["items"]}) == 3
-    _is_problem(
-        await http.get(f"{API}/me/entries", params={"page_token": "forged"}, headers=_auth(resident)), 400
+    is_problem(
+        await http.get(f"{API}/me/entries", params={"page_token": "forged"}, headers=auth(resident)), 400
     )
-    _is_problem(await http.get(f"{API}/me/entries", params={"page_size": 0}, headers=_auth(resident)), 422)
+    is_problem(await http.get(f"{API}/me/entries", params={"page_size": 0}, headers=auth(resident)), 422)
 
-    staff = _auth(village.staff["leader"])
+    staff = auth(village.staff["leader"])
     seen: list[str] = []
     token = ""
     while True:
-        page = _ok(
+        page = ok(
             await http.get(
                 f"{API}/awards",
                 params={"node": ref(village.block), "state": "posted", "page_size": 2, "page_token": token},
@@ -428,22 +380,22 @@ async def test_lists_page_with_tokens_and_a_forged_token_is_a_400(
         if not token:
             break
     assert len(seen) == 3 == len(set(seen))
-    _is_problem(await http.get(f"{API}/awards", params={"state": "lost"}, headers=staff), 422)
+    is_problem(await http.get(f"{API}/awards", params={"state": "lost"}, headers=staff), 422)
 
 
 async def test_indicators_change_by_update_mask_and_switch_off_below_a_node(
     http: httpx.AsyncClient, village: Village
 ) -> None:
-    leader = _auth(village.staff["leader"])
+    leader = auth(village.staff["leader"])
     indicator = await _indicator(http, village, description="楼道不堆放杂物")
     url = f"{API}/indicators/{indicator['id']}"
-    changed = _ok(await http.patch(url, json={"points": 15}, headers=leader))
+    changed = ok(await http.patch(url, json={"points": 15}, headers=leader))
     assert (changed["points"], changed["version"], changed["description"]) == (15, 2, "楼道不堆放杂物")
-    assert _ok(await http.get(url, params={"version": 1}, headers=leader))["points"] == 10
-    _is_problem(await http.patch(url, json={"points": None}, headers=leader), 400)
-    _is_problem(await http.patch(url, json={"points": 0}, headers=leader), 422)
-    _is_problem(await http.patch(url, json={"points": 20}, headers=_auth(village.residents[0])), 403)
-    _is_problem(await http.get(f"{API}/indicators/{uuid.uuid4().hex}", headers=leader), 404)
+    assert ok(await http.get(url, params={"version": 1}, headers=leader))["points"] == 10
+    is_problem(await http.patch(url, json={"points": None}, headers=leader), 400)
+    is_problem(await http.patch(url, json={"points": 0}, headers=leader), 422)
+    is_problem(await http.patch(url, json={"points": 20}, headers=auth(village.residents[0])), 403)
+    is_problem(await http.get(f"{API}/indicators/{uuid.uuid4().hex}", headers=leader), 404)
     duplicate = await http.post(
         f"{API}/indicators",
         json={
@@ -455,8 +407,8 @@ async def test_indicators_change_by_update_mask_and_switch_off_below_a_node(
         },
         headers=leader,
     )
-    _is_problem(duplicate, 409)
-    _is_problem(
+    is_problem(duplicate, 409)
+    is_problem(
         await http.post(
             f"{API}/indicators",
             json={
@@ -471,17 +423,17 @@ async def test_indicators_change_by_update_mask_and_switch_off_below_a_node(
         422,
     )
 
-    in_force = _ok(await http.get(f"{API}/indicators", params={"node": ref(village.block)}, headers=leader))
+    in_force = ok(await http.get(f"{API}/indicators", params={"node": ref(village.block)}, headers=leader))
     assert indicator["id"] in {i["id"] for i in in_force["items"]}
-    off = _ok(
+    off = ok(
         await http.put(f"{url}/availability/{ref(village.block)}", json={"disabled": True}, headers=leader)
     )
     assert (off["indicator"], off["node"], off["disabled"]) == (indicator["id"], village.block, True)
-    in_force = _ok(await http.get(f"{API}/indicators", params={"node": ref(village.block)}, headers=leader))
+    in_force = ok(await http.get(f"{API}/indicators", params={"node": ref(village.block)}, headers=leader))
     assert indicator["id"] not in {i["id"] for i in in_force["items"]}
     refused = await _award(http, village, indicator["id"])
     assert refused.status_code in (400, 409), refused.text
-    _is_problem(await http.get(f"{API}/indicators", headers=leader), 422)  # node is required
+    is_problem(await http.get(f"{API}/indicators", headers=leader), 422)  # node is required
 
 
 async def test_rankings_are_computed_and_published_once_per_key(
@@ -489,7 +441,7 @@ async def test_rankings_are_computed_and_published_once_per_key(
 ) -> None:
     leader = village.staff["leader"]
     indicator = await _indicator(http, village, points=7)
-    _ok(await _award(http, village, indicator["id"], 0), 201)
+    ok(await _award(http, village, indicator["id"], 0), 201)
     now = dt.datetime.now(dt.UTC)
     spec = {
         "node": ref(village.block),
@@ -498,42 +450,35 @@ async def test_rankings_are_computed_and_published_once_per_key(
         "start_time": (now - dt.timedelta(days=1)).isoformat(),
         "end_time": (now + dt.timedelta(days=1)).isoformat(),
     }
-    draft = _ok(await http.post(f"{API}/rankings/drafts", json=spec, headers=_auth(leader)))
+    draft = ok(await http.post(f"{API}/rankings/drafts", json=spec, headers=auth(leader)))
     assert draft["id"] is None and draft["kind"] == "red" and draft["subject"] == "residents"
     assert [(p["rank"], p["owner"], p["points"]) for p in draft["places"]] == [
         (1, village.residents[0].name, 7)
     ]
-    _is_problem(
-        await http.post(f"{API}/rankings/drafts", json=spec, headers=_auth(village.residents[0])), 403
-    )
-    _is_problem(
+    is_problem(await http.post(f"{API}/rankings/drafts", json=spec, headers=auth(village.residents[0])), 403)
+    is_problem(
         await http.post(
-            f"{API}/rankings/drafts", json={**spec, "end_time": spec["start_time"]}, headers=_auth(leader)
+            f"{API}/rankings/drafts", json={**spec, "end_time": spec["start_time"]}, headers=auth(leader)
         ),
         422,
     )
-    key = _key()
+    key = idempotency_key()
     published = await http.post(
-        f"{API}/rankings", json={**spec, "title": "本周红榜"}, headers=_auth(leader, key)
+        f"{API}/rankings", json={**spec, "title": "本周红榜"}, headers=auth(leader, key)
     )
-    ranking = _ok(published, 201)
+    ranking = ok(published, 201)
     assert ranking["id"] == key and published.headers["location"] == f"{API}/rankings/{key}"
     assert (
-        _ok(
-            await http.post(
-                f"{API}/rankings", json={**spec, "title": "本周红榜"}, headers=_auth(leader, key)
-            ),
+        ok(
+            await http.post(f"{API}/rankings", json={**spec, "title": "本周红榜"}, headers=auth(leader, key)),
             201,
         )["id"]
         == key
     )
     assert (
-        _ok(await http.get(f"{API}/rankings/{key}", headers=_auth(village.residents[1])))["title"]
-        == "本周红榜"
+        ok(await http.get(f"{API}/rankings/{key}", headers=auth(village.residents[1])))["title"] == "本周红榜"
     )
-    listed = _ok(
-        await http.get(f"{API}/rankings", params={"node": ref(village.block)}, headers=_auth(leader))
-    )
+    listed = ok(await http.get(f"{API}/rankings", params={"node": ref(village.block)}, headers=auth(leader)))
     assert [r["id"] for r in listed["items"]] == [key]
 
 
@@ -546,14 +491,14 @@ async def test_party_members_check_in_and_out_of_activities_and_earning_rules_ov
     reply = await http.post(
         f"{API}/party-members",
         json={"community": ref(community), "work_unit": "区人社局"},
-        headers=_auth(member),
+        headers=auth(member),
     )
-    registered = _ok(reply, 201)
+    registered = ok(reply, 201)
     member_id = member.name.removeprefix("users/")
     assert (registered["user"], registered["community"]) == (member.name, community)
     assert reply.headers["location"] == f"{API}/party-members/{member_id}"
-    assert _ok(await http.get(f"{API}/party-members/{member_id}", headers=_auth(member))) == registered
-    _is_problem(await http.get(f"{API}/party-members/{member_id}", headers=_auth(other)), 404)
+    assert ok(await http.get(f"{API}/party-members/{member_id}", headers=auth(member))) == registered
+    is_problem(await http.get(f"{API}/party-members/{member_id}", headers=auth(other)), 404)
 
     now = dt.datetime.now(dt.UTC)
     body = {
@@ -565,59 +510,59 @@ async def test_party_members_check_in_and_out_of_activities_and_earning_rules_ov
         "capacity": 2,
         "points": 5,
     }
-    _is_problem(
+    is_problem(
         await http.post(
-            f"{API}/activities", json={**body, "end_time": body["start_time"]}, headers=_auth(leader)
+            f"{API}/activities", json={**body, "end_time": body["start_time"]}, headers=auth(leader)
         ),
         422,
     )
-    reply = await http.post(f"{API}/activities", json=body, headers=_auth(leader))
-    activity = _ok(reply, 201)
+    reply = await http.post(f"{API}/activities", json=body, headers=auth(leader))
+    activity = ok(reply, 201)
     assert reply.headers["location"] == f"{API}/activities/{activity['id']}"
-    listed = _ok(await http.get(f"{API}/activities", params={"node": ref(community)}, headers=_auth(member)))
+    listed = ok(await http.get(f"{API}/activities", params={"node": ref(community)}, headers=auth(member)))
     assert activity["id"] in {a["id"] for a in listed["items"]}
     url = f"{API}/activities/{activity['id']}"
     away = {"latitude": village.next_door[0], "longitude": village.next_door[1]}
-    _is_problem(await http.post(f"{url}/check-in", json=away, headers=_auth(member)), 409)
-    _is_problem(await http.post(f"{url}/check-in", json={"latitude": 27.8}, headers=_auth(member)), 422)
+    is_problem(await http.post(f"{url}/check-in", json=away, headers=auth(member)), 409)
+    is_problem(await http.post(f"{url}/check-in", json={"latitude": 27.8}, headers=auth(member)), 422)
     here = {"latitude": village.inside[0], "longitude": village.inside[1]}
-    checked = _ok(await http.post(f"{url}/check-in", json=here, headers=_auth(member)))
+    checked = ok(await http.post(f"{url}/check-in", json=here, headers=auth(member)))
     assert (checked["member"], checked["offline"], checked["award"]) == (member.name, False, None)
-    _is_problem(await http.post(f"{url}/check-in", json=here, headers=_auth(member)), 409)  # twice
-    out = _ok(await http.post(f"{url}/check-out", json={}, headers=_auth(member)))
+    is_problem(await http.post(f"{url}/check-in", json=here, headers=auth(member)), 409)  # twice
+    out = ok(await http.post(f"{url}/check-out", json={}, headers=auth(member)))
     assert out["award"] and out["check_out_time"]
-    assert _ok(await http.get(f"{API}/me/account", headers=_auth(member)))["balance"] == 5
+    assert ok(await http.get(f"{API}/me/account", headers=auth(member)))["balance"] == 5
     # Offline check-ins are the block's staff's: a resident cannot check someone else in.
-    _is_problem(await http.post(f"{url}/check-in", json={"member": member.name}, headers=_auth(other)), 403)
-    assert _ok(await http.get(url, headers=_auth(member)))["checked_in"] == 1
+    is_problem(await http.post(f"{url}/check-in", json={"member": member.name}, headers=auth(other)), 403)
+    assert ok(await http.get(url, headers=auth(member)))["checked_in"] == 1
 
     reward = await _indicator(http, village, points=3)
     reply = await http.post(
         f"{API}/earning-rules",
         json={"node": ref(community), "trigger": "visit_issue_resolved", "indicator": reward["id"]},
-        headers=_auth(leader),
+        headers=auth(leader),
     )
-    rule = _ok(reply, 201)
+    rule = ok(reply, 201)
     assert (rule["trigger"], rule["indicator"], rule["active"]) == (
         "visit_issue_resolved",
         reward["id"],
         True,
     )
     assert reply.headers["location"] == f"{API}/earning-rules/{rule['id']}"
-    _is_problem(
+    is_problem(
         await http.post(
             f"{API}/earning-rules",
             json={"node": community, "trigger": "ticket_rated", "indicator": reward["id"]},
-            headers=_auth(governor),
+            headers=auth(governor),
         ),
         403,
     )
-    off = _ok(
-        await http.patch(f"{API}/earning-rules/{rule['id']}", json={"active": False}, headers=_auth(leader))
+    off = ok(
+        await http.patch(f"{API}/earning-rules/{rule['id']}", json={"active": False}, headers=auth(leader))
     )
     assert off["active"] is False and off["indicator"] == reward["id"]
-    rules = _ok(
-        await http.get(f"{API}/earning-rules", params={"node": ref(village.block)}, headers=_auth(leader))
+    rules = ok(
+        await http.get(f"{API}/earning-rules", params={"node": ref(village.block)}, headers=auth(leader))
     )
     assert [r["active"] for r in rules["items"] if r["id"] == rule["id"]] == [False]
 
@@ -625,7 +570,7 @@ async def test_party_members_check_in_and_out_of_activities_and_earning_rules_ov
 async def test_the_openapi_document_declares_the_points_paths_with_enum_schemas(
     http: httpx.AsyncClient,
 ) -> None:
-    document = _ok(await http.get("/openapi.json"))
+    document = ok(await http.get("/openapi.json"))
     paths = {p for p in document["paths"] if p.startswith(API)}
     for expected in (
         "/indicators",

@@ -12,7 +12,13 @@ import pytest
 from gateway.tickets_resources import PROTO_ENUMS, ActionName, TransitionActionName, from_pb, to_pb
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
 from tests.support.blocks import make_tree, point, square
-from tests.support.gateway import API, PROBLEM, assert_json_enums_match_the_proto, auth, ref
+from tests.support.gateway import (
+    API,
+    assert_json_enums_match_the_proto,
+    auth,
+    is_problem,
+    ref,
+)
 from tests.support.identity import IdentityClient
 
 SLA = {"acknowledge_within_seconds": 7200, "resolve_within_seconds": 57600, "clock": "working_hours"}
@@ -20,15 +26,6 @@ SLA = {"acknowledge_within_seconds": 7200, "resolve_within_seconds": 57600, "clo
 
 def _code(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def _is_problem(reply: httpx.Response, status: int) -> dict:
-    assert reply.status_code == status, reply.text
-    assert reply.headers["content-type"] == PROBLEM
-    body = reply.json()
-    assert body["status"] == status and body["instance"] == reply.request.url.path
-    assert body["request_id"] == reply.headers["x-request-id"]
-    return body
 
 
 async def _unit(http: httpx.AsyncClient, token: str, node: str, kind: str = "rapid_response") -> dict:
@@ -119,8 +116,8 @@ async def test_catalogue_and_units(
         json={"code": unit["code"], "display_name": "x", "kind": "livelihood", "node": street},
         headers=auth(admin),
     )
-    assert _is_problem(again, 409)["type"] == "/problems/already-exists"
-    _is_problem(await http.get(f"{API}/units/{_code('nope')}", headers=auth(admin)), 404)
+    assert is_problem(again, 409)["type"] == "/problems/already-exists"
+    is_problem(await http.get(f"{API}/units/{_code('nope')}", headers=auth(admin)), 404)
 
     category = await _category(http, admin, keywords=["电梯"])
     code = category["code"]
@@ -144,7 +141,7 @@ async def test_catalogue_and_units(
         },
         headers=auth(dispatcher),
     )
-    assert _is_problem(denied, 403)["type"] == "/problems/permission-denied"
+    assert is_problem(denied, 403)["type"] == "/problems/permission-denied"
 
     # A PATCH changes only the fields present.
     patched = await http.patch(
@@ -163,8 +160,8 @@ async def test_catalogue_and_units(
     assert body["default_unit"] == unit["code"] and body["default_center"] is None
     assert body["group"] == category["group"] and body["sla"] == category["sla"]
     assert body["attributes"] == category["attributes"]
-    _is_problem(await http.patch(f"{API}/categories/{code}", json={}, headers=auth(admin)), 400)
-    _is_problem(
+    is_problem(await http.patch(f"{API}/categories/{code}", json={}, headers=auth(admin)), 400)
+    is_problem(
         await http.patch(f"{API}/categories/{code}", json={"display_name": None}, headers=auth(admin)), 400
     )
     got = await http.get(f"{API}/categories/{code}", headers=auth(dispatcher))
@@ -203,7 +200,7 @@ async def test_catalogue_and_units(
         headers=auth(admin),
     )
     assert len(everything.json()["items"]) == 2
-    _is_problem(await http.get(f"{API}/categories/{_code('nope')}", headers=auth(admin)), 404)
+    is_problem(await http.get(f"{API}/categories/{_code('nope')}", headers=auth(admin)), 404)
 
 
 async def test_the_closed_loop_over_rest(
@@ -231,8 +228,8 @@ async def test_the_closed_loop_over_rest(
     assert added.headers["location"] == f"{API}/units/{unit['code']}/members/{worker.id}"
     members = await http.get(f"{API}/units/{unit['code']}/members", headers=auth(worker_token))
     assert [m["user"] for m in members.json()["items"]] == [worker.name]
-    _is_problem(await http.get(f"{API}/units/{unit['code']}/members", headers=auth(resident_token)), 403)
-    _is_problem(
+    is_problem(await http.get(f"{API}/units/{unit['code']}/members", headers=auth(resident_token)), 403)
+    is_problem(
         await http.post(
             f"{API}/units/{unit['code']}/members", json={"user": worker.name}, headers=auth(dispatcher)
         ),
@@ -288,7 +285,7 @@ async def test_the_closed_loop_over_rest(
         params={"node": ref(community), "page_size": 1, "page_token": page.json()["next_page_token"]},
         headers=auth(dispatcher),
     )
-    _is_problem(changed, 400)  # a page token is bound to its filters
+    is_problem(changed, 400)  # a page token is bound to its filters
     found = await http.get(
         f"{API}/tickets", params={"q": "楼道灯", "category": category["code"]}, headers=auth(dispatcher)
     )
@@ -318,20 +315,20 @@ async def test_the_closed_loop_over_rest(
 
     # Who may see a ticket, and a 404 for none at all.
     assert (await http.get(f"{API}/tickets/{ticket['id']}", headers=auth(resident_token))).status_code == 200
-    denied = _is_problem(await http.get(f"{API}/tickets/{ticket['id']}", headers=auth(outsider)), 403)
+    denied = is_problem(await http.get(f"{API}/tickets/{ticket['id']}", headers=auth(outsider)), 403)
     assert denied["type"] == "/problems/permission-denied"
-    missing = _is_problem(await http.get(f"{API}/tickets/{uuid.uuid4()}", headers=auth(admin)), 404)
+    missing = is_problem(await http.get(f"{API}/tickets/{uuid.uuid4()}", headers=auth(admin)), 404)
     assert missing["type"] == "/problems/not-found"
-    _is_problem(await _act(http, outsider, ticket["id"], action="accept"), 403)
+    is_problem(await _act(http, outsider, ticket["id"], action="accept"), 403)
 
     # The loop: accept, dispatch ("the block whistles"), report in, start, resolve, rate, close.
-    _is_problem(await _act(http, resident_token, ticket["id"], action="accept"), 403)
+    is_problem(await _act(http, resident_token, ticket["id"], action="accept"), 403)
     accepted = await _act(http, dispatcher, ticket["id"], action="accept", note="有效")
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["state"] == "accepted"
-    twice = _is_problem(await _act(http, dispatcher, ticket["id"], action="accept"), 409)
+    twice = is_problem(await _act(http, dispatcher, ticket["id"], action="accept"), 409)
     assert twice["type"] == "/problems/failed-precondition"
-    no_reason = _is_problem(await _act(http, dispatcher, second["id"], action="reject"), 400)
+    no_reason = is_problem(await _act(http, dispatcher, second["id"], action="reject"), 400)
     assert no_reason["errors"][0]["field"] == "reason"
     rejected = await _act(http, dispatcher, second["id"], action="reject", reason="重复反映")
     assert rejected.json()["state"] == "rejected" and rejected.json()["reject_reason"] == "重复反映"
@@ -344,7 +341,7 @@ async def test_the_closed_loop_over_rest(
     # The unit's staff now see the ticket because it was dispatched to their unit.
     by_unit = await http.get(f"{API}/tickets", params={"unit": unit["code"]}, headers=auth(worker_token))
     assert [t["id"] for t in by_unit.json()["items"]] == [ticket["id"]]
-    _is_problem(await _act(http, worker_token, ticket["id"], action="start"), 409)  # report in first
+    is_problem(await _act(http, worker_token, ticket["id"], action="start"), 409)  # report in first
     acknowledged = await _act(http, worker_token, ticket["id"], action="acknowledge", unit=unit["code"])
     assert acknowledged.status_code == 200, acknowledged.text
     assert acknowledged.json()["units"][0]["status"] == "acknowledged"
@@ -366,15 +363,15 @@ async def test_the_closed_loop_over_rest(
     )
     assert resolved.json()["resolution_media_uris"] == ["https://media.example.org/t/1.jpg"]
     assert resolved.json()["resolve_time"] is not None
-    _is_problem(await _act(http, dispatcher, ticket["id"], action="close"), 409)  # rated first
+    is_problem(await _act(http, dispatcher, ticket["id"], action="close"), 409)  # rated first
 
-    _is_problem(
+    is_problem(
         await http.post(
             f"{API}/tickets/{ticket['id']}/rating", json={"score": 6}, headers=auth(resident_token)
         ),
         422,
     )
-    _is_problem(
+    is_problem(
         await http.post(f"{API}/tickets/{ticket['id']}/rating", json={"score": 5}, headers=auth(outsider)),
         403,
     )
@@ -430,7 +427,7 @@ async def test_the_closed_loop_over_rest(
     assert entries[6]["details"]["score"] == "5"
     seqs = [e["seq"] for e in entries]
     assert seqs == sorted(seqs) and all(e["name"] == f"{ticket['name']}/timeline/{e['seq']}" for e in entries)
-    _is_problem(await http.get(f"{API}/tickets/{ticket['id']}/timeline", headers=auth(outsider)), 403)
+    is_problem(await http.get(f"{API}/tickets/{ticket['id']}/timeline", headers=auth(outsider)), 403)
 
     # The cockpit for the street: 3 reported, 1 rejected, 1 closed within its deadline, rated 5.
     stats = await http.get(
@@ -465,7 +462,7 @@ async def test_the_closed_loop_over_rest(
         headers=auth(dispatcher),
     )
     assert by_unit_stats.json()["total"] == 1
-    _is_problem(
+    is_problem(
         await http.get(f"{API}/statistics/tickets", params={"node": ref(street)}, headers=auth(outsider)),
         403,
     )
@@ -473,8 +470,8 @@ async def test_the_closed_loop_over_rest(
     # Taken off the unit: the very next call with the same token no longer sees its tickets.
     removed = await http.delete(f"{API}/units/{unit['code']}/members/{worker.id}", headers=auth(dispatcher))
     assert removed.status_code == 204
-    _is_problem(await http.get(f"{API}/tickets/{ticket['id']}", headers=auth(worker_token)), 403)
-    _is_problem(
+    is_problem(await http.get(f"{API}/tickets/{ticket['id']}", headers=auth(worker_token)), 403)
+    is_problem(
         await http.delete(f"{API}/units/{unit['code']}/members/{worker.id}", headers=auth(dispatcher)), 404
     )
 
@@ -513,7 +510,7 @@ async def test_a_point_report_lands_in_its_block(
         json={"category": category["code"], "location": {"latitude": -45.0, "longitude": -120.0}},
         headers=auth(admin),
     )
-    assert _is_problem(far, 400)["errors"][0]["field"].startswith("ticket.location")
+    assert is_problem(far, 400)["errors"][0]["field"].startswith("ticket.location")
 
 
 async def test_overdue_filter_finds_a_breached_ticket(
@@ -563,15 +560,15 @@ async def test_working_calendar(
     assert sorted(body["days"], key=lambda d: d["date"]) == sorted(days, key=lambda d: d["date"])
     got = await http.get(f"{API}/calendar/2031", headers=auth(dispatcher))
     assert got.status_code == 200 and got.json()["days"] == body["days"]
-    _is_problem(await http.put(f"{API}/calendar/2031", json={"days": []}, headers=auth(dispatcher)), 403)
-    wrong_year = _is_problem(
+    is_problem(await http.put(f"{API}/calendar/2031", json={"days": []}, headers=auth(dispatcher)), 403)
+    wrong_year = is_problem(
         await http.put(
             f"{API}/calendar/2031", json={"days": [{"date": "2030-10-01", "kind": "holiday"}]}, headers=admin
         ),
         400,
     )
     assert "days" in wrong_year["errors"][0]["field"]
-    _is_problem(await http.get(f"{API}/calendar/2099", headers=admin), 404)
+    is_problem(await http.get(f"{API}/calendar/2099", headers=admin), 404)
 
 
 async def test_bad_input_is_a_422_problem_naming_the_field(
@@ -601,7 +598,7 @@ async def test_bad_input_is_a_422_problem_naming_the_field(
         ({**good, "attributes": [{"code": "Floor", "values": ["7"]}]}, "attributes.0.code"),
         ({k: v for k, v in good.items() if k != "category"}, "category"),
     ):
-        body = _is_problem(await http.post(f"{API}/tickets", json=payload, headers=admin), 422)
+        body = is_problem(await http.post(f"{API}/tickets", json=payload, headers=admin), 422)
         assert body["type"] == "/problems/validation-failed"
         assert any(e["field"] == field for e in body["errors"]), (payload, body)
 
@@ -613,12 +610,12 @@ async def test_bad_input_is_a_422_problem_naming_the_field(
         ({"start_time": "last tuesday"}, "start_time"),
         ({"overdue": "maybe"}, "overdue"),
     ):
-        body = _is_problem(await http.get(f"{API}/tickets", params=params, headers=admin), 422)
+        body = is_problem(await http.get(f"{API}/tickets", params=params, headers=admin), 422)
         assert body["errors"][0]["field"] == field, params
-    _is_problem(await http.get(f"{API}/tickets/a%20b", headers=admin), 422)
-    _is_problem(await http.get(f"{API}/statistics/tickets", headers=admin), 422)
-    _is_problem(await http.get(f"{API}/categories/Lift", headers=admin), 422)
-    _is_problem(await http.get(f"{API}/calendar/1999", headers=admin), 422)
+    is_problem(await http.get(f"{API}/tickets/a%20b", headers=admin), 422)
+    is_problem(await http.get(f"{API}/statistics/tickets", headers=admin), 422)
+    is_problem(await http.get(f"{API}/categories/Lift", headers=admin), 422)
+    is_problem(await http.get(f"{API}/calendar/1999", headers=admin), 422)
 
     for payload, field in (
         ({"action": "fly"}, "action"),
@@ -628,7 +625,7 @@ async def test_bad_input_is_a_422_problem_naming_the_field(
         ({"action": "merge", "original": "tickets/a/b"}, "original"),
         ({"action": "reject", "reason": "x" * 501}, "reason"),
     ):
-        body = _is_problem(await _act(http, identity.admin_token, "t1", **payload), 422)
+        body = is_problem(await _act(http, identity.admin_token, "t1", **payload), 422)
         assert body["errors"][0]["field"] == field, payload
 
     category = {
@@ -653,23 +650,23 @@ async def test_bad_input_is_a_422_problem_naming_the_field(
         ),
         ({**category, "keywords": ["k"] * 31}, "keywords"),
     ):
-        body = _is_problem(await http.post(f"{API}/categories", json=payload, headers=admin), 422)
+        body = is_problem(await http.post(f"{API}/categories", json=payload, headers=admin), 422)
         assert any(e["field"].startswith(field) for e in body["errors"]), (payload, body)
     for payload in ({"kind": "police", "code": "u", "display_name": "x", "node": "a"}, {"code": "u"}):
-        _is_problem(await http.post(f"{API}/units", json=payload, headers=admin), 422)
-    _is_problem(await http.post(f"{API}/units/u1/members", json={"user": "users/a/b"}, headers=admin), 422)
-    _is_problem(
+        is_problem(await http.post(f"{API}/units", json=payload, headers=admin), 422)
+    is_problem(await http.post(f"{API}/units/u1/members", json={"user": "users/a/b"}, headers=admin), 422)
+    is_problem(
         await http.put(
             f"{API}/calendar/2031", json={"days": [{"date": "2031-02-30", "kind": "holiday"}]}, headers=admin
         ),
         422,
     )
-    _is_problem(
+    is_problem(
         await http.post(
             f"{API}/tickets", content=b"{not json", headers={**admin, "Content-Type": "application/json"}
         ),
         422,
     )
     # Without a token nothing reaches the service.
-    _is_problem(await http.get(f"{API}/tickets"), 401)
-    _is_problem(await http.post(f"{API}/tickets/t1/rating", json={"score": 5}), 401)
+    is_problem(await http.get(f"{API}/tickets"), 401)
+    is_problem(await http.post(f"{API}/tickets/t1/rating", json={"score": 5}), 401)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TypeVar
+from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import pytest
@@ -21,12 +21,11 @@ from gov.notifications.v1 import notifications_pb2 as pb
 from gov.notifications.v1.notifications_pb2_grpc import NotificationsServiceStub
 from govkit.devstack import Stack
 from govkit.events import unpack_payload
-from tests.conftest import STACK_ENV, identity_env, notifications_env
+from tests.conftest import STACK_ENV, notifications_env, start_identity, start_migrated
+from tests.support import waiting
 from tests.support.blocks import make_tree
 from tests.support.databases import Databases
-from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD, IdentityClient, find_event, md
-
-T = TypeVar("T")
+from tests.support.identity import IdentityClient, find_event, md
 
 # Small batches with a pause, so a notice to a few thousand takes seconds and can be killed mid-way.
 FANOUT_ENV = {
@@ -38,15 +37,8 @@ HOUSEHOLDS = 700
 RESIDENTS_PER_HOUSEHOLD = 3
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]], within: float = 60, what: str = "") -> T:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        found = await check()
-        if found:
-            return found
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not within {within}s: {what}")
-        await asyncio.sleep(0.1)
+# A notice to thousands takes its time on a loaded machine.
+eventually = functools.partial(waiting.eventually, within=60)
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +46,8 @@ def notice_stack(databases: Databases, tmp_path_factory: pytest.TempPathFactory)
     s = Stack(tmp_path_factory.mktemp("notices"), base_env=STACK_ENV)
     try:
         s.start_nats()
-        env = identity_env(databases.url("identity"))
-        s.run_command("identity", "migrate", env)
-        s.run_command(
-            "identity", "create-admin", {**env, "ADMIN_LOGIN": ADMIN_LOGIN, "ADMIN_PASSWORD": ADMIN_PASSWORD}
-        )
-        s.start_service("identity", env)
-        blocks_env = {"GOV_DATABASE_URL": databases.url("blocks")}
-        s.run_command("blocks", "migrate", blocks_env)
-        s.start_service("blocks", blocks_env)
+        start_identity(s, databases)
+        start_migrated(s, "blocks", {"GOV_DATABASE_URL": databases.url("blocks")})
         # A database of its own: no other notifications process resumes these notices.
         s.start_service("notifications", notifications_env(s, databases.url("notices"), **FANOUT_ENV))
         yield s

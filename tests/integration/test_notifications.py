@@ -8,7 +8,7 @@ import datetime as dt
 import hmac
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
@@ -33,39 +33,15 @@ from services.notifications.channels import SIGNATURE_HEADER, TIMESTAMP_HEADER, 
 from tests.support.identity import IdentityClient, find_event, md
 from tests.support.mailsink import MailSink
 from tests.support.tickets import Person, World, make_world, new_ticket
+from tests.support.waiting import eventually
 from tests.support.webhooks import Robot, serve
 
 T = TypeVar("T")
 
 
-@pytest_asyncio.fixture(scope="session")
-async def notifications(stack: Stack) -> AsyncIterator[NotificationsServiceStub]:
-    channel = grpc.aio.insecure_channel(stack.addrs["notifications"])
-    yield NotificationsServiceStub(channel)
-    await channel.close()
-
-
-@pytest_asyncio.fixture(scope="session")
-async def tickets(stack: Stack) -> AsyncIterator[TicketsServiceStub]:
-    channel = grpc.aio.insecure_channel(stack.addrs["tickets"])
-    yield TicketsServiceStub(channel)
-    await channel.close()
-
-
 @pytest_asyncio.fixture
 async def world(blocks: BlocksServiceStub, tickets: TicketsServiceStub, identity: IdentityClient) -> World:
     return await make_world(blocks, tickets, identity)
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], within: float = 30, what: str = "") -> T:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        found = await check()
-        if found:
-            return found
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not within {within}s: {what}")
-        await asyncio.sleep(0.2)
 
 
 async def inbox(n: NotificationsServiceStub, person: Person, **filters: object) -> list[pb.InboxItem]:

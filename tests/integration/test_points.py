@@ -16,7 +16,6 @@ import sys
 import uuid
 
 import grpc
-import pytest
 from sqlalchemy import bindparam, text
 
 from gov.blocks.v1 import blocks_pb2
@@ -32,7 +31,7 @@ from services.points.sweeper import Sweeper
 from tests.integration.test_gateway_hygiene import forgeries
 from tests.support.events import event_types
 from tests.support.identity import IdentityClient, md
-from tests.support.points import Village, account, award, make_indicator, make_village, shop
+from tests.support.points import Village, account, award, make_indicator, make_village, refused, shop
 
 
 def points_url(stack: Stack) -> str:
@@ -66,13 +65,6 @@ async def sweeper_at(stack: Stack) -> tuple[Sweeper, Clock, Database]:
     clock = Clock()
     flows = PointsFlows(db, Catalogue(db), None, clock=clock)
     return Sweeper(flows, LoveBank(flows)), clock, db
-
-
-async def refused(call, code: grpc.StatusCode) -> str:  # type: ignore[no-untyped-def]
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await call
-    assert err.value.code() == code, err.value.details()
-    return err.value.details() or ""
 
 
 # ---------------------------------------------------------------- awards

@@ -6,13 +6,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
 
 import grpc
 import httpx
 import nats
-import pytest
-import pytest_asyncio
 
 from gov.blocks.v1 import blocks_pb2
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
@@ -25,34 +22,8 @@ from govkit.devstack import Stack
 from govkit.events import MSG_ID_HEADER, parse_event
 from govkit.protobuf import timestamp
 from tests.support.identity import IdentityClient, md
-from tests.support.points import Village, account, award, make_indicator, make_village
+from tests.support.points import Village, account, award, make_indicator, refused
 from tests.support.tickets import Person, make_world, new_ticket
-
-
-@pytest_asyncio.fixture(scope="session")
-async def points(stack: Stack) -> AsyncIterator[PointsServiceStub]:
-    channel = grpc.aio.insecure_channel(stack.addrs["points"])
-    yield PointsServiceStub(channel)
-    await channel.close()
-
-
-@pytest_asyncio.fixture(scope="session")
-async def tickets(stack: Stack) -> AsyncIterator[TicketsServiceStub]:
-    channel = grpc.aio.insecure_channel(stack.addrs["tickets"])
-    yield TicketsServiceStub(channel)
-    await channel.close()
-
-
-@pytest_asyncio.fixture
-async def village(blocks: BlocksServiceStub, identity: IdentityClient) -> Village:
-    return await make_village(blocks, identity)
-
-
-async def refused(call, code: grpc.StatusCode) -> str:  # type: ignore[no-untyped-def]
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await call
-    assert err.value.code() == code, err.value.details()
-    return err.value.details() or ""
 
 
 async def balance_of(points: PointsServiceStub, person: Person, want: int, within: float = 20) -> int:

@@ -18,8 +18,6 @@ from tests.integration.test_notifications import (  # noqa: F401 - fixtures
     act,
     eventually,
     items_about,
-    notifications,
-    tickets,
     world,
 )
 from tests.support.identity import IdentityClient, md
@@ -40,8 +38,8 @@ async def deliveries_to(
 
 
 async def test_quiet_hours_hold_an_email_until_the_window_ends_and_a_switched_off_kind_sends_none(
-    notifications: NotificationsServiceStub,  # noqa: F811
-    tickets: TicketsServiceStub,  # noqa: F811
+    notifications: NotificationsServiceStub,
+    tickets: TicketsServiceStub,
     world: World,  # noqa: F811
     identity: IdentityClient,
     mail_sink: MailSink,
@@ -125,8 +123,8 @@ async def test_quiet_hours_hold_an_email_until_the_window_ends_and_a_switched_of
 
 
 async def test_a_daily_digest_holds_exactly_the_items_of_its_window_and_sends_one_message(
-    notifications: NotificationsServiceStub,  # noqa: F811
-    tickets: TicketsServiceStub,  # noqa: F811
+    notifications: NotificationsServiceStub,
+    tickets: TicketsServiceStub,
     world: World,  # noqa: F811
     identity: IdentityClient,
     mail_sink: MailSink,

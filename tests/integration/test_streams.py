@@ -18,7 +18,7 @@ from nats.js.api import StreamConfig
 
 from govkit import streams
 from govkit.devstack import Stack, free_port, wait_serving
-from tests.conftest import STACK_ENV, identity_env
+from tests.conftest import STACK_ENV, start_identity
 from tests.support.databases import Databases
 
 GIB = 1024**3
@@ -31,9 +31,7 @@ def own_stack(databases: Databases, tmp_path_factory: pytest.TempPathFactory) ->
     s = Stack(tmp_path_factory.mktemp("streams"), base_env=STACK_ENV)
     try:
         s.start_nats()
-        env = identity_env(databases.url("identity"))
-        s.run_command("identity", "migrate", env)
-        s.start_service("identity", env)
+        start_identity(s, databases, admin=False)
         yield s
     finally:
         s.stop()

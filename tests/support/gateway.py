@@ -2,16 +2,46 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any
+
+import httpx
+
+from tests.support.tickets import Person
 
 API = "/api/v1"
 PROBLEM = "application/problem+json"
 
 
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+def auth(caller: Person | str, key: str | None = None) -> dict[str, str]:
+    """The bearer header of a person (or a bare token), and an Idempotency-Key when given."""
+    token = caller if isinstance(caller, str) else caller.token
+    headers = {"Authorization": f"Bearer {token}"}
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    return headers
+
+
+def idempotency_key() -> str:
+    return f"k-{uuid.uuid4().hex}"
+
+
+def ok(reply: httpx.Response, status: int = 200) -> Any:
+    """The JSON of a reply with this status."""
+    assert reply.status_code == status, reply.text
+    return reply.json()
+
+
+def is_problem(reply: httpx.Response, status: int) -> dict[str, Any]:
+    """The reply is an RFC 9457 problem of this status, for this request (its path and request id)."""
+    assert reply.status_code == status, reply.text
+    assert reply.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = reply.json()
+    assert body["status"] == status and body["instance"] == reply.request.url.path
+    assert body["request_id"] == reply.headers["x-request-id"]
+    return body
 
 
 def ref(path: str) -> str:

@@ -6,6 +6,9 @@ import random
 import uuid
 from dataclasses import dataclass, field
 
+import grpc
+import pytest
+
 from gov.blocks.v1 import blocks_pb2
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
 from gov.points.v1 import points_pb2 as pb
@@ -127,3 +130,11 @@ async def shop(
         ),
         metadata=village.staff["leader"].md,
     )
+
+
+async def refused(call, code: grpc.StatusCode) -> str:  # type: ignore[no-untyped-def]
+    """The details of a call that fails with `code`."""
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call
+    assert err.value.code() == code, err.value.details()
+    return err.value.details() or ""

@@ -222,7 +222,6 @@ class TicketFlows:
         unit = code_of(r.unit, "units", "unit") if r.unit else ""
         node = validate_path(r.node, field="node", allow_global=False) if r.node else ""
         text = validation.text(r.query, "query", max_len=100, required=False)
-        viewer = await self.viewer(principal)
         fp = pagination.fingerprint(
             "tickets",
             principal.subject,
@@ -238,7 +237,7 @@ class TicketFlows:
             updated_after,
         )
         cursor = pagination.decode_token(r.page_token, fp, t=dt.datetime, id=str)
-        query = select(Ticket.__table__).where(viewer.visible())
+        query = select(Ticket.__table__)
         if state:
             query = query.where(Ticket.state == state)
         if category:
@@ -271,6 +270,9 @@ class TicketFlows:
         query = query.order_by(Ticket.create_time.desc(), Ticket.id.desc()).limit(size + 1)
         # Core statements, read-only rows (see _TICKET_BY_ID).
         async with self.db.read_engine.connect() as conn:
+            # The caller's units (live, as ever) on the same connection as the page.
+            viewer = Viewer(principal, await _units_of_caller(conn, principal))
+            query = query.where(viewer.visible())
             rows = cast(list[Ticket], (await conn.execute(query)).all())
             page, token = pagination.cut(
                 rows, size, fp, lambda t: {"t": t.create_time.isoformat(), "id": t.id}

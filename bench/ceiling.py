@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -35,6 +36,7 @@ from typing import Any
 
 import grpc
 import httpx
+import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench._stack import (
@@ -440,6 +442,7 @@ async def measure(
     # What `make run` would hold: the stack's processes, not this load generator.
     stack_procs = {p.name for p in stack.procs}
     idle = {name: round(v, 1) for name, v in runner.monitor.rss_mib().items() if name in stack_procs}
+    print_pss(runner.monitor, stack_procs)
     runner.monitor.start()
 
     echo_procs = {"echo-http", "echo-grpc"}
@@ -550,6 +553,19 @@ def print_profiles(profiles: dict[tuple[str, str], list[tuple[float, str]]]) -> 
         print(f"\nprofile {phase} / {proc}: share of samples on top of the stack")
         for share, frame in frames:
             print(f"  {share * 100:5.1f}%  {frame}")
+
+
+def print_pss(monitor: Monitor, names: set[str]) -> None:
+    """Idle PSS beside the RSS: RSS counts the shared libraries' pages (grpc, SQLAlchemy, Python)
+    once per process, PSS shares them out, so its sum is what the stack really holds."""
+    pss: dict[str, float] = {}
+    for name, proc in monitor.procs.items():
+        if name in names:
+            with contextlib.suppress(psutil.Error, AttributeError):
+                pss[name] = round(proc.memory_full_info().pss / (1024 * 1024), 1)
+    if pss:
+        listed = ", ".join(f"{k}={v}" for k, v in sorted(pss.items()))
+        print(f"idle PSS (MiB): {listed}; total {sum(pss.values()):.0f}", flush=True)
 
 
 def print_results(results: list[Result], idle: dict[str, float], args: argparse.Namespace) -> None:

@@ -144,11 +144,25 @@ def code_name(code: Any) -> str:
     return "UNKNOWN"
 
 
+# (method, code) -> its series: `labels()` takes a lock and builds the key on every call; the
+# children are looked up once. Bounded by the methods a server has times the status codes.
+_grpc_series: dict[tuple[str, str], tuple[Any, Any, Any | None]] = {}
+
+
 def observe_grpc(method: str, code: str, seconds: float) -> None:
-    grpc_requests.labels(method, code).inc()
-    grpc_latency.labels(method, code).observe(seconds)
-    if code in SERVER_ERROR_CODES:
-        grpc_errors.labels(method, code).inc()
+    series = _grpc_series.get((method, code))
+    if series is None:
+        errors = grpc_errors.labels(method, code) if code in SERVER_ERROR_CODES else None
+        series = _grpc_series[(method, code)] = (
+            grpc_requests.labels(method, code),
+            grpc_latency.labels(method, code),
+            errors,
+        )
+    requests, latency, errors = series
+    requests.inc()
+    latency.observe(seconds)
+    if errors is not None:
+        errors.inc()
 
 
 def observe_http(method: str, route: str, status: int, seconds: float) -> None:

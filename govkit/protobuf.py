@@ -44,10 +44,21 @@ def stored_name(enum: EnumTypeWrapper, value: int, field: str, *, required: bool
         raise InvalidArgument(f"unknown value {value}", field=field) from None
 
 
+# (enum, stored name) -> value: converters look the same few names up for every row they convert.
+_FROM_STORED: dict[tuple[object, str], Any] = {}
+
+
 def from_stored_name(enum: type[ProtoEnum], name: str) -> ProtoEnum | None:
     """A stored lower-case name back as the enum value (`in_progress` -> `TICKET_STATE_IN_PROGRESS`);
     an empty name leaves the field unset (None)."""
-    return enum_value(enum, _stored_prefix(enum_type(enum)) + name.upper()) if name else None
+    if not name:
+        return None
+    key = (enum, name)
+    found = _FROM_STORED.get(key)
+    if found is None:
+        # An unknown name raises ValueError here, as before, and is not remembered.
+        found = _FROM_STORED[key] = enum_value(enum, _stored_prefix(enum_type(enum)) + name.upper())
+    return cast(ProtoEnum, found)
 
 
 M = TypeVar("M", bound=Message)
@@ -74,13 +85,22 @@ def duration(value: dt.timedelta) -> duration_pb2.Duration:
     return out
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
-    """An aware datetime as a Timestamp; None stays unset."""
+    """An aware datetime as a Timestamp (a naive one is taken as UTC, as FromDatetime does); None
+    stays unset.
+
+    Integer arithmetic on the timedelta, not `Timestamp.FromDatetime`, which costs about eight
+    times as much (~20 us): a list page of tickets converts some 200 of them. Same result,
+    normalized like FromDatetime's (before 1970: negative seconds, nanos in [0, 1e9))."""
     if value is None:
         return None
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(value)
-    return out
+    delta = (value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)) - _EPOCH
+    return timestamp_pb2.Timestamp(
+        seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000
+    )
 
 
 def optional_time(message: Message, field: str) -> dt.datetime | None:

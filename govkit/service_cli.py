@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 
 from pydantic import Field
 
-from govkit import config, migrations
+from govkit import config
 from govkit.config import ServiceSettings
 from govkit.grpc_server import ServiceDefinition, serve
 
@@ -58,6 +58,9 @@ def main(
         command.arguments(sub.add_parser(name, help=command.help))
     args = parser.parse_args(argv)
     if args.command == "migrate":
+        # Imported here: alembic (~10 MiB per process) is for the migration Job, not a serving process.
+        from govkit import migrations
+
         migrations.upgrade(migrations_dir, config.load(MigrationSettings).database_url)
         return 0
     settings = config.load(settings_type)

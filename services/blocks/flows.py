@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from google.protobuf.message import Message
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,16 +42,22 @@ def node_path(name: str, field: str = "name") -> str:
 
 
 class BlockIndexCache:
-    """The spatial index of active block boundaries, rebuilt when any block changed.
+    """The spatial index of active block boundaries and those blocks' nodes, rebuilt when any node
+    changed: LocateBlock answers from it without reading the database (it read the block's node on
+    every call, most of the service's CPU for it).
 
-    Replicas notice another replica's change by a cheap fingerprint query (count and latest
-    update time of block nodes), made at most once per `check_every` seconds.
+    The index and the nodes are read together, so a located block is always the node as it was
+    when its boundary was indexed. This replica's own changes invalidate it at once; another
+    replica's are noticed by a cheap fingerprint query (how many blocks, the latest update of any
+    node, which a move of a district or street is, and the tree's move count), made at most once
+    per `check_every` seconds.
     """
 
     def __init__(self, db: Database, check_every: float = 2.0) -> None:
         self.db = db
         self.check_every = check_every
         self._index: geo.BlockIndex | None = None
+        self._nodes: dict[str, Node] = {}
         self._fingerprint: tuple[object, ...] | None = None
         self._checked = float("-inf")
         self._lock = asyncio.Lock()
@@ -60,32 +66,42 @@ class BlockIndexCache:
         self._checked = float("-inf")
 
     async def get(self) -> geo.BlockIndex:
+        return (await self.snapshot())[0]
+
+    async def snapshot(self) -> tuple[geo.BlockIndex, dict[str, Node]]:
+        """The index and the indexed blocks' nodes (read-only rows, by path), built together."""
         if self._index is not None and time.monotonic() - self._checked < self.check_every:
-            return self._index
+            return self._index, self._nodes
         async with self._lock:
             async with self.db.sessions() as session:
+                moves = select(func.coalesce(func.max(MOVES.table.c.seq), 0)).scalar_subquery()
                 fingerprint: tuple[object, ...] = tuple(
                     (
                         await session.execute(
-                            select(func.count(), func.max(Node.update_time)).where(Node.kind == "block")
+                            select(
+                                func.count(case((Node.kind == "block", 1))), func.max(Node.update_time), moves
+                            )
                         )
                     ).one()
                 )
                 if self._index is None or fingerprint != self._fingerprint:
                     rows = (
                         await session.execute(
-                            select(Node.path, Node.boundary).where(
+                            select(Node.__table__).where(
                                 Node.kind == "block", Node.state == "active", Node.boundary.is_not(None)
                             )
                         )
                     ).all()
-                    # cast: the query keeps only rows that have a boundary.
-                    blocks = [(path, geo.parse_boundary(cast(str, boundary))) for path, boundary in rows]
+                    # cast: the query keeps only rows that have a boundary; the rows have the
+                    # mapped class's attribute names, all that convert.node reads.
+                    nodes = {row.path: cast(Node, row) for row in rows}
+                    blocks = [(path, geo.parse_boundary(cast(str, n.boundary))) for path, n in nodes.items()]
                     self._index = await asyncio.to_thread(geo.BlockIndex, blocks)
+                    self._nodes = nodes
                     self._fingerprint = fingerprint
             self._checked = time.monotonic()
             assert self._index is not None
-            return self._index
+            return self._index, self._nodes
 
 
 class BlocksFlows:
@@ -316,12 +332,11 @@ class BlocksFlows:
 
     async def locate(self, lat: float, lng: float) -> Node:
         geo.validate_point(lat, lng)
-        index = await self.index.get()
+        index, nodes = await self.index.snapshot()
         path = index.locate(lat, lng)
         if path is None:
             raise NotFound("no block contains this point")
-        async with self.db.sessions() as session:
-            return await self._node(session, path)
+        return nodes[path]
 
     async def audit_coverage(
         self, principal: Principal, path: str

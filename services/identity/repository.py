@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import cast
 
-from sqlalchemy import SQLColumnExpression, and_, delete, exists, func, or_, select, true, update
+from sqlalchemy import SQLColumnExpression, and_, bindparam, delete, exists, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from govkit.auth.principal import Binding
@@ -30,6 +31,41 @@ async def user_by_login(session: AsyncSession, phone: str | None, username: str 
     if username:
         return await session.scalar(select(User).where(User.username == username))
     return None
+
+
+# The hot reads (GetCaller on every /me, GetUser for every service that checks a user) as Core
+# statements built once: no session, identity map or instance loading, which took more of
+# identity's CPU than the database round trips (bench/README.md, ceiling). The rows they return
+# carry the mapped classes' attribute names, which is all the converters read; they are read-only.
+_users = User.__table__.c
+_USER_BY_ID = select(
+    _users.id,
+    _users.phone,
+    _users.username,
+    _users.display_name,
+    _users.scope,
+    _users.state,
+    _users.create_time,
+    _users.update_time,
+).where(_users.id == bindparam("id"))
+_bindings = RoleBinding.__table__.c
+_BINDINGS_OF = (
+    select(RoleBinding.__table__)
+    .where(_bindings.principal == bindparam("principal"))
+    .order_by(_bindings.create_time)
+)
+
+
+async def user_view(conn: AsyncConnection, user_id: str) -> User | None:
+    """A user as a read-only row, without the password hash (see _USER_BY_ID)."""
+    row = (await conn.execute(_USER_BY_ID, {"id": user_id})).first()
+    return cast(User | None, row)
+
+
+async def binding_views(conn: AsyncConnection, principal: str) -> list[RoleBinding]:
+    """The principal's role bindings as read-only rows, oldest first."""
+    rows = (await conn.execute(_BINDINGS_OF, {"principal": principal})).all()
+    return cast(list[RoleBinding], rows)
 
 
 async def bindings_of(session: AsyncSession, principal: str) -> list[RoleBinding]:

@@ -13,9 +13,10 @@ import datetime as dt
 import json
 import re
 from collections.abc import Sequence
+from typing import cast
 
-from sqlalchemy import delete, insert, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, delete, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gov.tickets.v1 import events_pb2
 from gov.tickets.v1 import tickets_pb2 as pb
@@ -24,7 +25,7 @@ from govkit.auth.principal import Principal
 from govkit.auth.scopes import validate_path
 from govkit.crashpoint import crashpoint
 from govkit.db import Database, get_row, utcnow
-from govkit.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from govkit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from govkit.protobuf import optional_time, period
 from govkit.sqlpaths import within
 from services.tickets import convert, facts, lifecycle, statistics
@@ -32,7 +33,7 @@ from services.tickets.access import Viewer
 from services.tickets.calendar import WorkingCalendar, deadline
 from services.tickets.catalogue import CalendarStore, CatalogueFlows, code_of, emit
 from services.tickets.lifecycle import Action, State, UnitStatus
-from services.tickets.models import Category, Ticket, TicketUnit, TimelineEntry, Unit
+from services.tickets.models import Category, Ticket, TicketUnit, TimelineEntry, Unit, UnitMember
 
 # What each action announces: tickets.v1.ticket.<name>.
 EVENT_NAMES = {
@@ -105,6 +106,27 @@ def domain_ticket(row: Ticket, units: Sequence[TicketUnit]) -> lifecycle.Ticket:
     )
 
 
+# The read paths (GetTicket, ListTickets) run Core statements on a connection: no session,
+# identity map or instance loading, which cost more of the service's CPU than the round trips
+# (bench/README.md, ceiling). The rows carry the mapped classes' attribute names, all that the
+# converters and Viewer read; they are read-only and never reach a write.
+_tickets = Ticket.__table__.c
+_TICKET_BY_ID = select(Ticket.__table__).where(_tickets.id == bindparam("id"))
+_UNITS_OF_TICKET = select(TicketUnit.__table__).where(TicketUnit.__table__.c.ticket_id == bindparam("id"))
+_CALLER_UNITS = (
+    select(Unit.__table__.c.code, Unit.__table__.c.node)
+    .join(UnitMember.__table__, UnitMember.__table__.c.unit_code == Unit.__table__.c.code)
+    .where(UnitMember.__table__.c.user_id == bindparam("user"))
+)
+
+
+async def _units_of_caller(conn: AsyncConnection, principal: Principal) -> dict[str, str]:
+    """The units the caller staffs right now (code -> node), as CatalogueFlows.units_of reads them."""
+    if not principal.user_id:
+        return {}
+    return {code: node for code, node in await conn.execute(_CALLER_UNITS, {"user": principal.user_id})}
+
+
 async def load_units(session: AsyncSession, ticket_id: str) -> list[TicketUnit]:
     return list(
         (await session.execute(select(TicketUnit).where(TicketUnit.ticket_id == ticket_id))).scalars()
@@ -172,13 +194,21 @@ class TicketFlows:
     # ------------------------------------------------------------------ reading
 
     async def get(self, principal: Principal, name: str) -> tuple[Ticket, list[TicketUnit]]:
+        """The ticket and its units as read-only rows (see _TICKET_BY_ID), if the caller may see it.
+
+        The caller's units are read live, on the same connection, only when the ticket is neither
+        theirs nor within a scope of their token: they could not change the answer otherwise."""
         ticket_id = validation.resource_id(name, "tickets")
-        async with self.db.sessions() as session:  # one connection for the ticket and the caller's units
-            row = await get_row(session, Ticket, ticket_id, f"no ticket tickets/{ticket_id}")
-            units = await load_units(session, ticket_id)
-            viewer = Viewer(principal, await self.catalogue.units_of(principal, session))
-        if not viewer.can_see(row, [u.unit for u in units]):
-            raise PermissionDenied("the ticket is outside the caller's scope")
+        async with self.db.read_engine.connect() as conn:
+            row = cast(Ticket | None, (await conn.execute(_TICKET_BY_ID, {"id": ticket_id})).first())
+            if row is None:
+                raise NotFound(f"no ticket tickets/{ticket_id}")
+            units = cast(list[TicketUnit], (await conn.execute(_UNITS_OF_TICKET, {"id": ticket_id})).all())
+            codes = [u.unit for u in units]
+            if not Viewer(principal, {}).can_see(row, codes):
+                staffed = await _units_of_caller(conn, principal)
+                if not Viewer(principal, staffed).can_see(row, codes):
+                    raise PermissionDenied("the ticket is outside the caller's scope")
         return row, units
 
     async def list(
@@ -192,7 +222,6 @@ class TicketFlows:
         unit = code_of(r.unit, "units", "unit") if r.unit else ""
         node = validate_path(r.node, field="node", allow_global=False) if r.node else ""
         text = validation.text(r.query, "query", max_len=100, required=False)
-        viewer = await self.viewer(principal)
         fp = pagination.fingerprint(
             "tickets",
             principal.subject,
@@ -208,7 +237,7 @@ class TicketFlows:
             updated_after,
         )
         cursor = pagination.decode_token(r.page_token, fp, t=dt.datetime, id=str)
-        query = select(Ticket).where(viewer.visible())
+        query = select(Ticket.__table__)
         if state:
             query = query.where(Ticket.state == state)
         if category:
@@ -239,16 +268,25 @@ class TicketFlows:
             at, last = cursor["t"], cursor["id"]
             query = query.where(or_(Ticket.create_time < at, (Ticket.create_time == at) & (Ticket.id < last)))
         query = query.order_by(Ticket.create_time.desc(), Ticket.id.desc()).limit(size + 1)
-        async with self.db.sessions() as session:
-            rows = list((await session.execute(query)).scalars())
+        # Core statements, read-only rows (see _TICKET_BY_ID).
+        async with self.db.read_engine.connect() as conn:
+            # The caller's units (live, as ever) on the same connection as the page.
+            viewer = Viewer(principal, await _units_of_caller(conn, principal))
+            query = query.where(viewer.visible())
+            rows = cast(list[Ticket], (await conn.execute(query)).all())
             page, token = pagination.cut(
                 rows, size, fp, lambda t: {"t": t.create_time.isoformat(), "id": t.id}
             )
             ids = [t.id for t in page]
             unit_rows = (
-                (await session.execute(select(TicketUnit).where(TicketUnit.ticket_id.in_(ids))))
-                .scalars()
-                .all()
+                cast(
+                    list[TicketUnit],
+                    (
+                        await conn.execute(
+                            select(TicketUnit.__table__).where(TicketUnit.__table__.c.ticket_id.in_(ids))
+                        )
+                    ).all(),
+                )
                 if ids
                 else []
             )

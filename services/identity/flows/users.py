@@ -30,9 +30,11 @@ class UserFlows(FlowBase):
         self.idempotency = IdempotencyKeys(db, platform.idempotency)
 
     async def caller(self, principal: Principal) -> tuple[User | None, list[RoleBinding]]:
-        async with self.db.sessions() as session:
-            user = await session.get(User, principal.user_id) if principal.user_id else None
-            return user, await repository.bindings_of(session, principal.subject)
+        """Read live on every call (a disabled user or a revoked binding shows at once); the rows
+        are read-only views (repository.user_view)."""
+        async with self.db.read_engine.connect() as conn:
+            user = await repository.user_view(conn, principal.user_id) if principal.user_id else None
+            return user, await repository.binding_views(conn, principal.subject)
 
     async def create_user(
         self,
@@ -103,8 +105,9 @@ class UserFlows(FlowBase):
         return await get_row(session, User, user_id, f"users/{user_id} not found", lock=lock)
 
     async def get_user(self, principal: Principal, user_id: str) -> User:
-        async with self.db.sessions() as session:
-            user = await session.get(User, user_id)
+        """The user as a read-only view (repository.user_view): callers only convert it."""
+        async with self.db.read_engine.connect() as conn:
+            user = await repository.user_view(conn, user_id)
         # Same answer for "missing" and "not yours", so ids can't be probed.
         if user is None or not domain.can_read_user(principal, user.id, user.scope):
             raise NotFound(f"users/{user_id} not found")

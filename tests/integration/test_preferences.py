@@ -256,9 +256,12 @@ class Clocked:
         """The system's epoch seconds at which the service's clock shows `service_time`."""
         return service_time.timestamp() - self.offset
 
-    async def restart(self, clock_at: dt.datetime | None = None) -> None:
-        """SIGKILL the service (a crash: no drain) and start it again, its clock showing `clock_at`
-        now (or running on where it was)."""
+    def kill(self) -> None:
+        """SIGKILL the service: a crash, no drain."""
+        self.stack.kill_proc(self.stack.proc("notifications"))
+
+    async def start(self, clock_at: dt.datetime | None = None) -> None:
+        """Start the service again, its clock showing `clock_at` now (or running on where it was)."""
         if clock_at is not None:
             self.offset = (clock_at - dt.datetime.now(dt.UTC)).total_seconds()
         env = {
@@ -266,8 +269,11 @@ class Clocked:
             "GOV_NOTIFICATIONS_CLOCK_OFFSET_SECONDS": repr(self.offset),
         }
         port = int(self.stack.addrs["notifications"].rsplit(":", 1)[1])
-        self.stack.kill_proc(self.stack.proc("notifications"))
         await asyncio.to_thread(self.stack.start_service, "notifications", env, port=port)
+
+    async def restart(self, clock_at: dt.datetime | None = None) -> None:
+        self.kill()
+        await self.start(clock_at)
 
     async def person(self) -> tuple[Person, str]:
         """A resident with an e-mail endpoint of their own, and its address."""

@@ -165,11 +165,14 @@ async def inbox_rows(url: str, notice_id: str) -> tuple[int, int]:
 
 @dataclass
 class Load:
-    """Ticket creations started on a fixed schedule until stopped."""
+    """Ticket creations started on a fixed schedule until stopped (open loop: a slow answer does not
+    delay the next request, up to IN_FLIGHT at once; beyond that they wait for a client, and that
+    wait is reported apart from the HTTP latency)."""
 
     rate: float
     samples: list[Any] = field(default_factory=list)
     late: list[float] = field(default_factory=list)  # how long a request waited for a free client
+    unsent: int = 0  # scheduled, but no client was free before the phase ended
     elapsed: float = 0.0
 
     async def run(self, world: World, base_url: str, stop: asyncio.Event, rng: random.Random) -> None:
@@ -182,6 +185,11 @@ class Load:
         async def one(n: int, due: float) -> None:
             client = await pool.get()
             try:
+                if stop.is_set():
+                    # Still waiting for a client when the phase ended: the backlog of an overloaded
+                    # system, counted but not sent (it would run after the phase).
+                    self.unsent += 1
+                    return
                 self.late.append(time.monotonic() - due)
                 resident = world.residents[n % len(world.residents)]
                 self.samples.append(await send(client, new_sample(world, n % IN_FLIGHT, resident, rng)))
@@ -217,6 +225,7 @@ class Load:
             "rate_target": self.rate,
             "seconds": round(self.elapsed, 2),
             "requests": len(self.samples),
+            "unsent_backlog": self.unsent,
             "created": len(ok),
             "errors": errors,
             "error_rate": (len(self.samples) - len(ok)) / len(self.samples) if self.samples else 1.0,
@@ -349,6 +358,7 @@ async def run(
                 "vm_hwm_mib": rss["hwm"].get(name),
                 "cpu_percent_alone": monitor.cpu.get(ALONE, {}).get(name),
                 "cpu_percent_fanout": monitor.cpu.get(FANOUT, {}).get(name),
+                "cpu_seconds_fanout": monitor.cpu_seconds.get(FANOUT, {}).get(name),
             }
             for name in WATCHED
             if name in rss["idle"] or name in monitor.cpu.get(FANOUT, {})
@@ -392,6 +402,12 @@ def print_report(r: dict[str, Any]) -> None:
         print(
             f"  {label:<28}{t['tickets_per_s']:>8.1f}{lat['n']:>7}{t['requests'] - t['created']:>5}"
             + "".join(f"{lat[k]:>8.1f}" for k in ("p50", "p90", "p99", "max"))
+        )
+    for label, t in (("without", a), ("during", d)):
+        w = t["waited_for_client_ms"]
+        print(
+            f"  {label}: waited for a free client p50 {w['p50']:.1f} / p99 {w['p99']:.1f} ms; "
+            f"{t['unsent_backlog']} scheduled but never sent (backlog at the end)"
         )
     if a["http_latency_ms"]["p99"]:
         ratio = d["http_latency_ms"]["p99"] / a["http_latency_ms"]["p99"]

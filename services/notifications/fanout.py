@@ -4,9 +4,9 @@ One page of blocks' household listing per transaction: the page's residents' inb
 notice's progress and the cursor to the next page commit together. A service killed mid-way
 resumes at the cursor when it starts again (no gap), and the inbox items' unique (event,
 recipient) index keeps anyone from being told twice (no duplicate; a resident of two households is
-told once): the page's items go in as one multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING`
-(Core, batched by SQLAlchemy's insertmanyvalues), so a row the index refuses is simply not
-returned and not counted.
+told once): the page's items go in as a few multi-row `INSERT ... ON CONFLICT DO NOTHING
+RETURNING` statements (Core; SQLAlchemy's insertmanyvalues), so a row the index refuses is simply
+not returned and not counted.
 
 The listing is read outside the transaction, so no transaction waits on another service; the next
 page is fetched from blocks while this one is written (its token is known once this page is
@@ -42,6 +42,20 @@ log = logging.getLogger(__name__)
 
 KIND = "notice"
 _ITEMS = InboxItem.__table__
+# Rows per INSERT statement: powers of two only. Every distinct row count is another SQL text,
+# compiled, cached and prepared by the driver; pages of any size made each page's statement new and
+# the caches grew the process by ~70 MiB over a 170,000-resident notice. With these, nine shapes.
+_CHUNK_SIZES = tuple(2**k for k in range(8, -1, -1))  # 256, 128, ..., 1
+
+
+def _chunks(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """`rows` cut into pieces whose lengths are powers of two, largest first."""
+    out, i = [], 0
+    for size in _CHUNK_SIZES:
+        while len(rows) - i >= size:
+            out.append(rows[i : i + size])
+            i += size
+    return out
 
 
 @dataclass(frozen=True)
@@ -197,7 +211,9 @@ class NoticeFanOut:
             .on_conflict_do_nothing(index_elements=["event_id", "recipient"])
             .returning(_ITEMS.c.seq, _ITEMS.c.id, _ITEMS.c.recipient)
         )
-        inserted = (await session.execute(statement, rows)).all()
+        inserted: list[Any] = []
+        for chunk in _chunks(rows):
+            inserted += (await session.execute(statement, chunk)).all()
         if not self.hub.streams:
             # Nobody watches an inbox in this process: no objects to hand over, only the count.
             # (Building an ORM object per item was half of this path's CPU in a profile; with

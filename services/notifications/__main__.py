@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -13,6 +14,7 @@ from gov.notifications.v1 import notifications_pb2_grpc
 from govkit import service_cli
 from govkit.auth.service_tokens import ServiceTokens
 from govkit.consumer import ConsumerSpec, Writes
+from govkit.db import utcnow
 from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verifier
 from services.notifications.addresses import AddressBook
 from services.notifications.channels import (
@@ -67,6 +69,14 @@ def channels(settings: NotificationsSettings, http: httpx.AsyncClient) -> dict[s
     return {"webhook": WebhookChannel(http), "sms": SmsChannel(provider), "email": EmailChannel(smtp)}
 
 
+def service_clock(offset_seconds: float) -> Callable[[], dt.datetime]:
+    """Now for quiet hours, digests and deliveries: the system's, shifted only by test settings."""
+    if not offset_seconds:
+        return utcnow
+    shift = dt.timedelta(seconds=offset_seconds)
+    return lambda: utcnow() + shift
+
+
 def worker_settings(s: NotificationsSettings) -> WorkerSettings:
     return WorkerSettings(
         policy=RetryPolicy(
@@ -103,12 +113,14 @@ def definition(settings: NotificationsSettings) -> ServiceDefinition:
             "sms": settings.notifications_rate_sms,
             "email": settings.notifications_rate_email,
         }
+        clock = service_clock(settings.notifications_clock_offset_seconds)
         worker = DeliveryWorker(
             runtime.db,
             channels(settings, http),
             limiters(rates),
             AddressBook(runtime.db, directory),
             worker_settings(settings),
+            clock,
         )
         hub = InboxHub()
         quiet = QuietDefaults(
@@ -125,6 +137,7 @@ def definition(settings: NotificationsSettings) -> ServiceDefinition:
                 email_enabled=bool(settings.smtp_host),
                 quiet=quiet,
             ),
+            clock,
         )
         fanout = NoticeFanOut(
             runtime.db,
@@ -137,7 +150,7 @@ def definition(settings: NotificationsSettings) -> ServiceDefinition:
                 link_base=settings.notifications_link_base,
             ),
         )
-        digests = DigestRunner(runtime.db, worker.wake, settings.notifications_digest_interval_seconds)
+        digests = DigestRunner(runtime.db, worker.wake, settings.notifications_digest_interval_seconds, clock)
         parts.update(worker=worker, intake=intake, fanout=fanout, digests=digests)
         servicer = NotificationsServicer(
             Inbox(runtime.db, hub, settings.notifications_heartbeat_seconds),

@@ -27,6 +27,19 @@ from services.notifications.quiet import QuietWindow, next_digest, parse_clock, 
 _KIND = re.compile(r"^(\*|[a-z][a-z0-9_]*(\.[a-z0-9_]+)*)$")
 MAX_ROWS = 200
 ANY_KIND = "*"
+# The kinds routing marks urgent (overdue, escalation, a unit late to acknowledge, account
+# security): never held for a digest, as never for quiet hours, whatever the person chose for
+# them or for `*`. Targeted notices (safety) reach the inbox only, which is never held.
+# tests/unit/test_notifications_urgent.py holds this set to routing's `urgent` flags.
+URGENT_KINDS = frozenset(
+    {
+        "ticket.overdue",
+        "ticket.escalated",
+        "ticket.unacknowledged",
+        "account.password_reset",
+        "account.login_locked",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,8 @@ class Policy:
         return self.switches.get((ANY_KIND, channel), True) if found is None else found
 
     def digest(self, kind: str, channel: str) -> Digest | None:
+        if kind in URGENT_KINDS:
+            return None  # goes at once, and so is in no digest
         if (kind, channel) in self.switches:
             return self.digests.get((kind, channel))
         return self.digests.get((ANY_KIND, channel))

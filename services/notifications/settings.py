@@ -51,6 +51,11 @@ class NotificationsSettings(ServiceSettings):
     notifications_quiet_start: str = Field("22:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$")
     notifications_quiet_end: str = Field("07:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$")
     notifications_quiet_time_zone: str = "Asia/Shanghai"
+    # For tests and demos only, never in production: the service's clock runs this many seconds
+    # ahead of (or, negative, behind) the system's. Quiet hours, digests and the delivery worker
+    # read it, so a running service can be put at 06:59:50 in Shanghai and seen to release held
+    # messages at 07:00. Other timestamps (inbox reads, audit times) keep the system's clock.
+    notifications_clock_offset_seconds: float = Field(0.0, ge=-400 * 86400, le=400 * 86400)
     # How often held deliveries are looked at for digests now due.
     notifications_digest_interval_seconds: float = Field(30.0, gt=0, le=3600)
     # SMS: `log` writes each message to the log; `http` posts JSON to the provider's URL.

@@ -7,7 +7,9 @@ at least once, with the same dedupe key for the receiver to drop the repeat. Row
 replicas are claimed only by a conditional update, so no two workers hold one row.
 
 The worker sleeps until woken in-process (a consumer queued deliveries) or until the next retry
-or lease falls due, at most the slow interval: the database is not polled in a loop.
+or lease falls due, at most the slow interval: the database is not polled in a loop. Its clock
+is an argument (the service's, see NotificationsSettings.notifications_clock_offset_seconds), so a
+test can run it at 06:59 in Shanghai and watch quiet hours end.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import and_, func, or_, select, update
@@ -85,8 +88,10 @@ class DeliveryWorker:
         limits: dict[str, RateLimiter],
         addresses: AddressBook,
         settings: WorkerSettings,
+        clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self.db = db
+        self.clock = clock
         self.channels = channels
         self.limits = limits
         self.addresses = addresses
@@ -123,13 +128,13 @@ class DeliveryWorker:
                 )
             )
         if soonest is not None:
-            timeout = max(0.05, min(timeout, (soonest - utcnow()).total_seconds()))
+            timeout = max(0.05, min(timeout, (soonest - self.clock()).total_seconds()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def claim(self) -> list[Delivery]:
         """Take due deliveries for this worker, each by a conditional update (one owner per row)."""
-        now = utcnow()
+        now = self.clock()
         async with self.db.sessions() as session:
             ids = (
                 await session.scalars(
@@ -184,7 +189,7 @@ class DeliveryWorker:
             await self._record(row, error)
 
     async def _record(self, row: Delivery, error: str) -> None:
-        now = utcnow()
+        now = self.clock()
         mine = and_(
             Delivery.id == row.id, Delivery.state == State.SENDING.value, Delivery.attempts == row.attempts
         )

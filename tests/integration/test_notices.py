@@ -5,6 +5,7 @@ cancel stops it, the sender's scope bounds it, and read receipts show who has no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import uuid
@@ -237,6 +238,19 @@ async def test_scope_bounds_the_sender_and_receipts_show_who_has_not_read(
                 metadata=md(governors[mine]),
             )
         assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        # A resident watching their inbox gets the notice as it is written (the bulk insert's
+        # returned sequence), once.
+        watched: list[pb.InboxItem] = []
+        watch = n.WatchInbox(pb.WatchInboxRequest(), metadata=md(residents[1][2]))
+
+        async def read_watch() -> None:
+            with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
+                async for event in watch:
+                    if event.HasField("item"):
+                        watched.append(event.item)
+
+        reading = asyncio.create_task(read_watch())
+        await asyncio.sleep(0.5)  # the stream is open before the notice is sent
         made = await n.CreateNotice(pb.CreateNoticeRequest(notice=notice), metadata=md(governors[mine]))
 
         async def finished() -> pb.Notice | None:
@@ -244,6 +258,14 @@ async def test_scope_bounds_the_sender_and_receipts_show_who_has_not_read(
             return got if got.state == pb.NOTICE_STATE_COMPLETED else None
 
         done = await eventually(finished, what="the small notice completed")
+        await eventually(
+            lambda: asyncio.sleep(0.1, [i for i in watched if i.resource == made.name]),
+            what="the notice on the resident's stream",
+        )
+        watch.cancel()
+        await asyncio.gather(reading, return_exceptions=True)
+        (streamed,) = [i for i in watched if i.resource == made.name]
+        assert streamed.sequence > 0 and streamed.title == "燃气安全检查"
         assert done.recipients_total == 3 and done.read_count == 0
         # Ids only on the bus: sent when created, completed with how many were told.
         since = done.create_time.ToDatetime(dt.UTC) - dt.timedelta(seconds=5)

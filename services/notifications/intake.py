@@ -5,13 +5,17 @@ inbox item (the first notice that names them) and each recipient one delivery pe
 unique indexes on (event, recipient[, channel]) hold that against anything else. Audiences are
 resolved with the service's own token before the transaction opens (`prepare`); a lookup that fails
 raises, and the event is retried whole.
+
+The consumer applies a fetched batch of events in one transaction, so what one transaction reads
+once serves all its events: the edited templates, each person's preferences. The items it writes
+reach the hub once, together, after it commits, in sequence order.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
@@ -47,6 +51,19 @@ def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
     sa_event.listen(session.sync_session, "after_commit", lambda _s: callback(), once=True)
 
 
+@dataclass
+class _Written:
+    """What one transaction's events wrote, handed on once it commits; and what it read once."""
+
+    items: list[InboxItem] = field(default_factory=list)
+    queued: int = 0
+    edits: templates.Edits | None = None
+    policies: dict[str, Policy] = field(default_factory=dict)
+
+
+_WRITTEN = "notifications.intake"
+
+
 class Intake:
     def __init__(
         self,
@@ -66,6 +83,24 @@ class Intake:
         if user not in cache:
             cache[user] = await policy_for(session, user, self.settings.quiet)
         return cache[user]
+
+    def _written(self, session: AsyncSession) -> _Written:
+        """This transaction's record; the first call arranges its hand-over after the commit."""
+        written = session.info.get(_WRITTEN)
+        if isinstance(written, _Written):
+            return written
+        written = session.info[_WRITTEN] = _Written()
+        hub, wake = self.hub, self.wake_worker
+
+        def committed() -> None:
+            # Sequences come from the database: a stream drops what is not newer than its last item,
+            # so each recipient's items must reach the hub in sequence order.
+            hub.publish(sorted(written.items, key=lambda item: item.seq))
+            if written.queued:
+                wake()
+
+        after_commit(session, committed)
+        return written
 
     def _params(self, notice: Notice) -> dict[str, str]:
         base = self.settings.link_base.rstrip("/")
@@ -94,13 +129,15 @@ class Intake:
     async def _write(
         self, session: AsyncSession, event: event_pb2.Event, resolved: list[tuple[Notice, list[str]]]
     ) -> None:
-        edits = await load_edits(session)
-        written: list[InboxItem] = []
+        record = self._written(session)
+        if record.edits is None:
+            record.edits = await load_edits(session)
+        edits = record.edits
         people: set[str] = set()
         robots: set[str] = set()
         queued = 0
         now = self.clock()
-        policies: dict[str, Policy] = {}
+        policies = record.policies
         for notice, members in resolved:
             params = self._params(notice)
 
@@ -155,21 +192,22 @@ class Intake:
                     read_time=None,
                 )
                 session.add(item)
-                written.append(item)
+                record.items.append(item)
                 # The person's own choices: channels off for this kind are skipped, and a message
                 # arriving in their quiet hours waits for the window's end unless it is urgent.
                 # A kind they take as a digest is held (state `held`) until the digest time.
-                policy = await self._policy(session, user, policies)
-                due = policy.release(now, urgent=notice.urgent)
+                # Read only for a notice that may go out on a channel (an inbox item needs none).
                 for channel in ("sms", "email"):
-                    if not policy.allows(notice.kind, channel):
-                        continue
                     if channel == "sms" and not notice.sms:
                         continue
-                    if channel == "email" and not (
-                        self.settings.email_enabled and await _has_endpoint(session, user, "email")
-                    ):
+                    if channel == "email" and not self.settings.email_enabled:
                         continue
+                    policy = await self._policy(session, user, policies)
+                    if not policy.allows(notice.kind, channel):
+                        continue
+                    if channel == "email" and not await _has_endpoint(session, user, "email"):
+                        continue
+                    due = policy.release(now, urgent=notice.urgent)
                     digest_time = policy.hold_until(notice.kind, channel, now)
                     if digest_time is None:
                         queue(user, channel, due=due)
@@ -181,15 +219,9 @@ class Intake:
                     robots.add(owner)
                     queue(owner, "webhook")
                     queued += 1
-        await session.flush()  # assigns the items' sequences
-        hub, wake = self.hub, self.wake_worker
-
-        def committed() -> None:
-            hub.publish(written)
-            if queued:
-                wake()
-
-        after_commit(session, committed)
+        # The items' sequences are assigned when the transaction flushes them, before it commits:
+        # one flush for all the events of a batch.
+        record.queued += queued
 
 
 async def _has_endpoint(session: AsyncSession, owner: str, channel: str) -> bool:

@@ -7,8 +7,9 @@ resolved with the service's own token before the transaction opens (`prepare`); 
 raises, and the event is retried whole.
 
 The consumer applies a fetched batch of events in one transaction, so what one transaction reads
-once serves all its events: the edited templates, each person's preferences. The items it writes
-reach the hub once, together, after it commits, in sequence order.
+once serves all its events: the edited templates, each person's preferences. Its inbox items are
+inserted together, in one statement just before the commit (the database assigns their sequences
+there), and reach the hub once, together, after the commit, in sequence order.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
+from sqlalchemy import Table, insert, select
 from sqlalchemy import event as sa_event
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gov.common.v1 import event_pb2
 from govkit.consumer import Writes
@@ -49,6 +52,22 @@ async def load_edits(session: AsyncSession) -> templates.Edits:
 def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
     """Run `callback` once this session's transaction has committed (never if it rolls back)."""
     sa_event.listen(session.sync_session, "after_commit", lambda _s: callback(), once=True)
+
+
+_ITEMS = cast(Table, InboxItem.__table__)
+_ITEM_COLUMNS = [c.name for c in _ITEMS.columns if c.name != "seq"]
+
+
+def _insert_items(session: Session, items: list[InboxItem]) -> None:
+    """One INSERT for the transaction's items (the ORM would insert them one at a time to learn each
+    sequence); each item then takes the sequence the database gave it."""
+    if not items:
+        return
+    rows = [{name: getattr(item, name) for name in _ITEM_COLUMNS} for item in items]
+    result = session.execute(insert(_ITEMS).returning(_ITEMS.c.id, _ITEMS.c.seq), rows)
+    seqs = {item_id: seq for item_id, seq in result.all()}
+    for item in items:
+        item.seq = seqs[item.id]
 
 
 @dataclass
@@ -99,6 +118,10 @@ class Intake:
             if written.queued:
                 wake()
 
+        # Runs inside the commit, before its flush: a unique clash fails the commit like any write.
+        sa_event.listen(
+            session.sync_session, "before_commit", lambda s: _insert_items(s, written.items), once=True
+        )
         after_commit(session, committed)
         return written
 
@@ -191,8 +214,7 @@ class Intake:
                     create_time=now,
                     read_time=None,
                 )
-                session.add(item)
-                record.items.append(item)
+                record.items.append(item)  # inserted with the transaction's others, at its commit
                 # The person's own choices: channels off for this kind are skipped, and a message
                 # arriving in their quiet hours waits for the window's end unless it is urgent.
                 # A kind they take as a digest is held (state `held`) until the digest time.

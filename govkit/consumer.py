@@ -88,8 +88,7 @@ class _Item:
     event: event_pb2.Event
     span: Span
     writes: Writes | None = None
-    # A second copy of an event earlier in the batch (or, found in the transaction, one already
-    # recorded): acked once the batch commits, never applied.
+    # A second copy of an event earlier in the batch: acked once the batch commits, never applied.
     repeat: bool = False
 
 
@@ -294,31 +293,16 @@ class EventConsumer:
         return [item for item in items if item.event.id not in failed]
 
     async def _apply_batch(self, items: list[_Item]) -> None:
+        new = [item for item in items if not item.repeat]
         async with self.db.transaction() as session:
-            ids = [item.event.id for item in items if not item.repeat]
-            seen = set(
-                (
-                    await session.scalars(
-                        select(self.processed.c.event_id).where(
-                            self.processed.c.consumer == self.spec.durable,
-                            self.processed.c.event_id.in_(ids),
-                        )
-                    )
-                ).all()
+            # None of these ids was recorded at the read before the preparations. One recorded since
+            # (by another replica) makes this insert clash: the batch then goes one by one, where
+            # each event's own check finds it.
+            now = utcnow()
+            await session.execute(
+                insert(self.processed),
+                [{"consumer": self.spec.durable, "event_id": i.event.id, "processed_at": now} for i in new],
             )
-            new = [item for item in items if not item.repeat and item.event.id not in seen]
-            for item in items:
-                if item.event.id in seen:
-                    item.repeat = True  # another replica committed it since the first read
-            if new:
-                now = utcnow()
-                await session.execute(
-                    insert(self.processed),
-                    [
-                        {"consumer": self.spec.durable, "event_id": i.event.id, "processed_at": now}
-                        for i in new
-                    ],
-                )
             for item in new:
                 if item.writes is not None:
                     await item.writes(session)
@@ -341,7 +325,6 @@ class EventConsumer:
             except Exception as exc:
                 await self._settle_failure(item.msg, item.span, exc)
                 return
-            item.repeat = not applied
             await self._ack(item, applied=applied)
 
     async def _ack(self, item: _Item, *, applied: bool) -> None:

@@ -17,7 +17,8 @@ item to the reporter's WatchInbox stream, which the gateway relays as an SSE `in
 Measured per event: publish -> SSE event received (end to end), split at the item's `create_time`
 (publish -> inbox row written, written -> SSE received; one clock, one machine). Also the
 notifications service's RSS (idle, peak under load), every process's CPU, and the notifications
-service's CPU time per event (while publishing and draining, its streams included). Exit 1 if an event's
+service's CPU time per event (while publishing and draining, its streams included), also less what
+it uses idle (measured for 5 s before publishing, the streams open). Exit 1 if an event's
 item never arrived (within 30 s after the last publish) or arrived twice; 2 if the stack did not start.
 With --profile DIR, py-spy samples the notifications service while the events are published (raw
 collapsed stacks in DIR/notifications.txt; the top frames are printed).
@@ -67,6 +68,7 @@ from govkit.events import MSG_ID_HEADER, build_event
 CHEAP_ARGON2 = {"GOV_ARGON2_TIME_COST": "1", "GOV_ARGON2_MEMORY_KIB": "1024", "GOV_ARGON2_PARALLELISM": "1"}
 PASSWORD = "bench-password-1"
 DRAIN_SECONDS = 30.0
+IDLE_SECONDS = 5.0
 
 
 def md(token: str) -> tuple[tuple[str, str], ...]:
@@ -174,6 +176,11 @@ async def run(
         await asyncio.wait_for(asyncio.gather(*(r.open.wait() for r in readers)), 60)
         await asyncio.sleep(1)  # every WatchInbox subscribed
         idle = monitor.rss_mib()
+        # What the service spends with nothing to do (its streams' heartbeats, its pollers), so the
+        # CPU per event can be told apart from it.
+        monitor.begin("idle")
+        await asyncio.sleep(IDLE_SECONDS)
+        monitor.end()
         nc = await nats.connect(stack.nats_url)
         js = nc.jetstream()
         publishes: list[asyncio.Task[Any]] = []
@@ -267,8 +274,12 @@ def main() -> int:
             finally:
                 monitor.close()
             used = monitor.cpu_seconds.get("load", {}).get("notifications")
-            result["notifications_cpu_ms_per_event"] = (
-                1000 * used / result["received"] if used is not None and result["received"] else None
+            idle_share = monitor.cpu.get("idle", {}).get("notifications", 0.0) / 100
+            busy = None if used is None else max(0.0, used - idle_share * monitor.elapsed.get("load", 0.0))
+            received = result["received"]
+            result["notifications_cpu_ms_per_event"] = 1000 * used / received if used and received else None
+            result["notifications_cpu_ms_per_event_above_idle"] = (
+                1000 * busy / received if busy is not None and received else None
             )
     except StackFailed:
         return 2
@@ -299,7 +310,11 @@ def main() -> int:
     row = ", ".join(f"{k} {fmt1(v)}" for k, v in sorted(cpu.items()) if k not in (MACHINE, OTHER))
     print(f"CPU % of one core: {row}; machine {fmt1(cpu.get(MACHINE))}, other {fmt1(cpu.get(OTHER))}")
     # Less sensitive to other workloads than the latencies: what each event cost the service.
-    print(f"notifications CPU per event received: {fmt1(result['notifications_cpu_ms_per_event'])} ms")
+    print(
+        f"notifications CPU per event received: {fmt1(result['notifications_cpu_ms_per_event'])} ms; "
+        f"above its idle use ({fmt1(monitor.cpu.get('idle', {}).get('notifications'))}% of a core): "
+        f"{fmt1(result['notifications_cpu_ms_per_event_above_idle'])} ms"
+    )
     if args.profile is not None and (args.profile / "notifications.txt").exists():
         print_profiles({("load", "notifications"): top_frames(args.profile / "notifications.txt", 15)})
     for warning in other_cpu_warnings(monitor, ["load"]):

@@ -64,7 +64,14 @@ def _insert_items(session: Session, items: list[InboxItem]) -> None:
     if not items:
         return
     rows = [{name: getattr(item, name) for name in _ITEM_COLUMNS} for item in items]
-    result = session.execute(insert(_ITEMS).returning(_ITEMS.c.id, _ITEMS.c.seq), rows)
+    # Sequences in the order of the rows (the order the events were fetched), so a person's items
+    # keep their events' order: PostgreSQL is made to insert them in that order (INSERT ... SELECT
+    # ... ORDER BY, still one statement); SQLite inserts a VALUES list in order anyway, and asking it
+    # would make SQLAlchemy insert one row at a time.
+    ordered = session.get_bind().dialect.name != "sqlite"
+    result = session.execute(
+        insert(_ITEMS).returning(_ITEMS.c.id, _ITEMS.c.seq, sort_by_parameter_order=ordered), rows
+    )
     seqs = {item_id: seq for item_id, seq in result.all()}
     for item in items:
         item.seq = seqs[item.id]

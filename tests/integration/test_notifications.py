@@ -470,8 +470,8 @@ async def test_events_applied_together_reach_the_stream_once_each_in_sequence_or
     notifications: NotificationsServiceStub, identity: IdentityClient, stack: Stack
 ) -> None:
     """Many events at once are applied in shared transactions (the consumer's batches); each item
-    still reaches the person's stream exactly once, in sequence order, and a copy of an event sent
-    among them (a redelivery) adds nothing."""
+    still reaches the person's stream exactly once, in sequence order (the events' order), and a copy
+    of an event sent among them (a redelivery) adds nothing."""
     user, _, token = await identity.make_user("yuhu", [("resident", "yuhu")])
     person = Person(user.name, token)
     watch = Watch(notifications, person)
@@ -514,5 +514,7 @@ async def test_events_applied_together_reach_the_stream_once_each_in_sequence_or
     assert sorted(i.resource for i in watch.items) == sorted(tickets)
     sequences = [i.sequence for i in watch.items]
     assert sequences == sorted(sequences) and len(set(sequences)) == 40
+    # The sequences follow the events' order on the stream, within a shared transaction too.
+    assert [i.resource for i in watch.items] == tickets
     stored = [i for i in await inbox(notifications, person) if i.resource in set(tickets)]
     assert sorted(i.sequence for i in stored) == sorted(sequences)

@@ -234,7 +234,15 @@ class EventConsumer:
                 item.span.end()
 
     async def _handle_items(self, items: list[_Item]) -> None:
-        done = await self._recorded_ids({item.event.id for item in items})
+        try:
+            done = await self._recorded_ids({item.event.id for item in items})
+        except Exception as exc:
+            # The database cannot answer: each event fails (and is retried, in the end
+            # dead-lettered) on its own, as one handled alone would.
+            log.warning("duplicate check failed (%r); handling the batch one by one", exc)
+            for item in items:
+                await self._one_by_one(item)
+            return
         fresh: list[_Item] = []
         first: set[str] = set()
         for item in items:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -245,3 +246,30 @@ async def test_a_failing_event_in_a_batch_is_dead_lettered_and_the_others_applie
         # Its preparation failed alone: the batch's others went on in one transaction.
         assert len({await counter.transaction_of(e.id) for e in good}) == 1
         assert counter.prepared.count(poison.id) == 3  # max_deliver
+
+
+async def test_with_the_database_down_each_event_of_a_batch_is_retried_and_dead_lettered(bus: Stack) -> None:
+    """As one handled alone: the failed duplicate check does not stall the batch unacked."""
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()  # nothing listens there: every connection is refused
+    db = Database(f"postgresql+asyncpg://nobody@127.0.0.1:{port}/none")
+    counter = Counter(db, "batched-no-database")
+    events = [_event("users/1"), _event("users/2")]
+    await _publish(bus.nats_url, *(e.envelope for e in events))
+    nc = await nats.connect(bus.nats_url)
+    consumer = EventConsumer(counter.spec, nc.jetstream(), db, counter.tables)
+    task = asyncio.create_task(consumer.run())
+    try:
+
+        async def dead_lettered() -> bool:
+            return sorted(await _dead_letters(bus.nats_url)) == sorted(e.id for e in events)
+
+        await _eventually(dead_lettered, within=30)
+        await _eventually(lambda: _settled(bus.nats_url, "batched-no-database"))
+    finally:
+        consumer.stop()
+        await asyncio.wait_for(task, 10)
+        await nc.close()
+        await db.close()

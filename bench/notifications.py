@@ -1,7 +1,7 @@
 """Benchmark event -> inbox -> SSE: how long a ticket event takes to reach its reporter's browser.
 
     .venv/bin/python bench/notifications.py [--backend sqlite|postgres] [--rate 200] [--duration 20]
-                                            [--users 50] [--json OUT]
+                                            [--users 50] [--json OUT] [--profile DIR]
 
 Starts the same system `make run` starts (bench/_stack.py: NATS, every service on fresh databases,
 the gateway), creates --users residents (cheap argon2: only setup logs in), and opens one SSE stream
@@ -16,8 +16,12 @@ item to the reporter's WatchInbox stream, which the gateway relays as an SSE `in
 
 Measured per event: publish -> SSE event received (end to end), split at the item's `create_time`
 (publish -> inbox row written, written -> SSE received; one clock, one machine). Also the
-notifications service's RSS (idle, peak under load) and every process's CPU. Exit 1 if an event's
+notifications service's RSS (idle, peak under load), every process's CPU, and the notifications
+service's CPU time per event (while publishing and draining, its streams included), also less what
+it uses idle (measured for 5 s before publishing, the streams open). Exit 1 if an event's
 item never arrived (within 30 s after the last publish) or arrived twice; 2 if the stack did not start.
+With --profile DIR, py-spy samples the notifications service while the events are published (raw
+collapsed stacks in DIR/notifications.txt; the top frames are printed).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import datetime as dt
 import json
 import secrets
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +57,7 @@ from bench._stack import (
     percentile,
     running_stack,
 )
+from bench.ceiling import PY_SPY, print_profiles, top_frames
 from gov.identity.v1 import identity_pb2
 from gov.identity.v1.identity_pb2_grpc import IdentityServiceStub
 from gov.tickets.v1 import events_pb2 as ticket_events
@@ -62,6 +68,7 @@ from govkit.events import MSG_ID_HEADER, build_event
 CHEAP_ARGON2 = {"GOV_ARGON2_TIME_COST": "1", "GOV_ARGON2_MEMORY_KIB": "1024", "GOV_ARGON2_PARALLELISM": "1"}
 PASSWORD = "bench-password-1"
 DRAIN_SECONDS = 30.0
+IDLE_SECONDS = 5.0
 
 
 def md(token: str) -> tuple[tuple[str, str], ...]:
@@ -134,6 +141,16 @@ def event_for(reporter: str) -> tuple[str, Any]:
     return ticket, build_event("tickets.v1.ticket.accepted", payload, actor="system", resource=ticket)
 
 
+def start_profiler(args: argparse.Namespace, stack: Stack) -> subprocess.Popen[bytes] | None:
+    """py-spy on the notifications service for the publishing phase (--profile)."""
+    if args.profile is None:
+        return None
+    [pid] = [p.popen.pid for p in stack.procs if p.name == "notifications"]
+    argv = [PY_SPY, "record", "--nonblocking", "-r", "200", "-d", f"{args.duration:g}", "--full-filenames"]
+    argv += ["-f", "raw", "-o", str(args.profile / "notifications.txt"), "-p", str(pid)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def stats_ms(values: list[float]) -> dict[str, float]:
     ordered = sorted(v * 1000 for v in values)
     return {
@@ -159,10 +176,16 @@ async def run(
         await asyncio.wait_for(asyncio.gather(*(r.open.wait() for r in readers)), 60)
         await asyncio.sleep(1)  # every WatchInbox subscribed
         idle = monitor.rss_mib()
+        # What the service spends with nothing to do (its streams' heartbeats, its pollers), so the
+        # CPU per event can be told apart from it.
+        monitor.begin("idle")
+        await asyncio.sleep(IDLE_SECONDS)
+        monitor.end()
         nc = await nats.connect(stack.nats_url)
         js = nc.jetstream()
         publishes: list[asyncio.Task[Any]] = []
         total = int(args.rate * args.duration)
+        profiler = start_profiler(args, stack)
         monitor.begin("load")
         start = time.monotonic()
         behind = 0.0
@@ -187,6 +210,8 @@ async def run(
         while time.monotonic() < deadline and len(arrivals.keys() & sent.keys()) < len(sent):  # noqa: ASYNC110 - many readers fill it
             await asyncio.sleep(0.2)
         monitor.end()
+        if profiler is not None:
+            profiler.wait(60)
         await nc.close()
         for r in readers:
             r.task.cancel()
@@ -221,7 +246,10 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of publishing (default 20)")
     parser.add_argument("--users", type=int, default=50, help="residents, one SSE stream each (default 50)")
     parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument("--profile", type=Path, help="py-spy the notifications service; raw stacks here")
     args = parser.parse_args()
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     admin_password = secrets.token_urlsafe(16)
     identity_env = {
         "GOV_SIGNING_KEY_PASSPHRASE": secrets.token_urlsafe(24),
@@ -245,6 +273,14 @@ def main() -> int:
                 result = asyncio.run(run(args, stack, admin_password, monitor))
             finally:
                 monitor.close()
+            used = monitor.cpu_seconds.get("load", {}).get("notifications")
+            idle_share = monitor.cpu.get("idle", {}).get("notifications", 0.0) / 100
+            busy = None if used is None else max(0.0, used - idle_share * monitor.elapsed.get("load", 0.0))
+            received = result["received"]
+            result["notifications_cpu_ms_per_event"] = 1000 * used / received if used and received else None
+            result["notifications_cpu_ms_per_event_above_idle"] = (
+                1000 * busy / received if busy is not None and received else None
+            )
     except StackFailed:
         return 2
     finally:
@@ -273,6 +309,14 @@ def main() -> int:
     cpu = monitor.cpu.get("load", {})
     row = ", ".join(f"{k} {fmt1(v)}" for k, v in sorted(cpu.items()) if k not in (MACHINE, OTHER))
     print(f"CPU % of one core: {row}; machine {fmt1(cpu.get(MACHINE))}, other {fmt1(cpu.get(OTHER))}")
+    # Less sensitive to other workloads than the latencies: what each event cost the service.
+    print(
+        f"notifications CPU per event received: {fmt1(result['notifications_cpu_ms_per_event'])} ms; "
+        f"above its idle use ({fmt1(monitor.cpu.get('idle', {}).get('notifications'))}% of a core): "
+        f"{fmt1(result['notifications_cpu_ms_per_event_above_idle'])} ms"
+    )
+    if args.profile is not None and (args.profile / "notifications.txt").exists():
+        print_profiles({("load", "notifications"): top_frames(args.profile / "notifications.txt", 15)})
     for warning in other_cpu_warnings(monitor, ["load"]):
         print(f"warning: {warning}", file=sys.stderr)
     if args.json:
@@ -280,7 +324,7 @@ def main() -> int:
         args.json.write_text(
             json.dumps(
                 {
-                    "args": vars(args) | {"json": str(args.json)},
+                    "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                     "machine": machine,
                     "results": result,
                     "cpu": monitor.cpu,

@@ -7,6 +7,13 @@ times, then copied to `deadletter.<consumer>.<subject>` and acked — only once 
 letter is stored: if that publish fails the event stays unacked and comes back later.
 The bound is counted here, not by JetStream (whose own `max_deliver` would stop
 redelivering an event whose dead letter could not be stored, losing it).
+
+A consumer that opts in (`ConsumerSpec.batched`) applies each fetched batch together: one read
+skips the duplicates, the preparations run concurrently, and every new event's processed row and
+writes go into ONE transaction; after its commit each event is acked. Should that transaction fail
+(one event's handler raises, or another replica recorded one of the ids first), nothing of it
+stays and the batch's events are applied one by one as above, each settled on its own, so a poison
+event is retried and dead-lettered exactly as before and the others are applied once.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import trace
-from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -61,10 +68,28 @@ class ConsumerSpec:
     # Delay before each redelivery after a failure; the last value repeats.
     backoff: Sequence[float] = field(default_factory=lambda: (1.0, 5.0, 30.0, 120.0))
     batch: int = 20
+    # Apply each fetched batch in one transaction (see the module's docstring). For handlers whose
+    # events may be applied in any order within a batch's transaction, one after another in the
+    # order fetched; what an event writes must not depend on a later event of the same batch.
+    batched: bool = False
+    # With `batched`: how many preparations (calls to other services) run at once.
+    prepare_concurrency: int = 8
 
     def __post_init__(self) -> None:
         if (self.handler is None) == (self.prepare is None):
             raise ValueError(f"consumer {self.durable}: give exactly one of handler and prepare")
+
+
+@dataclass(eq=False)
+class _Item:
+    """One message of a batch on its way through `EventConsumer.handle_batch`."""
+
+    msg: Msg
+    event: event_pb2.Event
+    span: Span
+    writes: Writes | None = None
+    # A second copy of an event earlier in the batch: acked once the batch commits, never applied.
+    repeat: bool = False
 
 
 class EventConsumer:
@@ -114,8 +139,11 @@ class EventConsumer:
                 except TimeoutError:  # nats.errors.TimeoutError, or asyncio's from some fetch paths
                     await self._measure_lag()
                     continue
-                for msg in messages:
-                    await self.handle(msg)
+                if spec.batched:
+                    await self.handle_batch(messages)
+                else:
+                    for msg in messages:
+                        await self.handle(msg)
                 await self._measure_lag()
         finally:
             # An open pull subscription makes the connection's drain() wait for its timeout.
@@ -143,22 +171,27 @@ class EventConsumer:
         """Finish the current batch, then return from `run()`."""
         self._stopping = True
 
-    async def handle(self, msg: Msg) -> None:
-        headers = msg.headers or {}
+    def _span(self, msg: Msg) -> Span:
+        """The span of one message's handling, not yet current."""
         if msg.metadata.num_delivered > 1:
             metrics.consumer_redeliveries.labels(self.spec.durable).inc()
         # The producer's context (W3C traceparent in the headers) is both the parent and a link:
-        # one message processed at a time, so the request that caused the event, its publish and
+        # each message has its own span, so the request that caused the event, its publish and
         # its handling read as one trace, and the link is what messaging tools look for.
-        parent = extract_trace(headers)
+        parent = extract_trace(msg.headers or {})
         producer = trace.get_current_span(parent).get_span_context()
         links = [Link(producer)] if producer.is_valid else []
-        with tracer.start_as_current_span(
+        span = tracer.start_span(
             f"{msg.subject} process", context=parent, kind=SpanKind.CONSUMER, links=links
-        ) as span:
-            span.set_attribute("messaging.system", "nats")
-            span.set_attribute("messaging.consumer.group.name", self.spec.durable)
-            span.set_attribute("messaging.destination.name", msg.subject)
+        )
+        span.set_attribute("messaging.system", "nats")
+        span.set_attribute("messaging.consumer.group.name", self.spec.durable)
+        span.set_attribute("messaging.destination.name", msg.subject)
+        return span
+
+    async def handle(self, msg: Msg) -> None:
+        span = self._span(msg)
+        with trace.use_span(span, end_on_exit=True):
             try:
                 event = parse_event(msg.data)
                 span.set_attribute("messaging.message.id", event.id)
@@ -167,13 +200,152 @@ class EventConsumer:
                 await msg.ack()
                 metrics.consumer_events.labels(self.spec.durable, "applied" if applied else "duplicate").inc()
             except Exception as exc:
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR))
+                await self._settle_failure(msg, span, exc)
+
+    async def _settle_failure(self, msg: Msg, span: Span, exc: Exception) -> None:
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR))
+        try:
+            await self._failed(msg, exc)
+        except Exception:
+            # Unacked, so it comes back after ack_wait.
+            log.exception("could not settle a failed event", extra={"subject": msg.subject})
+
+    async def handle_batch(self, messages: Sequence[Msg]) -> None:
+        """Apply a fetched batch in one transaction, then ack each event (`ConsumerSpec.batched`)."""
+        items: list[_Item] = []
+        for msg in messages:
+            span = self._span(msg)
+            try:
+                event = parse_event(msg.data)
+                if not event.id:
+                    raise ValueError("event without id")
+            except Exception as exc:
+                with trace.use_span(span, end_on_exit=True):
+                    await self._settle_failure(msg, span, exc)
+                continue
+            span.set_attribute("messaging.message.id", event.id)
+            items.append(_Item(msg, event, span))
+        try:
+            if items:
+                await self._handle_items(items)
+        finally:
+            for item in items:
+                item.span.end()
+
+    async def _handle_items(self, items: list[_Item]) -> None:
+        try:
+            done = await self._recorded_ids({item.event.id for item in items})
+        except Exception as exc:
+            # The database cannot answer: each event fails (and is retried, in the end
+            # dead-lettered) on its own, as one handled alone would.
+            log.warning("duplicate check failed (%r); handling the batch one by one", exc)
+            for item in items:
+                await self._one_by_one(item)
+            return
+        fresh: list[_Item] = []
+        first: set[str] = set()
+        for item in items:
+            if item.event.id in done:
+                # Committed before: acked at once, as a duplicate always was.
+                await self._ack(item, applied=False)
+            elif item.event.id in first:
+                item.repeat = True  # the same event twice in one batch: settled with the first
+                fresh.append(item)
+            else:
+                first.add(item.event.id)
+                fresh.append(item)
+        if self.spec.prepare is not None:
+            fresh = await self._prepare_all(fresh)
+        if not fresh:
+            return
+        try:
+            await retry_conflicts(lambda: self._apply_batch(fresh))
+        except Exception as exc:
+            # Nothing of the batch was committed: each event on its own, settled on its own.
+            log.info(
+                "batch of %d events not applied together (%r); applying them one by one",
+                len(fresh),
+                exc,
+                extra={"consumer": self.spec.durable},
+            )
+            for item in fresh:
+                await self._one_by_one(item)
+            return
+        crashpoint("consumer.after_commit")
+        for item in fresh:
+            await self._ack(item, applied=not item.repeat)
+
+    async def _prepare_all(self, items: list[_Item]) -> list[_Item]:
+        """Each new event's preparation, a few at once; an event whose preparation fails is settled
+        as a failure now and left out of the batch."""
+        assert self.spec.prepare is not None
+        prepare = self.spec.prepare
+        slots = asyncio.Semaphore(max(1, self.spec.prepare_concurrency))
+
+        async def one(item: _Item) -> bool:
+            if item.repeat:
+                return True
+            with trace.use_span(item.span, end_on_exit=False):
                 try:
-                    await self._failed(msg, exc)
-                except Exception:
-                    # Unacked, so it comes back after ack_wait.
-                    log.exception("could not settle a failed event", extra={"subject": msg.subject})
+                    async with slots:
+                        item.writes = await prepare(item.event)
+                    return True
+                except Exception as exc:
+                    await self._settle_failure(item.msg, item.span, exc)
+                    return False
+
+        kept = await asyncio.gather(*(one(item) for item in items))
+        failed = {item.event.id for item, ok in zip(items, kept, strict=True) if not ok}
+        # A repeat of a failed event is left unacked too: it comes back and is deduplicated then.
+        return [item for item in items if item.event.id not in failed]
+
+    async def _apply_batch(self, items: list[_Item]) -> None:
+        new = [item for item in items if not item.repeat]
+        async with self.db.transaction() as session:
+            # None of these ids was recorded at the read before the preparations. One recorded since
+            # (by another replica) makes this insert clash: the batch then goes one by one, where
+            # each event's own check finds it.
+            now = utcnow()
+            await session.execute(
+                insert(self.processed),
+                [{"consumer": self.spec.durable, "event_id": i.event.id, "processed_at": now} for i in new],
+            )
+            for item in new:
+                if item.writes is not None:
+                    await item.writes(session)
+                elif self.spec.handler is not None:
+                    await self.spec.handler(session, item.event)
+            crashpoint("consumer.before_commit")
+
+    async def _one_by_one(self, item: _Item) -> None:
+        with trace.use_span(item.span, end_on_exit=False):
+            try:
+                if item.repeat:
+                    # Its first copy was just settled: a duplicate if that one was applied.
+                    applied = await self._apply_once(item.event)
+                elif item.writes is not None:
+                    writes = item.writes
+                    applied = await retry_conflicts(lambda: self._apply_in_transaction(item.event, writes))
+                else:
+                    applied = await self._apply_once(item.event)
+                crashpoint("consumer.after_commit")
+            except Exception as exc:
+                await self._settle_failure(item.msg, item.span, exc)
+                return
+            await self._ack(item, applied=applied)
+
+    async def _ack(self, item: _Item, *, applied: bool) -> None:
+        try:
+            await item.msg.ack()
+        except Exception as exc:
+            # Committed but not acked: it comes back after ack_wait and is skipped as a duplicate.
+            item.span.record_exception(exc)
+            log.warning(
+                "could not ack an applied event", extra={"subject": item.msg.subject, "error": repr(exc)}
+            )
+            return
+        metrics.consumer_events.labels(self.spec.durable, "applied" if applied else "duplicate").inc()
 
     async def _apply_once(self, event: event_pb2.Event) -> bool:
         if not event.id:
@@ -213,6 +385,15 @@ class EventConsumer:
                 return False
             raise
         return True
+
+    async def _recorded_ids(self, event_ids: set[str]) -> set[str]:
+        async with self.db.sessions() as session:
+            found = await session.scalars(
+                select(self.processed.c.event_id).where(
+                    self.processed.c.consumer == self.spec.durable, self.processed.c.event_id.in_(event_ids)
+                )
+            )
+            return set(found.all())
 
     async def _recorded(self, event_id: str) -> bool:
         async with self.db.sessions() as session:

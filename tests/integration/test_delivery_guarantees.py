@@ -119,8 +119,9 @@ async def test_relay_killed_between_publish_and_mark_publishes_exactly_once(
 
 
 class ConsumerHarness:
-    def __init__(self, stack: Stack, db_url: str, durable: str) -> None:
+    def __init__(self, stack: Stack, db_url: str, durable: str, *, batched: bool = False) -> None:
         self.stack, self.db_url, self.durable = stack, db_url, durable
+        self.batched = batched
         self.db = Database(db_url)
 
     def start(self, crashpoint: str = ""):  # type: ignore[no-untyped-def]
@@ -132,7 +133,7 @@ class ConsumerHarness:
             self.db_url,
             self.stack.nats_url,
             self.durable,
-        ]
+        ] + (["batched"] if self.batched else [])
         return self.stack.spawn(f"consumer-{crashpoint or 'ok'}", argv, env)
 
     async def times_applied(self, event_id: str) -> int | None:
@@ -180,38 +181,43 @@ async def _pending_acks(nats_url: str, durable: str) -> int:
         await nc.close()
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["one-by-one", "batched"])
 @pytest.mark.parametrize("crashpoint", ["consumer.before_commit", "consumer.after_commit"])
 async def test_consumer_crash_mid_handling_applies_event_once(
-    crash_stack: Stack, databases: Databases, crashpoint: str
+    crash_stack: Stack, databases: Databases, crashpoint: str, batched: bool
 ) -> None:
-    harness = ConsumerHarness(crash_stack, databases.url("consumer"), "counter")
-    event_id = await _publish(crash_stack.nats_url, "users/42")
+    harness = ConsumerHarness(crash_stack, databases.url("consumer"), "counter", batched=batched)
+    # Batched, the three are fetched and committed together, so the kill takes all three with it.
+    events = [await _publish(crash_stack.nats_url, f"users/{n}") for n in (42, 43, 44)]
     assert _wait_exit(harness.start(crashpoint)) == CRASH_EXIT_CODE
     expected_after_crash = None if crashpoint == "consumer.before_commit" else 1
-    assert await harness.times_applied(event_id) == expected_after_crash
+    assert await harness.times_applied(events[0]) == expected_after_crash
+    if batched:
+        assert [await harness.times_applied(e) for e in events] == [expected_after_crash] * 3
     survivor = harness.start()
     try:
 
         async def done() -> bool:
-            return (
-                await harness.times_applied(event_id) == 1
-                and await _pending_acks(crash_stack.nats_url, "counter") == 0
+            return [await harness.times_applied(e) for e in events] == [1, 1, 1] and (
+                await _pending_acks(crash_stack.nats_url, "counter") == 0
             )
 
         # Redelivered after ack_wait, then applied (or recognised as done) and acked.
         await _eventually(done)
         await asyncio.sleep(1.5)  # longer than ack_wait: nothing comes back
-        assert await harness.times_applied(event_id) == 1
-        assert await harness.processed(event_id) == 1
+        for e in events:
+            assert await harness.times_applied(e) == 1
+            assert await harness.processed(e) == 1
     finally:
         crash_stack.stop_proc(survivor)
         await harness.db.close()
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["one-by-one", "batched"])
 async def test_poison_event_is_dead_lettered_after_bounded_retries(
-    crash_stack: Stack, databases: Databases
+    crash_stack: Stack, databases: Databases, batched: bool
 ) -> None:
-    harness = ConsumerHarness(crash_stack, databases.url("consumer"), "counter")
+    harness = ConsumerHarness(crash_stack, databases.url("consumer"), "counter", batched=batched)
     good_before = await _publish(crash_stack.nats_url, "users/1")
     poison = await _publish(crash_stack.nats_url, "poison")
     good_after = await _publish(crash_stack.nats_url, "users/2")
@@ -246,13 +252,14 @@ async def _consumer_state(nats_url: str, durable: str) -> tuple[int, int]:
         await nc.close()
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["one-by-one", "batched"])
 async def test_poison_event_whose_dead_letter_cannot_be_stored_is_kept_and_dead_lettered_later(
-    crash_stack: Stack, databases: Databases
+    crash_stack: Stack, databases: Databases, batched: bool
 ) -> None:
     """The dead-letter publish fails on the last delivery (there is no DEADLETTER stream yet): the
     event is not acked, comes back, and is dead-lettered once the stream exists. Acking it anyway
     would lose it, and JetStream's own max_deliver would never hand it out again."""
-    harness = ConsumerHarness(crash_stack, databases.url("consumer"), "counter")
+    harness = ConsumerHarness(crash_stack, databases.url("consumer"), "counter", batched=batched)
     poison = await _publish(crash_stack.nats_url, "poison", dead_letter_stream=False)
     proc = harness.start()  # max_deliver=3, backoff 0.2 s
     try:

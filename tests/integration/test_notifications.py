@@ -23,6 +23,7 @@ from gov.identity.v1 import identity_pb2
 from gov.notifications.v1 import events_pb2 as notification_events
 from gov.notifications.v1 import notifications_pb2 as pb
 from gov.notifications.v1.notifications_pb2_grpc import NotificationsServiceStub
+from gov.tickets.v1 import events_pb2 as ticket_events
 from gov.tickets.v1 import tickets_pb2
 from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub
 from govkit.auth.service_tokens import ServiceTokens
@@ -439,3 +440,57 @@ async def test_an_escalation_reaches_the_streets_dispatcher_and_the_blocks_robot
     )
     for bystander in ("outsider", "resident"):
         assert await items_about(notifications, world.staff[bystander], t.name, "ticket.escalated") == []
+
+
+async def test_events_applied_together_reach_the_stream_once_each_in_sequence_order(
+    notifications: NotificationsServiceStub, identity: IdentityClient, stack: Stack
+) -> None:
+    """Many events at once are applied in shared transactions (the consumer's batches); each item
+    still reaches the person's stream exactly once, in sequence order (the events' order), and a copy
+    of an event sent among them (a redelivery) adds nothing."""
+    user, _, token = await identity.make_user("yuhu", [("resident", "yuhu")])
+    person = Person(user.name, token)
+    watch = Watch(notifications, person)
+    await asyncio.sleep(0.5)  # the stream is open
+    tickets: list[str] = []
+    envelopes: list[bytes] = []
+    for _ in range(40):
+        name = f"tickets/t-{uuid.uuid4().hex[:12]}"
+        summary = ticket_events.TicketSummary(
+            name=name,
+            category="categories/c",
+            state=tickets_pb2.TICKET_STATE_ACCEPTED,
+            node="yuhu/x/b01",
+            reporter=person.name,
+        )
+        event = build_event(
+            "tickets.v1.ticket.accepted",
+            ticket_events.TicketTransitioned(ticket=summary),
+            actor="system",
+            resource=name,
+        )
+        tickets.append(name)
+        envelopes.append(event.envelope)
+    nc = await nats.connect(stack.nats_url)
+    try:
+        js = nc.jetstream()
+        for i, envelope in enumerate(envelopes):
+            await js.publish(
+                "tickets.v1.ticket.accepted", envelope, headers={MSG_ID_HEADER: str(uuid.uuid4())}
+            )
+            if i == 20:  # the first event again, as a redelivery would bring it
+                await js.publish(
+                    "tickets.v1.ticket.accepted", envelopes[0], headers={MSG_ID_HEADER: str(uuid.uuid4())}
+                )
+    finally:
+        await nc.close()
+    await eventually(lambda: asyncio.sleep(0, len(watch.items) >= 40), what="40 streamed items")
+    await asyncio.sleep(1)  # anything streamed twice would have come by now
+    await watch.close()
+    assert sorted(i.resource for i in watch.items) == sorted(tickets)
+    sequences = [i.sequence for i in watch.items]
+    assert sequences == sorted(sequences) and len(set(sequences)) == 40
+    # The sequences follow the events' order on the stream, within a shared transaction too.
+    assert [i.resource for i in watch.items] == tickets
+    stored = [i for i in await inbox(notifications, person) if i.resource in set(tickets)]
+    assert sorted(i.sequence for i in stored) == sorted(sequences)

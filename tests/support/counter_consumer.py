@@ -3,7 +3,7 @@
 It counts how many times each event's side effect was applied. Events whose resource is
 `poison` always fail, to exercise bounded redelivery and the dead-letter subject.
 
-    python -m tests.support.counter_consumer DB_URL NATS_URL DURABLE
+    python -m tests.support.counter_consumer DB_URL NATS_URL DURABLE [batched]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ async def count(session: AsyncSession, event: event_pb2.Event) -> None:
         await session.execute(update(applied).where(applied.c.event_id == event.id).values(times=times + 1))
 
 
-async def main(db_url: str, nats_url: str, durable: str) -> None:
+async def main(db_url: str, nats_url: str, durable: str, mode: str = "") -> None:
     db = Database(db_url)
     async with db.engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
@@ -51,6 +51,7 @@ async def main(db_url: str, nats_url: str, durable: str) -> None:
         max_deliver=3,
         ack_wait=1.0,
         backoff=(0.2,),
+        batched=mode == "batched",
     )
     consumer = EventConsumer(spec, nc.jetstream(), db, tables)
     loop = asyncio.get_running_loop()
@@ -62,4 +63,4 @@ async def main(db_url: str, nats_url: str, durable: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:4]))
+    asyncio.run(main(*sys.argv[1:5]))

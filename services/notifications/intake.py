@@ -237,7 +237,7 @@ class Intake:
                     if channel == "email" and not await _has_endpoint(session, user, "email"):
                         continue
                     due = policy.release(now, urgent=notice.urgent)
-                    digest_time = policy.hold_until(notice.kind, channel, now)
+                    digest_time = policy.hold_until(notice.kind, channel, now, urgent=notice.urgent)
                     if digest_time is None:
                         queue(user, channel, due=due)
                         queued += 1

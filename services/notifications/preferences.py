@@ -27,19 +27,6 @@ from services.notifications.quiet import QuietWindow, next_digest, parse_clock, 
 _KIND = re.compile(r"^(\*|[a-z][a-z0-9_]*(\.[a-z0-9_]+)*)$")
 MAX_ROWS = 200
 ANY_KIND = "*"
-# The kinds routing marks urgent (overdue, escalation, a unit late to acknowledge, account
-# security): never held for a digest, as never for quiet hours, whatever the person chose for
-# them or for `*`. Targeted notices (safety) reach the inbox only, which is never held.
-# tests/unit/test_notifications_urgent.py holds this set to routing's `urgent` flags.
-URGENT_KINDS = frozenset(
-    {
-        "ticket.overdue",
-        "ticket.escalated",
-        "ticket.unacknowledged",
-        "account.password_reset",
-        "account.login_locked",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -68,16 +55,19 @@ class Policy:
         found = self.switches.get((kind, channel))
         return self.switches.get((ANY_KIND, channel), True) if found is None else found
 
-    def digest(self, kind: str, channel: str) -> Digest | None:
-        if kind in URGENT_KINDS:
-            return None  # goes at once, and so is in no digest
+    def digest(self, kind: str, channel: str, *, urgent: bool) -> Digest | None:
+        """The digest a message of `kind` on `channel` waits for. An urgent message (routing's flag:
+        overdue, escalation, a unit late to acknowledge, account security) waits for none, as it
+        waits for no quiet hours, whatever the person chose for its kind or for `*`."""
+        if urgent:
+            return None
         if (kind, channel) in self.switches:
             return self.digests.get((kind, channel))
         return self.digests.get((ANY_KIND, channel))
 
-    def hold_until(self, kind: str, channel: str, now: dt.datetime) -> dt.datetime | None:
+    def hold_until(self, kind: str, channel: str, now: dt.datetime, *, urgent: bool) -> dt.datetime | None:
         """When a message of `kind` on `channel` goes out in a digest; None: one by one."""
-        d = self.digest(kind, channel)
+        d = self.digest(kind, channel, urgent=urgent)
         return None if d is None else next_digest(now, d.frequency, d.at, d.zone)
 
     def release(self, now: dt.datetime, *, urgent: bool) -> dt.datetime:

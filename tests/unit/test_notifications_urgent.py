@@ -1,5 +1,5 @@
-"""Urgent kinds bypass digests as they bypass quiet hours: the preferences' list of urgent kinds is
-the one routing flags, and a person's digest (for the kind or for `*`) never holds them."""
+"""Urgent messages bypass digests as they bypass quiet hours: a person's digest (for the kind or for
+`*`) never holds a message routing flags urgent, and holds every other."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from gov.points.v1 import points_pb2
 from gov.tickets.v1 import events_pb2 as tickets_events
 from gov.tickets.v1 import tickets_pb2
 from services.notifications import convert  # noqa: F401 - first, as the service imports them
-from services.notifications.preferences import URGENT_KINDS, Digest, Policy
+from services.notifications.preferences import Digest, Policy
 from services.notifications.quiet import QuietWindow
 from services.notifications.routing import route
 from tests.unit.test_notifications_routing import BLOCK, event, ticket, transition
@@ -55,25 +55,18 @@ def every_kind_of_event() -> list:  # type: ignore[type-arg]
     ]
 
 
-def test_the_urgent_kinds_are_exactly_those_routing_flags_urgent() -> None:
-    notices = [n for e in every_kind_of_event() for n in route(e)]
-    urgent = {n.kind for n in notices if n.urgent}
-    assert urgent == URGENT_KINDS
-    assert not {n.kind for n in notices if not n.urgent} & URGENT_KINDS
-
-
-def test_a_digest_never_holds_an_urgent_kind() -> None:
+def test_a_digest_never_holds_an_urgent_message_and_holds_every_other() -> None:
     daily = Digest("daily", dt.time(8, 30), SHANGHAI)
     window = QuietWindow.of("22:00", "07:00", "Asia/Shanghai")
     now = dt.datetime(2026, 11, 30, 15, 0, tzinfo=dt.UTC)  # 23:00 in Shanghai: inside quiet hours
+    next_digest = dt.datetime(2026, 12, 1, 0, 30, tzinfo=dt.UTC)  # the next 08:30 in Shanghai
+    notices = [n for e in every_kind_of_event() for n in route(e)]
+    assert {n.kind for n in notices if n.urgent} >= {"ticket.overdue", "ticket.escalated"}
+    quiet_end = window.release(now, urgent=False)  # 07:00 in Shanghai
     everything = Policy({("*", "email"): True}, window, {("*", "email"): daily})
-    named = Policy({("ticket.overdue", "email"): True}, window, {("ticket.overdue", "email"): daily})
-    for policy in (everything, named):
-        assert policy.hold_until("ticket.overdue", "email", now) is None
-        assert policy.release(now, urgent=True) == now
-    for kind in URGENT_KINDS:
-        assert everything.hold_until(kind, "email", now) is None, kind
-    # A non-urgent kind is still held for the next 08:30 in Shanghai.
-    assert everything.hold_until("ticket.accepted", "email", now) == dt.datetime(
-        2026, 12, 1, 0, 30, tzinfo=dt.UTC
-    )
+    for n in notices:
+        named = Policy({(n.kind, "email"): True}, window, {(n.kind, "email"): daily})
+        for policy in (everything, named):
+            held = policy.hold_until(n.kind, "email", now, urgent=n.urgent)
+            assert held == (None if n.urgent else next_digest), n.kind
+            assert policy.release(now, urgent=n.urgent) == (now if n.urgent else quiet_end)

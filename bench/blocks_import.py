@@ -47,25 +47,21 @@ import platform
 import random
 import re
 import resource
-import shutil
-import sqlite3
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import psutil
 import shapely
 import sqlalchemy
 from shapely.geometry import mapping
 from sqlalchemy import event, func, select
 
+from bench._common import DatabaseUnavailable, FreshDatabase, cpu_model, temp_folder, write_json
 from gov.blocks.v1 import blocks_pb2 as pb
 from govkit import migrations
 from govkit.db import Database
@@ -74,11 +70,6 @@ from services.blocks import importfiles
 from services.blocks.__main__ import KINDS, MIGRATIONS, OPERATOR
 from services.blocks.imports import ImportFlows
 from services.blocks.models import Building, Household, Node, Resident
-
-PG_HOST = "127.0.0.1"
-PG_PORT = 5432
-PG_USER = "postgres"
-PG_ADMIN_DB = "test"
 
 REFERENCE_YEAR = 2024  # birth years are relative to this, not today, so a seed gives the same files
 DISTRICT = ("yuhu", "雨湖区")
@@ -606,62 +597,6 @@ async def run_imports(url: str, district: District, rss: PeakRss, checks: Checks
         await db.close()
 
 
-# ----------------------------------------------------------------------------- databases
-
-
-async def pg_admin(sql: str) -> None:
-    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB, timeout=10)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-async def pg_version() -> str:
-    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB, timeout=10)
-    try:
-        return str(await conn.fetchval("SHOW server_version"))
-    finally:
-        await conn.close()
-
-
-class DatabaseUnavailable(Exception):
-    pass
-
-
-@dataclass
-class FreshDatabase:
-    backend: str
-    folder: Path
-    url: str = ""
-    pg_name: str | None = None
-    version: str = ""
-
-    def __enter__(self) -> FreshDatabase:
-        if self.backend == "sqlite":
-            self.url = f"sqlite+aiosqlite:///{self.folder}/blocks.db"
-            self.version = sqlite3.sqlite_version
-            return self
-        name = f"gov_bench_import_{uuid.uuid4().hex[:8]}"
-        try:
-            asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
-            self.pg_name = name
-            self.version = asyncio.run(pg_version())
-        except (OSError, asyncpg.PostgresError) as exc:
-            self.__exit__()
-            raise DatabaseUnavailable(f"PostgreSQL on {PG_HOST}:{PG_PORT}: {exc}") from exc
-        self.url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.pg_name is None:
-            return
-        try:
-            asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)'))
-        except Exception as error:  # report, but never hide the benchmark's own outcome
-            print(f"warning: could not drop database {self.pg_name}: {error}", file=sys.stderr)
-
-
 # ----------------------------------------------------------------------------- report
 
 
@@ -741,16 +676,6 @@ def print_report(report: dict[str, Any]) -> None:
         print("checks: all imported, every re-imported row unchanged, bad file rejected at its line: OK")
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     print(f"generating {args.blocks} blocks and {args.households:,} households into {folder} ...", flush=True)
     started = time.perf_counter()
@@ -769,7 +694,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         }
     )
     checks = Checks()
-    with FreshDatabase(args.backend, folder) as database:
+    with FreshDatabase(args.backend, folder, "blocks", "import") as database:
         print(f"migrating a fresh {args.backend} database ...", flush=True)
         try:
             migrations.upgrade(MIGRATIONS, database.url)
@@ -819,24 +744,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    folder = Path(tempfile.mkdtemp(prefix="gov-bench-import-"))
-    try:
+    with temp_folder("gov-bench-import-", keep=args.keep) as folder:
         try:
             report = run(args, folder)
         except DatabaseUnavailable as exc:
             print(f"error: could not prepare the database: {exc}", file=sys.stderr)
             return 2
         print_report(report)
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-            print(f"wrote {args.json}")
+        write_json(args.json, report)
         return 1 if report["failures"] else 0
-    finally:
-        if args.keep:
-            print(f"kept {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, select
 
-from bench._stack import create_pg_database, drop_pg_database
+from bench._common import create_pg_database, drop_pg_database
 from gov.blocks.v1 import blocks_pb2, events_pb2
 from govkit import migrations
 from govkit.db import Database

@@ -62,6 +62,7 @@ from shapely.geometry import mapping
 from sqlalchemy import event, func, select
 
 from bench._common import DatabaseUnavailable, FreshDatabase, cpu_model, temp_folder, write_json
+from demo.generate import household_tags, unique_phone
 from gov.blocks.v1 import blocks_pb2 as pb
 from govkit import migrations
 from govkit.db import Database
@@ -82,16 +83,6 @@ CELL_DEG = 0.003
 CORNER_JITTER = 0.15
 BUILDINGS_PER_BLOCK = (6, 10)
 BUNGALOW_SHARE = 0.05  # households in old single-storey houses (平房), without a building
-TAGGED_SHARE = 0.08
-TAG_WEIGHTS = {
-    "elderly_alone": 45,
-    "disability": 18,
-    "subsistence_allowance": 17,
-    "left_behind_child": 8,
-    "extreme_hardship": 7,
-    "distressed_child": 5,
-}
-SECOND_TAG_SHARE = 0.2
 HOUSEHOLD_SIZE_WEIGHTS = {1: 26, 2: 36, 3: 24, 4: 10, 5: 4}  # 2.30 people on average
 SURNAMES = "刘李王张陈周彭谭罗胡唐黄杨曾邓易毛龙贺肖蒋文石袁赵吴郭何许朱段颜尹丁廖邹熊方宋谢田汤钟黎向左梁"
 # Given names across three generations, male and female.
@@ -144,12 +135,6 @@ GIVEN_FEMALE = (
     "梓萱",
     "诗涵",
     "可欣",
-)
-MOBILE_PREFIXES = (
-    *(f"13{d}" for d in range(10)),
-    *(f"15{d}" for d in (0, 1, 2, 3, 5, 6, 7, 8, 9)),
-    *(f"18{d}" for d in range(10)),
-    *("166", "173", "175", "176", "177", "191", "198", "199"),
 )
 MOBILE = re.compile(r"1[3-9]\d{9}")
 BAD_ROW_FROM_END = 7  # the bad row of the bad households file is this many rows before the last
@@ -247,11 +232,7 @@ class People:
         self.phones: set[str] = set()
 
     def phone(self) -> str:
-        while True:
-            phone = self.rng.choice(MOBILE_PREFIXES) + f"{self.rng.randrange(10**8):08d}"
-            if phone not in self.phones:
-                self.phones.add(phone)
-                return phone
+        return unique_phone(self.rng, self.phones)
 
     def household(self, tags: list[str]) -> list[list[str]]:
         """name, relation, phone, birth_year, id_suffix of each member, the head first."""
@@ -289,17 +270,6 @@ class People:
             suffix = f"{rng.randrange(100):02d}{sex_digit}{rng.choice('0123456789X')}"
             rows.append([name, relation, phone, birth_year, suffix if rng.random() < 0.9 else ""])
         return rows
-
-
-def household_tags(rng: random.Random) -> list[str]:
-    if rng.random() >= TAGGED_SHARE:
-        return []
-    tags = rng.choices(list(TAG_WEIGHTS), weights=list(TAG_WEIGHTS.values()))
-    if rng.random() < SECOND_TAG_SHARE:
-        second = rng.choice(("subsistence_allowance", "disability"))
-        if second not in tags:
-            tags.append(second)
-    return tags
 
 
 def flat(i: int) -> str:

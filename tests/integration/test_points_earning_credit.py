@@ -13,7 +13,6 @@ import nats
 
 from gov.blocks.v1 import blocks_pb2
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
-from gov.identity.v1 import identity_pb2
 from gov.points.v1 import points_pb2 as pb
 from gov.points.v1.points_pb2_grpc import PointsServiceStub
 from gov.tickets.v1 import tickets_pb2
@@ -291,20 +290,8 @@ async def test_the_bank_sees_a_tier_only_with_consent_and_every_query_is_audited
         metadata=leader,
     )
     await award(points, village, await make_indicator(points, village, points=25))
-    created = await identity.stub.CreateServiceAccount(
-        identity_pb2.CreateServiceAccountRequest(
-            service_account=identity_pb2.ServiceAccount(display_name="合作银行")
-        ),
-        metadata=md(identity.admin_token),
-    )
-    bank_token = (
-        await identity.stub.IssueServiceToken(
-            identity_pb2.IssueServiceTokenRequest(
-                client_id=created.service_account.client_id, client_secret=created.client_secret
-            )
-        )
-    ).access_token
-    bank = md(bank_token)
+    created = await identity.make_service_account("合作银行")
+    bank = md(await identity.service_token(created))
     resident = village.residents[0]
     ask = pb.GetCreditTierRequest(resident=resident.name)
     await refused(points.GetCreditTier(ask, metadata=bank), grpc.StatusCode.PERMISSION_DENIED)

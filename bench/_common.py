@@ -9,6 +9,7 @@ tickets_stats.py, node_move.py) use them directly.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -110,7 +111,17 @@ class FreshDatabase:
         drop_pg_database(self.pg_name)
 
 
-# ----------------------------------------------------------------------------- files and report
+# ----------------------------------------------------------------------------- options, files, report
+
+
+def add_backend(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+    """--backend: SQLite files in the temporary folder, or PostgreSQL databases on 127.0.0.1:5432."""
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite", help=help)
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    """--json OUT: the numbers also as JSON (see write_json)."""
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the numbers here")
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ import platform
 import re
 import secrets
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -439,6 +440,11 @@ def cpu_line(cpu: Mapping[str, float]) -> str:
     """One phase's CPU (% of one core) per process, then the machine's and everyone else's."""
     row = ", ".join(f"{k} {fmt1(v)}" for k, v in sorted(cpu.items()) if k not in (MACHINE, OTHER))
     return f"{row}; machine {fmt1(cpu.get(MACHINE))}, other {fmt1(cpu.get(OTHER))}"
+
+
+def print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        print(textwrap.fill(f"WARNING: {warning}", width=100, subsequent_indent="         "))
 
 
 def other_cpu_warnings(monitor: Monitor, phases: list[str]) -> list[str]:

@@ -61,7 +61,15 @@ import sqlalchemy
 from shapely.geometry import mapping
 from sqlalchemy import event, func, select
 
-from bench._common import DatabaseUnavailable, FreshDatabase, cpu_model, temp_folder, write_json
+from bench._common import (
+    DatabaseUnavailable,
+    FreshDatabase,
+    add_backend,
+    add_json,
+    cpu_model,
+    temp_folder,
+    write_json,
+)
 from demo.generate import household_tags, unique_phone
 from gov.blocks.v1 import blocks_pb2 as pb
 from govkit import migrations
@@ -700,12 +708,12 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    add_backend(parser)
     parser.add_argument("--blocks", type=int, default=700, help="blocks in the district (default 700)")
     parser.add_argument("--households", type=int, default=200_000, help="households (default 200000)")
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     parser.add_argument("--keep", action="store_true", help="keep the generated files (and SQLite database)")
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the numbers here")
+    add_json(parser)
     args = parser.parse_args(argv)
     if args.blocks < 1 or args.households < args.blocks:
         parser.error("need --blocks >= 1 and --households >= --blocks")

@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bench._common import temp_folder, write_json
+from bench._common import add_backend, add_json, temp_folder, write_json
 from bench._stack import StackFailed, admin_token, identity_env, machine_info, running_stack, vm_hwm_mib
 from bench.blocks_import import FILE_NAMES, ORDER, District, count_rows, generate
 from govkit.db import Database
@@ -222,12 +222,12 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    add_backend(parser)
     parser.add_argument("--blocks", type=int, default=700)
     parser.add_argument("--households", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--limit-mib", type=float, default=300.0, help="bound on the blocks process's peak")
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT")
+    add_json(parser)
     return parser.parse_args(argv)
 
 

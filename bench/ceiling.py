@@ -38,7 +38,7 @@ import httpx
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench._common import temp_folder, write_json
+from bench._common import add_backend, add_json, temp_folder, write_json
 from bench._stack import (
     LOADGEN,
     Monitor,
@@ -590,10 +590,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    add_backend(parser)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per path")
     parser.add_argument("--connections", type=int, default=16, help="concurrent keep-alive connections")
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the numbers here")
+    add_json(parser)
     parser.add_argument(
         "--gateway-env",
         action="append",

@@ -40,7 +40,7 @@ from typing import Any
 
 import httpx
 
-from bench._common import write_json
+from bench._common import add_backend, add_json, write_json
 from bench._stack import (
     MACHINE,
     OTHER,
@@ -56,6 +56,7 @@ from bench._stack import (
     other_cpu_warnings,
     percentile,
     print_logs,
+    print_warnings,
     run_on_stack,
 )
 from bench._stack import fmt1 as _fmt
@@ -408,8 +409,7 @@ def print_report(report: dict[str, Any]) -> None:
     print("pk: max of RSS samples taken every 0.5 s during the phase; after: 2 s after the last phase;")
     print("VmHWM: the kernel's lifetime peak RSS of the process; CPU%: 100 per fully used core,")
     print(f"{full}% = every CPU busy. 'machine' is the whole host; 'other' is the host minus the rows above.")
-    for warning in report["warnings"]:
-        print(textwrap.fill(f"WARNING: {warning}", width=100, subsequent_indent="         "))
+    print_warnings(report["warnings"])
 
 
 # ----------------------------------------------------------------------------- main
@@ -420,9 +420,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Benchmark gateway login and /me against a fresh local stack.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument(
-        "--backend", choices=["sqlite", "postgres"], default="sqlite", help="database of every service"
-    )
+    add_backend(parser, "database of every service")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per phase")
     parser.add_argument(
         "--concurrency", type=int, default=None, help="clients in every phase (overrides the two below)"
@@ -432,7 +430,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=16, help="accounts the logins are spread over")
     parser.add_argument("--phases", default="login,me", help="comma-separated subset of login,me")
     parser.add_argument("--max-requests", type=int, default=200_000, help="cap on timed requests per phase")
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the numbers here")
+    add_json(parser)
     prod = production_argon2()
     for key in ("time_cost", "memory_kib", "parallelism"):
         parser.add_argument(

@@ -42,7 +42,7 @@ import grpc
 import httpx
 import nats
 
-from bench._common import write_json
+from bench._common import add_backend, add_json, write_json
 from bench._stack import (
     SHARED_CPU_NOTE,
     Monitor,
@@ -239,11 +239,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    add_backend(parser)
     parser.add_argument("--rate", type=float, default=200.0, help="ticket events per second (default 200)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of publishing (default 20)")
     parser.add_argument("--users", type=int, default=50, help="residents, one SSE stream each (default 50)")
-    parser.add_argument("--json", type=Path, help="write the results here too")
+    add_json(parser)
     parser.add_argument("--profile", type=Path, help="py-spy the notifications service; raw stacks here")
     args = parser.parse_args()
     if args.profile is not None:

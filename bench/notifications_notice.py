@@ -51,7 +51,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench._common import write_json
+from bench._common import add_backend, add_json, write_json
 from bench._stack import (
     MACHINE,
     OTHER,
@@ -460,13 +460,13 @@ def verdict(r: dict[str, Any], dead: list[str], linked: int) -> list[str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    add_backend(parser)
     parser.add_argument("--residents", type=int, default=170_000, help="residents told (default 170000)")
     parser.add_argument("--rate", type=float, default=20.0, help="ticket creations per second (default 20)")
     parser.add_argument("--baseline", type=float, default=20.0, help="seconds of tickets alone (default 20)")
     parser.add_argument("--max-fanout", type=float, default=600.0, help="give up on the notice after this")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the numbers here")
+    add_json(parser)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite files)")
     args = parser.parse_args(argv)
     if not 1 <= args.residents <= 1_000_000 or not 0 < args.rate <= 200 or not 0 < args.baseline <= 600:

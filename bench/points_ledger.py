@@ -36,7 +36,7 @@ from typing import Any
 
 import grpc
 
-from bench._common import write_json
+from bench._common import add_backend, add_json, write_json
 from bench._stack import (
     SHARED_CPU_NOTE,
     Monitor,
@@ -255,14 +255,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    add_backend(parser)
     parser.add_argument("--awards", type=int, default=2000, help="CreateAward calls (default 2000)")
     parser.add_argument("--concurrency", type=int, default=16, help="awards in flight at once (default 16)")
     parser.add_argument(
         "--redeemers", type=int, default=200, help="residents redeeming at once (default 200)"
     )
     parser.add_argument("--stock", type=int, default=50, help="units of the contended item (default 50)")
-    parser.add_argument("--json", type=Path, help="write the results here too")
+    add_json(parser)
     args = parser.parse_args()
     admin_password = secrets.token_urlsafe(16)
     databases: list[str] = []

@@ -47,7 +47,7 @@ import httpx
 import nats
 from nats.js.api import DeliverPolicy
 
-from bench._common import write_json
+from bench._common import add_backend, add_json, write_json
 from bench._stack import (
     CHEAP_ARGON2,
     MACHINE,
@@ -67,6 +67,7 @@ from bench._stack import (
     percentile,
     pg_sessions,
     print_logs,
+    print_warnings,
     r1,
     run_on_stack,
 )
@@ -760,8 +761,7 @@ def print_report(report: dict[str, Any]) -> None:
     if report["backend"] == "postgres":
         print("postgres: the server processes of this run's databases (backends, postmaster, checkpointer,")
         print("WAL writer...); its memory is their PSS added up (shared buffers counted once), no VmHWM.")
-    for warning in report["warnings"]:
-        print(textwrap.fill(f"WARNING: {warning}", width=100, subsequent_indent="         "))
+    print_warnings(report["warnings"])
 
 
 # ----------------------------------------------------------------------------- main
@@ -772,9 +772,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Benchmark ticket creation through the gateway, up to the event on JetStream.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument(
-        "--backend", choices=["sqlite", "postgres"], default="sqlite", help="database of every service"
-    )
+    add_backend(parser, "database of every service")
     parser.add_argument(
         "--duration",
         type=float,
@@ -788,7 +786,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--retries", type=int, default=50, help="idempotent retries of earlier creates")
     parser.add_argument("--pairs", type=int, default=10, help="identical pairs sent at the same moment")
     parser.add_argument("--seed", type=int, default=7, help="for the points, titles and attributes")
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the numbers here")
+    add_json(parser)
     parser.add_argument("--samples", type=Path, default=None, metavar="CSV", help="one row per timed request")
     parser.add_argument("--otel", action="store_true", help="enable OpenTelemetry (exporter none)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite files)")

@@ -69,7 +69,16 @@ import sqlalchemy
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import case, event, func, insert, or_, select
 
-from bench._common import DatabaseUnavailable, FreshDatabase, cpu_model, pg_connect, temp_folder, write_json
+from bench._common import (
+    DatabaseUnavailable,
+    FreshDatabase,
+    add_backend,
+    add_json,
+    cpu_model,
+    pg_connect,
+    temp_folder,
+    write_json,
+)
 from demo import tickets as demo
 from gov.identity.v1 import identity_pb2, identity_pb2_grpc
 from gov.tickets.v1 import tickets_pb2 as pb
@@ -1785,7 +1794,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    add_backend(parser)
     parser.add_argument("--tickets", type=int, default=1_000_000, help="tickets to load")
     parser.add_argument("--seed", type=int, default=7, help="random seed of the generated data")
     parser.add_argument("--batch", type=int, default=10_000, help="tickets per insert batch / COPY")
@@ -1813,7 +1822,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory / PostgreSQL database"
     )
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the numbers here")
+    add_json(parser)
     args = parser.parse_args(argv)
     if not 1_000 <= args.tickets <= 5_000_000:
         parser.error("--tickets must be between 1,000 and 5,000,000")

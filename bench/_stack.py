@@ -12,6 +12,7 @@ share without a stack (PostgreSQL databases, the temporary folder, the --json fi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import platform
@@ -21,9 +22,9 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import psutil
@@ -406,6 +407,22 @@ def run_on_stack(
                 return measure(stack, folder)
         except StackFailed:
             return 2
+
+
+T = TypeVar("T")
+
+
+def run_monitored(
+    stack: Stack, backend: str, databases: Sequence[str], run: Callable[[Monitor], Coroutine[Any, Any, T]]
+) -> tuple[T, Monitor]:
+    """`run(monitor)` with the stack's processes monitored from its start to its end: its result,
+    and the closed monitor holding the numbers."""
+    monitor = monitor_for(stack, backend, pg_databases=databases)
+    monitor.start()
+    try:
+        return asyncio.run(run(monitor)), monitor
+    finally:
+        monitor.close()
 
 
 def dead_processes(stack: Stack) -> list[str]:

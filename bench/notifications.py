@@ -50,9 +50,9 @@ from bench._stack import (
     fmt1,
     identity_env,
     machine_info,
-    monitor_for,
     other_cpu_warnings,
     percentile,
+    run_monitored,
     run_on_stack,
 )
 from bench.ceiling import PY_SPY, print_profiles, top_frames
@@ -252,12 +252,9 @@ def main() -> int:
     databases: list[str] = []
 
     def measure(stack: Stack, _: Path) -> int:
-        monitor = monitor_for(stack, args.backend, pg_databases=databases)
-        monitor.start()
-        try:
-            result = asyncio.run(run(args, stack, admin_password, monitor))
-        finally:
-            monitor.close()
+        result, monitor = run_monitored(
+            stack, args.backend, databases, lambda monitor: run(args, stack, admin_password, monitor)
+        )
         used = monitor.cpu_seconds.get("load", {}).get("notifications")
         idle_share = monitor.cpu.get("idle", {}).get("notifications", 0.0) / 100
         busy = None if used is None else max(0.0, used - idle_share * monitor.elapsed.get("load", 0.0))

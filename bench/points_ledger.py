@@ -43,8 +43,8 @@ from bench._stack import (
     cpu_line,
     identity_env,
     machine_info,
-    monitor_for,
     percentile,
+    run_monitored,
     run_on_stack,
 )
 from gov.blocks.v1 import blocks_pb2
@@ -268,12 +268,9 @@ def main() -> int:
     databases: list[str] = []
 
     def measure(stack: Stack, _: Path) -> int:
-        monitor = monitor_for(stack, args.backend, pg_databases=databases)
-        monitor.start()
-        try:
-            result = asyncio.run(run(args, stack, admin_password, monitor))
-        finally:
-            monitor.close()
+        result, monitor = run_monitored(
+            stack, args.backend, databases, lambda monitor: run(args, stack, admin_password, monitor)
+        )
         return report(args, result, monitor, verify(stack))
 
     return run_on_stack(

@@ -6,7 +6,8 @@
 the gateway) as real processes in a temporary directory, each service on a fresh database (SQLite
 files there, or new PostgreSQL databases on 127.0.0.1:5432 that are dropped afterwards), and stops
 everything on the way out. `Monitor` samples each process's RSS in a thread and measures their CPU
-per phase. Used by gateway_auth.py and tickets_create.py; see bench/README.md.
+per phase. Used by the benchmarks that drive a running stack; see bench/README.md. What benchmarks
+share without a stack (PostgreSQL databases, the temporary folder, the --json file) is in _common.py.
 """
 
 from __future__ import annotations
@@ -18,23 +19,18 @@ import platform
 import re
 import secrets
 import sys
+import textwrap
 import threading
 import time
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import asyncpg
 import httpx
 import psutil
 
+from bench._common import cpu_model, create_pg_database, drop_pg_database, pg_connect, temp_folder
 from govkit.devstack import SERVICES, Stack
-
-HOST = "127.0.0.1"
-PG_PORT = 5432
-PG_USER = "postgres"
-PG_ADMIN_DB = "test"
 
 ADMIN_LOGIN = "admin"
 REQUEST_TIMEOUT = 30.0  # seconds per request
@@ -265,21 +261,13 @@ def monitor_for(stack: Stack, backend: str, pg_databases: Sequence[str] = ()) ->
 # ----------------------------------------------------------------------------- PostgreSQL
 
 
-async def _pg_admin(sql: str) -> None:
-    conn = await asyncpg.connect(host=HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB, timeout=10)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def pg_sessions(databases: Sequence[str]) -> dict[str, int]:
     """Sessions (connections) established to each database so far, from pg_stat_database.
 
     The server counts them with a delay of up to about a second (statistics are flushed at most
     once a second per backend, and when a backend exits).
     """
-    conn = await asyncpg.connect(host=HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB, timeout=10)
+    conn = await pg_connect()
     try:
         rows = await conn.fetch(
             "SELECT datname, sessions FROM pg_stat_database WHERE datname = ANY($1::text[])", list(databases)
@@ -287,19 +275,6 @@ async def pg_sessions(databases: Sequence[str]) -> dict[str, int]:
     finally:
         await conn.close()
     return {row["datname"]: int(row["sessions"] or 0) for row in rows}
-
-
-def create_pg_database(service: str) -> tuple[str, str]:
-    name = f"gov_bench_{service}_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-    return name, f"postgresql+asyncpg://{PG_USER}@{HOST}:{PG_PORT}/{name}"
-
-
-def drop_pg_database(name: str) -> None:
-    try:
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    except Exception as exc:  # report, but never hide the benchmark's own outcome
-        print(f"warning: could not drop database {name}: {exc}", file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------- the stack
@@ -339,6 +314,16 @@ def identity_env(argon2: Mapping[str, int] = CHEAP_ARGON2) -> dict[str, str]:
 def print_logs(stack: Stack, what: str = "log") -> None:
     for proc in stack.procs:
         print(f"--- {proc.name} {what} ---\n{proc.tail()}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def logs_on_failure(stack: Stack) -> Iterator[None]:
+    """Print the processes' log tails when the measurement raises: the cause is usually there."""
+    try:
+        yield
+    except Exception:
+        print_logs(stack, "log (tail)")
+        raise
 
 
 @contextlib.contextmanager
@@ -394,6 +379,52 @@ def running_stack(
             drop_pg_database(name)
 
 
+def run_on_stack(
+    prefix: str,
+    backend: str,
+    measure: Callable[[Stack, Path], int],
+    *,
+    keep: bool = False,
+    admin_password: str,
+    service_env: Mapping[str, Mapping[str, str]] | None = None,
+    gateway_env: Mapping[str, str] | None = None,
+    otel: bool = False,
+    databases: list[str] | None = None,
+) -> int:
+    """`measure(stack, folder)` on a running_stack() in a fresh temporary folder (kept if `keep`):
+    its exit code, or 2 if the stack did not start."""
+    with temp_folder(prefix, keep=keep) as folder:
+        try:
+            with running_stack(
+                folder,
+                backend,
+                admin_password=admin_password,
+                service_env=service_env,
+                gateway_env=gateway_env,
+                otel=otel,
+                databases=databases,
+            ) as stack:
+                return measure(stack, folder)
+        except StackFailed:
+            return 2
+
+
+T = TypeVar("T")
+
+
+def run_monitored(
+    stack: Stack, backend: str, databases: Sequence[str], run: Callable[[Monitor], Coroutine[Any, Any, T]]
+) -> tuple[T, Monitor]:
+    """`run(monitor)` with the stack's processes monitored from its start to its end: its result,
+    and the closed monitor holding the numbers."""
+    monitor = monitor_for(stack, backend, pg_databases=databases)
+    monitor.start()
+    try:
+        return asyncio.run(run(monitor)), monitor
+    finally:
+        monitor.close()
+
+
 def dead_processes(stack: Stack) -> list[str]:
     return [p.name for p in stack.procs if p.popen.poll() is not None]
 
@@ -410,14 +441,6 @@ async def admin_token(base_url: str, password: str) -> str:
 # ----------------------------------------------------------------------------- report helpers
 
 
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def machine_info() -> dict[str, Any]:
     cpus = os.cpu_count() or 0
     return {
@@ -428,6 +451,17 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+def cpu_line(cpu: Mapping[str, float]) -> str:
+    """One phase's CPU (% of one core) per process, then the machine's and everyone else's."""
+    row = ", ".join(f"{k} {fmt1(v)}" for k, v in sorted(cpu.items()) if k not in (MACHINE, OTHER))
+    return f"{row}; machine {fmt1(cpu.get(MACHINE))}, other {fmt1(cpu.get(OTHER))}"
+
+
+def print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        print(textwrap.fill(f"WARNING: {warning}", width=100, subsequent_indent="         "))
 
 
 def other_cpu_warnings(monitor: Monitor, phases: list[str]) -> list[str]:

@@ -47,25 +47,30 @@ import platform
 import random
 import re
 import resource
-import shutil
-import sqlite3
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import psutil
 import shapely
 import sqlalchemy
 from shapely.geometry import mapping
 from sqlalchemy import event, func, select
 
+from bench._common import (
+    DatabaseUnavailable,
+    FreshDatabase,
+    add_backend,
+    add_json,
+    cpu_model,
+    temp_folder,
+    write_json,
+)
+from demo.generate import household_tags, unique_phone
 from gov.blocks.v1 import blocks_pb2 as pb
 from govkit import migrations
 from govkit.db import Database
@@ -74,11 +79,6 @@ from services.blocks import importfiles
 from services.blocks.__main__ import KINDS, MIGRATIONS, OPERATOR
 from services.blocks.imports import ImportFlows
 from services.blocks.models import Building, Household, Node, Resident
-
-PG_HOST = "127.0.0.1"
-PG_PORT = 5432
-PG_USER = "postgres"
-PG_ADMIN_DB = "test"
 
 REFERENCE_YEAR = 2024  # birth years are relative to this, not today, so a seed gives the same files
 DISTRICT = ("yuhu", "雨湖区")
@@ -91,16 +91,6 @@ CELL_DEG = 0.003
 CORNER_JITTER = 0.15
 BUILDINGS_PER_BLOCK = (6, 10)
 BUNGALOW_SHARE = 0.05  # households in old single-storey houses (平房), without a building
-TAGGED_SHARE = 0.08
-TAG_WEIGHTS = {
-    "elderly_alone": 45,
-    "disability": 18,
-    "subsistence_allowance": 17,
-    "left_behind_child": 8,
-    "extreme_hardship": 7,
-    "distressed_child": 5,
-}
-SECOND_TAG_SHARE = 0.2
 HOUSEHOLD_SIZE_WEIGHTS = {1: 26, 2: 36, 3: 24, 4: 10, 5: 4}  # 2.30 people on average
 SURNAMES = "刘李王张陈周彭谭罗胡唐黄杨曾邓易毛龙贺肖蒋文石袁赵吴郭何许朱段颜尹丁廖邹熊方宋谢田汤钟黎向左梁"
 # Given names across three generations, male and female.
@@ -153,12 +143,6 @@ GIVEN_FEMALE = (
     "梓萱",
     "诗涵",
     "可欣",
-)
-MOBILE_PREFIXES = (
-    *(f"13{d}" for d in range(10)),
-    *(f"15{d}" for d in (0, 1, 2, 3, 5, 6, 7, 8, 9)),
-    *(f"18{d}" for d in range(10)),
-    *("166", "173", "175", "176", "177", "191", "198", "199"),
 )
 MOBILE = re.compile(r"1[3-9]\d{9}")
 BAD_ROW_FROM_END = 7  # the bad row of the bad households file is this many rows before the last
@@ -256,11 +240,7 @@ class People:
         self.phones: set[str] = set()
 
     def phone(self) -> str:
-        while True:
-            phone = self.rng.choice(MOBILE_PREFIXES) + f"{self.rng.randrange(10**8):08d}"
-            if phone not in self.phones:
-                self.phones.add(phone)
-                return phone
+        return unique_phone(self.rng, self.phones)
 
     def household(self, tags: list[str]) -> list[list[str]]:
         """name, relation, phone, birth_year, id_suffix of each member, the head first."""
@@ -298,17 +278,6 @@ class People:
             suffix = f"{rng.randrange(100):02d}{sex_digit}{rng.choice('0123456789X')}"
             rows.append([name, relation, phone, birth_year, suffix if rng.random() < 0.9 else ""])
         return rows
-
-
-def household_tags(rng: random.Random) -> list[str]:
-    if rng.random() >= TAGGED_SHARE:
-        return []
-    tags = rng.choices(list(TAG_WEIGHTS), weights=list(TAG_WEIGHTS.values()))
-    if rng.random() < SECOND_TAG_SHARE:
-        second = rng.choice(("subsistence_allowance", "disability"))
-        if second not in tags:
-            tags.append(second)
-    return tags
 
 
 def flat(i: int) -> str:
@@ -606,62 +575,6 @@ async def run_imports(url: str, district: District, rss: PeakRss, checks: Checks
         await db.close()
 
 
-# ----------------------------------------------------------------------------- databases
-
-
-async def pg_admin(sql: str) -> None:
-    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB, timeout=10)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-async def pg_version() -> str:
-    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB, timeout=10)
-    try:
-        return str(await conn.fetchval("SHOW server_version"))
-    finally:
-        await conn.close()
-
-
-class DatabaseUnavailable(Exception):
-    pass
-
-
-@dataclass
-class FreshDatabase:
-    backend: str
-    folder: Path
-    url: str = ""
-    pg_name: str | None = None
-    version: str = ""
-
-    def __enter__(self) -> FreshDatabase:
-        if self.backend == "sqlite":
-            self.url = f"sqlite+aiosqlite:///{self.folder}/blocks.db"
-            self.version = sqlite3.sqlite_version
-            return self
-        name = f"gov_bench_import_{uuid.uuid4().hex[:8]}"
-        try:
-            asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
-            self.pg_name = name
-            self.version = asyncio.run(pg_version())
-        except (OSError, asyncpg.PostgresError) as exc:
-            self.__exit__()
-            raise DatabaseUnavailable(f"PostgreSQL on {PG_HOST}:{PG_PORT}: {exc}") from exc
-        self.url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.pg_name is None:
-            return
-        try:
-            asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)'))
-        except Exception as error:  # report, but never hide the benchmark's own outcome
-            print(f"warning: could not drop database {self.pg_name}: {error}", file=sys.stderr)
-
-
 # ----------------------------------------------------------------------------- report
 
 
@@ -741,16 +654,6 @@ def print_report(report: dict[str, Any]) -> None:
         print("checks: all imported, every re-imported row unchanged, bad file rejected at its line: OK")
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     print(f"generating {args.blocks} blocks and {args.households:,} households into {folder} ...", flush=True)
     started = time.perf_counter()
@@ -769,7 +672,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         }
     )
     checks = Checks()
-    with FreshDatabase(args.backend, folder) as database:
+    with FreshDatabase(args.backend, folder, "blocks", "import") as database:
         print(f"migrating a fresh {args.backend} database ...", flush=True)
         try:
             migrations.upgrade(MIGRATIONS, database.url)
@@ -805,12 +708,12 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    add_backend(parser)
     parser.add_argument("--blocks", type=int, default=700, help="blocks in the district (default 700)")
     parser.add_argument("--households", type=int, default=200_000, help="households (default 200000)")
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     parser.add_argument("--keep", action="store_true", help="keep the generated files (and SQLite database)")
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the numbers here")
+    add_json(parser)
     args = parser.parse_args(argv)
     if args.blocks < 1 or args.households < args.blocks:
         parser.error("need --blocks >= 1 and --households >= --blocks")
@@ -819,24 +722,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    folder = Path(tempfile.mkdtemp(prefix="gov-bench-import-"))
-    try:
+    with temp_folder("gov-bench-import-", keep=args.keep) as folder:
         try:
             report = run(args, folder)
         except DatabaseUnavailable as exc:
             print(f"error: could not prepare the database: {exc}", file=sys.stderr)
             return 2
         print_report(report)
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-            print(f"wrote {args.json}")
+        write_json(args.json, report)
         return 1 if report["failures"] else 0
-    finally:
-        if args.keep:
-            print(f"kept {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

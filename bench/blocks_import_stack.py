@@ -23,11 +23,8 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import secrets
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -37,6 +34,7 @@ from typing import Any
 import httpx
 import psutil
 
+from bench._common import add_backend, add_json, temp_folder, write_json
 from bench._stack import StackFailed, admin_token, identity_env, machine_info, running_stack, vm_hwm_mib
 from bench.blocks_import import FILE_NAMES, ORDER, District, count_rows, generate
 from govkit.db import Database
@@ -224,19 +222,18 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    add_backend(parser)
     parser.add_argument("--blocks", type=int, default=700)
     parser.add_argument("--households", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--limit-mib", type=float, default=300.0, help="bound on the blocks process's peak")
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT")
+    add_json(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    folder = Path(tempfile.mkdtemp(prefix="gov-bench-import-stack-"))
-    try:
+    with temp_folder("gov-bench-import-stack-") as folder:
         try:
             report = run(args, folder)
         except StackFailed:
@@ -257,12 +254,8 @@ def main(argv: list[str] | None = None) -> int:
                 "checks: all imported, every re-imported row unchanged, bad file rejected at its line, "
                 "blocks under the bound: OK"
             )
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        write_json(args.json, report)
         return 1 if report["failures"] else 0
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

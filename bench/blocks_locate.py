@@ -31,13 +31,13 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from bench._common import add_json
 from services.blocks.geo import BlockIndex, area_m2, audit_coverage
 
 ORIGIN = (112.80, 27.70)  # lng, lat of the south-west corner: Xiangtan
@@ -287,7 +287,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--blocks", type=int, default=10_000, help="blocks in the index (default 10000)")
     parser.add_argument("--lookups", type=int, default=100_000, help="points to locate (default 100000)")
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the numbers here")
+    add_json(parser)
     args = parser.parse_args(argv)
     if args.blocks < 4 or args.lookups < 1:
         parser.error("need --blocks >= 4 and --lookups >= 1")

@@ -28,7 +28,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ import httpx
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench._common import add_backend, add_json, temp_folder, write_json
 from bench._stack import (
     LOADGEN,
     Monitor,
@@ -46,10 +46,10 @@ from bench._stack import (
     admin_token,
     dead_processes,
     identity_env,
+    logs_on_failure,
     machine_info,
     monitor_for,
     percentile,
-    print_logs,
     running_stack,
 )
 from bench.tickets_create import ATTRIBUTE, World, build_world
@@ -590,10 +590,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    add_backend(parser)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per path")
     parser.add_argument("--connections", type=int, default=16, help="concurrent keep-alive connections")
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the numbers here")
+    add_json(parser)
     parser.add_argument(
         "--gateway-env",
         action="append",
@@ -622,7 +622,6 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which(WRK) is None:
         print("error: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
-    tmp = Path(tempfile.mkdtemp(prefix="gov-bench-ceiling-"))
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
     password = "Bench-" + secrets.token_urlsafe(16)
@@ -630,44 +629,36 @@ def main(argv: list[str] | None = None) -> int:
     # The bench drives the API from one address; the abuse limits would measure themselves.
     gateway_env = {"GOV_AUTH_RATE_PER_ADDRESS": "0", "GOV_AUTH_RATE_PER_LOGIN": "0"}
     gateway_env |= dict(item.split("=", 1) for item in args.gateway_env)
-    echo = start_echo(tmp)
-    try:
-        databases: list[str] = []
-        with running_stack(
-            tmp,
-            args.backend,
-            admin_password=password,
-            service_env={"identity": identity},
-            gateway_env=gateway_env,
-            databases=databases,
-        ) as stack:
-            try:
-                results, idle = asyncio.run(measure(args, stack, echo, tmp, databases, password))
-            except Exception:
-                print_logs(stack, "log (tail)")
-                raise
-            dead = dead_processes(stack)
-            print_results(results, idle, args)
-            if args.json:
-                args.json.parent.mkdir(parents=True, exist_ok=True)
-                payload = {
-                    "args": {k: str(v) for k, v in vars(args).items()},
-                    "idle_rss_mib": idle,
-                    "results": [r.__dict__ | {"rate": r.rate} for r in results],
-                }
-                args.json.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
-            if dead:
-                print(f"error: processes died: {dead}", file=sys.stderr)
-                return 1
-            return 1 if any(r.errors > r.requests * 0.01 for r in results) else 0
-    except StackFailed:
-        return 2
-    finally:
-        echo.stop()
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    with temp_folder("gov-bench-ceiling-", keep=args.keep) as tmp:
+        echo = start_echo(tmp)
+        try:
+            databases: list[str] = []
+            with running_stack(
+                tmp,
+                args.backend,
+                admin_password=password,
+                service_env={"identity": identity},
+                gateway_env=gateway_env,
+                databases=databases,
+            ) as stack:
+                with logs_on_failure(stack):
+                    results, idle = asyncio.run(measure(args, stack, echo, tmp, databases, password))
+                dead = dead_processes(stack)
+        except StackFailed:
+            return 2
+        finally:
+            echo.stop()
+    print_results(results, idle, args)
+    payload = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "idle_rss_mib": idle,
+        "results": [r.__dict__ | {"rate": r.rate} for r in results],
+    }
+    write_json(args.json, payload)
+    if dead:
+        print(f"error: processes died: {dead}", file=sys.stderr)
+        return 1
+    return 1 if any(r.errors > r.requests * 0.01 for r in results) else 0
 
 
 if __name__ == "__main__":

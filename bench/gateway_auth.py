@@ -28,12 +28,9 @@ import argparse
 import asyncio
 import datetime as dt
 import itertools
-import json
 import os
 import secrets
-import shutil
 import sys
-import tempfile
 import textwrap
 import time
 from collections.abc import Callable
@@ -43,6 +40,7 @@ from typing import Any
 
 import httpx
 
+from bench._common import add_backend, add_json, write_json
 from bench._stack import (
     MACHINE,
     OTHER,
@@ -50,7 +48,6 @@ from bench._stack import (
     REQUEST_TIMEOUT,
     SHARED_CPU_NOTE,
     Monitor,
-    StackFailed,
     admin_token,
     dead_processes,
     identity_env,
@@ -59,7 +56,8 @@ from bench._stack import (
     other_cpu_warnings,
     percentile,
     print_logs,
-    running_stack,
+    print_warnings,
+    run_on_stack,
 )
 from bench._stack import fmt1 as _fmt
 from bench._stack import r1 as _r
@@ -411,8 +409,7 @@ def print_report(report: dict[str, Any]) -> None:
     print("pk: max of RSS samples taken every 0.5 s during the phase; after: 2 s after the last phase;")
     print("VmHWM: the kernel's lifetime peak RSS of the process; CPU%: 100 per fully used core,")
     print(f"{full}% = every CPU busy. 'machine' is the whole host; 'other' is the host minus the rows above.")
-    for warning in report["warnings"]:
-        print(textwrap.fill(f"WARNING: {warning}", width=100, subsequent_indent="         "))
+    print_warnings(report["warnings"])
 
 
 # ----------------------------------------------------------------------------- main
@@ -423,9 +420,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Benchmark gateway login and /me against a fresh local stack.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument(
-        "--backend", choices=["sqlite", "postgres"], default="sqlite", help="database of every service"
-    )
+    add_backend(parser, "database of every service")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per phase")
     parser.add_argument(
         "--concurrency", type=int, default=None, help="clients in every phase (overrides the two below)"
@@ -435,7 +430,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=16, help="accounts the logins are spread over")
     parser.add_argument("--phases", default="login,me", help="comma-separated subset of login,me")
     parser.add_argument("--max-requests", type=int, default=200_000, help="cap on timed requests per phase")
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the numbers here")
+    add_json(parser)
     prod = production_argon2()
     for key in ("time_cost", "memory_kib", "parallelism"):
         parser.add_argument(
@@ -470,27 +465,18 @@ def main(argv: list[str] | None = None) -> int:
         "memory_kib": args.argon2_memory_kib,
         "parallelism": args.argon2_parallelism,
     }
-    tmp = Path(tempfile.mkdtemp(prefix="gov-bench-"))
     admin_password = "Bench-" + secrets.token_urlsafe(16)
-    identity = identity_env(argon2)
-    try:
-        # Every service `make run` starts (the gateway needs them all to be ready), each with a fresh
-        # database of its own; only identity is under load.
-        with running_stack(
-            tmp,
-            args.backend,
-            admin_password=admin_password,
-            service_env={"identity": identity},
-            otel=args.otel,
-        ) as stack:
-            return _measure(args, argon2, stack, admin_password)
-    except StackFailed:
-        return 2
-    finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    # Every service `make run` starts (the gateway needs them all to be ready), each with a fresh
+    # database of its own; only identity is under load.
+    return run_on_stack(
+        "gov-bench-",
+        args.backend,
+        lambda stack, _: _measure(args, argon2, stack, admin_password),
+        keep=args.keep,
+        admin_password=admin_password,
+        service_env={"identity": identity_env(argon2)},
+        otel=args.otel,
+    )
 
 
 def _measure(args: argparse.Namespace, argon2: dict[str, int], stack: Stack, admin_password: str) -> int:
@@ -509,10 +495,7 @@ def _measure(args: argparse.Namespace, argon2: dict[str, int], stack: Stack, adm
 
         report = build_report(args, argon2, results, monitor, rss_idle, rss_after, hwm)
         print_report(report)
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-            print(f"wrote {args.json}")
+        write_json(args.json, report)
 
         failed_phases = [name for name, r in results.items() if r.failed]
         for name in dead:

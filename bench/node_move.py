@@ -26,7 +26,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, select
 
-from bench._stack import create_pg_database, drop_pg_database
+from bench._common import add_backend, create_pg_database, drop_pg_database
 from gov.blocks.v1 import blocks_pb2, events_pb2
 from govkit import migrations
 from govkit.db import Database
@@ -153,7 +153,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    add_backend(parser)
     parser.add_argument("--tickets", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()

@@ -31,10 +31,8 @@ import asyncio
 import datetime as dt
 import json
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -44,18 +42,18 @@ import grpc
 import httpx
 import nats
 
+from bench._common import add_backend, add_json, write_json
 from bench._stack import (
-    MACHINE,
-    OTHER,
     SHARED_CPU_NOTE,
     Monitor,
-    StackFailed,
+    cpu_line,
     fmt1,
+    identity_env,
     machine_info,
-    monitor_for,
     other_cpu_warnings,
     percentile,
-    running_stack,
+    run_monitored,
+    run_on_stack,
 )
 from bench.ceiling import PY_SPY, print_profiles, top_frames
 from gov.identity.v1 import identity_pb2
@@ -241,50 +239,44 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    add_backend(parser)
     parser.add_argument("--rate", type=float, default=200.0, help="ticket events per second (default 200)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of publishing (default 20)")
     parser.add_argument("--users", type=int, default=50, help="residents, one SSE stream each (default 50)")
-    parser.add_argument("--json", type=Path, help="write the results here too")
+    add_json(parser)
     parser.add_argument("--profile", type=Path, help="py-spy the notifications service; raw stacks here")
     args = parser.parse_args()
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
     admin_password = secrets.token_urlsafe(16)
-    identity_env = {
-        "GOV_SIGNING_KEY_PASSPHRASE": secrets.token_urlsafe(24),
-        "GOV_ACCESS_TOKEN_TTL_SECONDS": "3600",
-        **CHEAP_ARGON2,
-    }
-    tmp = Path(tempfile.mkdtemp(prefix="bench-notifications-"))
     databases: list[str] = []
-    try:
-        with running_stack(
-            tmp,
-            args.backend,
-            admin_password=admin_password,
-            service_env={"identity": identity_env},
-            gateway_env={"GOV_SSE_HEARTBEAT_SECONDS": "5"},
-            databases=databases,
-        ) as stack:
-            monitor = monitor_for(stack, args.backend, pg_databases=databases)
-            monitor.start()
-            try:
-                result = asyncio.run(run(args, stack, admin_password, monitor))
-            finally:
-                monitor.close()
-            used = monitor.cpu_seconds.get("load", {}).get("notifications")
-            idle_share = monitor.cpu.get("idle", {}).get("notifications", 0.0) / 100
-            busy = None if used is None else max(0.0, used - idle_share * monitor.elapsed.get("load", 0.0))
-            received = result["received"]
-            result["notifications_cpu_ms_per_event"] = 1000 * used / received if used and received else None
-            result["notifications_cpu_ms_per_event_above_idle"] = (
-                1000 * busy / received if busy is not None and received else None
-            )
-    except StackFailed:
-        return 2
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    def measure(stack: Stack, _: Path) -> int:
+        result, monitor = run_monitored(
+            stack, args.backend, databases, lambda monitor: run(args, stack, admin_password, monitor)
+        )
+        used = monitor.cpu_seconds.get("load", {}).get("notifications")
+        idle_share = monitor.cpu.get("idle", {}).get("notifications", 0.0) / 100
+        busy = None if used is None else max(0.0, used - idle_share * monitor.elapsed.get("load", 0.0))
+        received = result["received"]
+        result["notifications_cpu_ms_per_event"] = 1000 * used / received if used and received else None
+        result["notifications_cpu_ms_per_event_above_idle"] = (
+            1000 * busy / received if busy is not None and received else None
+        )
+        return report(args, result, monitor)
+
+    return run_on_stack(
+        "bench-notifications-",
+        args.backend,
+        measure,
+        admin_password=admin_password,
+        service_env={"identity": identity_env()},
+        gateway_env={"GOV_SSE_HEARTBEAT_SECONDS": "5"},
+        databases=databases,
+    )
+
+
+def report(args: argparse.Namespace, result: dict[str, Any], monitor: Monitor) -> int:
     machine = machine_info()
     print(
         f"\nevent -> inbox -> SSE, backend {args.backend}, {args.rate:g} events/s for {args.duration:g} s, "
@@ -306,9 +298,7 @@ def main() -> int:
         f"peak under load {fmt1(peaks.get('notifications'))} MiB; gateway idle "
         f"{fmt1(result['rss_idle_mib'].get('gateway'))}, peak {fmt1(peaks.get('gateway'))} MiB"
     )
-    cpu = monitor.cpu.get("load", {})
-    row = ", ".join(f"{k} {fmt1(v)}" for k, v in sorted(cpu.items()) if k not in (MACHINE, OTHER))
-    print(f"CPU % of one core: {row}; machine {fmt1(cpu.get(MACHINE))}, other {fmt1(cpu.get(OTHER))}")
+    print(f"CPU % of one core: {cpu_line(monitor.cpu.get('load', {}))}")
     # Less sensitive to other workloads than the latencies: what each event cost the service.
     print(
         f"notifications CPU per event received: {fmt1(result['notifications_cpu_ms_per_event'])} ms; "
@@ -319,20 +309,14 @@ def main() -> int:
         print_profiles({("load", "notifications"): top_frames(args.profile / "notifications.txt", 15)})
     for warning in other_cpu_warnings(monitor, ["load"]):
         print(f"warning: {warning}", file=sys.stderr)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps(
-                {
-                    "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                    "machine": machine,
-                    "results": result,
-                    "cpu": monitor.cpu,
-                    "rss_peak_mib": monitor.peaks,
-                },
-                indent=2,
-            )
-        )
+    payload = {
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "machine": machine,
+        "results": result,
+        "cpu": monitor.cpu,
+        "rss_peak_mib": monitor.peaks,
+    }
+    write_json(args.json, payload)
     return 0 if result["missing"] == 0 and result["duplicates"] == 0 and not result["publish_failed"] else 1
 
 

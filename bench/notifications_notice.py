@@ -36,14 +36,11 @@ import argparse
 import asyncio
 import csv
 import datetime as dt
-import json
 import os
 import random
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -54,22 +51,23 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bench._common import add_backend, add_json, write_json
 from bench._stack import (
     MACHINE,
     OTHER,
     POSTGRES,
     REQUEST_TIMEOUT,
     SHARED_CPU_NOTE,
-    StackFailed,
     admin_token,
     dead_processes,
     fmt1,
     identity_env,
+    logs_on_failure,
     machine_info,
     monitor_for,
     other_cpu_warnings,
     print_logs,
-    running_stack,
+    run_on_stack,
 )
 from bench.tickets_create import World, build_world, client_for, latency_summary, new_sample, send
 from govkit.devstack import REPO, Stack
@@ -462,13 +460,13 @@ def verdict(r: dict[str, Any], dead: list[str], linked: int) -> list[str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    add_backend(parser)
     parser.add_argument("--residents", type=int, default=170_000, help="residents told (default 170000)")
     parser.add_argument("--rate", type=float, default=20.0, help="ticket creations per second (default 20)")
     parser.add_argument("--baseline", type=float, default=20.0, help="seconds of tickets alone (default 20)")
     parser.add_argument("--max-fanout", type=float, default=600.0, help="give up on the notice after this")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the numbers here")
+    add_json(parser)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite files)")
     args = parser.parse_args(argv)
     if not 1 <= args.residents <= 1_000_000 or not 0 < args.rate <= 200 or not 0 < args.baseline <= 600:
@@ -478,41 +476,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="gov-bench-notice-"))
-    args.tmp = str(tmp)
     password = "Bench-" + secrets.token_urlsafe(16)
-    try:
-        databases: list[str] = []
-        with running_stack(
-            tmp,
-            args.backend,
-            admin_password=password,
-            service_env={"identity": identity_env()},
-            databases=databases,
-        ) as stack:
-            try:
-                report = asyncio.run(run(args, stack, password, args.backend, databases))
-            except Exception:
-                print_logs(stack, "log (tail)")
-                raise
-            print_report(report)
-            if args.json:
-                args.json.parent.mkdir(parents=True, exist_ok=True)
-                args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-                print(f"wrote {args.json}")
-            failures = verdict(report, dead_processes(stack), report["setup"]["residents_linked"])
-            if failures:
-                print_logs(stack, "log (tail)")
-                print(f"FAILED: {'; '.join(failures)}", file=sys.stderr)
-                return 1
-            return 0
-    except StackFailed:
-        return 2
-    finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    databases: list[str] = []
+
+    def measure(stack: Stack, tmp: Path) -> int:
+        args.tmp = str(tmp)
+        with logs_on_failure(stack):
+            report = asyncio.run(run(args, stack, password, args.backend, databases))
+        print_report(report)
+        write_json(args.json, report)
+        failures = verdict(report, dead_processes(stack), report["setup"]["residents_linked"])
+        if failures:
+            print_logs(stack, "log (tail)")
+            print(f"FAILED: {'; '.join(failures)}", file=sys.stderr)
+            return 1
+        return 0
+
+    return run_on_stack(
+        "gov-bench-notice-",
+        args.backend,
+        measure,
+        keep=args.keep,
+        admin_password=password,
+        service_env={"identity": identity_env()},
+        databases=databases,
+    )
 
 
 if __name__ == "__main__":

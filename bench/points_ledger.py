@@ -27,10 +27,8 @@ import argparse
 import asyncio
 import json
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -38,17 +36,16 @@ from typing import Any
 
 import grpc
 
+from bench._common import add_backend, add_json, write_json
 from bench._stack import (
-    MACHINE,
-    OTHER,
     SHARED_CPU_NOTE,
-    StackFailed,
-    fmt1,
+    Monitor,
+    cpu_line,
     identity_env,
     machine_info,
-    monitor_for,
     percentile,
-    running_stack,
+    run_monitored,
+    run_on_stack,
 )
 from gov.blocks.v1 import blocks_pb2
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
@@ -258,38 +255,38 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    add_backend(parser)
     parser.add_argument("--awards", type=int, default=2000, help="CreateAward calls (default 2000)")
     parser.add_argument("--concurrency", type=int, default=16, help="awards in flight at once (default 16)")
     parser.add_argument(
         "--redeemers", type=int, default=200, help="residents redeeming at once (default 200)"
     )
     parser.add_argument("--stock", type=int, default=50, help="units of the contended item (default 50)")
-    parser.add_argument("--json", type=Path, help="write the results here too")
+    add_json(parser)
     args = parser.parse_args()
     admin_password = secrets.token_urlsafe(16)
-    identity = identity_env()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-points-"))
     databases: list[str] = []
-    try:
-        with running_stack(
-            tmp,
-            args.backend,
-            admin_password=admin_password,
-            service_env={"identity": identity},
-            databases=databases,
-        ) as stack:
-            monitor = monitor_for(stack, args.backend, pg_databases=databases)
-            monitor.start()
-            try:
-                result = asyncio.run(run(args, stack, admin_password, monitor))
-            finally:
-                monitor.close()
-            code, verdict = verify(stack)
-    except StackFailed:
-        return 2
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    def measure(stack: Stack, _: Path) -> int:
+        result, monitor = run_monitored(
+            stack, args.backend, databases, lambda monitor: run(args, stack, admin_password, monitor)
+        )
+        return report(args, result, monitor, verify(stack))
+
+    return run_on_stack(
+        "bench-points-",
+        args.backend,
+        measure,
+        admin_password=admin_password,
+        service_env={"identity": identity_env()},
+        databases=databases,
+    )
+
+
+def report(
+    args: argparse.Namespace, result: dict[str, Any], monitor: Monitor, verified: tuple[int, str]
+) -> int:
+    code, verdict = verified
     awards, redemptions = result["awards"], result["redemptions"]
     machine = machine_info()
     print(f"\npoints ledger, backend {args.backend}\n{SHARED_CPU_NOTE.format(cpus=machine['cpu_count'])}")
@@ -302,9 +299,7 @@ def main() -> int:
         )
     print("\nCPU % of one core, per phase:")
     for phase in ("awards", "redemptions"):
-        cpu = monitor.cpu.get(phase, {})
-        row = ", ".join(f"{k} {fmt1(v)}" for k, v in sorted(cpu.items()) if k not in (MACHINE, OTHER))
-        print(f"  {phase:<12} {row}; machine {fmt1(cpu.get(MACHINE))}, other {fmt1(cpu.get(OTHER))}")
+        print(f"  {phase:<12} {cpu_line(monitor.cpu.get(phase, {}))}")
     print(f"\nverify: {verdict}")
     ok = (
         code == 0
@@ -312,21 +307,14 @@ def main() -> int:
         and redemptions["outcomes"].get("OK", 0) == args.stock
         and set(redemptions["outcomes"]) <= {"OK", "FAILED_PRECONDITION"}
     )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps(
-                {
-                    "args": vars(args) | {"json": str(args.json)},
-                    "machine": machine,
-                    "results": result,
-                    "cpu": monitor.cpu,
-                    "verify": verdict,
-                },
-                ensure_ascii=False,
-                indent=1,
-            )
-        )
+    payload = {
+        "args": vars(args) | {"json": str(args.json)},
+        "machine": machine,
+        "results": result,
+        "cpu": monitor.cpu,
+        "verify": verdict,
+    }
+    write_json(args.json, payload)
     print("OK" if ok else "FAILED: see the outcomes and verify above")
     return 0 if ok else 1
 

@@ -30,13 +30,10 @@ import asyncio
 import csv
 import datetime as dt
 import itertools
-import json
 import math
 import random
 import secrets
-import shutil
 import sys
-import tempfile
 import textwrap
 import threading
 import time
@@ -50,6 +47,7 @@ import httpx
 import nats
 from nats.js.api import DeliverPolicy
 
+from bench._common import add_backend, add_json, write_json
 from bench._stack import (
     CHEAP_ARGON2,
     MACHINE,
@@ -58,19 +56,20 @@ from bench._stack import (
     REQUEST_TIMEOUT,
     SHARED_CPU_NOTE,
     Monitor,
-    StackFailed,
     admin_token,
     dead_processes,
     fmt1,
     identity_env,
+    logs_on_failure,
     machine_info,
     monitor_for,
     other_cpu_warnings,
     percentile,
     pg_sessions,
     print_logs,
+    print_warnings,
     r1,
-    running_stack,
+    run_on_stack,
 )
 from gov.blocks.v1 import blocks_pb2
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
@@ -762,8 +761,7 @@ def print_report(report: dict[str, Any]) -> None:
     if report["backend"] == "postgres":
         print("postgres: the server processes of this run's databases (backends, postmaster, checkpointer,")
         print("WAL writer...); its memory is their PSS added up (shared buffers counted once), no VmHWM.")
-    for warning in report["warnings"]:
-        print(textwrap.fill(f"WARNING: {warning}", width=100, subsequent_indent="         "))
+    print_warnings(report["warnings"])
 
 
 # ----------------------------------------------------------------------------- main
@@ -774,9 +772,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Benchmark ticket creation through the gateway, up to the event on JetStream.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument(
-        "--backend", choices=["sqlite", "postgres"], default="sqlite", help="database of every service"
-    )
+    add_backend(parser, "database of every service")
     parser.add_argument(
         "--duration",
         type=float,
@@ -790,7 +786,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--retries", type=int, default=50, help="idempotent retries of earlier creates")
     parser.add_argument("--pairs", type=int, default=10, help="identical pairs sent at the same moment")
     parser.add_argument("--seed", type=int, default=7, help="for the points, titles and attributes")
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the numbers here")
+    add_json(parser)
     parser.add_argument("--samples", type=Path, default=None, metavar="CSV", help="one row per timed request")
     parser.add_argument("--otel", action="store_true", help="enable OpenTelemetry (exporter none)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite files)")
@@ -852,48 +848,38 @@ async def run(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="gov-bench-tickets-"))
     admin_password = "Bench-" + secrets.token_urlsafe(16)
-    identity = identity_env()
+    databases: list[str] = []
+    return run_on_stack(
+        "gov-bench-tickets-",
+        args.backend,
+        lambda stack, _: _measure(args, stack, admin_password, databases),
+        keep=args.keep,
+        admin_password=admin_password,
+        service_env={"identity": identity_env()},
+        otel=args.otel,
+        databases=databases,
+    )
+
+
+def _measure(args: argparse.Namespace, stack: Stack, admin_password: str, databases: list[str]) -> int:
+    # PostgreSQL: only the server processes working for this run's databases are counted.
+    monitor = monitor_for(stack, args.backend, pg_databases=databases)
     try:
-        databases: list[str] = []
-        with running_stack(
-            tmp,
-            args.backend,
-            admin_password=admin_password,
-            service_env={"identity": identity},
-            otel=args.otel,
-            databases=databases,
-        ) as stack:
-            # PostgreSQL: only the server processes working for this run's databases are counted.
-            monitor = monitor_for(stack, args.backend, pg_databases=databases)
-            try:
-                world, create, idem, events, rss = asyncio.run(
-                    run(args, stack, admin_password, monitor, databases)
-                )
-            except Exception:
-                print_logs(stack, "log (tail)")
-                raise
-            finally:
-                monitor.close()
-            dead = dead_processes(stack)
-            report = build_report(args, world, create, idem, events, monitor, rss)
-            print_report(report)
-            if args.json:
-                args.json.parent.mkdir(parents=True, exist_ok=True)
-                args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-                print(f"wrote {args.json}")
-            if args.samples:
-                write_samples(args.samples, create, events)
-                print(f"wrote {args.samples}")
-            return verdict(report, dead, stack)
-    except StackFailed:
-        return 2
+        with logs_on_failure(stack):
+            world, create, idem, events, rss = asyncio.run(
+                run(args, stack, admin_password, monitor, databases)
+            )
     finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        monitor.close()
+    dead = dead_processes(stack)
+    report = build_report(args, world, create, idem, events, monitor, rss)
+    print_report(report)
+    write_json(args.json, report)
+    if args.samples:
+        write_samples(args.samples, create, events)
+        print(f"wrote {args.samples}")
+    return verdict(report, dead, stack)
 
 
 def verdict(report: dict[str, Any], dead: list[str], stack: Stack) -> int:

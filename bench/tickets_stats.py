@@ -53,10 +53,8 @@ import os
 import platform
 import random
 import secrets
-import shutil
 import sqlite3
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -65,13 +63,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import grpc
 import psutil
 import sqlalchemy
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import case, event, func, insert, or_, select
 
+from bench._common import (
+    DatabaseUnavailable,
+    FreshDatabase,
+    add_backend,
+    add_json,
+    cpu_model,
+    pg_connect,
+    temp_folder,
+    write_json,
+)
 from demo import tickets as demo
 from gov.identity.v1 import identity_pb2, identity_pb2_grpc
 from gov.tickets.v1 import tickets_pb2 as pb
@@ -91,10 +98,6 @@ from services.tickets.statistics import STATES as SERVICE_STATES
 from services.tickets.statistics import StatisticsFlows
 from services.tickets.sweeper import Sweeper
 
-PG_HOST = "127.0.0.1"
-PG_PORT = 5432
-PG_USER = "postgres"
-PG_ADMIN_DB = "test"
 ADMIN_LOGIN = "admin"
 
 # The data ends here (midnight China Standard Time) and starts SPAN_DAYS before. A run after
@@ -743,69 +746,6 @@ def _media(rng: random.Random, share: float) -> str:
 
 
 # ----------------------------------------------------------------------------- databases
-
-
-async def pg_admin(sql: str) -> None:
-    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB, timeout=10)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-async def pg_connect(name: str) -> asyncpg.Connection:
-    return await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=name, timeout=10)
-
-
-class DatabaseUnavailable(Exception):
-    pass
-
-
-@dataclass
-class FreshDatabase:
-    backend: str
-    folder: Path
-    keep: bool = False
-    url: str = ""
-    pg_name: str | None = None
-    sqlite_path: Path | None = None
-    version: str = ""
-
-    def __enter__(self) -> FreshDatabase:
-        if self.backend == "sqlite":
-            self.sqlite_path = self.folder / "tickets.db"
-            self.url = f"sqlite+aiosqlite:///{self.sqlite_path}"
-            self.version = sqlite3.sqlite_version
-            return self
-        name = f"gov_bench_stats_{uuid.uuid4().hex[:8]}"
-        try:
-            asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
-            self.pg_name = name
-            self.version = asyncio.run(_pg_version(name))
-        except (OSError, asyncpg.PostgresError) as exc:
-            self.__exit__()
-            raise DatabaseUnavailable(f"PostgreSQL on {PG_HOST}:{PG_PORT}: {exc}") from exc
-        self.url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.pg_name is None:
-            return
-        if self.keep:
-            print(f"kept PostgreSQL database {self.pg_name}")
-            return
-        try:
-            asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)'))
-        except Exception as error:  # report, but never hide the benchmark's own outcome
-            print(f"warning: could not drop database {self.pg_name}: {error}", file=sys.stderr)
-
-
-async def _pg_version(name: str) -> str:
-    conn = await pg_connect(name)
-    try:
-        return str(await conn.fetchval("SHOW server_version"))
-    finally:
-        await conn.close()
 
 
 UNIT_COLUMNS = [c.name for c in TicketUnit.__table__.columns]
@@ -1633,14 +1573,6 @@ def _fmt(value: Any) -> str:
     return f"{value:,}"
 
 
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
 # ----------------------------------------------------------------------------- trials
 
 
@@ -1766,7 +1698,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "repeat": args.repeat,
         "failures": [],
     }
-    with FreshDatabase(args.backend, folder, keep=args.keep) as db:
+    with FreshDatabase(args.backend, folder, "tickets", "stats", keep=args.keep) as db:
         report["backend_version"] = db.version
         print(f"migrating a fresh {args.backend} database ...", flush=True)
         try:
@@ -1862,7 +1794,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    add_backend(parser)
     parser.add_argument("--tickets", type=int, default=1_000_000, help="tickets to load")
     parser.add_argument("--seed", type=int, default=7, help="random seed of the generated data")
     parser.add_argument("--batch", type=int, default=10_000, help="tickets per insert batch / COPY")
@@ -1890,7 +1822,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory / PostgreSQL database"
     )
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the numbers here")
+    add_json(parser)
     args = parser.parse_args(argv)
     if not 1_000 <= args.tickets <= 5_000_000:
         parser.error("--tickets must be between 1,000 and 5,000,000")
@@ -1911,8 +1843,7 @@ def main(argv: list[str] | None = None) -> int:
             "deadlines that the data assumes already passed",
             file=sys.stderr,
         )
-    folder = Path(tempfile.mkdtemp(prefix="gov-bench-stats-"))
-    try:
+    with temp_folder("gov-bench-stats-", keep=args.keep) as folder:
         try:
             report = run(args, folder)
         except DatabaseUnavailable as exc:
@@ -1922,16 +1853,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: the stack did not start: {exc}", file=sys.stderr)
             return 2
         print_report(report)
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
-            print(f"wrote {args.json}")
+        write_json(args.json, report, default=str)
         return 1 if report["failures"] else 0
-    finally:
-        if args.keep:
-            print(f"kept {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -155,7 +155,7 @@ def wanlou_demo(seed: int = PLAN.seed, households: int = PLAN.households) -> Dem
         homes = _homes(rng, block, count, buildings)
         for seq, (building_code, address) in enumerate(homes, start=1):
             code = f"WL-B{block.number:02d}-{seq:04d}"
-            tags = _tags(rng)
+            tags = household_tags(rng)
             household_rows.append([code, _block_path(block), building_code, address, ";".join(tags)])
             resident_rows.extend([code, *person] for person in people.household(tags))
         staff_rows.extend(_block_staff(rng, people, block, count))
@@ -370,7 +370,8 @@ def _flats(rng: random.Random, count: int) -> list[str]:
     return flats
 
 
-def _tags(rng: random.Random) -> list[str]:
+def household_tags(rng: random.Random) -> list[str]:
+    """A household's vulnerability tags: none for most, the main one first (also bench/blocks_import.py's)."""
     if rng.random() >= TAGGED_SHARE:
         return []
     tags = rng.choices(list(MAIN_TAG_WEIGHTS), weights=list(MAIN_TAG_WEIGHTS.values()))
@@ -382,6 +383,15 @@ def _tags(rng: random.Random) -> list[str]:
 
 
 # --- people ------------------------------------------------------------------------------------
+
+
+def unique_phone(rng: random.Random, taken: set[str]) -> str:
+    """A mobile number of one of the carriers' blocks not in `taken`, and now in it."""
+    while True:
+        phone = rng.choice(MOBILE_PREFIXES) + f"{rng.randrange(10**8):08d}"
+        if phone not in taken:
+            taken.add(phone)
+            return phone
 
 
 class _People:
@@ -401,11 +411,7 @@ class _People:
         return self.rng.choices(SURNAMES, weights=SURNAME_WEIGHTS)[0]
 
     def phone(self) -> str:
-        while True:
-            phone = self.rng.choice(MOBILE_PREFIXES) + f"{self.rng.randrange(10**8):08d}"
-            if phone not in self.phones:
-                self.phones.add(phone)
-                return phone
+        return unique_phone(self.rng, self.phones)
 
     def household(self, tags: Sequence[str]) -> list[list[str]]:
         """Residents as name, relation, phone, birth_year, id_suffix; the head first."""

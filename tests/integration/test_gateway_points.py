@@ -12,9 +12,8 @@ import httpx
 
 from gateway.points_resources import PROTO_ENUMS, from_pb, to_pb
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
-from gov.identity.v1 import identity_pb2
 from tests.support.gateway import auth, idempotency_key, is_problem, ok, ref
-from tests.support.identity import IdentityClient, md
+from tests.support.identity import IdentityClient
 from tests.support.points import Village, make_village
 
 API = "/api/v1/points"
@@ -292,20 +291,9 @@ async def test_consent_is_granted_and_revoked_over_rest_and_the_resident_reads_e
     indicator = await _indicator(http, village, points=25)
     ok(await _award(http, village, indicator["id"]), 201)
 
-    created = await identity.stub.CreateServiceAccount(
-        identity_pb2.CreateServiceAccountRequest(
-            service_account=identity_pb2.ServiceAccount(display_name="合作银行")
-        ),
-        metadata=md(identity.admin_token),
-    )
+    created = await identity.make_service_account("合作银行")
     bank_id = created.service_account.name.removeprefix("serviceAccounts/")
-    bank = (
-        await identity.stub.IssueServiceToken(
-            identity_pb2.IssueServiceTokenRequest(
-                client_id=created.service_account.client_id, client_secret=created.client_secret
-            )
-        )
-    ).access_token
+    bank = await identity.service_token(created)
     resident_id = resident.name.removeprefix("users/")
     tier_url = f"{API}/residents/{resident_id}/credit-tier"
 

@@ -19,7 +19,7 @@ from gov.identity.v1 import identity_pb2 as ipb
 from gov.tickets.v1 import tickets_pb2 as pb
 from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub
 from govkit.devstack import Stack
-from tests.support.identity import IdentityClient, md
+from tests.support.identity import IdentityClient, client_credentials, md
 from tests.support.open311 import ATTRIBUTE, CREATED, REQUEST, SERVICE, V2, parse_xml, tags
 from tests.support.tickets import World, hours
 
@@ -97,11 +97,8 @@ async def service_code(tickets: TicketsServiceStub, identity: IdentityClient, wo
 
 async def _new_account(identity: IdentityClient, name: str) -> tuple[str, str]:
     """(api_key, serviceAccounts/{id}) of a new service account."""
-    created = await identity.stub.CreateServiceAccount(
-        ipb.CreateServiceAccountRequest(service_account=ipb.ServiceAccount(display_name=name)),
-        metadata=md(identity.admin_token),
-    )
-    return f"{created.service_account.client_id}:{created.client_secret}", created.service_account.name
+    created = await identity.make_service_account(name)
+    return client_credentials(created), created.service_account.name
 
 
 async def _service_account(identity: IdentityClient, name: str) -> str:

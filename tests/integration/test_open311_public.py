@@ -19,10 +19,9 @@ import pytest_asyncio
 
 from gov.blocks.v1 import blocks_pb2 as bpb
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
-from gov.identity.v1 import identity_pb2 as ipb
 from gov.tickets.v1 import tickets_pb2 as pb
 from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub
-from tests.support.identity import IdentityClient, md
+from tests.support.identity import IdentityClient, client_credentials, md
 from tests.support.open311 import V2
 from tests.support.tickets import World, make_category
 
@@ -34,11 +33,7 @@ CONTACT_NAME = "欧阳娜娜"
 
 
 async def _api_key(identity: IdentityClient, name: str) -> str:
-    created = await identity.stub.CreateServiceAccount(
-        ipb.CreateServiceAccountRequest(service_account=ipb.ServiceAccount(display_name=name)),
-        metadata=md(identity.admin_token),
-    )
-    return f"{created.service_account.client_id}:{created.client_secret}"
+    return client_credentials(await identity.make_service_account(name))
 
 
 async def _make_public(http: httpx.AsyncClient, identity: IdentityClient, code: str, public: bool) -> None:

@@ -13,7 +13,6 @@ import nats
 
 from gov.blocks.v1 import blocks_pb2
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
-from gov.identity.v1 import identity_pb2
 from gov.points.v1 import points_pb2 as pb
 from gov.points.v1.points_pb2_grpc import PointsServiceStub
 from gov.tickets.v1 import tickets_pb2
@@ -21,6 +20,7 @@ from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub
 from govkit.devstack import Stack
 from govkit.events import MSG_ID_HEADER, parse_event
 from govkit.protobuf import timestamp
+from tests.support.events import event_types
 from tests.support.identity import IdentityClient, md
 from tests.support.points import Village, account, award, make_indicator, refused
 from tests.support.tickets import Person, make_world, new_ticket
@@ -290,20 +290,8 @@ async def test_the_bank_sees_a_tier_only_with_consent_and_every_query_is_audited
         metadata=leader,
     )
     await award(points, village, await make_indicator(points, village, points=25))
-    created = await identity.stub.CreateServiceAccount(
-        identity_pb2.CreateServiceAccountRequest(
-            service_account=identity_pb2.ServiceAccount(display_name="合作银行")
-        ),
-        metadata=md(identity.admin_token),
-    )
-    bank_token = (
-        await identity.stub.IssueServiceToken(
-            identity_pb2.IssueServiceTokenRequest(
-                client_id=created.service_account.client_id, client_secret=created.client_secret
-            )
-        )
-    ).access_token
-    bank = md(bank_token)
+    created = await identity.make_service_account("合作银行")
+    bank = md(await identity.service_token(created))
     resident = village.residents[0]
     ask = pb.GetCreditTierRequest(resident=resident.name)
     await refused(points.GetCreditTier(ask, metadata=bank), grpc.StatusCode.PERMISSION_DENIED)
@@ -535,18 +523,6 @@ async def test_red_and_black_lists_rank_net_conduct_and_penalties_and_publishing
         pb.ListRankingsRequest(node=village.block), metadata=village.residents[0].md
     )
     assert [r.name for r in listed.rankings] == [published.name]
-    nc = await nats.connect(stack.nats_url)
-    try:
-        sub = await nc.jetstream().subscribe("points.v1.list.published", ordered_consumer=True)
-        types = []
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=2)
-            except nats.errors.TimeoutError:
-                break
-            event = parse_event(msg.data)
-            if event.resource == published.name:
-                types.append(event.type)
-    finally:
-        await nc.close()
+    # Read until the stream pauses for 2 s: a second publication of the same list would show here.
+    types = await event_types(stack.nats_url, "points.v1.list.published", published.name, settle=2)
     assert types == ["points.v1.list.published"]

@@ -606,20 +606,8 @@ async def test_killed_mid_transition_loses_no_committed_transition_and_no_event(
 async def test_the_hotline_files_for_a_caller_and_follows_its_own_reports(
     desk: Desk, tickets: TicketsServiceStub, identity: IdentityClient
 ) -> None:
-    from gov.identity.v1 import identity_pb2 as ipb
-
-    created = await identity.stub.CreateServiceAccount(
-        ipb.CreateServiceAccountRequest(service_account=ipb.ServiceAccount(display_name="12345 热线")),
-        metadata=md(identity.admin_token),
-    )
-    token = (
-        await identity.stub.IssueServiceToken(
-            ipb.IssueServiceTokenRequest(
-                client_id=created.service_account.client_id, client_secret=created.client_secret
-            )
-        )
-    ).access_token
-    hotline = md(token)
+    created = await identity.make_service_account("12345 热线")
+    hotline = md(await identity.service_token(created))
     ticket = new_ticket(
         desk.world,
         source=pb.TICKET_SOURCE_HOTLINE,

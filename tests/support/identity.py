@@ -71,6 +71,27 @@ class IdentityClient:
         token = (await self.login(phone, PASSWORD)).access_token
         return user, phone, token
 
+    async def make_service_account(self, display_name: str) -> pb.CreateServiceAccountResponse:
+        """A new service account (as admin): the account and its client secret, shown this once."""
+        return await self.stub.CreateServiceAccount(
+            pb.CreateServiceAccountRequest(service_account=pb.ServiceAccount(display_name=display_name)),
+            metadata=md(self.admin_token),
+        )
+
+    async def service_token(self, created: pb.CreateServiceAccountResponse) -> str:
+        """An access token of the service account, by its client credentials."""
+        pair = await self.stub.IssueServiceToken(
+            pb.IssueServiceTokenRequest(
+                client_id=created.service_account.client_id, client_secret=created.client_secret
+            )
+        )
+        return pair.access_token
+
+
+def client_credentials(created: pb.CreateServiceAccountResponse) -> str:
+    """The service account's `client_id:client_secret`, as the Open311 API takes it."""
+    return f"{created.service_account.client_id}:{created.client_secret}"
+
 
 def from_address(address: str) -> tuple[tuple[str, str], ...]:
     """Metadata with which the gateway tells identity whose login attempt it forwards."""

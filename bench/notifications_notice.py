@@ -39,7 +39,6 @@ import datetime as dt
 import os
 import random
 import secrets
-import subprocess
 import sys
 import time
 import uuid
@@ -70,7 +69,7 @@ from bench._stack import (
     run_on_stack,
 )
 from bench.tickets_create import World, build_world, client_for, latency_summary, new_sample, send
-from govkit.devstack import REPO, Stack
+from govkit.devstack import Stack
 from services.blocks import importfiles
 
 ALONE, FANOUT = "tickets alone", "fan-out"
@@ -112,16 +111,7 @@ def write_files(folder: Path, world: World, residents: int) -> tuple[Path, Path,
 
 def blocks_import(stack: Stack, kind: str, path: Path) -> None:
     """The operators' import command against the running blocks service's database."""
-    result = subprocess.run(
-        [sys.executable, "-m", "services.blocks", "import", kind, str(path)],
-        env=stack.env(**stack.service_envs["blocks"]),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"blocks import {kind} failed:\n{result.stdout}{result.stderr}")
+    stack.run_command("blocks", "import", stack.service_envs["blocks"], kind, str(path))
 
 
 async def link_accounts(url: str) -> int:

@@ -149,9 +149,10 @@ class Stack:
             raise RuntimeError(f"streams apply failed ({result.returncode}):\n{result.stdout}{result.stderr}")
         return result.stdout
 
-    def run_command(self, service: str, command: str, env: dict[str, str]) -> None:
+    def run_command(self, service: str, command: str, env: dict[str, str], *args: str) -> None:
+        """`python -m services.<service> <command> <args>` with the stack's environment and `env`."""
         result = subprocess.run(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", f"services.{service}", command],
+            [sys.executable, "-m", f"services.{service}", command, *args],
             env=self.env(**env),
             cwd=REPO,
             capture_output=True,

@@ -12,6 +12,7 @@ from gov.tickets.v1 import events_pb2
 from gov.tickets.v1 import tickets_pb2 as pb
 from govkit import protobuf
 from govkit.protobuf import timestamp
+from govkit.rowmap import RowMap, computed, fmt
 from services.tickets import models
 from services.tickets.attributes import Definition
 
@@ -24,150 +25,104 @@ def duration(seconds: float) -> duration_pb2.Duration:
     return protobuf.duration(dt.timedelta(seconds=seconds))
 
 
-def unit(row: models.Unit) -> pb.Unit:
-    return pb.Unit(
-        name=f"units/{row.code}",
-        code=row.code,
-        display_name=row.display_name,
-        kind=value_of(pb.UnitKind, row.kind),
-        node=row.node,
-        create_time=timestamp(row.create_time),
+def _location(latitude: float | None, longitude: float | None, household: str, address: str) -> pb.Location:
+    return pb.Location(
+        latitude=latitude or 0.0,
+        longitude=longitude or 0.0,
+        has_point=latitude is not None and longitude is not None,
+        household=f"households/{household}" if household else "",
+        address=address,
     )
 
 
-def member(row: models.UnitMember) -> pb.UnitMember:
-    return pb.UnitMember(
-        name=f"units/{row.unit_code}/members/{row.user_id}",
-        user=f"users/{row.user_id}",
-        create_time=timestamp(row.create_time),
-    )
+def _rating(score: int | None, comment: str, by: str, time: dt.datetime | None) -> pb.Rating | None:
+    if score is None:
+        return None
+    return pb.Rating(score=score, comment=comment, recorded_by=by, time=timestamp(time))
+
+
+def _attributes(text: str) -> list[pb.TicketAttribute]:
+    return [pb.TicketAttribute(code=code, values=values) for code, values in json.loads(text).items()]
+
+
+def _definitions(text: str) -> list[Definition]:
+    return [Definition.from_json(d) for d in json.loads(text)]
 
 
 def definitions(row: models.Category) -> list[Definition]:
-    return [Definition.from_json(d) for d in json.loads(row.attributes)]
+    return _definitions(row.attributes)
 
 
-def attribute_definition(d: Definition) -> pb.AttributeDefinition:
-    return pb.AttributeDefinition(
-        code=d.code,
-        display_name=d.display_name,
-        description=d.description,
-        type=value_of(pb.AttributeType, d.type),
-        required=d.required,
-        options=[pb.AttributeOption(key=k, display_name=n) for k, n in d.options],
-    )
-
-
-def category(row: models.Category) -> pb.Category:
-    return pb.Category(
-        name=f"categories/{row.code}",
-        code=row.code,
-        display_name=row.display_name,
-        group=row.group_name,
-        description=row.description,
-        keywords=json.loads(row.keywords),
-        default_unit=f"units/{row.default_unit}" if row.default_unit else "",
-        default_center=value_of(pb.UnitKind, row.default_center),
-        priority=value_of(pb.Priority, row.priority),
-        matter_class=value_of(pb.MatterClass, row.matter_class),
-        kind=value_of(pb.TicketKind, row.kind),
-        attributes=[attribute_definition(d) for d in definitions(row)],
-        sla=pb.SlaPolicy(
-            acknowledge_within=duration(row.acknowledge_seconds),
-            resolve_within=duration(row.resolve_seconds),
-            clock=value_of(pb.SlaClock, row.sla_clock),
-            escalate_on_acknowledge_breach=row.escalate_on_acknowledge_breach,
+attribute_definition = RowMap(
+    pb.AttributeDefinition,
+    Definition,
+    options=computed(
+        lambda options: [pb.AttributeOption(key=k, display_name=n) for k, n in options], "options"
+    ),
+)
+unit = RowMap(pb.Unit, models.Unit, name=fmt("units/{code}"))
+member = RowMap(
+    pb.UnitMember,
+    models.UnitMember,
+    name=fmt("units/{unit_code}/members/{user_id}"),
+    user=fmt("users/{user_id}"),
+)
+category = RowMap(
+    pb.Category,
+    models.Category,
+    name=fmt("categories/{code}"),
+    group="group_name",
+    keywords=computed(json.loads, "keywords"),
+    default_unit=fmt("units/{default_unit}", optional=True),
+    attributes=computed(lambda text: [attribute_definition(d) for d in _definitions(text)], "attributes"),
+    sla=computed(
+        lambda acknowledge, resolve, clock, escalate: pb.SlaPolicy(
+            acknowledge_within=duration(acknowledge),
+            resolve_within=duration(resolve),
+            clock=value_of(pb.SlaClock, clock),
+            escalate_on_acknowledge_breach=escalate,
         ),
-        active=row.active,
-        create_time=timestamp(row.create_time),
-        update_time=timestamp(row.update_time),
-        public=bool(row.public),
-    )
+        "acknowledge_seconds",
+        "resolve_seconds",
+        "sla_clock",
+        "escalate_on_acknowledge_breach",
+    ),
+)
+_UNIT_ASSIGNMENT = RowMap(pb.UnitAssignment, models.TicketUnit, unit=fmt("units/{unit}"))
+_TICKET = RowMap(
+    pb.Ticket,
+    models.Ticket,
+    name=fmt("tickets/{id}"),
+    category=fmt("categories/{category}"),
+    media_uris=computed(json.loads, "media"),
+    location=computed(_location, "latitude", "longitude", "household_id", "address"),
+    contact=computed(
+        lambda name, phone: pb.Contact(display_name=name, phone=phone), "contact_name", "contact_phone"
+    ),
+    attributes=computed(_attributes, "attributes"),
+    suggested_unit=fmt("units/{suggested_unit}", optional=True),
+    lead_unit=fmt("units/{lead_unit}", optional=True),
+    expected_resolve_time="resolve_deadline",
+    resolution_media_uris=computed(json.loads, "resolution_media"),
+    rating=computed(_rating, "rating", "rating_comment", "rating_by", "rating_time"),
+    merged_into=fmt("tickets/{merged_into}", optional=True),
+    possible_duplicates=computed(
+        lambda text: [f"tickets/{t}" for t in json.loads(text)], "possible_duplicates"
+    ),
+)
+timeline_entry = RowMap(
+    pb.TimelineEntry,
+    models.TimelineEntry,
+    name=fmt("tickets/{ticket_id}/timeline/{seq}"),
+    unit=fmt("units/{unit}", optional=True),
+    details=computed(json.loads, "details"),
+)
+_CALENDAR_DAY = RowMap(pb.CalendarDay, models.CalendarDay, date="day", display_name="name")
 
 
 def ticket(row: models.Ticket, units: Sequence[models.TicketUnit]) -> pb.Ticket:
-    has_point = row.latitude is not None and row.longitude is not None
-    message = pb.Ticket(
-        name=f"tickets/{row.id}",
-        category=f"categories/{row.category}",
-        kind=value_of(pb.TicketKind, row.kind),
-        state=value_of(pb.TicketState, row.state),
-        source=value_of(pb.TicketSource, row.source),
-        title=row.title,
-        description=row.description,
-        media_uris=json.loads(row.media),
-        location=pb.Location(
-            latitude=row.latitude or 0.0,
-            longitude=row.longitude or 0.0,
-            has_point=has_point,
-            household=f"households/{row.household_id}" if row.household_id else "",
-            address=row.address,
-        ),
-        node=row.node,
-        street=row.street,
-        district=row.district,
-        reporter=row.reporter,
-        contact=pb.Contact(display_name=row.contact_name, phone=row.contact_phone),
-        attributes=[
-            pb.TicketAttribute(code=code, values=values)
-            for code, values in json.loads(row.attributes).items()
-        ],
-        priority=value_of(pb.Priority, row.priority),
-        matter_class=value_of(pb.MatterClass, row.matter_class),
-        suggested_unit=f"units/{row.suggested_unit}" if row.suggested_unit else "",
-        lead_unit=f"units/{row.lead_unit}" if row.lead_unit else "",
-        units=[
-            pb.UnitAssignment(
-                unit=f"units/{u.unit}",
-                role=value_of(pb.UnitRole, u.role),
-                status=value_of(pb.UnitStatus, u.status),
-                reason=u.reason,
-                update_time=timestamp(u.update_time),
-            )
-            for u in sorted(units, key=lambda u: (u.role != "lead", u.unit))
-        ],
-        escalated=row.escalated,
-        acknowledge_deadline=timestamp(row.acknowledge_deadline),
-        resolve_deadline=timestamp(row.resolve_deadline),
-        expected_resolve_time=timestamp(row.resolve_deadline),
-        acknowledge_overdue=row.acknowledge_overdue,
-        resolve_overdue=row.resolve_overdue,
-        acknowledge_time=timestamp(row.acknowledge_time),
-        resolve_time=timestamp(row.resolve_time),
-        close_time=timestamp(row.close_time),
-        resolution=row.resolution,
-        resolution_media_uris=json.loads(row.resolution_media),
-        mediation_outcome=value_of(pb.MediationOutcome, row.mediation_outcome),
-        merged_into=f"tickets/{row.merged_into}" if row.merged_into else "",
-        reject_reason=row.reject_reason,
-        possible_duplicates=[f"tickets/{t}" for t in json.loads(row.possible_duplicates)],
-        create_time=timestamp(row.create_time),
-        update_time=timestamp(row.update_time),
-    )
-    if row.rating is not None:
-        message.rating.CopyFrom(
-            pb.Rating(
-                score=row.rating,
-                comment=row.rating_comment,
-                recorded_by=row.rating_by,
-                time=timestamp(row.rating_time),
-            )
-        )
-    return message
-
-
-def timeline_entry(row: models.TimelineEntry) -> pb.TimelineEntry:
-    return pb.TimelineEntry(
-        name=f"tickets/{row.ticket_id}/timeline/{row.seq}",
-        action=value_of(pb.Action, row.action),
-        actor=row.actor,
-        time=timestamp(row.time),
-        from_state=value_of(pb.TicketState, row.from_state),
-        to_state=value_of(pb.TicketState, row.to_state),
-        note=row.note,
-        unit=f"units/{row.unit}" if row.unit else "",
-        details=json.loads(row.details),
-    )
+    lead_first = sorted(units, key=lambda u: (u.role != "lead", u.unit))
+    return _TICKET(row, units=[_UNIT_ASSIGNMENT(u) for u in lead_first])
 
 
 # ---------------------------------------------------------------- event payloads (no contact data)
@@ -203,9 +158,6 @@ def calendar_year(
     return pb.CalendarYear(
         name=f"calendarYears/{year}",
         year=year,
-        days=[
-            pb.CalendarDay(date=d.day, kind=value_of(pb.DayKind, d.kind), display_name=d.name)
-            for d in sorted(days, key=lambda d: d.day)
-        ],
+        days=[_CALENDAR_DAY(d) for d in sorted(days, key=lambda d: d.day)],
         update_time=timestamp(update_time),
     )

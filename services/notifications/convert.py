@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gov.notifications.v1 import notifications_pb2 as pb
 from govkit.errors import InvalidArgument
-from govkit.protobuf import timestamp
+from govkit.rowmap import RowMap, computed, fmt
 from services.notifications.models import Delivery, Endpoint, InboxItem
 from services.notifications.template_admin import TemplateView
 from services.notifications.texts import PARAMETERS
@@ -46,68 +46,16 @@ def state_name(value: int, field: str) -> str:
     return name
 
 
-def inbox_item(row: InboxItem) -> pb.InboxItem:
-    return pb.InboxItem(
-        name=f"{row.recipient}/inboxItems/{row.id}",
-        sequence=row.seq,
-        kind=row.kind,
-        title=row.title,
-        body=row.body,
-        link=row.link,
-        resource=row.resource,
-        urgent=row.urgent,
-        create_time=timestamp(row.create_time),
-        read_time=timestamp(row.read_time),
-    )
-
-
-def delivery(row: Delivery) -> pb.Delivery:
-    return pb.Delivery(
-        name=f"deliveries/{row.id}",
-        recipient=row.recipient,
-        channel=CHANNELS[row.channel],
-        kind=row.kind,
-        state=STATES[row.state],
-        attempts=row.attempts,
-        last_error=row.last_error,
-        event_id=row.event_id,
-        node=row.node,
-        create_time=timestamp(row.create_time),
-        update_time=timestamp(row.update_time),
-        next_attempt_time=timestamp(row.next_attempt_time),
-        sent_time=timestamp(row.sent_time),
-        digest=f"deliveries/{row.digest_id}" if row.digest_id else "",
-    )
-
-
-def endpoint(row: Endpoint) -> pb.Endpoint:
-    return pb.Endpoint(
-        name=f"endpoints/{row.id}",
-        owner=row.owner,
-        channel=CHANNELS[row.channel],
-        address=row.address,
-        create_time=timestamp(row.create_time),
-    )
-
-
-def template(view: TemplateView) -> pb.Template:
-    return pb.Template(
-        name=view.name,
-        kind=view.kind,
-        channel=CHANNELS[view.channel],
-        locale=view.locale,
-        subject=view.subject,
-        body=view.body,
-        customized=view.customized,
-        update_time=timestamp(view.update_time),
-        parameters=[*PARAMETERS.get(view.kind, ()), "link"],
-    )
-
-
-def notice_recipient(row: InboxItem) -> pb.NoticeRecipient:
-    return pb.NoticeRecipient(
-        user=row.recipient, deliver_time=timestamp(row.create_time), read_time=timestamp(row.read_time)
-    )
+inbox_item = RowMap(pb.InboxItem, InboxItem, name=fmt("{recipient}/inboxItems/{id}"), sequence="seq")
+delivery = RowMap(
+    pb.Delivery, Delivery, name=fmt("deliveries/{id}"), digest=fmt("deliveries/{digest_id}", optional=True)
+)
+# The secret is input only: written, never returned.
+endpoint = RowMap(pb.Endpoint, Endpoint, name=fmt("endpoints/{id}"), secret=None)
+template = RowMap(
+    pb.Template, TemplateView, parameters=computed(lambda kind: [*PARAMETERS.get(kind, ()), "link"], "kind")
+)
+notice_recipient = RowMap(pb.NoticeRecipient, InboxItem, user="recipient", deliver_time="create_time")
 
 
 DIGESTS: dict[str, pb.DigestFrequency] = {

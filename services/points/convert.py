@@ -9,6 +9,7 @@ from gov.points.v1 import events_pb2
 from gov.points.v1 import points_pb2 as pb
 from govkit import protobuf
 from govkit.protobuf import timestamp
+from govkit.rowmap import RowMap, computed, fmt
 from services.points import models
 
 # Enum values <-> the lower-case names the tables store; the flows call them convert.name_of/value_of.
@@ -16,56 +17,65 @@ name_of = protobuf.stored_name
 value_of = protobuf.from_stored_name
 
 
-def indicator(row: models.Indicator) -> pb.Indicator:
-    return pb.Indicator(
-        name=f"indicators/{row.id}",
-        node=row.node,
-        code=row.code,
-        display_name=row.display_name,
-        description=row.description,
-        kind=value_of(pb.IndicatorKind, row.kind),
-        points=row.points,
-        evidence_required=row.evidence_required,
-        approval_required=row.approval_required,
-        cap_count=row.cap_count,
-        cap_period=value_of(pb.Period, row.cap_period),
-        validity_months=row.validity_months,
-        credit_household=row.credit_household,
-        active=row.active,
-        version=row.version,
-        create_time=timestamp(row.create_time),
-        update_time=timestamp(row.update_time),
-    )
+indicator = RowMap(pb.Indicator, models.Indicator, name=fmt("indicators/{id}"))
+_AWARD = RowMap(
+    pb.Award,
+    models.Award,
+    name=fmt("awards/{id}"),
+    account=fmt("accounts/{account_id}"),
+    indicator=fmt("indicators/{indicator_id}"),
+    evidence_uris=computed(json.loads, "evidence"),
+    applied_points="applied",
+    outstanding_points="outstanding",
+    entry=fmt("entries/{id}"),
+    household_award=fmt("awards/{household_award}", optional=True),
+)
+_ACCOUNT = RowMap(
+    pb.Account,
+    models.Account,
+    name=fmt("accounts/{id}"),
+    balance=computed(lambda credits, debits: credits - debits, "credits_posted", "debits_posted"),
+    available=computed(
+        lambda credits, debits, pending: credits - debits - pending,
+        "credits_posted",
+        "debits_posted",
+        "debits_pending",
+    ),
+    reserved="debits_pending",
+    pending_credits="credits_pending",
+    outstanding_penalty="outstanding",
+)
+_ENTRY = RowMap(
+    pb.Entry,
+    models.Entry,
+    name=fmt("entries/{id}"),
+    debit_account=fmt("accounts/{debit_account}"),
+    credit_account=fmt("accounts/{credit_account}"),
+    pending_entry=fmt("entries/{pending_id}", optional=True),
+    reverses=fmt("entries/{reverses}", optional=True),
+    settles=fmt("entries/{settles}", optional=True),
+    award=fmt("awards/{award_id}", optional=True),
+    redemption=fmt("redemptions/{redemption_id}", optional=True),
+)
+exchange_point = RowMap(
+    pb.ExchangePoint,
+    models.ExchangePoint,
+    name=fmt("exchangePoints/{id}"),
+    staff=computed(lambda text: [f"users/{u}" for u in json.loads(text)], "staff"),
+)
+item = RowMap(pb.Item, models.Item, name=fmt("exchangePoints/{exchange_point_id}/items/{id}"))
+redemption = RowMap(
+    pb.Redemption,
+    models.Redemption,
+    name=fmt("redemptions/{id}"),
+    item=fmt("exchangePoints/{exchange_point_id}/items/{item_id}"),
+    account=fmt("accounts/{account_id}"),
+    entry=fmt("entries/{id}"),
+)
 
 
 def award(row: models.Award, entry_id: str | None = None) -> pb.Award:
-    return pb.Award(
-        name=f"awards/{row.id}",
-        recipient=row.recipient,
-        account=f"accounts/{row.account_id}",
-        indicator=f"indicators/{row.indicator_id}",
-        indicator_version=row.indicator_version,
-        kind=value_of(pb.IndicatorKind, row.kind),
-        points=row.points,
-        node=row.node,
-        note=row.note,
-        evidence_uris=json.loads(row.evidence),
-        state=value_of(pb.AwardState, row.state),
-        recorded_by=row.recorded_by,
-        decided_by=row.decided_by,
-        decision_note=row.decision_note,
-        applied_points=row.applied,
-        outstanding_points=row.outstanding,
-        entry=f"entries/{entry_id or row.id}",
-        approval_deadline=timestamp(row.approval_deadline),
-        create_time=timestamp(row.create_time),
-        decide_time=timestamp(row.decide_time),
-        appeal_state=value_of(pb.AppealState, row.appeal_state),
-        appeal_reason=row.appeal_reason,
-        appeal_answer=row.appeal_answer,
-        source_event=row.source_event,
-        household_award=f"awards/{row.household_award}" if row.household_award else "",
-    )
+    return _AWARD(row, entry=f"entries/{entry_id}") if entry_id else _AWARD(row)
 
 
 def award_facts(row: models.Award) -> events_pb2.AwardFacts:
@@ -73,52 +83,11 @@ def award_facts(row: models.Award) -> events_pb2.AwardFacts:
 
 
 def account(row: models.Account, expiring: int = 0, next_expiry: Any = None) -> pb.Account:
-    balance = row.credits_posted - row.debits_posted
-    return pb.Account(
-        name=f"accounts/{row.id}",
-        owner=row.owner,
-        node=row.node,
-        balance=balance,
-        available=balance - row.debits_pending,
-        reserved=row.debits_pending,
-        pending_credits=row.credits_pending,
-        outstanding_penalty=row.outstanding,
-        credits_posted=row.credits_posted,
-        debits_posted=row.debits_posted,
-        credits_pending=row.credits_pending,
-        debits_pending=row.debits_pending,
-        expiring_points=expiring,
-        next_expire_time=timestamp(next_expiry),
-        create_time=timestamp(row.create_time),
-        update_time=timestamp(row.update_time),
-    )
-
-
-def _entry_name(entry_id: str | None) -> str:
-    return f"entries/{entry_id}" if entry_id else ""
+    return _ACCOUNT(row, expiring_points=expiring, next_expire_time=timestamp(next_expiry))
 
 
 def entry(row: models.Entry, expired_entries: list[str] | None = None) -> pb.Entry:
-    return pb.Entry(
-        name=f"entries/{row.id}",
-        kind=value_of(pb.EntryKind, row.kind),
-        phase=value_of(pb.EntryPhase, row.phase),
-        debit_account=f"accounts/{row.debit_account}",
-        credit_account=f"accounts/{row.credit_account}",
-        amount=row.amount,
-        pending_entry=_entry_name(row.pending_id),
-        reverses=_entry_name(row.reverses),
-        settles=_entry_name(row.settles),
-        expired_entries=[f"entries/{e}" for e in expired_entries or []],
-        outstanding_delta=row.outstanding_delta,
-        award=f"awards/{row.award_id}" if row.award_id else "",
-        redemption=f"redemptions/{row.redemption_id}" if row.redemption_id else "",
-        actor=row.actor,
-        note=row.note,
-        expire_time=timestamp(row.expire_time),
-        timeout_time=timestamp(row.timeout_time),
-        create_time=timestamp(row.create_time),
-    )
+    return _ENTRY(row, expired_entries=[f"entries/{e}" for e in expired_entries or []])
 
 
 def entry_facts(row: models.Entry, expired_entries: list[str] | None = None) -> events_pb2.EntryFacts:
@@ -127,54 +96,6 @@ def entry_facts(row: models.Entry, expired_entries: list[str] | None = None) -> 
         events_pb2.EntryFacts,
         entry=f"entries/{row.id}",
         account=f"accounts/{row.account_id}",
-    )
-
-
-def exchange_point(row: models.ExchangePoint) -> pb.ExchangePoint:
-    return pb.ExchangePoint(
-        name=f"exchangePoints/{row.id}",
-        node=row.node,
-        display_name=row.display_name,
-        address=row.address,
-        staff=[f"users/{u}" for u in json.loads(row.staff)],
-        active=row.active,
-        create_time=timestamp(row.create_time),
-        update_time=timestamp(row.update_time),
-    )
-
-
-def item(row: models.Item) -> pb.Item:
-    return pb.Item(
-        name=f"exchangePoints/{row.exchange_point_id}/items/{row.id}",
-        display_name=row.display_name,
-        description=row.description,
-        kind=value_of(pb.ItemKind, row.kind),
-        price=row.price,
-        stock=row.stock,
-        limit_per_person=row.limit_per_person,
-        limit_period=value_of(pb.Period, row.limit_period),
-        active=row.active,
-        create_time=timestamp(row.create_time),
-        update_time=timestamp(row.update_time),
-    )
-
-
-def redemption(row: models.Redemption) -> pb.Redemption:
-    return pb.Redemption(
-        name=f"redemptions/{row.id}",
-        item=f"exchangePoints/{row.exchange_point_id}/items/{row.item_id}",
-        quantity=row.quantity,
-        account=f"accounts/{row.account_id}",
-        resident=row.resident,
-        points=row.points,
-        state=value_of(pb.RedemptionState, row.state),
-        entry=f"entries/{row.id}",
-        expire_time=timestamp(row.expire_time),
-        fulfilled_by=row.fulfilled_by,
-        cancelled_by=row.cancelled_by,
-        reason=row.reason,
-        create_time=timestamp(row.create_time),
-        update_time=timestamp(row.update_time),
     )
 
 

@@ -126,11 +126,7 @@ class IdempotencyKeys:
         )
         if claimed.first() is not None:
             return None
-        row = await self._stored(session, command)
-        if row is None:
-            # The conflicting row was pruned in between (older than the retention): run again.
-            raise TransactionConflict("the request id's earlier use expired meanwhile; try again")
-        return _replay(row, command, response_type)
+        return await self.earlier_answer(session, command, response_type)
 
     async def record(self, session: AsyncSession, command: Command, response: Message, resource: str) -> None:
         """Store the response under the claimed key, in the transaction that made it."""
@@ -195,10 +191,12 @@ class IdempotencyKeys:
             "created_at": utcnow(),
         }
 
-    async def earlier_answer(self, conn: AsyncConnection, command: Command, response_type: type[M]) -> M:
+    async def earlier_answer(
+        self, executor: AsyncSession | AsyncConnection, command: Command, response_type: type[M]
+    ) -> M:
         """The stored answer of the call that holds the key this call failed to claim (committed by
         now: the claim waited for it)."""
-        row = await self._stored(conn, command)
+        row = await self._stored(executor, command)
         if row is None:
             # The conflicting row was pruned in between (older than the retention): run again.
             raise TransactionConflict("the request id's earlier use expired meanwhile; try again")

@@ -38,7 +38,9 @@ async def _migrated(databases: Databases) -> str:
 
 
 def _command(key: str, caller: str = "users/a", title: str = "电梯困人") -> Command:
-    request = pb.CreateTicketRequest(ticket=pb.Ticket(category="categories/lift", title=title), request_id=key)
+    request = pb.CreateTicketRequest(
+        ticket=pb.Ticket(category="categories/lift", title=title), request_id=key
+    )
     return Command.of("CreateTicket", caller, request)
 
 
@@ -118,9 +120,20 @@ def _params(ticket_id: str, command: Command, keys: IdempotencyKeys, month: str)
             ticket[c.key] = "" if isinstance(c.type, String) else "[]"
     ticket.update(id=ticket_id, create_time=now, update_time=now, state="submitted")
     made = pb.Ticket(name=f"tickets/{ticket_id}")
-    entry = {c: "" for c in report_write.ENTRY_COLUMNS} | {"ticket_id": ticket_id, "time": now, "details": "{}"}
+    entry = {c: "" for c in report_write.ENTRY_COLUMNS} | {
+        "ticket_id": ticket_id,
+        "time": now,
+        "details": "{}",
+    }
     event = {"event_id": str(uuid.uuid4()), "subject": "test.report", "data": b"", "headers": "{}"}
-    sums = {"district": "yuhu", "month": month, "category": "lift", "lead_unit": "", "submitted": 1, "total": 1}
+    sums = {
+        "district": "yuhu",
+        "month": month,
+        "category": "lift",
+        "lead_unit": "",
+        "submitted": 1,
+        "total": 1,
+    }
     return {
         **{f"t_{k}": v for k, v in ticket.items()},
         **{f"e_{k}": v for k, v in entry.items()},
@@ -130,7 +143,9 @@ def _params(ticket_id: str, command: Command, keys: IdempotencyKeys, month: str)
     }
 
 
-async def test_a_report_written_in_one_statement_is_all_or_nothing(backend: str, databases: Databases) -> None:
+async def test_a_report_written_in_one_statement_is_all_or_nothing(
+    backend: str, databases: Databases
+) -> None:
     if backend != "postgres":
         pytest.skip("the single statement is PostgreSQL's (SQLite writes a statement each in a transaction)")
     db = Database(await _migrated(databases))

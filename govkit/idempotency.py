@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
-from sqlalchemy import Table, select, update
+from sqlalchemy import Insert, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from govkit.db import Database, TransactionConflict, utcnow
 from govkit.errors import FailedPrecondition, InvalidArgument
@@ -46,6 +46,7 @@ _MAX_SCOPE_LENGTH = 100  # idempotency_keys.scope
 
 # (fingerprint, response, resource) of a stored key; the first two are NULL on rows from before v2
 _Stored = tuple[str | None, bytes | None, str]
+_FINISHED_COLUMNS = ("scope", "request_id", "fingerprint", "resource", "response", "created_at")
 
 
 def fingerprint(request: Message, key_field: str = KEY_FIELD) -> str:
@@ -86,6 +87,11 @@ class IdempotencyKeys:
     def __init__(self, db: Database, table: Table) -> None:
         self.db = db
         self.table = table
+        # Built once: the Core entry points (`recall_on`, `claim_finished`) run on hot paths.
+        self._stored_query = select(table.c.fingerprint, table.c.response, table.c.resource).where(
+            table.c.scope == bindparam("scope"), table.c.request_id == bindparam("request_id")
+        )
+        self._claim_finished: dict[str, Insert] = {}
 
     async def recall(self, command: Command, response_type: type[M]) -> M | None:
         """The first call's response if this key was used already (a read, outside any transaction)."""
@@ -120,11 +126,7 @@ class IdempotencyKeys:
         )
         if claimed.first() is not None:
             return None
-        row = await self._stored(session, command)
-        if row is None:
-            # The conflicting row was pruned in between (older than the retention): run again.
-            raise TransactionConflict("the request id's earlier use expired meanwhile; try again")
-        return _replay(row, command, response_type)
+        return await self.earlier_answer(session, command, response_type)
 
     async def record(self, session: AsyncSession, command: Command, response: Message, resource: str) -> None:
         """Store the response under the claimed key, in the transaction that made it."""
@@ -136,12 +138,73 @@ class IdempotencyKeys:
             .values(resource=resource, response=response.SerializeToString())
         )
 
-    async def _stored(self, session: AsyncSession, command: Command) -> _Stored | None:
-        t = self.table
-        result = await session.execute(
-            select(t.c.fingerprint, t.c.response, t.c.resource).where(
-                t.c.scope == command.scope, t.c.request_id == command.key
+    async def recall_on(self, conn: AsyncConnection, command: Command, response_type: type[M]) -> M | None:
+        """`recall` on a connection the caller holds (a read before its transaction)."""
+        if not command.key:
+            return None
+        row = await self._stored(conn, command)
+        return None if row is None else _replay(row, command, response_type)
+
+    async def claim_finished(
+        self, conn: AsyncConnection, command: Command, response: M, resource: str
+    ) -> M | None:
+        """`claim` and `record` in one statement, for a command that knows its response before it
+        writes anything: run it in the write transaction (on its connection) before the effect.
+
+        Same semantics as claim-then-record: the key row and the effect commit or vanish together; a
+        concurrent duplicate's insert waits on the key's unique index (PostgreSQL) or for the write
+        lock (SQLite) and then answers as the first call did (or INVALID_ARGUMENT for another body);
+        None means this call owns the key and does the work.
+        """
+        if not command.key:
+            return None
+        claimed = await conn.execute(
+            self.claim_finished_statement(conn.dialect.name), self.finished_row(command, response, resource)
+        )
+        if claimed.first() is not None:
+            return None
+        return await self.earlier_answer(conn, command, type(response))
+
+    def claim_finished_statement(self, dialect: str) -> Insert:
+        """The insert of `claim_finished` (bound by `finished_row`), which returns the key when this
+        call took it. A caller may run it as a CTE of a single statement that makes its effect only
+        when the key was taken, then ask `earlier_answer` when it was not."""
+        if (statement := self._claim_finished.get(dialect)) is None:
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            statement = (
+                insert(self.table)
+                .values({c: bindparam(c) for c in _FINISHED_COLUMNS})
+                .on_conflict_do_nothing(index_elements=["scope", "request_id"])
+                .returning(self.table.c.request_id)
             )
+            self._claim_finished[dialect] = statement
+        return statement
+
+    @staticmethod
+    def finished_row(command: Command, response: Message, resource: str) -> dict[str, Any]:
+        return {
+            "scope": command.scope,
+            "request_id": command.key,
+            "fingerprint": command.fingerprint,
+            "resource": resource,
+            "response": response.SerializeToString(),
+            "created_at": utcnow(),
+        }
+
+    async def earlier_answer(
+        self, executor: AsyncSession | AsyncConnection, command: Command, response_type: type[M]
+    ) -> M:
+        """The stored answer of the call that holds the key this call failed to claim (committed by
+        now: the claim waited for it)."""
+        row = await self._stored(executor, command)
+        if row is None:
+            # The conflicting row was pruned in between (older than the retention): run again.
+            raise TransactionConflict("the request id's earlier use expired meanwhile; try again")
+        return _replay(row, command, response_type)
+
+    async def _stored(self, executor: AsyncSession | AsyncConnection, command: Command) -> _Stored | None:
+        result = await executor.execute(
+            self._stored_query, {"scope": command.scope, "request_id": command.key}
         )
         row = result.first()
         return None if row is None else (row[0], row[1], row[2])

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import zlib
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from google.protobuf.message import Message
@@ -46,21 +47,39 @@ log = logging.getLogger(__name__)
 
 async def add_event(session: AsyncSession, outbox: Table, event: NewEvent) -> None:
     """Stage an event in the current transaction; it is published only if the transaction commits."""
+    await session.execute(insert(outbox).values(outbox_row(event)))
+    mark_staged(session, event.type)
+
+
+def outbox_row(event: NewEvent) -> dict[str, Any]:
+    """The outbox row of `event`, for a caller that inserts it with a statement of its own (Core,
+    on the session's connection, in the session's transaction), then calls `mark_staged`: the same
+    guarantees as `add_event`."""
     # The trace context of the request that caused the event travels with the row, so the
     # relay's producer span joins the request's trace.
-    headers = inject_trace({})
-    await session.execute(
-        insert(outbox).values(
-            event_id=event.id,
-            subject=event.type,
-            data=event.envelope,
-            headers=json.dumps(headers),
-            created_at=utcnow(),
-        )
-    )
+    return {
+        "event_id": event.id,
+        "subject": event.type,
+        "data": event.envelope,
+        "headers": json.dumps(inject_trace({})),
+        "created_at": utcnow(),
+    }
+
+
+def mark_staged(session: AsyncSession, event_type: str) -> None:
+    """After an outbox row was inserted in `session`'s transaction: wake the relay once it commits."""
     session.info["outbox_dirty"] = True
     # Counted once the transaction commits (govkit.metrics business counters).
-    session.info.setdefault("outbox_types", []).append(event.type)
+    session.info.setdefault("outbox_types", []).append(event_type)
+
+
+def committed(db: Database, event_types: Sequence[str]) -> None:
+    """After outbox rows committed outside `Database.transaction()` (a single statement on a
+    PostgreSQL autocommit connection is its own transaction): what the session's after-commit hook
+    does, count the events and wake the relay."""
+    metrics.count_committed_events(event_types)
+    if db.after_event_commit is not None:
+        db.after_event_commit()
 
 
 async def emit(

@@ -133,8 +133,7 @@ async def load_units(session: AsyncSession, ticket_id: str) -> list[TicketUnit]:
     )
 
 
-async def append_entry(
-    session: AsyncSession,
+def entry_values(
     ticket_id: str,
     action: str,
     actor: str,
@@ -144,18 +143,24 @@ async def append_entry(
     note: str = "",
     unit: str = "",
     details: dict[str, str] | None = None,
-) -> TimelineEntry:
-    entry = TimelineEntry(
-        ticket_id=ticket_id,
-        action=action,
-        actor=actor,
-        time=time,
-        from_state=from_state,
-        to_state=to_state,
-        note=note,
-        unit=unit,
-        details=json.dumps(details or {}, ensure_ascii=False),
-    )
+) -> dict[str, object]:
+    """A timeline entry's columns (but its sequence number, which the database gives)."""
+    return {
+        "ticket_id": ticket_id,
+        "action": action,
+        "actor": actor,
+        "time": time,
+        "from_state": from_state,
+        "to_state": to_state,
+        "note": note,
+        "unit": unit,
+        "details": json.dumps(details or {}, ensure_ascii=False),
+    }
+
+
+async def append_entry(session: AsyncSession, values: dict[str, object]) -> TimelineEntry:
+    """Add the entry of `entry_values` to the session's transaction."""
+    entry = TimelineEntry(**values)
     session.add(entry)
     await session.flush()
     return entry
@@ -438,15 +443,17 @@ class TicketFlows:
             units = await load_units(session, ticket_id)
             timeline = await append_entry(
                 session,
-                row.id,
-                entry.action.value,
-                entry.actor,
-                now,
-                entry.from_state.value,
-                entry.to_state.value,
-                note=entry.note,
-                unit=entry.unit,
-                details=details,
+                entry_values(
+                    row.id,
+                    entry.action.value,
+                    entry.actor,
+                    now,
+                    entry.from_state.value,
+                    entry.to_state.value,
+                    note=entry.note,
+                    unit=entry.unit,
+                    details=details,
+                ),
             )
             await announce(session, principal.subject, row, units, timeline)
             crashpoint("tickets.transition.before_commit")

@@ -12,15 +12,16 @@ Both paths count with the same `contribution()`, so they agree exactly.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Executable, Table, Text, case, delete, func, insert, or_, select, text
+from sqlalchemy import Executable, Table, Text, bindparam, case, delete, func, insert, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from gov.tickets.v1 import tickets_pb2 as pb
@@ -79,24 +80,39 @@ def contribution(row: Ticket) -> Contribution:
     )
 
 
+def month_row(part: Contribution) -> dict[str, object]:
+    """What a new ticket's contribution adds to `month_stats`: its key columns and counter
+    increments (it has no buckets yet: no acknowledge or resolve time)."""
+    if part.buckets:
+        raise ValueError("a contribution with buckets adds to more than month_stats: use record()")
+    return {**dict(zip(_KEY, part.key, strict=True)), **dict(part.counts)}
+
+
 def _table(model: type[Base]) -> Table:
     """A mapped class's table (the stubs type `__table__` as any FromClause)."""
     return cast(Table, model.__table__)
 
 
+@functools.cache
 def _upsert(
-    session: AsyncSession, model: type[Base], keys: dict[str, object], increments: dict[str, int]
+    dialect: str, model: type[Base], keys: tuple[str, ...], increments: tuple[str, ...]
 ) -> Executable:
+    """Add the increments to the row of `keys`, creating it. Built once per shape (a report adds to
+    the same two counters every time) with the values bound per call: building and compiling the
+    statement anew cost more than running it."""
     table = _table(model)
-    make = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = make(table).values(**keys, **increments)
+    make = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = make(table).values({c: bindparam(c) for c in (*keys, *increments)})
     return statement.on_conflict_do_update(
         index_elements=list(keys), set_={c: table.c[c] + statement.excluded[c] for c in increments}
     )
 
 
-async def record(session: AsyncSession, before: Contribution | None, after: Contribution) -> None:
-    """Move a ticket's contribution from `before` to `after` in its district's month sums.
+async def record(
+    executor: AsyncSession | AsyncConnection, before: Contribution | None, after: Contribution
+) -> None:
+    """Move a ticket's contribution from `before` to `after` in its district's month sums (in the
+    session's transaction, or on the connection of one).
 
     Rows are updated table by table, each table's in ascending key order, never in the order the
     ticket's change happens to list them: a dispatch (no unit -> unit U) and a return (U -> no unit)
@@ -104,6 +120,14 @@ async def record(session: AsyncSession, before: Contribution | None, after: Cont
     """
     if before == after:
         return
+    bind = executor.get_bind() if isinstance(executor, AsyncSession) else executor
+    dialect = bind.dialect.name
+
+    async def add(model: type[Base], keys: dict[str, object], increments: dict[str, int]) -> None:
+        await executor.execute(
+            _upsert(dialect, model, tuple(keys), tuple(increments)), {**keys, **increments}
+        )
+
     counts: dict[tuple[str, str, str, str], Counter[str]] = {}
     buckets: dict[tuple[tuple[str, str, str, str], str, int], int] = Counter()
     for sign, part in ((-1, before), (1, after)):
@@ -115,17 +139,17 @@ async def record(session: AsyncSession, before: Contribution | None, after: Cont
     for key, delta in sorted(counts.items()):
         changes = {name: n for name, n in delta.items() if n}
         if changes:
-            await session.execute(_upsert(session, MonthStats, dict(zip(_KEY, key, strict=True)), changes))
+            await add(MonthStats, dict(zip(_KEY, key, strict=True)), changes)
     district_buckets: Counter[tuple[str, str, str, int]] = Counter()
     for (key, kind, bucket), n in sorted(buckets.items()):
         if n:
             keys = {**dict(zip(_KEY, key, strict=True)), "kind": kind, "bucket": bucket}
-            await session.execute(_upsert(session, MonthBuckets, keys, {"count": n}))
+            await add(MonthBuckets, keys, {"count": n})
             district_buckets[(key[0], key[1], kind, bucket)] += n
     for (district, month, kind, bucket), n in sorted(district_buckets.items()):
         if n:
             keys = {"district": district, "month": month, "kind": kind, "bucket": bucket}
-            await session.execute(_upsert(session, DistrictMonthBuckets, keys, {"count": n}))
+            await add(DistrictMonthBuckets, keys, {"count": n})
 
 
 async def relocate(session: AsyncSession, moved: ColumnElement[bool], district: str) -> int:

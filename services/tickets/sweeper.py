@@ -22,7 +22,14 @@ from govkit.protobuf import timestamp
 from govkit.telemetry import meter
 from services.tickets import convert, facts, lifecycle, statistics
 from services.tickets.catalogue import emit
-from services.tickets.flows import OPEN_STATES, announce, append_entry, domain_ticket, load_units
+from services.tickets.flows import (
+    OPEN_STATES,
+    announce,
+    append_entry,
+    domain_ticket,
+    entry_values,
+    load_units,
+)
 from services.tickets.models import Breach, Category, Ticket, TicketUnit
 
 log = logging.getLogger(__name__)
@@ -135,13 +142,9 @@ class Sweeper:
         facts.refresh(row)
         timeline = await append_entry(
             session,
-            row.id,
-            "escalate",
-            "system",
-            now,
-            entry.from_state.value,
-            entry.to_state.value,
-            note=entry.note,
+            entry_values(
+                row.id, "escalate", "system", now, entry.from_state.value, entry.to_state.value, entry.note
+            ),
         )
         await announce(session, "system", row, [], timeline)
         return True

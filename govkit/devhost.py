@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import signal
 import typing
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
@@ -174,7 +175,7 @@ class DevHost:
     async def stop(self) -> None:
         """Gateway first (it ends open SSE streams), then the services in reverse start order."""
         if self.gateway is not None and self._gateway_task is not None:
-            self.gateway.handle_exit(2, None)  # as on SIGINT
+            self.gateway.handle_exit(signal.SIGINT, None)  # as `python -m gateway` on Ctrl-C
             with contextlib.suppress(Exception):
                 await self._gateway_task
         for runtime in reversed(self.runtimes):

@@ -268,8 +268,9 @@ async def _host(stack: Stack, values: dict[str, str], admin: tuple[str, str], ht
     stop_wait = asyncio.create_task(stopping.wait())
     await asyncio.wait((starting, stop_wait), return_when=asyncio.FIRST_COMPLETED)
     status = 0
-    if not starting.done():  # Ctrl-C while starting
+    if not starting.done():  # Ctrl-C while starting (a seeder running gets it too, and ends)
         starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
         status = 1
     elif starting.exception() is not None:
         print(f"start-up failed: {starting.exception()} (logs in {DATA / 'logs'}/)", file=sys.stderr)

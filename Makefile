@@ -7,7 +7,8 @@ PROTOS := $(shell find proto -name '*.proto')
 .PHONY: help setup venv proto migrate run test test-unit lint typecheck bench clean
 
 help:
-	@echo "make run     set everything up and run the whole system (gateway on http://127.0.0.1:8080)"
+	@echo "make run     set everything up and run the whole system (gateway on http://127.0.0.1:8080),"
+	@echo "             all in one process; GOV_DEVRUN_MODE=processes make run: one process each"
 	@echo "make test    set everything up and run the whole test suite"
 	@echo "make lint    ruff"
 	@echo "make typecheck  mypy on govkit, gateway and services (settings in pyproject.toml)"

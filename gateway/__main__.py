@@ -14,7 +14,7 @@ from govkit import config, metrics, telemetry
 from govkit.logs import setup_logging
 
 
-class _Server(uvicorn.Server):
+class GatewayServer(uvicorn.Server):
     """uvicorn's server, which also ends open SSE streams the moment it is told to stop: uvicorn waits
     for in-flight responses, and a stream would otherwise hold it until the graceful timeout."""
 
@@ -29,12 +29,11 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def main() -> None:
-    settings = config.load(GatewaySettings)
-    setup_logging("gateway", settings.log_level)
-    telemetry.setup_telemetry("gateway", untraced_client_methods=UNTRACED_CLIENT_METHODS)
+def build_server(
+    settings: GatewaySettings, server_type: type[GatewayServer] = GatewayServer
+) -> GatewayServer:
+    """The app under uvicorn as `python -m gateway` serves it; govkit.devhost hosts it the same way."""
     app = create_app(settings)
-    metrics.serve(settings.metrics_port, settings.metrics_host)
     if telemetry.enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
@@ -54,7 +53,16 @@ def main() -> None:
         # The gateway decides itself whose X-Forwarded-For to believe (GOV_TRUSTED_PROXIES).
         proxy_headers=False,
     )
-    _Server(server_config, app).run()
+    return server_type(server_config, app)
+
+
+def main() -> None:
+    settings = config.load(GatewaySettings)
+    setup_logging("gateway", settings.log_level)
+    telemetry.setup_telemetry("gateway", untraced_client_methods=UNTRACED_CLIENT_METHODS)
+    server = build_server(settings)
+    metrics.serve(settings.metrics_port, settings.metrics_host)
+    server.run()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import docs, open311, problems
-from gateway.hygiene import BodyLimit, SecurityHeaders
+from gateway.hygiene import BodyLimit, HttpMiddleware, SecurityHeaders
 from gateway.routes import admin, auth, blocks, meta, notices, notifications, points, tickets, users
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstreams
@@ -36,7 +36,7 @@ def _route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else "<unmatched>"
 
 
-class RequestContext:
+class RequestContext(HttpMiddleware):
     """The request id (received, or made), the request's metrics and its access log line.
 
     Plain ASGI rather than `@app.middleware("http")`: Starlette's BaseHTTPMiddleware runs the rest of
@@ -46,13 +46,7 @@ class RequestContext:
     starting one (then as a 500, the answer ServerErrorMiddleware gives).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         incoming = Headers(scope=scope).get("x-request-id", "")
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         # What `request.state.request_id` reads.

@@ -6,16 +6,17 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from opentelemetry import trace
-from starlette.types import ASGIApp
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import docs, open311, problems
-from gateway.hygiene import BodyLimit, SecurityHeaders
+from gateway.hygiene import BodyLimit, HttpMiddleware, SecurityHeaders
 from gateway.routes import admin, auth, blocks, meta, notices, notifications, points, tickets, users
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstreams
@@ -28,12 +29,60 @@ _QUIET_ROUTES = frozenset({"/healthz", "/readyz"})
 access_log = logging.getLogger("gateway.access")
 
 
-def _route_template(request: Request) -> str:
+def _route_template(scope: Scope) -> str:
     """The route's template (`/api/v1/tickets/{ticket_id}`), never the raw path: ids in the path
     would make a series per ticket. Paths no route matched are one series."""
-    route = request.scope.get("route")
-    path = getattr(route, "path", None)
+    path = getattr(scope.get("route"), "path", None)
     return path if isinstance(path, str) else "<unmatched>"
+
+
+class RequestContext(HttpMiddleware):
+    """The request id (received, or made), the request's metrics and its access log line.
+
+    Plain ASGI rather than `@app.middleware("http")`: Starlette's BaseHTTPMiddleware runs the rest of
+    the app in a task group of its own and streams the response through memory channels, which cost
+    the gateway about a tenth of its CPU per request. As before, the request is measured and logged
+    when its response starts (an event stream is counted when it opens), or when the app fails before
+    starting one (then as a 500, the answer ServerErrorMiddleware gives).
+    """
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        incoming = Headers(scope=scope).get("x-request-id", "")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        # What `request.state.request_id` reads.
+        scope.setdefault("state", {})["request_id"] = request_id
+        logs.request_id.set(request_id)
+        trace.get_current_span().set_attribute("gov.request_id", request_id)
+        started = time.perf_counter()
+        observed = False
+
+        def observe(status: int) -> None:
+            nonlocal observed
+            observed = True
+            seconds = time.perf_counter() - started
+            route = _route_template(scope)
+            method: str = scope["method"]
+            metrics.observe_http(method, route, status, seconds)
+            if route not in _QUIET_ROUTES:
+                access_log.info(
+                    "%s %s %d",
+                    method,
+                    route,
+                    status,
+                    extra={"route": route, "status": status, "duration_ms": round(seconds * 1000, 1)},
+                )
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+                observe(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if not observed:
+                observe(500)
 
 
 DESCRIPTION = """
@@ -96,33 +145,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     # Innermost: the limit is looked up when the route reads its body.
     app.add_middleware(BodyLimit, default=settings.max_body_bytes)
 
-    @app.middleware("http")
-    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        """The request id (received, or made), the request's metrics and its access log line."""
-        incoming = request.headers.get("x-request-id", "")
-        request.state.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        logs.request_id.set(request.state.request_id)
-        trace.get_current_span().set_attribute("gov.request_id", request.state.request_id)
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            response.headers["X-Request-ID"] = request.state.request_id
-            return response
-        finally:
-            seconds = time.perf_counter() - started
-            route = _route_template(request)
-            metrics.observe_http(request.method, route, status, seconds)
-            if route not in _QUIET_ROUTES:
-                access_log.info(
-                    "%s %s %d",
-                    request.method,
-                    route,
-                    status,
-                    extra={"route": route, "status": status, "duration_ms": round(seconds * 1000, 1)},
-                )
-
+    app.add_middleware(RequestContext)
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,

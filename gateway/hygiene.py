@@ -17,11 +17,8 @@ _ALWAYS = {
 }
 
 
-class SecurityHeaders:
-    """nosniff, no framing and a locked-down CSP on every response; `no-store` unless a route says
-    otherwise. Almost every answer carries personal data or tokens (RFC 6749 §5.1 also wants
-    `Pragma: no-cache` on tokens), so caching is what a route opts into (the JWKS, the docs' files),
-    never what it has to remember to opt out of. A route's own CSP (the docs page's) is kept."""
+class HttpMiddleware:
+    """Plain ASGI middleware acting on HTTP requests only; anything else (lifespan) passes through."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -30,7 +27,19 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.http(scope, receive, send)
 
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class SecurityHeaders(HttpMiddleware):
+    """nosniff, no framing and a locked-down CSP on every response; `no-store` unless a route says
+    otherwise. Almost every answer carries personal data or tokens (RFC 6749 §5.1 also wants
+    `Pragma: no-cache` on tokens), so caching is what a route opts into (the JWKS, the docs' files),
+    never what it has to remember to opt out of. A route's own CSP (the docs page's) is kept."""
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
@@ -52,7 +61,7 @@ class ContentTooLarge(HTTPException):
         super().__init__(413, f"the request body is larger than this route takes ({limit} bytes)")
 
 
-class BodyLimit:
+class BodyLimit(HttpMiddleware):
     """413 once a body is larger than its route takes, before anything of it is parsed.
 
     The limit is looked up when the route first reads its body (routing has put the route in the
@@ -61,13 +70,10 @@ class BodyLimit:
     """
 
     def __init__(self, app: ASGIApp, default: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.default = default
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = Headers(scope=scope).get("content-length", "")
         received = 0
 

@@ -7,7 +7,7 @@ stops the process with a message naming the variable, never a traceback.
 from __future__ import annotations
 
 import sys
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings as _PydanticSettings
@@ -92,6 +92,9 @@ class ServiceSettings(BaseSettings):
     # transaction (govkit.db.Database._check_nesting). The test suite turns it on.
     db_forbid_nested_connections: bool = False
     grpc_host: str = "0.0.0.0"  # noqa: S104 - a service must be reachable from other pods
+    # The event loop `serve` runs on: uvloop costs less CPU per gRPC call than asyncio's own loop
+    # (bench/ceiling.py); asyncio stays selectable.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     grpc_port: int = Field(50051, ge=1, le=65535)
     # Plaintext grpc.health.v1 (and nothing else) on a port of its own, for Kubernetes' gRPC probes,
     # which cannot speak TLS. Unset: grpc_port + 1000 when gRPC TLS is on, none otherwise; 0 = any

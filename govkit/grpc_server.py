@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 import grpc
+import uvloop
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -514,6 +515,13 @@ class ServiceRuntime:
             await channel.close()
         await self.db.close()
         log.info("stopped", extra={"service": self.definition.name})
+
+
+def run(definition: ServiceDefinition) -> None:
+    """Serve on the event loop the settings choose (GOV_EVENT_LOOP): uvloop unless asyncio is asked for."""
+    factory = uvloop.new_event_loop if definition.settings.event_loop == "uvloop" else None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve(definition))
 
 
 async def serve(definition: ServiceDefinition) -> None:

@@ -165,9 +165,20 @@ def observe_grpc(method: str, code: str, seconds: float) -> None:
         errors.inc()
 
 
+# The same for the gateway's (method, route template, status): as many as the series themselves.
+_http_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def observe_http(method: str, route: str, status: int, seconds: float) -> None:
-    http_requests.labels(method, route, str(status)).inc()
-    http_latency.labels(method, route, str(status)).observe(seconds)
+    series = _http_series.get((method, route, status))
+    if series is None:
+        series = _http_series[(method, route, status)] = (
+            http_requests.labels(method, route, str(status)),
+            http_latency.labels(method, route, str(status)),
+        )
+    requests, latency = series
+    requests.inc()
+    latency.observe(seconds)
 
 
 def watch_pool(service: str, in_use: Callable[[], float], size: Callable[[], float]) -> None:

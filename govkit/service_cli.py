@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from pydantic import Field
 
 from govkit import config
 from govkit.config import ServiceSettings
-from govkit.grpc_server import ServiceDefinition, serve
+from govkit.grpc_server import ServiceDefinition, run
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -65,6 +64,6 @@ def main(
         return 0
     settings = config.load(settings_type)
     if args.command == "serve":
-        asyncio.run(serve(definition(settings)))
+        run(definition(settings))
         return 0
     return commands[args.command].run(args, settings)

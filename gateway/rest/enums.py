@@ -94,8 +94,22 @@ class ProtoEnum(StrEnum, metaclass=_ProtoEnumType):
     @classmethod
     def from_pb(cls: type[E], value: int) -> E | None:
         """The member for a protobuf value; None when unspecified, newer than the gateway, or left out."""
-        name = json_name(cls.proto.DESCRIPTOR, value)  # type: ignore[attr-defined]  # a ProtoEnum
-        return cls._value2member_map_.get(name) if name is not None else None  # type: ignore[return-value]
+        return _members_by_number(cls).get(value)
+
+
+def _members_by_number(cls: type[E]) -> dict[int, E]:
+    """Protobuf number -> member of a JSON enum, made on first use: a page converts thousands."""
+    table: dict[int, E] | None = cls.__dict__.get("_by_number")
+    if table is None:
+        enum = cls.proto.DESCRIPTOR  # type: ignore[attr-defined]  # a ProtoEnum
+        members = cls._value2member_map_
+        table = {}
+        for value in enum.values:
+            name = json_name(enum, value.number)
+            if name is not None and name in members:
+                table[value.number] = members[name]  # type: ignore[assignment]  # a member of cls
+        type.__setattr__(cls, "_by_number", table)
+    return table
 
 
 def json_enum_of(module: str, enum: EnumDescriptor) -> type[ProtoEnum]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -93,7 +94,7 @@ class _ViewType(ModelMetaclass):
             annotations = {"items": list[item], "next_page_token": str}  # type: ignore[valid-type]
             namespace.setdefault("next_page_token", "")  # a page may describe it (Field)
             readers = {
-                "items": lambda m: [item.of(x) for x in getattr(m, source)],
+                "items": lambda m: list(map(item.of, getattr(m, source))),
                 "next_page_token": lambda m: getattr(m, "next_page_token"),  # noqa: B009  # any list reply
             }
         namespace["__annotations__"] = {**annotations, **namespace.get("__annotations__", {})}
@@ -134,6 +135,8 @@ class View(BaseModel, metaclass=_ViewType):
     @classmethod
     def of(cls, message: Message, **overrides: object) -> Self:
         """The JSON shape of `message`; `overrides` give fields the message does not carry."""
+        if not overrides:  # a list page's items, and most replies: no test per field
+            return cls(**{name: read(message) for name, read in cls.readers.items()})
         values = {name: read(message) for name, read in cls.readers.items() if name not in overrides}
         return cls(**values, **overrides)
 
@@ -156,6 +159,8 @@ def _nested_view(module: str, full_name: str) -> type[View]:
 
 
 def _field(module: str, descriptor: Descriptor, name: str, out: Out) -> tuple[object, Reader]:
+    # The readers run for every field of every item of a page: each is built here as the least
+    # work its declaration needs (a C-level attrgetter for a plain field).
     if out.compute is not None:
         if out.annotation is None:
             raise TypeError(f"{descriptor.name}.{name}: a computed field needs its annotation")
@@ -164,14 +169,18 @@ def _field(module: str, descriptor: Descriptor, name: str, out: Out) -> tuple[ob
     if source not in descriptor.fields_by_name and name.endswith("_seconds"):
         source = name.removesuffix("_seconds")
     fd = descriptor.fields_by_name[source]
+    get = attrgetter(source)
     if _is_map(fd):
-        return dict[str, str], lambda m: dict(getattr(m, source))
+        return dict[str, str], lambda m: dict(get(m))
     item_type, read_one = _scalar(module, fd, out)
     if fd.is_repeated:
         if out.annotation is not None:
             item_type = out.annotation
+        if read_one is None:  # plain values, never None
+            return list[item_type], lambda m: list(get(m))  # type: ignore[valid-type]  # from the descriptor
+        one = read_one
         return list[item_type], lambda m: [  # type: ignore[valid-type]  # a type from the descriptor
-            v for v in map(read_one, getattr(m, source)) if v is not None
+            v for v in map(one, get(m)) if v is not None
         ]
     if fd.type == FieldDescriptor.TYPE_MESSAGE:
         return _message(module, fd, source, out)
@@ -179,21 +188,27 @@ def _field(module: str, descriptor: Descriptor, name: str, out: Out) -> tuple[ob
         item_type = out.annotation
     elif out.nullable:
         item_type = item_type | None
-    nullable = out.nullable
+    if read_one is None:
+        if not out.nullable:
+            return item_type, get
+        return item_type, lambda m: get(m) or None
+    one = read_one
+    if not out.nullable:
+        return item_type, lambda m: one(get(m))
 
     def read(m: Message) -> object:
-        value = read_one(getattr(m, source))
-        return None if nullable and not value else value
+        value = one(get(m))
+        return value or None
 
     return item_type, read
 
 
-def _scalar(module: str, fd: FieldDescriptor, out: Out) -> tuple[Any, Callable[[Any], object]]:
-    """The JSON type of one value of the field and its reader (before `nullable`)."""
-    convert = out.convert or (lambda v: v)
+def _scalar(module: str, fd: FieldDescriptor, out: Out) -> tuple[Any, Callable[[Any], object] | None]:
+    """The JSON type of one value of the field and its reader (before `nullable`); None for a value
+    shown as it is."""
+    convert = out.convert
     if fd.type == FieldDescriptor.TYPE_ENUM:
         cls = json_enum_of(module, enum_type(fd))
-
         return (cls | None) if not fd.is_repeated else cls, cls.from_pb
     if fd.type == FieldDescriptor.TYPE_MESSAGE:
         full = message_type(fd).full_name
@@ -214,25 +229,33 @@ def _scalar(module: str, fd: FieldDescriptor, out: Out) -> tuple[Any, Callable[[
 
 def _message(module: str, fd: FieldDescriptor, source: str, out: Out) -> tuple[object, Reader]:
     annotation, read_one = _scalar(module, fd, out)
+    assert read_one is not None  # a message always has its reader
+    one = read_one
+    get = attrgetter(source)
     full = message_type(fd).full_name
     if full in (_TIMESTAMP, _DURATION):
         # Unset reads as null, as proto3 JSON leaves it out.
-        return annotation, lambda m: read_one(getattr(m, source)) if m.HasField(source) else None
+        return annotation, lambda m: one(get(m)) if m.HasField(source) else None
     if not out.nullable:
-        return annotation, lambda m: read_one(getattr(m, source))
+        return annotation, lambda m: one(get(m))
 
     def read(m: Message) -> object:
-        value = getattr(m, source)
-        return read_one(value) if m.HasField(source) and value.ByteSize() else None
+        value = get(m)
+        return one(value) if m.HasField(source) and value.ByteSize() else None
 
     return annotation | None, read
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def _time(value: Message) -> dt.datetime | None:
+    """What `Timestamp.ToDatetime(tzinfo=UTC)` gives (nanoseconds cut to microseconds), in a third
+    of its time; None for the zero time."""
     seconds, nanos = getattr(value, "seconds", 0), getattr(value, "nanos", 0)
     if not seconds and not nanos:
         return None
-    return value.ToDatetime(tzinfo=dt.UTC)  # type: ignore[attr-defined]  # a Timestamp
+    return _EPOCH + dt.timedelta(seconds=seconds, microseconds=nanos // 1000)
 
 
 def _is_map(fd: FieldDescriptor) -> bool:

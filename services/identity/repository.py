@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import namedtuple
 from collections.abc import Sequence
 from typing import cast
 
-from sqlalchemy import SQLColumnExpression, and_, bindparam, delete, exists, func, or_, select, true, update
+from sqlalchemy import (
+    SQLColumnExpression,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -66,6 +79,34 @@ async def binding_views(conn: AsyncConnection, principal: str) -> list[RoleBindi
     """The principal's role bindings as read-only rows, oldest first."""
     rows = (await conn.execute(_BINDINGS_OF, {"principal": principal})).all()
     return cast(list[RoleBinding], rows)
+
+
+# GetCaller's user and bindings in one statement (one round trip, one execution through Core): a
+# one-row anchor left-joined to the user and to each binding, so either may be missing. Every row
+# repeats the user; a row without a binding (none at all) has its binding columns null.
+_BINDING_COLUMNS = tuple(_bindings)
+_one = select(literal_column("1").label("one")).subquery("one")
+_CALLER = (
+    select(*_USER_BY_ID.selected_columns, *(c.label(f"binding_{c.name}") for c in _BINDING_COLUMNS))
+    .select_from(_one)
+    .outerjoin(User.__table__, _users.id == bindparam("id"))
+    .outerjoin(RoleBinding.__table__, _bindings.principal == bindparam("principal"))
+    .order_by(_bindings.create_time)
+)
+_USER_WIDTH = len(_USER_BY_ID.selected_columns)
+_UserRow = namedtuple("_UserRow", [c.name for c in _USER_BY_ID.selected_columns])  # type: ignore[misc]  # names from the table
+_BindingRow = namedtuple("_BindingRow", [c.name for c in _BINDING_COLUMNS])  # type: ignore[misc]  # same
+
+
+async def caller_views(
+    conn: AsyncConnection, user_id: str, principal: str
+) -> tuple[User | None, list[RoleBinding]]:
+    """What user_view and binding_views read, in one statement: the user (None if there is no such
+    user) and the principal's bindings, oldest first; read-only rows with the same attribute names."""
+    rows = (await conn.execute(_CALLER, {"id": user_id, "principal": principal})).all()
+    user = _UserRow._make(rows[0][:_USER_WIDTH]) if rows and rows[0][0] is not None else None
+    bindings = [_BindingRow._make(row[_USER_WIDTH:]) for row in rows if row[_USER_WIDTH] is not None]
+    return cast(User | None, user), cast(list[RoleBinding], bindings)
 
 
 async def bindings_of(session: AsyncSession, principal: str) -> list[RoleBinding]:

@@ -142,6 +142,26 @@ def test_a_view_reads_the_message_by_its_descriptor() -> None:
     assert page.model_dump()["next_page_token"] == "n" and page.model_dump()["items"][0]["id"] == "x"
 
 
+def test_view_times_and_enums_read_as_protobuf_itself_converts_them() -> None:
+    """The readers' shortcuts (gateway/rest/views.py, enums.py) give what ToDatetime and the enum's
+    value names give."""
+    for seconds, nanos in [
+        (1, 0),
+        (0, 1),
+        (1_700_000_000, 999_999_999),
+        (-86_400, 1_500),
+        (253_402_300_799, 7),
+    ]:
+        stamp = timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+        read = TicketView.of(pb.Ticket(create_time=stamp)).create_time
+        assert read == stamp.ToDatetime(tzinfo=dt.UTC) and read.tzinfo == dt.UTC
+    for number in pb.TicketState.values():
+        name = pb.TicketState.Name(number).removeprefix("TICKET_STATE_").lower()
+        assert StateName.from_pb(number) == (None if number == 0 else StateName(name))
+    assert StateName.from_pb(999) is None  # newer than this gateway
+    assert ActionChoice.from_pb(pb.ACTION_SUBMIT) is None  # left out of this JSON enum
+
+
 def test_view_schemas_follow_the_descriptor() -> None:
     schema = TicketView.model_json_schema()
     props = schema["properties"]

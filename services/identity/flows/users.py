@@ -33,8 +33,9 @@ class UserFlows(FlowBase):
         """Read live on every call (a disabled user or a revoked binding shows at once); the rows
         are read-only views (repository.user_view)."""
         async with self.db.read_engine.connect() as conn:
-            user = await repository.user_view(conn, principal.user_id) if principal.user_id else None
-            return user, await repository.binding_views(conn, principal.subject)
+            if principal.user_id:
+                return await repository.caller_views(conn, principal.user_id, principal.subject)
+            return None, await repository.binding_views(conn, principal.subject)
 
     async def create_user(
         self,

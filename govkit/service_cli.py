@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+import grpc
 from pydantic import Field
 
 from govkit import config
 from govkit.config import ServiceSettings
-from govkit.grpc_server import ServiceDefinition, serve
+from govkit.consumer import ConsumerSpec
+from govkit.db import Database
+from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verifier, serve
+from govkit.tables import PlatformTables
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -39,6 +44,46 @@ class Command(Generic[S]):
     help: str
     run: Callable[[argparse.Namespace, S], int]
     arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
+
+
+def async_command(help: str, run: Callable[[S], Coroutine[Any, Any, int]]) -> Command[S]:
+    """A command without arguments of its own: one coroutine on the service's settings."""
+    return Command(help, lambda _, settings: asyncio.run(run(settings)))
+
+
+def trusting_identity(
+    name: str,
+    settings: ServiceSettings,
+    tables: PlatformTables,
+    register: Callable[[grpc.aio.Server, ServiceRuntime], None],
+    service_name: str,
+    *,
+    public_methods: Sequence[str] = (),
+    consumers: Sequence[ConsumerSpec] = (),
+    background: Iterable[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = (),
+) -> ServiceDefinition:
+    """The definition of a service that checks callers' tokens with identity's keys (all but identity)."""
+    return ServiceDefinition(
+        name=name,
+        settings=settings,
+        tables=tables,
+        register=register,
+        service_names=(service_name,),
+        public_methods=public_methods,
+        consumers=consumers,
+        make_verifier=identity_verifier(settings.token_issuer),
+        background=list(background),
+    )
+
+
+@contextlib.asynccontextmanager
+async def database(settings: ServiceSettings) -> AsyncIterator[Database]:
+    """The service's database for one operator command, closed when the command is done."""
+    db = Database(settings.database_url, ssl_ca_file=settings.tls_postgres_ca_file)
+    try:
+        yield db
+    finally:
+        await db.close()
 
 
 def main(

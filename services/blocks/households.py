@@ -7,17 +7,17 @@ import json
 import re
 from collections.abc import Sequence
 
-from google.protobuf.message import Message
 from sqlalchemy import delete, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1 import events_pb2
-from govkit import keyset, outbox, pagination, validation
+from govkit import keyset, pagination, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.db import Database, get_row, new_id, utcnow
+from govkit.emitter import Emitter
 from govkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from govkit.idempotency import Command, IdempotencyKeys
 from govkit.sqlpaths import any_within, within
@@ -98,11 +98,7 @@ class HouseholdFlows:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.idempotency = IdempotencyKeys(db, platform.idempotency)
-
-    async def _emit(
-        self, session: AsyncSession, principal: Principal, event_type: str, payload: Message, resource: str
-    ) -> None:
-        await outbox.emit(session, platform.outbox, principal.subject, event_type, payload, resource)
+        self._emit = Emitter(platform.outbox)
 
     @staticmethod
     async def _block(session: AsyncSession, path: str) -> Node:

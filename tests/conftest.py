@@ -111,15 +111,21 @@ def identity_env(db_url: str) -> dict[str, str]:
     return {**IDENTITY_ENV, "GOV_DATABASE_URL": db_url}
 
 
-def start_identity(s: Stack, databases: Databases, *, admin: bool = True) -> None:
-    """Identity on its freshly migrated database, with the first admin unless `admin` is False."""
-    env = identity_env(databases.url("identity"))
+def migrate_identity(s: Stack, db_url: str, *, admin: bool = True) -> dict[str, str]:
+    """Identity's settings on `db_url`, migrated, with the first admin unless `admin` is False (which
+    commits two events to its outbox)."""
+    env = identity_env(db_url)
     s.run_command("identity", "migrate", env)
     if admin:
         s.run_command(
             "identity", "create-admin", {**env, "ADMIN_LOGIN": ADMIN_LOGIN, "ADMIN_PASSWORD": ADMIN_PASSWORD}
         )
-    s.start_service("identity", env)
+    return env
+
+
+def start_identity(s: Stack, databases: Databases, *, admin: bool = True) -> None:
+    """Identity on its freshly migrated database, with the first admin unless `admin` is False."""
+    s.start_service("identity", migrate_identity(s, databases.url("identity"), admin=admin))
 
 
 @contextlib.contextmanager

@@ -22,9 +22,8 @@ from govkit.crashpoint import CRASH_EXIT_CODE
 from govkit.db import Database
 from govkit.devstack import Stack, free_port
 from govkit.events import DEAD_LETTER_STREAM, MSG_ID_HEADER, build_event, parse_event
-from tests.conftest import STACK_ENV, identity_env
+from tests.conftest import STACK_ENV, migrate_identity
 from tests.support.databases import Databases
-from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD
 from tests.support.waiting import eventually
 
 
@@ -62,12 +61,8 @@ async def test_relay_killed_between_publish_and_mark_publishes_exactly_once(
     crash_stack: Stack, databases: Databases
 ) -> None:
     db_url = databases.url("identity")
-    env = identity_env(db_url)
-    crash_stack.run_command("identity", "migrate", env)
     # Seeding the admin commits two events (user created, role granted) to the outbox.
-    crash_stack.run_command(
-        "identity", "create-admin", {**env, "ADMIN_LOGIN": ADMIN_LOGIN, "ADMIN_PASSWORD": ADMIN_PASSWORD}
-    )
+    env = migrate_identity(crash_stack, db_url)
     port = free_port()
     doomed = crash_stack.spawn(
         "identity-crash",

@@ -41,6 +41,26 @@ def node_path(name: str, field: str = "name") -> str:
     return validate_path(name.removeprefix("nodes/").strip("/"), field=field, allow_global=False)
 
 
+async def staff_by_block(session: AsyncSession, path: str) -> tuple[list[str], dict[str, list[domain.Staff]]]:
+    """The active blocks at or below `path`, and the staff of every block there (retired ones too)."""
+    blocks = (
+        await session.scalars(
+            select(Node.path).where(Node.kind == "block", Node.state == "active", within(Node.path, path))
+        )
+    ).all()
+    staff_rows = (
+        await session.execute(
+            select(StaffAssignment.block_path, StaffAssignment.user_id, StaffAssignment.role).where(
+                within(StaffAssignment.block_path, path)
+            )
+        )
+    ).all()
+    by_block: dict[str, list[domain.Staff]] = {b: [] for b in blocks}
+    for block_path, user_id, role in staff_rows:
+        by_block.setdefault(block_path, []).append(domain.Staff(user_id, role))
+    return list(blocks), by_block
+
+
 class BlockIndexCache:
     """The spatial index of active block boundaries and those blocks' nodes, rebuilt when any node
     changed: LocateBlock answers from it without reading the database (it read the block's node on
@@ -481,23 +501,7 @@ class BlocksFlows:
         access = await self.access(principal)
         access.require_read(path, Permission.REGIONS_READ)
         async with self.db.sessions() as session:
-            blocks = (
-                await session.scalars(
-                    select(Node.path).where(
-                        Node.kind == "block", Node.state == "active", within(Node.path, path)
-                    )
-                )
-            ).all()
-            staff_rows = (
-                await session.execute(
-                    select(StaffAssignment.block_path, StaffAssignment.user_id, StaffAssignment.role).where(
-                        within(StaffAssignment.block_path, path)
-                    )
-                )
-            ).all()
-        by_block: dict[str, list[domain.Staff]] = {b: [] for b in blocks}
-        for block_path, user_id, role in staff_rows:
-            by_block.setdefault(block_path, []).append(domain.Staff(user_id, role))
+            blocks, by_block = await staff_by_block(session, path)
         violations = [(b, rule) for b in sorted(blocks) for rule in domain.staffing_violations(by_block[b])]
         complete = len(blocks) - len({b for b, _ in violations})
         return len(blocks), complete, violations

@@ -23,14 +23,13 @@ from govkit.idempotency import Command, IdempotencyKeys
 from govkit.sqlpaths import any_within, within
 from services.blocks import convert, domain
 from services.blocks.access import load_access
-from services.blocks.flows import node_path
+from services.blocks.flows import node_path, staff_by_block
 from services.blocks.models import (
     MOVES,
     Building,
     Household,
     Node,
     Resident,
-    StaffAssignment,
     Visit,
     platform,
 )
@@ -529,35 +528,19 @@ class HouseholdFlows:
                 .join(Household, Household.id == Resident.household_id)
                 .where(within(Household.block_path, path))
             )
-            staff_rows = (
-                await session.execute(
-                    select(StaffAssignment.block_path, StaffAssignment.user_id, StaffAssignment.role).where(
-                        within(StaffAssignment.block_path, path)
-                    )
-                )
-            ).all()
             visits = await session.scalar(
                 select(func.count()).where(
                     within(Visit.block_path, path), Visit.visit_time >= start, Visit.visit_time < end
                 )
             )
-            block_paths = (
-                await session.scalars(
-                    select(Node.path).where(
-                        Node.kind == "block", Node.state == "active", within(Node.path, path)
-                    )
-                )
-            ).all()
-        by_block: dict[str, list[domain.Staff]] = {b: [] for b in block_paths}
-        for b, u, r in staff_rows:
-            by_block.setdefault(b, []).append(domain.Staff(u, r))
+            block_paths, by_block = await staff_by_block(session, path)
         full = sum(1 for b in block_paths if not domain.staffing_violations(by_block[b]))
         return pb.NodeStatistics(
             node=f"nodes/{path}",
             blocks=blocks or 0,
             households=households or 0,
             residents=residents or 0,
-            staff=len({u for _, u, _ in staff_rows}),
+            staff=len({s.user_id for staff in by_block.values() for s in staff}),
             vulnerable_households=vulnerable or 0,
             visits=visits or 0,
             fully_staffed_blocks=full,

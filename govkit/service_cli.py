@@ -18,6 +18,7 @@ import grpc
 from pydantic import Field
 
 from govkit import config
+from govkit.auth.tokens import TokenVerifier
 from govkit.config import ServiceSettings
 from govkit.consumer import ConsumerSpec
 from govkit.db import Database
@@ -51,7 +52,7 @@ def async_command(help: str, run: Callable[[S], Coroutine[Any, Any, int]]) -> Co
     return Command(help, lambda _, settings: asyncio.run(run(settings)))
 
 
-def trusting_identity(
+def service_definition(
     name: str,
     settings: ServiceSettings,
     tables: PlatformTables,
@@ -61,8 +62,10 @@ def trusting_identity(
     public_methods: Sequence[str] = (),
     consumers: Sequence[ConsumerSpec] = (),
     background: Iterable[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = (),
+    make_verifier: Callable[[ServiceRuntime], TokenVerifier] | None = None,
 ) -> ServiceDefinition:
-    """The definition of a service that checks callers' tokens with identity's keys (all but identity)."""
+    """A service's definition; callers' tokens are checked with the keys identity publishes unless
+    `make_verifier` says otherwise (identity, which signs them)."""
     return ServiceDefinition(
         name=name,
         settings=settings,
@@ -71,7 +74,7 @@ def trusting_identity(
         service_names=(service_name,),
         public_methods=public_methods,
         consumers=consumers,
-        make_verifier=identity_verifier(settings.token_issuer),
+        make_verifier=make_verifier or identity_verifier(settings.token_issuer),
         background=list(background),
     )
 

@@ -49,7 +49,7 @@ def definition(settings: BlocksSettings) -> ServiceDefinition:
 
     # Large import files arrive in chunks (StreamImportFile), so no request needs more than the
     # default: nothing makes the service hold a whole file in memory.
-    return service_cli.trusting_identity("blocks", settings, platform, register, SERVICE)
+    return service_cli.service_definition("blocks", settings, platform, register, SERVICE)
 
 
 async def _import(settings: BlocksSettings, kind: str, path: Path, validate_only: bool) -> int:

@@ -60,16 +60,16 @@ def definition(settings: IdentitySettings) -> ServiceDefinition:
                 log.exception("cannot refresh signing keys")
             await asyncio.sleep(30)
 
-    return ServiceDefinition(
-        name="identity",
-        settings=settings,
-        tables=platform,
-        register=register,
-        service_names=(SERVICE,),
+    return service_cli.service_definition(
+        "identity",
+        settings,
+        platform,
+        register,
+        SERVICE,
         public_methods=PUBLIC_METHODS,
-        make_verifier=make_verifier,
-        background=[refresh_keys],
         consumers=[staff_sync.SPEC, node_moves.SPEC],
+        background=[refresh_keys],
+        make_verifier=make_verifier,
     )
 
 

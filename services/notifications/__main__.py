@@ -178,7 +178,7 @@ def definition(settings: NotificationsSettings) -> ServiceDefinition:
     async def digest(runtime: ServiceRuntime) -> None:
         await parts["digests"].run()  # type: ignore[attr-defined]
 
-    return service_cli.trusting_identity(
+    return service_cli.service_definition(
         "notifications",
         settings,
         platform,

@@ -66,7 +66,7 @@ def definition(settings: PointsSettings) -> ServiceDefinition:
         sweeper = Sweeper(parts["flows"], parts["lovebank"])  # type: ignore[arg-type]
         await sweeper.run(settings.sweep_interval_seconds)
 
-    return service_cli.trusting_identity(
+    return service_cli.service_definition(
         "points",
         settings,
         platform,

@@ -56,7 +56,7 @@ def definition(settings: TicketsSettings) -> ServiceDefinition:
     async def sweep(runtime: ServiceRuntime) -> None:
         await Sweeper(runtime.db).run(settings.sweep_interval_seconds)
 
-    return service_cli.trusting_identity(
+    return service_cli.service_definition(
         "tickets",
         settings,
         platform,

@@ -111,7 +111,7 @@ class DigestRunner:
                 raise _Raced
             subject, body = digest_text(rows)
             session.add(
-                Delivery(
+                Delivery.untried(
                     id=digest_id,
                     event_id=digest_id,
                     recipient=recipient,
@@ -122,14 +122,8 @@ class DigestRunner:
                     body=body,
                     link="",
                     state=State.QUEUED.value,
-                    attempts=0,
-                    last_error="",
-                    next_attempt_time=now,
-                    lease_until=None,
-                    create_time=now,
-                    update_time=now,
-                    sent_time=None,
-                    digest_id=None,
+                    due=now,
+                    now=now,
                 )
             )
         return 1

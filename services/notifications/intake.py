@@ -181,7 +181,7 @@ class Intake:
             ) -> None:
                 text = templates.render(notice.kind, channel, DEFAULT_LOCALE, params, edits)
                 session.add(
-                    Delivery(
+                    Delivery.untried(
                         id=new_id(),
                         event_id=event.id,
                         recipient=recipient,
@@ -192,13 +192,8 @@ class Intake:
                         body=text.body,
                         link=params["link"][:500],
                         state=(State.HELD if held else State.QUEUED).value,
-                        attempts=0,
-                        last_error="",
-                        next_attempt_time=due,
-                        lease_until=None,
-                        create_time=now,
-                        update_time=now,
-                        sent_time=None,
+                        due=due,
+                        now=now,
                     )
                 )
 

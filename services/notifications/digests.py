@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy import select, update
 
@@ -35,18 +36,12 @@ def digest_text(rows: list[Delivery]) -> tuple[str, str]:
     return subject, "\n".join(lines)
 
 
+@dataclass(eq=False)
 class DigestRunner:
-    def __init__(
-        self,
-        db: Database,
-        wake_worker: Callable[[], None],
-        interval: float,
-        clock: Callable[[], dt.datetime] = utcnow,
-    ) -> None:
-        self.db = db
-        self.wake_worker = wake_worker
-        self.interval = interval
-        self.clock = clock
+    db: Database
+    wake_worker: Callable[[], None]
+    interval: float
+    clock: Callable[[], dt.datetime] = utcnow
 
     async def run(self) -> None:
         while True:

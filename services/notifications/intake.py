@@ -90,20 +90,13 @@ class _Written:
 _WRITTEN = "notifications.intake"
 
 
+@dataclass(eq=False)
 class Intake:
-    def __init__(
-        self,
-        directory: Directory,
-        hub: InboxHub,
-        wake_worker: Callable[[], None],
-        settings: IntakeSettings,
-        clock: Callable[[], dt.datetime] = utcnow,
-    ) -> None:
-        self.clock = clock
-        self.directory = directory
-        self.hub = hub
-        self.wake_worker = wake_worker
-        self.settings = settings
+    directory: Directory
+    hub: InboxHub
+    wake_worker: Callable[[], None]
+    settings: IntakeSettings
+    clock: Callable[[], dt.datetime] = utcnow
 
     async def _policy(self, session: AsyncSession, user: str, cache: dict[str, Policy]) -> Policy:
         if user not in cache:

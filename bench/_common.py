@@ -25,6 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import psutil
+import sqlalchemy
+
+from govkit import migrations
 
 HOST = "127.0.0.1"
 PG_PORT = 5432
@@ -110,6 +114,14 @@ class FreshDatabase:
             return
         drop_pg_database(self.pg_name)
 
+    def migrate(self, migrations_dir: Path) -> None:
+        """Bring the empty database to the service's newest schema."""
+        print(f"migrating a fresh {self.backend} database ...", flush=True)
+        try:
+            migrations.upgrade(migrations_dir, self.url)
+        except Exception as exc:
+            raise DatabaseUnavailable(f"migrations failed: {exc}") from exc
+
 
 # ----------------------------------------------------------------------------- options, files, report
 
@@ -144,6 +156,27 @@ def write_json(path: Path | None, payload: Any, *, default: Callable[[Any], Any]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=default) + "\n")
     print(f"wrote {path}")
+
+
+def software_and_machine() -> dict[str, Any]:
+    """What a single-process report says it ran on (print_heading shows it)."""
+    return {
+        "python": platform.python_version(),
+        "sqlalchemy": sqlalchemy.__version__,
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpus": psutil.cpu_count(),
+    }
+
+
+def print_heading(name: str, report: dict[str, Any], more: str) -> None:
+    """A single-process report's first lines: the benchmark, when, the database, Python and machine."""
+    print()
+    print(f"{name} benchmark  {report['date']}  backend {report['backend']} {report['backend_version']}")
+    print(
+        f"python {report['python']}  SQLAlchemy {report['sqlalchemy']}  {report['cpu']} x{report['cpus']}  "
+        + more
+    )
 
 
 def cpu_model() -> str:

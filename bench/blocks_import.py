@@ -43,7 +43,6 @@ import csv
 import datetime as dt
 import json
 import math
-import platform
 import random
 import re
 import resource
@@ -57,7 +56,6 @@ from typing import Any
 
 import psutil
 import shapely
-import sqlalchemy
 from shapely.geometry import mapping
 from sqlalchemy import event, func, select
 
@@ -66,13 +64,13 @@ from bench._common import (
     FreshDatabase,
     add_backend,
     add_json,
-    cpu_model,
+    print_heading,
+    software_and_machine,
     temp_folder,
     write_json,
 )
 from demo.generate import household_tags, unique_phone
 from gov.blocks.v1 import blocks_pb2 as pb
-from govkit import migrations
 from govkit.db import Database
 from govkit.errors import DomainError
 from services.blocks import importfiles
@@ -584,14 +582,7 @@ def mib(n_bytes: int) -> str:
 
 def print_report(report: dict[str, Any]) -> None:
     d = report["district"]
-    print()
-    print(
-        f"blocks_import benchmark  {report['date']}  backend {report['backend']} {report['backend_version']}"
-    )
-    print(
-        f"python {report['python']}  SQLAlchemy {report['sqlalchemy']}  {report['cpu']} x{report['cpus']}  "
-        f"{report['platform']}"
-    )
+    print_heading("blocks_import", report, report["platform"])
     print(
         f"district {d['streets']} streets, {d['communities']} communities, {d['blocks']} blocks "
         f"({d['grid'][0]}x{d['grid'][1]} grid)  seed {report['seed']}  generated in "
@@ -673,11 +664,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     )
     checks = Checks()
     with FreshDatabase(args.backend, folder, "blocks", "import") as database:
-        print(f"migrating a fresh {args.backend} database ...", flush=True)
-        try:
-            migrations.upgrade(MIGRATIONS, database.url)
-        except Exception as exc:
-            raise DatabaseUnavailable(f"migrations failed: {exc}") from exc
+        database.migrate(MIGRATIONS)
         with PeakRss() as rss:
             results = asyncio.run(run_imports(database.url, district, rss, checks))
         version = database.version
@@ -685,11 +672,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "backend": args.backend,
         "backend_version": version,
-        "python": platform.python_version(),
-        "sqlalchemy": sqlalchemy.__version__,
-        "platform": platform.platform(),
-        "cpu": cpu_model(),
-        "cpus": psutil.cpu_count(),
+        **software_and_machine(),
         "seed": args.seed,
         "district": {
             "streets": district.streets,

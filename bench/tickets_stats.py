@@ -50,7 +50,6 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import random
 import secrets
 import sqlite3
@@ -74,8 +73,9 @@ from bench._common import (
     FreshDatabase,
     add_backend,
     add_json,
-    cpu_model,
     pg_connect,
+    print_heading,
+    software_and_machine,
     temp_folder,
     write_json,
 )
@@ -83,7 +83,6 @@ from demo import tickets as demo
 from gov.identity.v1 import identity_pb2, identity_pb2_grpc
 from gov.tickets.v1 import tickets_pb2 as pb
 from gov.tickets.v1 import tickets_pb2_grpc
-from govkit import migrations
 from govkit.auth.principal import Binding, Principal
 from govkit.auth.roles import Role
 from govkit.db import Database, make_engine
@@ -1423,14 +1422,7 @@ def duration(seconds: float | None) -> str:
 
 def print_report(report: dict[str, Any]) -> None:
     ld = report["load"]
-    print()
-    print(
-        f"tickets_stats benchmark  {report['date']}  backend {report['backend']} {report['backend_version']}"
-    )
-    print(
-        f"python {report['python']}  SQLAlchemy {report['sqlalchemy']}  {report['cpu']} x{report['cpus']}  "
-        f"seed {report['seed']}"
-    )
+    print_heading("tickets_stats", report, f"seed {report['seed']}")
     print()
     print(f"load ({ld['method']}, {ld['batch']:,} tickets a batch)")
     print(
@@ -1689,22 +1681,14 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "benchmark": "tickets_stats",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "backend": args.backend,
-        "python": platform.python_version(),
-        "sqlalchemy": sqlalchemy.__version__,
-        "platform": platform.platform(),
-        "cpu": cpu_model(),
-        "cpus": psutil.cpu_count(),
+        **software_and_machine(),
         "seed": args.seed,
         "repeat": args.repeat,
         "failures": [],
     }
     with FreshDatabase(args.backend, folder, "tickets", "stats", keep=args.keep) as db:
         report["backend_version"] = db.version
-        print(f"migrating a fresh {args.backend} database ...", flush=True)
-        try:
-            migrations.upgrade(MIGRATIONS, db.url)
-        except Exception as exc:
-            raise DatabaseUnavailable(f"migrations failed: {exc}") from exc
+        db.migrate(MIGRATIONS)
         print(f"loading {args.tickets:,} tickets (seed {args.seed}) ...", flush=True)
         report["load"] = asyncio.run(load(db, args))
         ld = report["load"]

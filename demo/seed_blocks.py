@@ -15,7 +15,7 @@ import asyncio
 
 import grpc
 
-from demo.seeding import login_line, run_seeder
+from demo.seeding import DemoAccounts, login_line, run_seeder
 from demo.street import load_street
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
@@ -80,14 +80,14 @@ async def _assign(identity: IdentityServiceStub, blocks: BlocksServiceStub, md, 
             raise
 
 
-async def seed(
-    identity_addr: str, blocks_addr: str, admin_login: str, admin_password: str, staff_password: str
-) -> str:
+async def seed(identity_addr: str, blocks_addr: str, accounts: DemoAccounts) -> str:
     files = load_street()
     async with grpc.aio.insecure_channel(identity_addr) as ich, grpc.aio.insecure_channel(blocks_addr) as bch:
         identity, blocks = IdentityServiceStub(ich), BlocksServiceStub(bch)
         token = (
-            await identity.Login(ipb.LoginRequest(login=admin_login, password=admin_password))
+            await identity.Login(
+                ipb.LoginRequest(login=accounts.admin_login, password=accounts.admin_password)
+            )
         ).access_token
         md = (("authorization", f"Bearer {token}"),)
         summary = []
@@ -112,7 +112,7 @@ async def seed(
         users: list[str] = []
         for i in range(0, len(staff), 8):
             users += await asyncio.gather(
-                *(_user(identity, md, row, staff_password) for row in staff[i : i + 8])
+                *(_user(identity, md, row, accounts.staff_password) for row in staff[i : i + 8])
             )
         # Governors and supervisors before the rest, one block at a time, as the 1+N+1 rule expects.
         for row, user in sorted(
@@ -136,9 +136,7 @@ def main() -> int:
         lambda env: seed(
             env["GOV_IDENTITY_ADDR"],
             env["GOV_BLOCKS_ADDR"],
-            env["ADMIN_LOGIN"],
-            env["ADMIN_PASSWORD"],
-            env["DEMO_STAFF_PASSWORD"],
+            DemoAccounts.from_env(env),
         ),
         errors=(),
     )

@@ -22,8 +22,8 @@ from google.protobuf import field_mask_pb2
 from demo import points as demo_points
 from demo.places import Resident, block_residents
 from demo.seed_tickets import Account, Logins, _user
+from demo.seeding import DemoAccounts, run_seeder
 from demo.seeding import call as _call
-from demo.seeding import run_seeder
 from demo.street import load_street
 from gov.blocks.v1 import blocks_pb2 as bpb
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
@@ -152,9 +152,7 @@ async def seed(
     identity_addr: str,
     blocks_addr: str,
     notifications_addr: str,
-    admin_login: str,
-    admin_password: str,
-    staff_password: str,
+    accounts: DemoAccounts,
 ) -> str:
     async with (
         grpc.aio.insecure_channel(identity_addr) as ich,
@@ -165,8 +163,8 @@ async def seed(
             IdentityServiceStub(ich),
             BlocksServiceStub(bch),
             NotificationsServiceStub(nch),
-            Account(admin_login, "admin", admin_password),
-            staff_password,
+            Account(accounts.admin_login, "admin", accounts.admin_password),
+            accounts.staff_password,
         )
         linked = await seeder.link()
         notice, new = await seeder.notice()
@@ -196,9 +194,7 @@ def main() -> int:
             env["GOV_IDENTITY_ADDR"],
             env["GOV_BLOCKS_ADDR"],
             env["GOV_NOTIFICATIONS_ADDR"],
-            env["ADMIN_LOGIN"],
-            env["ADMIN_PASSWORD"],
-            env["DEMO_STAFF_PASSWORD"],
+            DemoAccounts.from_env(env),
         ),
     )
 

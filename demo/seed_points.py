@@ -27,7 +27,7 @@ import grpc
 from demo import points as demo_points
 from demo.places import Resident, block_residents
 from demo.seed_tickets import Account, Logins, _bind, _create, _user
-from demo.seeding import Metadata, call, login_line, run_seeder, service_account_key
+from demo.seeding import DemoAccounts, Metadata, call, login_line, run_seeder, service_account_key
 from demo.street import load_street
 from gov.identity.v1 import identity_pb2 as ipb
 from gov.identity.v1.identity_pb2_grpc import IdentityServiceStub
@@ -257,17 +257,15 @@ class Seeder:
 async def seed(
     identity_addr: str,
     points_addr: str,
-    admin_login: str,
-    admin_password: str,
-    staff_password: str,
+    accounts: DemoAccounts,
     key_file: Path = DEFAULT_BANK_KEY_FILE,
 ) -> str:
     async with grpc.aio.insecure_channel(identity_addr) as ich, grpc.aio.insecure_channel(points_addr) as pch:
         seeder = Seeder(
             IdentityServiceStub(ich),
             PointsServiceStub(pch),
-            Account(admin_login, "admin", admin_password),
-            staff_password,
+            Account(accounts.admin_login, "admin", accounts.admin_password),
+            accounts.staff_password,
         )
         indicators, new_indicators = await seeder.indicators()
         redeem, new_shop = await seeder.love_bank()
@@ -298,9 +296,7 @@ def main() -> int:
         lambda env: seed(
             env["GOV_IDENTITY_ADDR"],
             env["GOV_POINTS_ADDR"],
-            env["ADMIN_LOGIN"],
-            env["ADMIN_PASSWORD"],
-            env["DEMO_STAFF_PASSWORD"],
+            DemoAccounts.from_env(env),
             Path(env.get("BANK_API_KEY_FILE") or DEFAULT_BANK_KEY_FILE),
         ),
         (RuntimeError, demo_points.DemoDataError),

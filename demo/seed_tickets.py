@@ -33,7 +33,7 @@ import grpc
 
 from demo import tickets as wanlou
 from demo.places import block_places
-from demo.seeding import Metadata, call, login_line, run_seeder, service_account_key
+from demo.seeding import DemoAccounts, Metadata, call, login_line, run_seeder, service_account_key
 from demo.street import load_street
 from gov.blocks.v1 import blocks_pb2 as bpb
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
@@ -392,9 +392,7 @@ async def seed(
     identity_addr: str,
     blocks_addr: str,
     tickets_addr: str,
-    admin_login: str,
-    admin_password: str,
-    staff_password: str,
+    accounts: DemoAccounts,
     key_file: Path = DEFAULT_API_KEY_FILE,
 ) -> str:
     started = dt.datetime.now(dt.UTC)
@@ -407,8 +405,8 @@ async def seed(
             IdentityServiceStub(ich),
             BlocksServiceStub(bch),
             TicketsServiceStub(tch),
-            Account(admin_login, "admin", admin_password),
-            staff_password,
+            Account(accounts.admin_login, "admin", accounts.admin_password),
+            accounts.staff_password,
         )
         await seeder.check_blocks()
         days = await seeder.calendar()
@@ -443,9 +441,7 @@ def main() -> int:
             env["GOV_IDENTITY_ADDR"],
             env["GOV_BLOCKS_ADDR"],
             env["GOV_TICKETS_ADDR"],
-            env["ADMIN_LOGIN"],
-            env["ADMIN_PASSWORD"],
-            env["DEMO_STAFF_PASSWORD"],
+            DemoAccounts.from_env(env),
             Path(env.get("OPEN311_API_KEY_FILE") or DEFAULT_API_KEY_FILE),
         ),
     )

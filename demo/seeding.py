@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,20 @@ async def service_account_key(
 def login_line(role: str, phone: str, name: str, where: str) -> str:
     """One demo login as the seeders print it: the phone number to log in with, who, where."""
     return f"    {role:<14} {phone.removeprefix('+86')}  ({name}, {where})"
+
+
+@dataclass(frozen=True)
+class DemoAccounts:
+    """Who a seeder acts as: the first admin, and the password every demo staff account gets."""
+
+    admin_login: str
+    admin_password: str
+    staff_password: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> DemoAccounts:
+        """From ADMIN_LOGIN, ADMIN_PASSWORD and DEMO_STAFF_PASSWORD (KeyError naming a missing one)."""
+        return cls(env["ADMIN_LOGIN"], env["ADMIN_PASSWORD"], env["DEMO_STAFF_PASSWORD"])
 
 
 def run_seeder(

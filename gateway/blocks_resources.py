@@ -14,9 +14,9 @@ from typing import Annotated, Any, Literal
 from google.protobuf import timestamp_pb2
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
-from gateway.rest import Body, Out, Proto, ProtoEnum, View, from_pb, patch_of, proto_enums, to_pb
+from gateway.rest import Body, Named, Out, Proto, ProtoEnum, View, from_pb, patch_of, proto_enums, to_pb
 from gateway.rest.bodies import timestamp as _timestamp
-from gateway.rest.names import last_segment, node_path, path_of, ref_of
+from gateway.rest.names import id_out, node_path, path_of, ref_of, user_name
 from gov.blocks.v1 import blocks_pb2 as pb
 
 __all__ = ["from_pb", "path_of", "ref_of", "to_pb"]
@@ -79,6 +79,15 @@ NodePath = Annotated[
 ]
 UserRef = Annotated[str, StringConstraints(max_length=70, pattern=USER_PATTERN)]
 HouseholdRef = Annotated[str, StringConstraints(max_length=64, pattern=ID_PATTERN)]
+UserName = Annotated[str, StringConstraints(max_length=70, pattern=USER_PATTERN), AfterValidator(user_name)]
+"""A person in another service's body: `42` or `users/42`, sent as `users/42`."""
+HouseholdId = Annotated[
+    str,
+    StringConstraints(max_length=75, pattern=r"^(households/)?[A-Za-z0-9_-]{1,64}$"),
+    AfterValidator(lambda v: v.removeprefix("households/")),
+    Named("households"),
+]
+"""A household in another service's body: `households/{id}` or the id, sent as the id."""
 DisplayName = Annotated[str, StringConstraints(max_length=64)]
 Address = Annotated[str, StringConstraints(max_length=200)]
 HouseholdCode = Annotated[str, StringConstraints(max_length=40, pattern=r"^[A-Za-z0-9_-]{1,40}$")]
@@ -217,7 +226,7 @@ class StaffAssignment(
     View,
     message=pb.StaffAssignment,
     fields={
-        "id": Out("name", convert=last_segment),
+        "id": id_out(),
         "name": "`nodes/{block path}/staff/{id}`",
         "block": "Block path",
         "user": "`users/{id}`",
@@ -374,7 +383,7 @@ class Visit(
     View,
     message=pb.Visit,
     fields={
-        "id": Out("name", convert=last_segment),
+        "id": id_out(),
         "name": "`households/{id}/visits/{id}`",
         "household": "`households/{id}`",
         "visitor": "Who recorded it, `users/{id}`",

@@ -14,7 +14,7 @@ from pydantic import Field, StringConstraints
 
 from gateway.blocks_resources import NodePath, TagName
 from gateway.rest import Body, Out, ProtoEnum, View, from_pb, proto_enums, to_pb
-from gateway.rest.names import last_segment, node_path, ref_of
+from gateway.rest.names import id_out, path_out, ref_out
 from gov.notifications.v1 import notifications_pb2 as pb
 
 __all__ = ["from_pb", "to_pb"]
@@ -42,10 +42,10 @@ class Notice(
     View,
     message=pb.Notice,
     fields={
-        "id": Out("name", "Id of the notice", convert=last_segment),
+        "id": id_out("Id of the notice"),
         "name": "Resource name, `notices/{id}`",
-        "node": Out(None, "Path of the node whose residents hear it", convert=node_path, nullable=True),
-        "node_ref": Out("node", "The same path with dots, for URLs", convert=ref_of, nullable=True),
+        "node": path_out("Path of the node whose residents hear it"),
+        "node_ref": ref_out("node"),
         "title": None,
         "body": None,
         "urgent": "Urgent notices (safety) bypass quiet hours on outside channels",

@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, StringConstraints
 
 from gateway.rest import Body, Out, ProtoEnum, View, from_pb, proto_enums, to_pb
-from gateway.rest.names import last_segment
+from gateway.rest.names import id_out
 from gov.notifications.v1 import notifications_pb2 as pb
 
 __all__ = ["from_pb", "to_pb"]
@@ -55,7 +55,7 @@ class InboxItem(
     View,
     message=pb.InboxItem,
     fields={
-        "id": Out("name", "Id of the item", convert=last_segment),
+        "id": id_out("Id of the item"),
         "name": "Resource name, `users/{id}/inboxItems/{id}`",
         "sequence": "Increases with every item written: the stream's event id, what a client resumes from",
         "kind": "Message kind, e.g. `ticket.resolved`, `points.penalty`",
@@ -115,7 +115,7 @@ class Delivery(
     View,
     message=pb.Delivery,
     fields={
-        "id": Out("name", "Id of the delivery", convert=last_segment),
+        "id": id_out("Id of the delivery"),
         "name": "Resource name, `deliveries/{id}`",
         "recipient": "`users/{id}`, or for group robots `units/{code}` or `nodes/{path}`",
         "channel": None,
@@ -143,7 +143,7 @@ class Endpoint(
     View,
     message=pb.Endpoint,
     fields={
-        "id": Out("name", "Id of the endpoint", convert=last_segment),
+        "id": id_out("Id of the endpoint"),
         "name": "Resource name, `endpoints/{id}`",
         "owner": "`units/{code}` or `nodes/{path}` (a group robot), `users/{id}` (e-mail)",
         "channel": None,

@@ -14,9 +14,17 @@ from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from gateway.blocks_resources import USER_PATTERN, NodePath
+from gateway.blocks_resources import HouseholdId as HouseholdRef
+from gateway.blocks_resources import NodePath
+from gateway.blocks_resources import UserName as UserRef
 from gateway.rest import Body, Named, Out, ProtoEnum, View, from_pb, patch_of, proto_enums, to_pb
-from gateway.rest.names import last_segment, node_path, ref_of, short
+from gateway.rest.names import (
+    id_out,
+    path_out,
+    ref_out,
+    short,
+    short_out,
+)
 from gov.points.v1 import points_pb2 as pb
 
 __all__ = ["from_pb", "to_pb"]
@@ -31,27 +39,6 @@ ENTRY_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,100}$"
 """Entry ids: a request id, or one derived from it (an award's post, a redemption's void)."""
 ACCOUNT_ID_PATTERN = r"^[uh]-[A-Za-z0-9_-]{1,64}$"
 """`u-{user id}` for a resident's account, `h-{household id}` for a household's."""
-
-
-def _user(value: str) -> str:
-    return value if value.startswith("users/") else f"users/{value}"
-
-
-def _shortened(collection: str, description: str | None = None) -> Out:
-    """A resource name read as its id (`awards/x` -> `x`), null when empty."""
-    return Out(convert=lambda name: short(name, collection), annotation=str | None, description=description)
-
-
-def _id(description: str | None = None) -> Out:
-    return Out("name", description, convert=last_segment)
-
-
-def _path(description: str | None = None, source: str | None = None) -> Out:
-    return Out(source, description, convert=node_path, nullable=True)
-
-
-def _ref(source: str, description: str = "The same path with dots, for URLs") -> Out:
-    return Out(source, description, convert=ref_of, nullable=True)
 
 
 # ----------------------------------------------------------------------------- enums
@@ -114,13 +101,6 @@ IndicatorRef = Annotated[
     AfterValidator(lambda v: v.removeprefix("indicators/")),
     Named("indicators"),
 ]
-HouseholdRef = Annotated[
-    str,
-    StringConstraints(max_length=75, pattern=r"^(households/)?[A-Za-z0-9_-]{1,64}$"),
-    AfterValidator(lambda v: v.removeprefix("households/")),
-    Named("households"),
-]
-UserRef = Annotated[str, StringConstraints(max_length=70, pattern=USER_PATTERN), AfterValidator(_user)]
 Recipient = Annotated[
     str, StringConstraints(max_length=80, pattern=r"^(users|households)/[A-Za-z0-9_-]{1,64}$")
 ]
@@ -147,10 +127,10 @@ class Indicator(
     View,
     message=pb.Indicator,
     fields={
-        "id": _id(),
+        "id": id_out(),
         "name": "Resource name, `indicators/{id}`",
-        "node": _path("Path of the node that publishes it; every node below inherits it"),
-        "node_ref": _ref("node"),
+        "node": path_out("Path of the node that publishes it; every node below inherits it"),
+        "node_ref": ref_out("node"),
         "code": "Unique within its node",
         "display_name": None,
         "description": None,
@@ -201,9 +181,9 @@ class IndicatorAvailability(
     View,
     message=pb.IndicatorAvailability,
     fields={
-        "indicator": _shortened("indicators", "Id of the indicator"),
-        "node": _path("Path of the node (at or below the indicator's) it is switched off or on for"),
-        "node_ref": _ref("node"),
+        "indicator": short_out("indicators", "Id of the indicator"),
+        "node": path_out("Path of the node (at or below the indicator's) it is switched off or on for"),
+        "node_ref": ref_out("node"),
         "disabled": None,
         "update_time": None,
     },
@@ -221,16 +201,16 @@ class Award(
     View,
     message=pb.Award,
     fields={
-        "id": _id("The Idempotency-Key it was created with"),
+        "id": id_out("The Idempotency-Key it was created with"),
         "name": "Resource name, `awards/{id}`",
         "recipient": "`users/{id}` or `households/{id}`",
-        "account": _shortened("accounts", "Id of the account it credits or debits"),
-        "indicator": _shortened("indicators", "Id of the indicator"),
+        "account": short_out("accounts", "Id of the account it credits or debits"),
+        "indicator": short_out("indicators", "Id of the indicator"),
         "indicator_version": None,
         "kind": None,
         "points": None,
-        "node": _path("Path of the block where it happened"),
-        "node_ref": _ref("node"),
+        "node": path_out("Path of the block where it happened"),
+        "node_ref": ref_out("node"),
         "note": None,
         "evidence_uris": None,
         "state": None,
@@ -239,7 +219,7 @@ class Award(
         "decision_note": Out(nullable=True),
         "applied_points": "Penalties: the part taken from the redeemable balance",
         "outstanding_points": "Penalties: the part left for later awards to settle",
-        "entry": _shortened("entries", "Id of its ledger entry"),
+        "entry": short_out("entries", "Id of its ledger entry"),
         "approval_deadline": None,
         "create_time": None,
         "decide_time": None,
@@ -247,8 +227,8 @@ class Award(
         "appeal_reason": Out(nullable=True),
         "appeal_answer": Out(nullable=True),
         "source_event": Out(description="The event that earned it (automatic earning)", nullable=True),
-        "household": _shortened("households", "Id of the recipient's household"),
-        "household_award": _shortened("awards", "Id of the household's share"),
+        "household": short_out("households", "Id of the recipient's household"),
+        "household_award": short_out("awards", "Id of the household's share"),
     },
 ): ...
 
@@ -287,10 +267,10 @@ class Account(
     View,
     message=pb.Account,
     fields={
-        "id": _id("`u-{user id}` for a resident, `h-{household id}` for a household"),
+        "id": id_out("`u-{user id}` for a resident, `h-{household id}` for a household"),
         "name": "Resource name, `accounts/{id}`",
         "owner": "`users/{id}` or `households/{id}`",
-        "node": _path("Path of the block of its first award"),
+        "node": path_out("Path of the block of its first award"),
         "balance": "Posted credits minus debits; never negative",
         "available": "What can be redeemed now: balance minus reserved",
         "reserved": "Held by pending redemptions",
@@ -312,26 +292,26 @@ class Entry(
     View,
     message=pb.Entry,
     fields={
-        "id": _id(),
+        "id": id_out(),
         "name": "Resource name, `entries/{id}`",
         "kind": None,
         "phase": None,
-        "debit_account": _shortened("accounts", "Id of the account debited"),
-        "credit_account": _shortened("accounts", "Id of the account credited"),
+        "debit_account": short_out("accounts", "Id of the account debited"),
+        "credit_account": short_out("accounts", "Id of the account credited"),
         "amount": None,
-        "pending_entry": _shortened("entries", "Post and void: the pending entry they resolve"),
-        "reverses": _shortened("entries", "Reversal: the entry it corrects"),
+        "pending_entry": short_out("entries", "Post and void: the pending entry they resolve"),
+        "reverses": short_out("entries", "Reversal: the entry it corrects"),
         "expired_entries": Out(
             convert=lambda n: short(n, "entries"), description="Expiry: the earning entries it expires"
         ),
         "outstanding_delta": "Change to the account's outstanding penalty",
-        "award": _shortened("awards", "Id of the award it records"),
-        "redemption": _shortened("redemptions", "Id of the redemption it records"),
+        "award": short_out("awards", "Id of the award it records"),
+        "redemption": short_out("redemptions", "Id of the redemption it records"),
         "actor": "`users/{id}`, `serviceAccounts/{id}` or `system`",
         "note": None,
         "expire_time": "Earning entries: when the points still unspent expire",
         "timeout_time": "Pending entries: when they void themselves",
-        "settles": _shortened("entries", "Settlement: the penalty whose outstanding part it pays"),
+        "settles": short_out("entries", "Settlement: the penalty whose outstanding part it pays"),
         "create_time": None,
     },
 ): ...
@@ -351,10 +331,10 @@ class ExchangePoint(
     View,
     message=pb.ExchangePoint,
     fields={
-        "id": _id(),
+        "id": id_out(),
         "name": "Resource name, `exchangePoints/{id}`",
-        "node": _path("Path of the community (or other node) it serves"),
-        "node_ref": _ref("node"),
+        "node": path_out("Path of the community (or other node) it serves"),
+        "node_ref": ref_out("node"),
         "display_name": None,
         "address": None,
         "staff": "Who fulfil redemptions at the counter, `users/{id}`",
@@ -391,7 +371,7 @@ class Item(
     View,
     message=pb.Item,
     fields={
-        "id": _id(),
+        "id": id_out(),
         "name": "Resource name, `exchangePoints/{id}/items/{id}`",
         "exchange_point": Out(
             compute=lambda i: i.name.removeprefix("exchangePoints/").split("/", 1)[0],
@@ -432,15 +412,15 @@ class Redemption(
     View,
     message=pb.Redemption,
     fields={
-        "id": _id("The Idempotency-Key it was created with"),
+        "id": id_out("The Idempotency-Key it was created with"),
         "name": "Resource name, `redemptions/{id}`",
         "item": "`exchangePoints/{id}/items/{id}`",
         "quantity": None,
-        "account": _shortened("accounts", "Id of the account it spends from"),
+        "account": short_out("accounts", "Id of the account it spends from"),
         "resident": None,
         "points": "price x quantity",
         "state": None,
-        "entry": _shortened("entries", "Id of the pending entry holding the points"),
+        "entry": short_out("entries", "Id of the pending entry holding the points"),
         "expire_time": "Voids itself when not collected by then",
         "fulfilled_by": Out(nullable=True),
         "cancelled_by": Out(nullable=True),
@@ -478,12 +458,12 @@ class EarningRule(
     View,
     message=pb.EarningRule,
     fields={
-        "id": _id(),
+        "id": id_out(),
         "name": "Resource name, `earningRules/{id}`",
-        "node": _path("Events at or below this node match; the nearest node's rule applies"),
-        "node_ref": _ref("node"),
+        "node": path_out("Events at or below this node match; the nearest node's rule applies"),
+        "node_ref": ref_out("node"),
         "trigger": None,
-        "indicator": _shortened("indicators", "Id of the reward it awards"),
+        "indicator": short_out("indicators", "Id of the reward it awards"),
         "active": None,
         "create_time": None,
         "update_time": None,
@@ -579,7 +559,7 @@ class CreditQuery(
     View,
     message=pb.CreditQuery,
     fields={
-        "id": _id(),
+        "id": id_out(),
         "name": "`users/{id}/creditQueries/{id}`",
         "caller": "Who asked: `serviceAccounts/{id}` (or a user, refused)",
         "answered": None,
@@ -602,8 +582,8 @@ class PartyMember(
     fields={
         "name": "`partyMembers/{user id}`",
         "user": None,
-        "community": _path("Path of the community they report to"),
-        "community_ref": _ref("community"),
+        "community": path_out("Path of the community they report to"),
+        "community_ref": ref_out("community"),
         "work_unit": None,
         "create_time": None,
     },
@@ -619,10 +599,10 @@ class Activity(
     View,
     message=pb.Activity,
     fields={
-        "id": _id(),
+        "id": id_out(),
         "name": "Resource name, `activities/{id}`",
-        "block": _path("Path of the block where it takes place"),
-        "block_ref": _ref("block"),
+        "block": path_out("Path of the block where it takes place"),
+        "block_ref": ref_out("block"),
         "display_name": None,
         "place": None,
         "start_time": None,
@@ -664,7 +644,7 @@ class Attendance(
         "check_out_time": None,
         "offline": "Checked in by the block's staff",
         "checked_in_by": None,
-        "award": _shortened("awards", "Id of the award once the points posted"),
+        "award": short_out("awards", "Id of the award once the points posted"),
     },
 ): ...
 
@@ -694,7 +674,7 @@ class RankingIndicator(
     View,
     message=pb.RankingIndicator,
     fields={
-        "indicator": _shortened("indicators", "Id of the indicator; null for service points"),
+        "indicator": short_out("indicators", "Id of the indicator; null for service points"),
         "display_name": None,
         "count": None,
         "points": "Signed: penalties negative",
@@ -721,8 +701,8 @@ class Ranking(
     fields={
         "id": Out("name", "null for a draft", convert=lambda n: short(n, "rankings"), annotation=str | None),
         "name": "`rankings/{id}` once published; empty for a draft",
-        "node": _path(),
-        "node_ref": _ref("node"),
+        "node": path_out(),
+        "node_ref": ref_out("node"),
         "kind": None,
         "subject": None,
         "start_time": None,

@@ -17,9 +17,11 @@ from typing import Annotated
 from google.protobuf.message import Message
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from gateway.blocks_resources import USER_PATTERN, DisplayName, NodePath
+from gateway.blocks_resources import DisplayName, NodePath
+from gateway.blocks_resources import HouseholdId as HouseholdRef
+from gateway.blocks_resources import UserName as UserRef
 from gateway.rest import Body, Named, Out, Proto, ProtoEnum, View, from_pb, patch_of, proto_enums, to_pb
-from gateway.rest.names import node_path, ref_of, short
+from gateway.rest.names import node_path, path_out, ref_of, ref_out, short_out
 from gov.tickets.v1 import tickets_pb2 as pb
 
 _CODE = r"[a-z0-9][a-z0-9-]{0,39}"
@@ -40,23 +42,6 @@ def _short(collection: str) -> AfterValidator:
         return value.removeprefix(f"{collection}/")
 
     return AfterValidator(strip)
-
-
-def _user(value: str) -> str:
-    return value if value.startswith("users/") else f"users/{value}"
-
-
-def _shortened(collection: str, description: str | None = None) -> Out:
-    """A resource name read as its last part (`units/x` -> `x`), null when empty."""
-    return Out(convert=lambda name: short(name, collection), annotation=str | None, description=description)
-
-
-def _path(description: str | None = None, source: str | None = None) -> Out:
-    return Out(source, description, convert=node_path, nullable=True)
-
-
-def _ref(source: str, description: str) -> Out:
-    return Out(source, description, convert=ref_of, nullable=True)
 
 
 # ----------------------------------------------------------------------------- enums
@@ -144,13 +129,6 @@ TicketRef = Annotated[
     _short("tickets"),
     Named("tickets"),
 ]
-HouseholdRef = Annotated[
-    str,
-    StringConstraints(max_length=75, pattern=r"^(households/)?[A-Za-z0-9_-]{1,64}$"),
-    _short("households"),
-    Named("households"),
-]
-UserRef = Annotated[str, StringConstraints(max_length=70, pattern=USER_PATTERN), AfterValidator(_user)]
 Title = Annotated[str, StringConstraints(max_length=200)]
 Text = Annotated[str, StringConstraints(max_length=4000)]
 Note = Annotated[str, StringConstraints(max_length=2000)]
@@ -307,7 +285,7 @@ class Category(
         "group": None,
         "description": None,
         "keywords": None,
-        "default_unit": _shortened("units", "Code of the unit it routes to, if a named one"),
+        "default_unit": short_out("units", "Code of the unit it routes to, if a named one"),
         "default_center": "Or the center of the ticket's street it routes to",
         "priority": None,
         "matter_class": None,
@@ -386,7 +364,7 @@ class Location(
     fields={
         "latitude": _point("latitude"),
         "longitude": _point("longitude"),
-        "household": _shortened("households", "Id of the household the matter belongs to"),
+        "household": short_out("households", "Id of the household the matter belongs to"),
         "address": None,
     },
 ): ...
@@ -475,17 +453,17 @@ class Ticket(
         "description": None,
         "media_uris": None,
         "location": None,
-        "node": _path("Path of the block (or node) the matter belongs to"),
-        "node_ref": _ref("node", "The same path with dots, for URLs"),
-        "street": _path("Path of the street that owns it"),
-        "district": _path(),
+        "node": path_out("Path of the block (or node) the matter belongs to"),
+        "node_ref": ref_out("node", "The same path with dots, for URLs"),
+        "street": path_out("Path of the street that owns it"),
+        "district": path_out(),
         "reporter": "`users/{id}` or `serviceAccounts/{id}`",
         "contact": Out(nullable=True),
         "attributes": None,
         "priority": None,
         "matter_class": None,
-        "suggested_unit": _shortened("units", "Code of the unit the category routes to"),
-        "lead_unit": _shortened("units", "Code of the lead unit once dispatched"),
+        "suggested_unit": short_out("units", "Code of the unit the category routes to"),
+        "lead_unit": short_out("units", "Code of the lead unit once dispatched"),
         "units": None,
         "escalated": "Owned by the district since it accepted an escalation",
         "acknowledge_deadline": None,
@@ -500,7 +478,7 @@ class Ticket(
         "resolution_media_uris": None,
         "mediation_outcome": "Disputes only",
         "rating": Out(nullable=True),
-        "merged_into": _shortened("tickets", "Id of the ticket this one was merged into"),
+        "merged_into": short_out("tickets", "Id of the ticket this one was merged into"),
         "reject_reason": Out(nullable=True),
         "possible_duplicates": Out(
             convert=lambda t: t.removeprefix("tickets/"),
@@ -576,7 +554,7 @@ class TimelineEntry(
         "from_state": None,
         "to_state": None,
         "note": None,
-        "unit": _shortened("units", "Code of the unit acting (acknowledge, return, start, resolve)"),
+        "unit": short_out("units", "Code of the unit acting (acknowledge, return, start, resolve)"),
         "details": "What the action set: the units of a dispatch, the rating ...",
     },
 ): ...

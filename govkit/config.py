@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings as _PydanticSettings
 from pydantic_settings import SettingsConfigDict
 
 from govkit import tls
+from govkit.auth.tokens import DEFAULT_ISSUER
 
 ENV_PREFIX = "GOV_"
 
@@ -107,6 +108,8 @@ class ServiceSettings(BaseSettings):
     grpc_max_connection_age_grace_seconds: float = Field(30.0, ge=0)
     # Where to fetch the JWKS from; empty means "this process is identity and signs its own".
     identity_addr: str = ""
+    # The `iss` that identity signs into access tokens and every service checks.
+    token_issuer: str = DEFAULT_ISSUER
     # Processed event ids and client request ids are kept this long, then pruned. Longer than
     # JetStream's duplicate window (10 min) and than any client retries a request or a consumer
     # may be redelivered an event (a consumer down for longer would apply old events again).

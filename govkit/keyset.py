@@ -15,9 +15,9 @@ from govkit.db import Database
 M = TypeVar("M")
 
 
-def time_id_cursor(token: str, filters_fingerprint: str) -> dict[str, Any] | None:
+def time_id_cursor(token: str, filters_fingerprint: str, id_key: str = "i") -> dict[str, Any] | None:
     """The page token of a newest-first list, decoded (INVALID_ARGUMENT if forged)."""
-    return pagination.decode_token(token, filters_fingerprint, t=dt.datetime, i=str)
+    return pagination.decode_token(token, filters_fingerprint, t=dt.datetime, **{id_key: str})
 
 
 async def newest_first(
@@ -28,18 +28,22 @@ async def newest_first(
     cursor: dict[str, Any] | None,
     size: int,
     filters_fingerprint: str,
+    id_key: str = "i",
 ) -> tuple[list[M], str]:
-    """One page of `stmt` newest first (ties by id, descending) after `cursor`, and the next token."""
+    """One page of `stmt` newest first (ties by id, descending) after `cursor`, and the next token.
+
+    `id_key` names the id in the token: notifications issued its tokens with `id` before it moved here.
+    """
     if cursor:
         t = cursor["t"]
-        stmt = stmt.where((time < t) | ((time == t) & (ident < cursor["i"])))
+        stmt = stmt.where((time < t) | ((time == t) & (ident < cursor[id_key])))
     async with db.sessions() as session:
         rows = list((await session.scalars(stmt.order_by(time.desc(), ident.desc()).limit(size + 1))).all())
     return pagination.cut(
         rows,
         size,
         filters_fingerprint,
-        lambda r: {"t": getattr(r, time.key).isoformat(), "i": getattr(r, ident.key)},
+        lambda r: {"t": getattr(r, time.key).isoformat(), id_key: getattr(r, ident.key)},
     )
 
 

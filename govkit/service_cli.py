@@ -7,16 +7,23 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+import grpc
 from pydantic import Field
 
 from govkit import config
+from govkit.auth.tokens import TokenVerifier
 from govkit.config import ServiceSettings
-from govkit.grpc_server import ServiceDefinition, run
+from govkit.consumer import ConsumerSpec
+from govkit.db import Database
+from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verifier, run
+from govkit.tables import PlatformTables
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -38,6 +45,48 @@ class Command(Generic[S]):
     help: str
     run: Callable[[argparse.Namespace, S], int]
     arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
+
+
+def async_command(help: str, run: Callable[[S], Coroutine[Any, Any, int]]) -> Command[S]:
+    """A command without arguments of its own: one coroutine on the service's settings."""
+    return Command(help, lambda _, settings: asyncio.run(run(settings)))
+
+
+def service_definition(
+    name: str,
+    settings: ServiceSettings,
+    tables: PlatformTables,
+    register: Callable[[grpc.aio.Server, ServiceRuntime], None],
+    service_name: str,
+    *,
+    public_methods: Sequence[str] = (),
+    consumers: Sequence[ConsumerSpec] = (),
+    background: Iterable[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = (),
+    make_verifier: Callable[[ServiceRuntime], TokenVerifier] | None = None,
+) -> ServiceDefinition:
+    """A service's definition; callers' tokens are checked with the keys identity publishes unless
+    `make_verifier` says otherwise (identity, which signs them)."""
+    return ServiceDefinition(
+        name=name,
+        settings=settings,
+        tables=tables,
+        register=register,
+        service_names=(service_name,),
+        public_methods=public_methods,
+        consumers=consumers,
+        make_verifier=make_verifier or identity_verifier(settings.token_issuer),
+        background=list(background),
+    )
+
+
+@contextlib.asynccontextmanager
+async def database(settings: ServiceSettings) -> AsyncIterator[Database]:
+    """The service's database for one operator command, closed when the command is done."""
+    db = Database(settings.database_url, ssl_ca_file=settings.tls_postgres_ca_file)
+    try:
+        yield db
+    finally:
+        await db.close()
 
 
 def main(

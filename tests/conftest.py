@@ -6,6 +6,7 @@ and GOV_TEST_REQUIRE_POSTGRES is not set (CI sets it whenever PostgreSQL answers
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -110,15 +111,31 @@ def identity_env(db_url: str) -> dict[str, str]:
     return {**IDENTITY_ENV, "GOV_DATABASE_URL": db_url}
 
 
-def start_identity(s: Stack, databases: Databases, *, admin: bool = True) -> None:
-    """Identity on its freshly migrated database, with the first admin unless `admin` is False."""
-    env = identity_env(databases.url("identity"))
+def migrate_identity(s: Stack, db_url: str, *, admin: bool = True) -> dict[str, str]:
+    """Identity's settings on `db_url`, migrated, with the first admin unless `admin` is False (which
+    commits two events to its outbox)."""
+    env = identity_env(db_url)
     s.run_command("identity", "migrate", env)
     if admin:
         s.run_command(
             "identity", "create-admin", {**env, "ADMIN_LOGIN": ADMIN_LOGIN, "ADMIN_PASSWORD": ADMIN_PASSWORD}
         )
-    s.start_service("identity", env)
+    return env
+
+
+def start_identity(s: Stack, databases: Databases, *, admin: bool = True) -> None:
+    """Identity on its freshly migrated database, with the first admin unless `admin` is False."""
+    s.start_service("identity", migrate_identity(s, databases.url("identity"), admin=admin))
+
+
+@contextlib.contextmanager
+def stack_of_its_own(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Stack]:
+    """An empty stack in a folder of its own, stopped at the end: for tests that stop or restart its parts."""
+    s = Stack(tmp_path_factory.mktemp(name), base_env=STACK_ENV)
+    try:
+        yield s
+    finally:
+        s.stop()
 
 
 def start_migrated(s: Stack, service: str, env: dict[str, str]) -> None:
@@ -172,8 +189,7 @@ def sms_gateway() -> Iterator[Robot]:
 def stack(
     databases: Databases, mail_sink: MailSink, sms_gateway: Robot, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("stack"), base_env=STACK_ENV)
-    try:
+    with stack_of_its_own(tmp_path_factory, "stack") as s:
         mail = {
             "GOV_SMTP_HOST": "127.0.0.1",
             "GOV_SMTP_PORT": str(mail_sink.port),
@@ -184,8 +200,6 @@ def stack(
         gateway = {"GOV_CORS_ORIGINS": CORS_ORIGIN, "GOV_SSE_HEARTBEAT_SECONDS": "1"}
         start_platform(s, databases, notifications=mail, gateway_env=gateway)
         yield s
-    finally:
-        s.stop()
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -81,24 +81,25 @@ def split_list(value: str | None) -> list[str]:
     return list(seen)
 
 
+def _matching_list(
+    value: str | None, name: str, maximum: tuple[int, str], pattern: re.Pattern[str], what: str
+) -> list[str]:
+    """A comma-separated argument of at most `maximum` (count, plural noun) values matching `pattern`."""
+    values = split_list(value)
+    if len(values) > maximum[0]:
+        raise invalid(name, f"at most {maximum[0]} {maximum[1]}")
+    for v in values:
+        if not pattern.match(v):
+            raise invalid(name, f"{v!r} is not a {what}")
+    return values
+
+
 def request_ids(value: str | None) -> list[str]:
-    ids = split_list(value)
-    if len(ids) > MAX_IDS:
-        raise invalid("service_request_id", f"at most {MAX_IDS} ids")
-    for i in ids:
-        if not _ID.match(i):
-            raise invalid("service_request_id", f"{i!r} is not a service request id")
-    return ids
+    return _matching_list(value, "service_request_id", (MAX_IDS, "ids"), _ID, "service request id")
 
 
 def service_codes(value: str | None) -> list[str]:
-    codes = split_list(value)
-    if len(codes) > MAX_SERVICE_CODES:
-        raise invalid("service_code", f"at most {MAX_SERVICE_CODES} codes")
-    for code in codes:
-        if not _SERVICE_CODE.match(code):
-            raise invalid("service_code", f"{code!r} is not a service code")
-    return codes
+    return _matching_list(value, "service_code", (MAX_SERVICE_CODES, "codes"), _SERVICE_CODE, "service code")
 
 
 def statuses(value: str | None) -> tuple[pb.TicketState, ...]:

@@ -62,6 +62,26 @@ def _queries(base: Any, states: Sequence[int], categories: Sequence[str]) -> lis
     return out
 
 
+def _streams(
+    caller: Account | Anonymous,
+    listing: Callable[..., Awaitable[Any]],
+    base: Any,
+    states: Sequence[int],
+    categories: Sequence[str],
+) -> list[_Stream]:
+    """A stream per (state, category) of `base`, each paging through `listing` as `caller`."""
+
+    def fetcher(query: Any) -> Fetch:
+        async def fetch(token: str, size: int) -> tuple[Sequence[Item], str]:
+            query.page_token, query.page_size = token, size
+            reply = await caller.call(listing, query)
+            return reply.tickets, reply.next_page_token
+
+        return fetch
+
+    return [_Stream(fetcher(q)) for q in _queries(base, states, categories)]
+
+
 def own_streams(
     request: Request,
     account: Account,
@@ -70,16 +90,7 @@ def own_streams(
     categories: Sequence[str],
 ) -> list[_Stream]:
     """The tickets the api_key's account may see (the requests it filed)."""
-
-    def fetcher(query: pb.ListTicketsRequest) -> Fetch:
-        async def fetch(token: str, size: int) -> tuple[Sequence[Item], str]:
-            query.page_token, query.page_size = token, size
-            reply = await account.call(upstreams(request).tickets.ListTickets, query)
-            return reply.tickets, reply.next_page_token
-
-        return fetch
-
-    return [_Stream(fetcher(q)) for q in _queries(base, states, categories)]
+    return _streams(account, upstreams(request).tickets.ListTickets, base, states, categories)
 
 
 def public_streams(
@@ -89,17 +100,8 @@ def public_streams(
     categories: Sequence[str],
 ) -> list[_Stream]:
     """Tickets of public categories, their public fields only: asked for without any token."""
-    anonymous = Anonymous(request)
-
-    def fetcher(query: pb.ListPublicTicketsRequest) -> Fetch:
-        async def fetch(token: str, size: int) -> tuple[Sequence[Item], str]:
-            query.page_token, query.page_size = token, size
-            reply = await anonymous.call(upstreams(request).tickets.ListPublicTickets, query)
-            return reply.tickets, reply.next_page_token
-
-        return fetch
-
-    return [_Stream(fetcher(q)) for q in _queries(base, states, categories)]
+    listing = upstreams(request).tickets.ListPublicTickets
+    return _streams(Anonymous(request), listing, base, states, categories)
 
 
 async def page_of(streams: Sequence[_Stream], *, page: int, page_size: int) -> list[Item]:

@@ -15,9 +15,8 @@ from gov.identity.v1 import identity_pb2_grpc
 from govkit import service_cli
 from govkit.auth.principal import Binding, Principal
 from govkit.auth.roles import Role
-from govkit.db import Database
 from govkit.errors import DomainError
-from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verifier
+from govkit.grpc_server import ServiceDefinition, ServiceRuntime
 from services.blocks.flows import BlocksFlows
 from services.blocks.grpc_api import SERVICE, BlocksServicer
 from services.blocks.households import HouseholdFlows
@@ -48,30 +47,21 @@ def definition(settings: BlocksSettings) -> ServiceDefinition:
         )
         blocks_pb2_grpc.add_BlocksServiceServicer_to_server(servicer, server)
 
-    return ServiceDefinition(
-        name="blocks",
-        settings=settings,
-        tables=platform,
-        register=register,
-        service_names=(SERVICE,),
-        make_verifier=identity_verifier(settings.token_issuer),
-        # Large import files arrive in chunks (StreamImportFile), so no request needs more than the
-        # default: nothing makes the service hold a whole file in memory.
-    )
+    # Large import files arrive in chunks (StreamImportFile), so no request needs more than the
+    # default: nothing makes the service hold a whole file in memory.
+    return service_cli.service_definition("blocks", settings, platform, register, SERVICE)
 
 
 async def _import(settings: BlocksSettings, kind: str, path: Path, validate_only: bool) -> int:
-    db = Database(settings.database_url, ssl_ca_file=settings.tls_postgres_ca_file)
-    try:
-        flows = ImportFlows(db, lambda: None, settings.import_spool_dir or None)
-        reply = await flows.import_path(OPERATOR, KINDS[kind], path, validate_only=validate_only)
-    except DomainError as exc:
-        sys.stderr.write(f"import failed: {exc.message}\n")
-        for field, message in exc.violations:
-            sys.stderr.write(f"  {field}: {message}\n")
-        return 1
-    finally:
-        await db.close()
+    async with service_cli.database(settings) as db:
+        try:
+            flows = ImportFlows(db, lambda: None, settings.import_spool_dir or None)
+            reply = await flows.import_path(OPERATOR, KINDS[kind], path, validate_only=validate_only)
+        except DomainError as exc:
+            sys.stderr.write(f"import failed: {exc.message}\n")
+            for field, message in exc.violations:
+                sys.stderr.write(f"  {field}: {message}\n")
+            return 1
     for e in reply.errors:
         sys.stderr.write(f"  line {e.line}, {e.field}: {e.message}\n")
     verb = "checked" if validate_only else "imported"

@@ -8,7 +8,6 @@ import time
 from collections.abc import Sequence
 from typing import cast
 
-from google.protobuf.message import Message
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,11 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1 import events_pb2
 from gov.identity.v1 import identity_pb2_grpc
-from govkit import keyset, outbox, pagination, peers, treemoves, validation
+from govkit import keyset, pagination, peers, treemoves, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.auth.scopes import validate_path
 from govkit.db import Database, new_id, utcnow
+from govkit.emitter import Emitter
 from govkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from govkit.sqlpaths import within
 from services.blocks import convert, domain, geo
@@ -39,6 +39,26 @@ from services.blocks.models import (
 
 def node_path(name: str, field: str = "name") -> str:
     return validate_path(name.removeprefix("nodes/").strip("/"), field=field, allow_global=False)
+
+
+async def staff_by_block(session: AsyncSession, path: str) -> tuple[list[str], dict[str, list[domain.Staff]]]:
+    """The active blocks at or below `path`, and the staff of every block there (retired ones too)."""
+    blocks = (
+        await session.scalars(
+            select(Node.path).where(Node.kind == "block", Node.state == "active", within(Node.path, path))
+        )
+    ).all()
+    staff_rows = (
+        await session.execute(
+            select(StaffAssignment.block_path, StaffAssignment.user_id, StaffAssignment.role).where(
+                within(StaffAssignment.block_path, path)
+            )
+        )
+    ).all()
+    by_block: dict[str, list[domain.Staff]] = {b: [] for b in blocks}
+    for block_path, user_id, role in staff_rows:
+        by_block.setdefault(block_path, []).append(domain.Staff(user_id, role))
+    return list(blocks), by_block
 
 
 class BlockIndexCache:
@@ -108,6 +128,7 @@ class BlocksFlows:
     def __init__(self, db: Database, identity: identity_pb2_grpc.IdentityServiceStub | None = None) -> None:
         self.db = db
         self.identity = identity
+        self._emit = Emitter(platform.outbox)
         self.index = BlockIndexCache(db)
 
     async def _require_user(self, principal: Principal, user_id: str) -> None:
@@ -118,17 +139,6 @@ class BlocksFlows:
 
     async def access(self, principal: Principal) -> domain.Access:
         return await load_access(self.db, principal)
-
-    async def _emit(
-        self,
-        session: AsyncSession,
-        principal: Principal | None,
-        event_type: str,
-        payload: Message,
-        resource: str,
-    ) -> None:
-        actor = principal.subject if principal else "system"
-        await outbox.emit(session, platform.outbox, actor, event_type, payload, resource)
 
     @staticmethod
     async def _node(session: AsyncSession, path: str, *, lock: bool = False) -> Node:
@@ -491,23 +501,7 @@ class BlocksFlows:
         access = await self.access(principal)
         access.require_read(path, Permission.REGIONS_READ)
         async with self.db.sessions() as session:
-            blocks = (
-                await session.scalars(
-                    select(Node.path).where(
-                        Node.kind == "block", Node.state == "active", within(Node.path, path)
-                    )
-                )
-            ).all()
-            staff_rows = (
-                await session.execute(
-                    select(StaffAssignment.block_path, StaffAssignment.user_id, StaffAssignment.role).where(
-                        within(StaffAssignment.block_path, path)
-                    )
-                )
-            ).all()
-        by_block: dict[str, list[domain.Staff]] = {b: [] for b in blocks}
-        for block_path, user_id, role in staff_rows:
-            by_block.setdefault(block_path, []).append(domain.Staff(user_id, role))
+            blocks, by_block = await staff_by_block(session, path)
         violations = [(b, rule) for b in sorted(blocks) for rule in domain.staffing_violations(by_block[b])]
         complete = len(blocks) - len({b for b, _ in violations})
         return len(blocks), complete, violations

@@ -7,30 +7,29 @@ import json
 import re
 from collections.abc import Sequence
 
-from google.protobuf.message import Message
 from sqlalchemy import delete, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.blocks.v1 import blocks_pb2 as pb
 from gov.blocks.v1 import events_pb2
-from govkit import keyset, outbox, pagination, validation
+from govkit import keyset, pagination, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.db import Database, get_row, new_id, utcnow
+from govkit.emitter import Emitter
 from govkit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from govkit.idempotency import Command, IdempotencyKeys
 from govkit.sqlpaths import any_within, within
 from services.blocks import convert, domain
 from services.blocks.access import load_access
-from services.blocks.flows import node_path
+from services.blocks.flows import node_path, staff_by_block
 from services.blocks.models import (
     MOVES,
     Building,
     Household,
     Node,
     Resident,
-    StaffAssignment,
     Visit,
     platform,
 )
@@ -98,11 +97,7 @@ class HouseholdFlows:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.idempotency = IdempotencyKeys(db, platform.idempotency)
-
-    async def _emit(
-        self, session: AsyncSession, principal: Principal, event_type: str, payload: Message, resource: str
-    ) -> None:
-        await outbox.emit(session, platform.outbox, principal.subject, event_type, payload, resource)
+        self._emit = Emitter(platform.outbox)
 
     @staticmethod
     async def _block(session: AsyncSession, path: str) -> Node:
@@ -533,35 +528,19 @@ class HouseholdFlows:
                 .join(Household, Household.id == Resident.household_id)
                 .where(within(Household.block_path, path))
             )
-            staff_rows = (
-                await session.execute(
-                    select(StaffAssignment.block_path, StaffAssignment.user_id, StaffAssignment.role).where(
-                        within(StaffAssignment.block_path, path)
-                    )
-                )
-            ).all()
             visits = await session.scalar(
                 select(func.count()).where(
                     within(Visit.block_path, path), Visit.visit_time >= start, Visit.visit_time < end
                 )
             )
-            block_paths = (
-                await session.scalars(
-                    select(Node.path).where(
-                        Node.kind == "block", Node.state == "active", within(Node.path, path)
-                    )
-                )
-            ).all()
-        by_block: dict[str, list[domain.Staff]] = {b: [] for b in block_paths}
-        for b, u, r in staff_rows:
-            by_block.setdefault(b, []).append(domain.Staff(u, r))
+            block_paths, by_block = await staff_by_block(session, path)
         full = sum(1 for b in block_paths if not domain.staffing_violations(by_block[b]))
         return pb.NodeStatistics(
             node=f"nodes/{path}",
             blocks=blocks or 0,
             households=households or 0,
             residents=residents or 0,
-            staff=len({u for _, u, _ in staff_rows}),
+            staff=len({s.user_id for staff in by_block.values() for s in staff}),
             vulnerable_households=vulnerable or 0,
             visits=visits or 0,
             fully_staffed_blocks=full,

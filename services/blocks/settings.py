@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from govkit.auth.tokens import DEFAULT_ISSUER
 from govkit.config import ServiceSettings
 
 
@@ -13,7 +12,6 @@ class BlocksSettings(ServiceSettings):
     grpc_port: int = Field(50052, ge=1, le=65535)
     # Blocks verifies callers' tokens with identity's published keys.
     identity_addr: str = Field("127.0.0.1:50051", min_length=3)
-    token_issuer: str = DEFAULT_ISSUER
     # Where import files are spooled while they are imported (up to 200 MiB each, deleted at once);
     # empty: the system's temporary directory (TMPDIR, else /tmp).
     import_spool_dir: str = ""

@@ -60,16 +60,16 @@ def definition(settings: IdentitySettings) -> ServiceDefinition:
                 log.exception("cannot refresh signing keys")
             await asyncio.sleep(30)
 
-    return ServiceDefinition(
-        name="identity",
-        settings=settings,
-        tables=platform,
-        register=register,
-        service_names=(SERVICE,),
+    return service_cli.service_definition(
+        "identity",
+        settings,
+        platform,
+        register,
+        SERVICE,
         public_methods=PUBLIC_METHODS,
-        make_verifier=make_verifier,
-        background=[refresh_keys],
         consumers=[staff_sync.SPEC, node_moves.SPEC],
+        background=[refresh_keys],
+        make_verifier=make_verifier,
     )
 
 
@@ -79,22 +79,18 @@ async def _create_admin(settings: IdentitySettings) -> int:
     if not login or not password:
         sys.stderr.write("create-admin: set ADMIN_LOGIN and ADMIN_PASSWORD\n")
         return 2
-    db = Database(settings.database_url, ssl_ca_file=settings.tls_postgres_ca_file)
-    try:
+    async with service_cli.database(settings) as db:
         flows = IdentityFlows(db, settings, _key_ring(db, settings))
         created = await flows.users.ensure_admin(
             login, password, os.environ.get("ADMIN_PHONE", "13800000000")
         )
-    finally:
-        await db.close()
     print(f"admin '{login}' " + ("created" if created else "already exists; password left unchanged"))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    create_admin = service_cli.Command[IdentitySettings](
-        "create the first administrator (ADMIN_LOGIN, ADMIN_PASSWORD; optional ADMIN_PHONE)",
-        lambda _, settings: asyncio.run(_create_admin(settings)),
+    create_admin = service_cli.async_command(
+        "create the first administrator (ADMIN_LOGIN, ADMIN_PASSWORD; optional ADMIN_PHONE)", _create_admin
     )
     return service_cli.main(
         "identity", IdentitySettings, definition, MIGRATIONS, argv, {"create-admin": create_admin}

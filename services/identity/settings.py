@@ -5,7 +5,6 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 
 from govkit.auth.revocations import MAX_ACCESS_TOKEN_TTL_SECONDS
-from govkit.auth.tokens import DEFAULT_ISSUER
 from govkit.config import ServiceSettings
 
 
@@ -13,7 +12,6 @@ class IdentitySettings(ServiceSettings):
     database_url: str = "sqlite+aiosqlite:///.data/identity.db"
     # Encrypts the private signing keys at rest. Required: there is no safe default.
     signing_key_passphrase: SecretStr = Field(..., min_length=16)
-    token_issuer: str = DEFAULT_ISSUER
     # Verifiers remember a revocation for the longest lifetime allowed here.
     access_token_ttl_seconds: int = Field(300, ge=30, le=MAX_ACCESS_TOKEN_TTL_SECONDS)
     refresh_token_ttl_seconds: int = Field(30 * 86400, ge=300, le=180 * 86400)

@@ -15,7 +15,7 @@ from govkit import service_cli
 from govkit.auth.service_tokens import ServiceTokens
 from govkit.consumer import ConsumerSpec, Writes
 from govkit.db import utcnow
-from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verifier
+from govkit.grpc_server import ServiceDefinition, ServiceRuntime
 from services.notifications.addresses import AddressBook
 from services.notifications.channels import (
     Channel,
@@ -178,13 +178,12 @@ def definition(settings: NotificationsSettings) -> ServiceDefinition:
     async def digest(runtime: ServiceRuntime) -> None:
         await parts["digests"].run()  # type: ignore[attr-defined]
 
-    return ServiceDefinition(
-        name="notifications",
-        settings=settings,
-        tables=platform,
-        register=register,
-        service_names=(SERVICE,),
-        make_verifier=identity_verifier(settings.token_issuer),
+    return service_cli.service_definition(
+        "notifications",
+        settings,
+        platform,
+        register,
+        SERVICE,
         background=[deliver, fan_out, digest],
         consumers=[
             ConsumerSpec(

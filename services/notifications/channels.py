@@ -14,7 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiosmtplib
 import httpx
@@ -63,6 +63,16 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
+async def _post(client: httpx.AsyncClient, who: str, url: str, **request: Any) -> None:
+    """One POST to an outside party; unreachable or any answer but 2xx is a SendError naming `who`."""
+    try:
+        response = await client.post(url, **request)
+    except httpx.HTTPError as exc:
+        raise SendError(f"{who} unreachable: {type(exc).__name__}") from None
+    if response.status_code >= 300:
+        raise SendError(f"{who} answered {response.status_code}")
+
+
 class WebhookChannel:
     """WeCom/DingTalk-style group robots: a signed JSON text message posted to the robot's URL."""
 
@@ -87,12 +97,7 @@ class WebhookChannel:
             SIGNATURE_HEADER: sign(address.secret, timestamp, body),
             DELIVERY_HEADER: message.dedupe_key,
         }
-        try:
-            response = await self.client.post(address.target, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise SendError(f"webhook unreachable: {type(exc).__name__}") from None
-        if response.status_code >= 300:
-            raise SendError(f"webhook answered {response.status_code}")
+        await _post(self.client, "webhook", address.target, content=body, headers=headers)
 
 
 class SmsProvider(Protocol):
@@ -123,12 +128,7 @@ class HttpSmsProvider:
     async def send_part(self, phone: str, part: sms.SmsPart, request_id: str) -> None:
         payload = {"to": phone, "text": part.text, "part": part.index, "parts": part.total, "id": request_id}
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        try:
-            response = await self.client.post(self.url, json=payload, headers=headers)
-        except httpx.HTTPError as exc:
-            raise SendError(f"sms provider unreachable: {type(exc).__name__}") from None
-        if response.status_code >= 300:
-            raise SendError(f"sms provider answered {response.status_code}")
+        await _post(self.client, "sms provider", self.url, json=payload, headers=headers)
 
 
 class SmsChannel:

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import builtins
-import datetime as dt
 from collections.abc import Callable
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 
-from govkit import pagination
+from govkit import keyset, pagination
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.auth.scopes import GLOBAL, validate_path
 from govkit.db import Database, utcnow
 from govkit.errors import FailedPrecondition, InvalidArgument, NotFound
+from govkit.sqlpaths import within
 from services.notifications.domain import RETRYABLE, State
 from services.notifications.models import Delivery
 
@@ -43,27 +43,18 @@ class Deliveries:
         principal.require(Permission.NOTIFICATIONS_MANAGE, node)
         size = pagination.page_size(page_size)
         fp = pagination.fingerprint("deliveries", node, recipient, channel, state)
-        cursor = pagination.decode_token(page_token, fp, t=dt.datetime, id=str)
+        cursor = keyset.time_id_cursor(page_token, fp, id_key="id")
         query = select(Delivery)
-        if node != GLOBAL:
-            query = query.where(
-                or_(Delivery.node == node, Delivery.node.startswith(node + "/", autoescape=True))
-            )
+        query = query.where(within(Delivery.node, node))
         if recipient:
             query = query.where(Delivery.recipient == recipient)
         if channel:
             query = query.where(Delivery.channel == channel)
         if state:
             query = query.where(Delivery.state == state)
-        if cursor is not None:
-            t, last = cursor["t"], cursor["id"]
-            query = query.where(
-                or_(Delivery.create_time < t, (Delivery.create_time == t) & (Delivery.id < last))
-            )
-        query = query.order_by(Delivery.create_time.desc(), Delivery.id.desc()).limit(size + 1)
-        async with self.db.sessions() as session:
-            rows = list((await session.scalars(query)).all())
-        return pagination.cut(rows, size, fp, lambda r: {"t": r.create_time, "id": r.id})
+        return await keyset.newest_first(
+            self.db, query, Delivery.create_time, Delivery.id, cursor, size, fp, id_key="id"
+        )
 
     async def retry(self, principal: Principal, name: str) -> Delivery:
         delivery_id = name.removeprefix("deliveries/")

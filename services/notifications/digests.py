@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy import select, update
 
@@ -35,18 +36,12 @@ def digest_text(rows: list[Delivery]) -> tuple[str, str]:
     return subject, "\n".join(lines)
 
 
+@dataclass(eq=False)
 class DigestRunner:
-    def __init__(
-        self,
-        db: Database,
-        wake_worker: Callable[[], None],
-        interval: float,
-        clock: Callable[[], dt.datetime] = utcnow,
-    ) -> None:
-        self.db = db
-        self.wake_worker = wake_worker
-        self.interval = interval
-        self.clock = clock
+    db: Database
+    wake_worker: Callable[[], None]
+    interval: float
+    clock: Callable[[], dt.datetime] = utcnow
 
     async def run(self) -> None:
         while True:
@@ -111,7 +106,7 @@ class DigestRunner:
                 raise _Raced
             subject, body = digest_text(rows)
             session.add(
-                Delivery(
+                Delivery.untried(
                     id=digest_id,
                     event_id=digest_id,
                     recipient=recipient,
@@ -122,14 +117,8 @@ class DigestRunner:
                     body=body,
                     link="",
                     state=State.QUEUED.value,
-                    attempts=0,
-                    last_error="",
-                    next_attempt_time=now,
-                    lease_until=None,
-                    create_time=now,
-                    update_time=now,
-                    sent_time=None,
-                    digest_id=None,
+                    due=now,
+                    now=now,
                 )
             )
         return 1

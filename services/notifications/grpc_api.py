@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import grpc
@@ -24,22 +25,14 @@ SERVICE = "gov.notifications.v1.NotificationsService"
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
+@dataclass(eq=False)
 class NotificationsServicer(notifications_pb2_grpc.NotificationsServiceServicer):
-    def __init__(
-        self,
-        inbox: Inbox,
-        deliveries: Deliveries,
-        endpoints: Endpoints,
-        templates: Templates,
-        notices: Notices,
-        preferences: Preferences,
-    ) -> None:
-        self.preferences = preferences
-        self.notices = notices
-        self.inbox = inbox
-        self.deliveries = deliveries
-        self.endpoints = endpoints
-        self.templates = templates
+    inbox: Inbox
+    deliveries: Deliveries
+    endpoints: Endpoints
+    templates: Templates
+    notices: Notices
+    preferences: Preferences
 
     async def ListInboxItems(
         self, request: pb.ListInboxItemsRequest, context: Context

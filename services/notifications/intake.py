@@ -90,20 +90,13 @@ class _Written:
 _WRITTEN = "notifications.intake"
 
 
+@dataclass(eq=False)
 class Intake:
-    def __init__(
-        self,
-        directory: Directory,
-        hub: InboxHub,
-        wake_worker: Callable[[], None],
-        settings: IntakeSettings,
-        clock: Callable[[], dt.datetime] = utcnow,
-    ) -> None:
-        self.clock = clock
-        self.directory = directory
-        self.hub = hub
-        self.wake_worker = wake_worker
-        self.settings = settings
+    directory: Directory
+    hub: InboxHub
+    wake_worker: Callable[[], None]
+    settings: IntakeSettings
+    clock: Callable[[], dt.datetime] = utcnow
 
     async def _policy(self, session: AsyncSession, user: str, cache: dict[str, Policy]) -> Policy:
         if user not in cache:
@@ -181,7 +174,7 @@ class Intake:
             ) -> None:
                 text = templates.render(notice.kind, channel, DEFAULT_LOCALE, params, edits)
                 session.add(
-                    Delivery(
+                    Delivery.untried(
                         id=new_id(),
                         event_id=event.id,
                         recipient=recipient,
@@ -192,13 +185,8 @@ class Intake:
                         body=text.body,
                         link=params["link"][:500],
                         state=(State.HELD if held else State.QUEUED).value,
-                        attempts=0,
-                        last_error="",
-                        next_attempt_time=due,
-                        lease_until=None,
-                        create_time=now,
-                        update_time=now,
-                        sent_time=None,
+                        due=due,
+                        now=now,
                     )
                 )
 

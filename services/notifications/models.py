@@ -86,6 +86,45 @@ class Delivery(Base):
     # A held row's digest, set in the transaction that queues the digest delivery: never twice.
     digest_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
+    @classmethod
+    def untried(
+        cls,
+        *,
+        id: str,
+        event_id: str,
+        recipient: str,
+        channel: str,
+        kind: str,
+        node: str,
+        subject: str,
+        body: str,
+        link: str,
+        state: str,
+        due: dt.datetime,
+        now: dt.datetime,
+    ) -> Delivery:
+        """A delivery written `now`, due at `due`, never tried: no attempt, error, lease or digest yet."""
+        return cls(
+            id=id,
+            event_id=event_id,
+            recipient=recipient,
+            channel=channel,
+            kind=kind,
+            node=node,
+            subject=subject,
+            body=body,
+            link=link,
+            state=state,
+            attempts=0,
+            last_error="",
+            next_attempt_time=due,
+            lease_until=None,
+            create_time=now,
+            update_time=now,
+            sent_time=None,
+            digest_id=None,
+        )
+
 
 class Endpoint(Base):
     """Where a group robot (per unit or block) or a person's e-mail is reached."""

@@ -9,17 +9,16 @@ is services/notifications/fanout.py.
 from __future__ import annotations
 
 import builtins
-import datetime as dt
 import re
 from collections.abc import Callable
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.blocks.v1 import blocks_pb2, blocks_pb2_grpc
 from gov.notifications.v1 import events_pb2
 from gov.notifications.v1 import notifications_pb2 as pb
-from govkit import blockstaff, pagination, validation
+from govkit import blockstaff, keyset, pagination, validation
 from govkit.auth.principal import Principal
 from govkit.auth.roles import Permission
 from govkit.auth.scopes import GLOBAL, validate_path
@@ -29,6 +28,7 @@ from govkit.events import build_event
 from govkit.idempotency import Command, IdempotencyKeys
 from govkit.outbox import add_event
 from govkit.protobuf import timestamp
+from govkit.sqlpaths import within
 from services.notifications.models import InboxItem, NoticeRow, platform
 
 _CATEGORY = re.compile(r"^[a-z0-9_-]{1,40}$")
@@ -188,21 +188,12 @@ class Notices:
         await self._require(principal, node)
         size = pagination.page_size(page_size)
         fp = pagination.fingerprint("notices", node)
-        cursor = pagination.decode_token(page_token, fp, t=dt.datetime, id=str)
+        cursor = keyset.time_id_cursor(page_token, fp, id_key="id")
         query = select(NoticeRow)
-        if node != GLOBAL:
-            query = query.where(
-                or_(NoticeRow.node == node, NoticeRow.node.startswith(node + "/", autoescape=True))
-            )
-        if cursor is not None:
-            t, last = cursor["t"], cursor["id"]
-            query = query.where(
-                or_(NoticeRow.create_time < t, (NoticeRow.create_time == t) & (NoticeRow.id < last))
-            )
-        query = query.order_by(NoticeRow.create_time.desc(), NoticeRow.id.desc()).limit(size + 1)
-        async with self.db.sessions() as session:
-            rows = list((await session.scalars(query)).all())
-        return pagination.cut(rows, size, fp, lambda r: {"t": r.create_time, "id": r.id})
+        query = query.where(within(NoticeRow.node, node))
+        return await keyset.newest_first(
+            self.db, query, NoticeRow.create_time, NoticeRow.id, cursor, size, fp, id_key="id"
+        )
 
     async def cancel(self, principal: Principal, name: str) -> pb.Notice:
         row = await self._load(principal, name)

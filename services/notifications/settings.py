@@ -7,7 +7,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, model_validator
 
-from govkit.auth.tokens import DEFAULT_ISSUER
 from govkit.config import ServiceSettings
 
 
@@ -18,7 +17,6 @@ class NotificationsSettings(ServiceSettings):
     blocks_addr: str = Field("127.0.0.1:50052", min_length=3)
     tickets_addr: str = Field("127.0.0.1:50053", min_length=3)
     points_addr: str = Field("127.0.0.1:50054", min_length=3)
-    token_issuer: str = DEFAULT_ISSUER
     # The service account notifications reads contact details and staffing with (client credentials).
     notifications_client_id: str = Field(..., min_length=1)
     notifications_client_secret: SecretStr = Field(..., min_length=1)

@@ -80,24 +80,18 @@ def _due(now: dt.datetime) -> ColumnElement[bool]:
     )
 
 
+@dataclass(eq=False)
 class DeliveryWorker:
-    def __init__(
-        self,
-        db: Database,
-        channels: dict[str, Channel],
-        limits: dict[str, RateLimiter],
-        addresses: AddressBook,
-        settings: WorkerSettings,
-        clock: Callable[[], dt.datetime] = utcnow,
-    ) -> None:
-        self.db = db
-        self.clock = clock
-        self.channels = channels
-        self.limits = limits
-        self.addresses = addresses
-        self.settings = settings
+    db: Database
+    channels: dict[str, Channel]
+    limits: dict[str, RateLimiter]
+    addresses: AddressBook
+    settings: WorkerSettings
+    clock: Callable[[], dt.datetime] = utcnow
+
+    def __post_init__(self) -> None:
         self._wake = asyncio.Event()
-        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._slots = asyncio.Semaphore(self.settings.concurrency)
 
     def wake(self) -> None:
         self._wake.set()

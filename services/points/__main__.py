@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from gov.points.v1 import points_pb2_grpc
 from govkit import channels, service_cli
 from govkit.consumer import ConsumerSpec
 from govkit.db import Database
-from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verifier
+from govkit.grpc_server import ServiceDefinition, ServiceRuntime
 from services.points.catalogue import Catalogue
 from services.points.credit import Credit
 from services.points.earning import SUBJECTS as EARNING_SUBJECTS
@@ -67,13 +66,12 @@ def definition(settings: PointsSettings) -> ServiceDefinition:
         sweeper = Sweeper(parts["flows"], parts["lovebank"])  # type: ignore[arg-type]
         await sweeper.run(settings.sweep_interval_seconds)
 
-    return ServiceDefinition(
-        name="points",
-        settings=settings,
-        tables=platform,
-        register=register,
-        service_names=(SERVICE,),
-        make_verifier=identity_verifier(settings.token_issuer),
+    return service_cli.service_definition(
+        "points",
+        settings,
+        platform,
+        register,
+        SERVICE,
         background=[sweep],
         consumers=[
             ConsumerSpec(
@@ -87,11 +85,8 @@ def definition(settings: PointsSettings) -> ServiceDefinition:
 
 
 async def _verify(settings: PointsSettings) -> int:
-    db = Database(settings.database_url, ssl_ca_file=settings.tls_postgres_ca_file)
-    try:
+    async with service_cli.database(settings) as db:
         checked, problems = await verify(db)
-    finally:
-        await db.close()
     for problem in problems:
         print(problem)
     print(f"verify: {checked} accounts, {len(problems)} problems")
@@ -99,9 +94,8 @@ async def _verify(settings: PointsSettings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    verify_command = service_cli.Command[PointsSettings](
-        "prove every account's balances equal the sums of its entries",
-        lambda _, settings: asyncio.run(_verify(settings)),
+    verify_command = service_cli.async_command(
+        "prove every account's balances equal the sums of its entries", _verify
     )
     return service_cli.main(
         "points", PointsSettings, definition, MIGRATIONS, argv, {"verify": verify_command}

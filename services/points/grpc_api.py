@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from gov.points.v1 import points_pb2 as pb
 from gov.points.v1 import points_pb2_grpc
 from govkit.auth.principal import current_principal
@@ -24,23 +26,17 @@ from services.points.volunteering import (
 SERVICE = "gov.points.v1.PointsService"
 
 
+@dataclass(eq=False)
 class PointsServicer(points_pb2_grpc.PointsServiceServicer):
-    def __init__(
-        self,
-        catalogue: Catalogue,
-        flows: PointsFlows,
-        lovebank: LoveBank,
-        earning: Earning,
-        credit: Credit,
-        rankings: Rankings,
-    ) -> None:
-        self.catalogue = catalogue
-        self.flows = flows
-        self.lovebank = lovebank
-        self.earning = earning
-        self.credit = credit
-        self.volunteering = Volunteering(flows)
-        self.rankings = rankings
+    catalogue: Catalogue
+    flows: PointsFlows
+    lovebank: LoveBank
+    earning: Earning
+    credit: Credit
+    rankings: Rankings
+
+    def __post_init__(self) -> None:
+        self.volunteering = Volunteering(self.flows)
 
     # indicators
     async def CreateIndicator(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from govkit.auth.tokens import DEFAULT_ISSUER
 from govkit.config import ServiceSettings
 
 
@@ -14,7 +13,6 @@ class PointsSettings(ServiceSettings):
     identity_addr: str = Field("127.0.0.1:50051", min_length=3)
     # Block staff rights are read live from blocks on every call that needs them.
     blocks_addr: str = Field("127.0.0.1:50052", min_length=3)
-    token_issuer: str = DEFAULT_ISSUER
     # How often each replica expires points, voids timed-out pending entries and sends notices.
     sweep_interval_seconds: float = Field(60.0, gt=0, le=3600)
     # An award waiting for the supervisor voids itself after this long.

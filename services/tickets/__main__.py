@@ -17,9 +17,8 @@ from gov.tickets.v1 import tickets_pb2_grpc
 from govkit import service_cli
 from govkit.auth.principal import Binding, Principal
 from govkit.auth.roles import Role
-from govkit.db import Database
 from govkit.errors import DomainError
-from govkit.grpc_server import ServiceDefinition, ServiceRuntime, identity_verifier
+from govkit.grpc_server import ServiceDefinition, ServiceRuntime
 from services.tickets import node_moves, statistics
 from services.tickets.calendar import parse_days
 from services.tickets.catalogue import CalendarStore, CatalogueFlows
@@ -57,51 +56,45 @@ def definition(settings: TicketsSettings) -> ServiceDefinition:
     async def sweep(runtime: ServiceRuntime) -> None:
         await Sweeper(runtime.db).run(settings.sweep_interval_seconds)
 
-    return ServiceDefinition(
-        name="tickets",
-        settings=settings,
-        tables=platform,
-        register=register,
-        service_names=(SERVICE,),
+    return service_cli.service_definition(
+        "tickets",
+        settings,
+        platform,
+        register,
+        SERVICE,
         public_methods=PUBLIC_METHODS,
-        make_verifier=identity_verifier(settings.token_issuer),
         background=[sweep],
         consumers=[node_moves.SPEC],
     )
 
 
 async def _load_calendar(settings: TicketsSettings, year: int, text: str) -> int:
-    db = Database(settings.database_url, ssl_ca_file=settings.tls_postgres_ca_file)
-    try:
-        days = parse_days(text)
-        message = pb.CalendarYear(
-            year=year,
-            days=[
-                pb.CalendarDay(
-                    date=day.isoformat(),
-                    kind=pb.DAY_KIND_HOLIDAY if kind == "holiday" else pb.DAY_KIND_WORKDAY,
-                    display_name=name,
-                )
-                for day, kind, name in days
-            ],
-        )
-        await CatalogueFlows(db, CalendarStore(db)).set_calendar_year(OPERATOR, message)
-    except DomainError as exc:
-        sys.stderr.write(f"load-calendar failed: {exc}\n")
-        return 1
-    finally:
-        await db.close()
+    async with service_cli.database(settings) as db:
+        try:
+            days = parse_days(text)
+            message = pb.CalendarYear(
+                year=year,
+                days=[
+                    pb.CalendarDay(
+                        date=day.isoformat(),
+                        kind=pb.DAY_KIND_HOLIDAY if kind == "holiday" else pb.DAY_KIND_WORKDAY,
+                        display_name=name,
+                    )
+                    for day, kind, name in days
+                ],
+            )
+            await CatalogueFlows(db, CalendarStore(db)).set_calendar_year(OPERATOR, message)
+        except DomainError as exc:
+            sys.stderr.write(f"load-calendar failed: {exc}\n")
+            return 1
     holidays = sum(1 for _, kind, _ in days if kind == "holiday")
     print(f"calendar {year}: {holidays} holidays, {len(days) - holidays} make-up workdays loaded")
     return 0
 
 
 async def _rebuild_statistics(settings: TicketsSettings) -> int:
-    db = Database(settings.database_url, ssl_ca_file=settings.tls_postgres_ca_file)
-    try:
+    async with service_cli.database(settings) as db:
         tickets = await statistics.rebuild(db)
-    finally:
-        await db.close()
     print(f"statistics rebuilt from {tickets} tickets")
     return 0
 
@@ -120,9 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             ),
             _calendar_arguments,
         ),
-        "rebuild-statistics": service_cli.Command[TicketsSettings](
-            "recompute the districts' monthly sums from the tickets (after a bulk load)",
-            lambda _, settings: asyncio.run(_rebuild_statistics(settings)),
+        "rebuild-statistics": service_cli.async_command(
+            "recompute the districts' monthly sums from the tickets (after a bulk load)", _rebuild_statistics
         ),
     }
     return service_cli.main("tickets", TicketsSettings, definition, MIGRATIONS, argv, commands)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 
 import grpc
@@ -15,6 +13,7 @@ from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
 from gov.identity.v1 import identity_pb2 as ipb
 from tests.support.blocks import make_tree, point, square
 from tests.support.identity import IdentityClient, md
+from tests.support.waiting import eventually
 
 
 async def _error(call) -> grpc.aio.AioRpcError:  # type: ignore[no-untyped-def]
@@ -171,13 +170,6 @@ async def test_one_plus_n_plus_one_is_enforced_and_audited(
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith("assignment.user")
 
 
-async def _eventually(check, within: float = 20) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, "not reached in time"
-        await asyncio.sleep(0.1)
-
-
 async def test_removed_governor_is_refused_at_once_and_roles_follow(
     blocks: BlocksServiceStub, identity: IdentityClient
 ) -> None:
@@ -209,7 +201,7 @@ async def test_removed_governor_is_refused_at_once_and_roles_follow(
         )
         return [(b.role, b.scope) for b in reply.role_bindings] == [(ipb.ROLE_GOVERNOR, block_a)]
 
-    await _eventually(granted)  # identity mirrored the assignment from the event
+    await eventually(granted, within=20)  # identity mirrored the assignment from the event
     token = (await identity.login(phone, "correct-horse-battery")).access_token
     listed = await blocks.ListHouseholds(pb.ListHouseholdsRequest(node=block_a), metadata=md(token))
     assert [h.id for h in listed.households] == [mine.id]
@@ -230,7 +222,7 @@ async def test_removed_governor_is_refused_at_once_and_roles_follow(
         )
         return not reply.role_bindings
 
-    await _eventually(revoked)
+    await eventually(revoked, within=20)
 
 
 async def test_locate_block_inside_edge_outside(blocks: BlocksServiceStub, identity: IdentityClient) -> None:

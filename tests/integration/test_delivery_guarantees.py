@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import time
 from collections.abc import AsyncIterator
 
 import nats
@@ -23,16 +22,9 @@ from govkit.crashpoint import CRASH_EXIT_CODE
 from govkit.db import Database
 from govkit.devstack import Stack, free_port
 from govkit.events import DEAD_LETTER_STREAM, MSG_ID_HEADER, build_event, parse_event
-from tests.conftest import STACK_ENV, identity_env
+from tests.conftest import STACK_ENV, migrate_identity
 from tests.support.databases import Databases
-from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD
-
-
-async def _eventually(check, within: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.1)
+from tests.support.waiting import eventually
 
 
 async def _stream_messages(nats_url: str, stream: str) -> list[tuple[str, dict[str, str], bytes]]:
@@ -69,12 +61,8 @@ async def test_relay_killed_between_publish_and_mark_publishes_exactly_once(
     crash_stack: Stack, databases: Databases
 ) -> None:
     db_url = databases.url("identity")
-    env = identity_env(db_url)
-    crash_stack.run_command("identity", "migrate", env)
     # Seeding the admin commits two events (user created, role granted) to the outbox.
-    crash_stack.run_command(
-        "identity", "create-admin", {**env, "ADMIN_LOGIN": ADMIN_LOGIN, "ADMIN_PASSWORD": ADMIN_PASSWORD}
-    )
+    env = migrate_identity(crash_stack, db_url)
     port = free_port()
     doomed = crash_stack.spawn(
         "identity-crash",
@@ -104,7 +92,7 @@ async def test_relay_killed_between_publish_and_mark_publishes_exactly_once(
         async def drained() -> bool:
             return await unpublished() == 0
 
-        await _eventually(drained)
+        await eventually(drained, within=15)
         async with db.engine.connect() as conn:
             event_ids = {r[0] for r in await conn.execute(text("SELECT event_id FROM outbox"))}
     finally:
@@ -203,7 +191,7 @@ async def test_consumer_crash_mid_handling_applies_event_once(
             )
 
         # Redelivered after ack_wait, then applied (or recognised as done) and acked.
-        await _eventually(done)
+        await eventually(done, within=15)
         await asyncio.sleep(1.5)  # longer than ack_wait: nothing comes back
         for e in events:
             assert await harness.times_applied(e) == 1
@@ -230,7 +218,7 @@ async def test_poison_event_is_dead_lettered_after_bounded_retries(
                 and len(await _stream_messages(crash_stack.nats_url, "DEADLETTER")) == 1
             )
 
-        await _eventually(settled)
+        await eventually(settled, within=15)
         assert await harness.times_applied(good_before) == 1
         assert await harness.times_applied(poison) is None
         [(subject, headers, data)] = await _stream_messages(crash_stack.nats_url, "DEADLETTER")
@@ -271,7 +259,7 @@ async def test_poison_event_whose_dead_letter_cannot_be_stored_is_kept_and_dead_
                 return False
             return deliveries >= 5 and unacked == 1
 
-        await _eventually(delivered_past_the_bound, within=30)
+        await eventually(delivered_past_the_bound, within=30)
         nc = await nats.connect(crash_stack.nats_url)
         await streams.apply(nc.jetstream())  # what an operator does: the missing stream comes back
         await nc.close()
@@ -282,7 +270,7 @@ async def test_poison_event_whose_dead_letter_cannot_be_stored_is_kept_and_dead_
                 and await _pending_acks(crash_stack.nats_url, "counter") == 0
             )
 
-        await _eventually(dead_lettered, within=30)
+        await eventually(dead_lettered, within=30)
         [(subject, headers, data)] = await _stream_messages(crash_stack.nats_url, "DEADLETTER")
         assert subject == "deadletter.counter.identity.v1.user.updated"
         assert parse_event(data).id == poison and "never be handled" in headers["Gov-Error"]

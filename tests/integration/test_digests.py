@@ -40,7 +40,7 @@ T0 = dt.datetime(2026, 11, 30, 0, 30, tzinfo=dt.UTC)  # 08:30 in Shanghai
 
 
 def held(person: str, due: dt.datetime, subject: str, created: dt.datetime) -> Delivery:
-    return Delivery(
+    return Delivery.untried(
         id=str(uuid.uuid4()),
         event_id=str(uuid.uuid4()),
         recipient=person,
@@ -51,14 +51,8 @@ def held(person: str, due: dt.datetime, subject: str, created: dt.datetime) -> D
         body=subject,
         link="",
         state=State.HELD.value,
-        attempts=0,
-        last_error="",
-        next_attempt_time=due,
-        lease_until=None,
-        create_time=created,
-        update_time=created,
-        sent_time=None,
-        digest_id=None,
+        due=due,
+        now=created,
     )
 
 

@@ -9,9 +9,8 @@ import asyncio
 import contextlib
 import itertools
 import socket
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import nats
 import pytest
@@ -28,6 +27,7 @@ from govkit.events import MSG_ID_HEADER, NewEvent, build_event, parse_event
 from govkit.tables import PlatformTables
 from tests.conftest import STACK_ENV
 from tests.support.databases import Databases
+from tests.support.waiting import eventually
 
 STREAM = "IDENTITY"
 SUBJECT = "identity.v1.user.updated"
@@ -178,13 +178,6 @@ async def _dead_letters(nats_url: str) -> list[str]:
         await nc.close()
 
 
-async def _eventually(check: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.1)
-
-
 async def test_an_event_twice_in_one_batch_is_applied_once_in_the_batchs_transaction(
     bus: Stack, db: Database
 ) -> None:
@@ -193,7 +186,7 @@ async def test_an_event_twice_in_one_batch_is_applied_once_in_the_batchs_transac
     # All published before the consumer starts, so its first fetch takes them together.
     await _publish(bus.nats_url, first.envelope, second.envelope, first.envelope, third.envelope)
     async with counter.running(bus.nats_url):
-        await _eventually(lambda: _settled(bus.nats_url, "batched-inside"))
+        await eventually(lambda: _settled(bus.nats_url, "batched-inside"), within=20)
     for e in (first, second, third):
         assert await counter.times(e.id) == 1
         assert await counter.processed(e.id) == 1
@@ -206,10 +199,10 @@ async def test_an_event_again_in_a_later_batch_is_acked_and_not_applied(bus: Sta
     first, second = _event("users/1"), _event("users/2")
     await _publish(bus.nats_url, first.envelope)
     async with counter.running(bus.nats_url):
-        await _eventually(lambda: _settled(bus.nats_url, "batched-across"))
+        await eventually(lambda: _settled(bus.nats_url, "batched-across"), within=20)
         assert await counter.times(first.id) == 1
         await _publish(bus.nats_url, first.envelope, second.envelope, first.envelope)
-        await _eventually(lambda: _settled(bus.nats_url, "batched-across"))
+        await eventually(lambda: _settled(bus.nats_url, "batched-across"), within=20)
         await asyncio.sleep(2.5)  # past ack_wait: nothing comes back
         assert await _settled(bus.nats_url, "batched-across")
     assert await counter.times(first.id) == 1 and await counter.times(second.id) == 1
@@ -233,7 +226,7 @@ async def test_a_failing_event_in_a_batch_is_dead_lettered_and_the_others_applie
         async def done() -> bool:
             return await _settled(bus.nats_url, durable) and poison.id in await _dead_letters(bus.nats_url)
 
-        await _eventually(done, within=30)
+        await eventually(done, within=30)
         await asyncio.sleep(2.5)  # past ack_wait: nothing comes back
         assert await _settled(bus.nats_url, durable)
     for e in good:
@@ -266,8 +259,8 @@ async def test_with_the_database_down_each_event_of_a_batch_is_retried_and_dead_
         async def dead_lettered() -> bool:
             return sorted(await _dead_letters(bus.nats_url)) == sorted(e.id for e in events)
 
-        await _eventually(dead_lettered, within=30)
-        await _eventually(lambda: _settled(bus.nats_url, "batched-no-database"))
+        await eventually(dead_lettered, within=30)
+        await eventually(lambda: _settled(bus.nats_url, "batched-no-database"), within=20)
     finally:
         consumer.stop()
         await asyncio.wait_for(task, 10)

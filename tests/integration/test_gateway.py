@@ -10,7 +10,7 @@ import pytest
 
 from govkit.devstack import Stack
 from tests.conftest import CORS_ORIGIN
-from tests.support.gateway import PROBLEM, auth
+from tests.support.gateway import PROBLEM, all_items, auth
 from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD, PASSWORD, IdentityClient, random_phone
 
 
@@ -150,19 +150,10 @@ async def test_list_users_pages_over_rest(http: httpx.AsyncClient, identity: Ide
     street = f"yuhu/s{uuid.uuid4().hex[:6]}"
     for i in range(3):
         await identity.make_user(f"{street}/c{i}")
-    ids: list[str] = []
-    url = f"/api/v1/users?scope={street}&page_size=2"
-    token = ""
-    while True:
-        page = (
-            await http.get(
-                url + (f"&page_token={token}" if token else ""), headers=auth(identity.admin_token)
-            )
-        ).json()
-        ids += [u["id"] for u in page["items"]]
-        token = page["next_page_token"]
-        if not token:
-            break
+    users = await all_items(
+        http, "/api/v1/users", {"scope": street, "page_size": 2}, auth(identity.admin_token)
+    )
+    ids = [u["id"] for u in users]
     assert len(ids) == len(set(ids)) == 3
 
 

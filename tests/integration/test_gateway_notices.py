@@ -12,7 +12,7 @@ import pytest
 from gateway.notices_resources import PROTO_ENUMS, from_pb, to_pb
 from gov.blocks.v1 import blocks_pb2
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
-from tests.support.gateway import auth, is_problem, ok
+from tests.support.gateway import all_items, auth, is_problem, ok
 from tests.support.identity import IdentityClient, md
 from tests.support.points import Village, make_village
 
@@ -71,21 +71,11 @@ async def test_notices_through_the_gateway(http: httpx.AsyncClient, village: Vil
     assert got["state"] == "completed" and got["recipients_total"] == 3 and got["read_count"] == 0
 
     # Read receipts page by page: one recipient a page, every one once.
-    seen: list[str] = []
-    token = ""
-    while True:
-        page = ok(
-            await http.get(
-                f"{API}/notices/{made['id']}/recipients",
-                params={"read": "unread", "page_size": 1, "page_token": token},
-                headers=auth(governor),
-            )
-        )
-        seen += [r["user"] for r in page["items"]]
-        assert all(r["read_time"] is None for r in page["items"])
-        token = page["next_page_token"]
-        if not token:
-            break
+    recipients = await all_items(
+        http, f"{API}/notices/{made['id']}/recipients", {"read": "unread", "page_size": 1}, auth(governor)
+    )
+    assert all(r["read_time"] is None for r in recipients)
+    seen = [r["user"] for r in recipients]
     assert sorted(seen) == sorted(p.name for p in village.residents)
     # A token is bound to its query.
     first = ok(

@@ -12,7 +12,7 @@ import httpx
 
 from gateway.points_resources import PROTO_ENUMS, from_pb, to_pb
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
-from tests.support.gateway import auth, idempotency_key, is_problem, ok, ref
+from tests.support.gateway import all_items, auth, idempotency_key, is_problem, ok, ref
 from tests.support.identity import IdentityClient
 from tests.support.points import Village, make_village
 
@@ -353,20 +353,10 @@ async def test_lists_page_with_tokens_and_a_forged_token_is_a_400(
     is_problem(await http.get(f"{API}/me/entries", params={"page_size": 0}, headers=auth(resident)), 422)
 
     staff = auth(village.staff["leader"])
-    seen: list[str] = []
-    token = ""
-    while True:
-        page = ok(
-            await http.get(
-                f"{API}/awards",
-                params={"node": ref(village.block), "state": "posted", "page_size": 2, "page_token": token},
-                headers=staff,
-            )
-        )
-        seen += [a["id"] for a in page["items"]]
-        token = page["next_page_token"]
-        if not token:
-            break
+    awards = await all_items(
+        http, f"{API}/awards", {"node": ref(village.block), "state": "posted", "page_size": 2}, staff
+    )
+    seen = [a["id"] for a in awards]
     assert len(seen) == 3 == len(set(seen))
     is_problem(await http.get(f"{API}/awards", params={"state": "lost"}, headers=staff), 422)
 

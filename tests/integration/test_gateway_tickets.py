@@ -14,6 +14,7 @@ from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
 from tests.support.blocks import make_tree, point, square
 from tests.support.gateway import (
     API,
+    all_items,
     assert_json_enums_match_the_proto,
     auth,
     is_problem,
@@ -388,19 +389,9 @@ async def test_the_closed_loop_over_rest(
     assert closed.json()["state"] == "closed" and closed.json()["close_time"] is not None
 
     # The timeline, oldest first, in pages.
-    entries: list[dict] = []
-    token = ""
-    while True:
-        reply = await http.get(
-            f"{API}/tickets/{ticket['id']}/timeline",
-            params={"page_size": 3, "page_token": token},
-            headers=auth(resident_token),
-        )
-        assert reply.status_code == 200, reply.text
-        entries += reply.json()["items"]
-        token = reply.json()["next_page_token"]
-        if not token:
-            break
+    entries = await all_items(
+        http, f"{API}/tickets/{ticket['id']}/timeline", {"page_size": 3}, auth(resident_token)
+    )
     assert [e["action"] for e in entries] == [
         "submit",
         "accept",

@@ -13,11 +13,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
 from govkit.devstack import SERVICES, Stack
-from tests.conftest import STACK_ENV, identity_env
+from tests.conftest import stack_of_its_own, start_identity
 from tests.integration.test_gateway_tickets import _act, _category, _report, _unit
 from tests.support.blocks import make_tree
 from tests.support.databases import Databases
-from tests.support.identity import IdentityClient
+from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD, IdentityClient
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -116,24 +116,16 @@ async def test_every_component_serves_the_named_series_after_a_ticket(
 @pytest.fixture
 def relay_stack(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """NATS and identity of their own: this test kills the NATS."""
-    s = Stack(tmp_path_factory.mktemp("metrics-outage"), base_env=STACK_ENV)
-    try:
+    with stack_of_its_own(tmp_path_factory, "metrics-outage") as s:
         s.start_nats()
-        env = identity_env(databases.url("identity"))
-        s.run_command("identity", "migrate", env)
-        s.run_command(
-            "identity", "create-admin", {**env, "ADMIN_LOGIN": "admin", "ADMIN_PASSWORD": "Adm1n-pass-x"}
-        )
-        s.start_service("identity", env)
+        start_identity(s, databases)
         yield s
-    finally:
-        s.stop()
 
 
 async def test_outbox_age_rises_while_nats_is_away(relay_stack: Stack) -> None:
     url = relay_stack.metrics_urls["identity"]
     client = IdentityClient(relay_stack.addrs["identity"])
-    client.admin_token = (await client.login("admin", "Adm1n-pass-x")).access_token
+    client.admin_token = (await client.login(ADMIN_LOGIN, ADMIN_PASSWORD)).access_token
     try:
         nats_port = int(relay_stack.nats_url.rsplit(":", 1)[1])
         relay_stack.kill_proc(relay_stack.proc("nats"))

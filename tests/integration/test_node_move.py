@@ -7,10 +7,7 @@ their tickets and households, the old path grants nothing, statistics follow.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 
 import grpc
 import pytest
@@ -28,13 +25,7 @@ from tests.support.blocks import make_tree
 from tests.support.events import events_about
 from tests.support.identity import PASSWORD, IdentityClient, md
 from tests.support.tickets import make_world, new_ticket
-
-
-async def _eventually(check: Callable[[], Awaitable[bool]], within: float = 30) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, "not reached in time"
-        await asyncio.sleep(0.2)
+from tests.support.waiting import eventually
 
 
 async def _move(blocks: BlocksServiceStub, token: str, path: str, parent: str) -> bpb.Node:
@@ -98,7 +89,7 @@ async def test_a_moved_block_keeps_its_governor_and_tickets_and_the_old_path_gra
     async def staffed() -> bool:
         return await bindings(governor.name) == [(ipb.ROLE_GOVERNOR, old_block)]
 
-    await _eventually(staffed)
+    await eventually(staffed, every=0.2)
     before = {node: await total(node) for node in (world.district, world.street, old_community, old_block)}
     assert before[old_block] == 2 and before[old_community] == 3
 
@@ -113,7 +104,7 @@ async def test_a_moved_block_keeps_its_governor_and_tickets_and_the_old_path_gra
         got = await tickets.GetTicket(tpb.GetTicketRequest(name=reported[1].name), metadata=admin)
         return got.node == new_block and await bindings(governor.name) == [(ipb.ROLE_GOVERNOR, new_block)]
 
-    await _eventually(followed)
+    await eventually(followed, every=0.2)
     # Every role held at the block moved with it: the world's own governor and resident too.
     assert await bindings(world.staff["governor"].name) == [(ipb.ROLE_GOVERNOR, new_block)]
     assert await bindings(world.staff["resident"].name) == [(ipb.ROLE_RESIDENT, new_block)]
@@ -180,7 +171,7 @@ async def test_a_moved_block_keeps_its_governor_and_tickets_and_the_old_path_gra
         got = await tickets.GetTicket(tpb.GetTicketRequest(name=elsewhere.name), metadata=admin)
         return got.node == f"{new_street}/{other_block.split('/', 2)[2]}"
 
-    await _eventually(street_followed)
+    await eventually(street_followed, every=0.2)
     # Blocks moved everything below the street, the buildings of its blocks included.
     moved_block = f"{new_street}/{other_block.split('/', 2)[2]}"
     buildings = await blocks.ListBuildings(bpb.ListBuildingsRequest(block=moved_block), metadata=admin)
@@ -198,7 +189,7 @@ async def test_a_moved_block_keeps_its_governor_and_tickets_and_the_old_path_gra
     async def dispatcher_moved() -> bool:
         return await bindings(dispatcher.name) == [(ipb.ROLE_DISPATCHER, new_street)]
 
-    await _eventually(dispatcher_moved)
+    await eventually(dispatcher_moved, every=0.2)
     token = md((await identity.login(dispatcher_phone, PASSWORD)).access_token)
     listed = await tickets.ListTickets(tpb.ListTicketsRequest(node=new_street), metadata=token)
     assert {t.name for t in listed.tickets} == {elsewhere.name, fresh.name}

@@ -22,7 +22,7 @@ from gov.notifications.v1 import notifications_pb2 as pb
 from gov.notifications.v1.notifications_pb2_grpc import NotificationsServiceStub
 from govkit.devstack import Stack
 from govkit.events import unpack_payload
-from tests.conftest import STACK_ENV, notifications_env, start_identity, start_migrated
+from tests.conftest import notifications_env, stack_of_its_own, start_identity, start_migrated
 from tests.support import waiting
 from tests.support.blocks import make_tree
 from tests.support.databases import Databases
@@ -44,16 +44,13 @@ eventually = functools.partial(waiting.eventually, within=60)
 
 @pytest.fixture(scope="module")
 def notice_stack(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("notices"), base_env=STACK_ENV)
-    try:
+    with stack_of_its_own(tmp_path_factory, "notices") as s:
         s.start_nats()
         start_identity(s, databases)
         start_migrated(s, "blocks", {"GOV_DATABASE_URL": databases.url("blocks")})
         # A database of its own: no other notifications process resumes these notices.
         s.start_service("notifications", notifications_env(s, databases.url("notices"), **FANOUT_ENV))
         yield s
-    finally:
-        s.stop()
 
 
 class Place:

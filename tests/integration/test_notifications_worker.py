@@ -63,30 +63,23 @@ async def queue(db: Database, owner: str, count: int, **state: object) -> list[s
     ids = [str(uuid.uuid4()) for _ in range(count)]
     async with db.transaction() as session:
         for delivery_id in ids:
-            session.add(
-                Delivery(
-                    **{
-                        "id": delivery_id,
-                        "event_id": str(uuid.uuid4()),
-                        "recipient": owner,
-                        "channel": "webhook",
-                        "kind": "ticket.assigned",
-                        "node": "yuhu",
-                        "subject": "s",
-                        "body": "b",
-                        "link": "",
-                        "state": State.QUEUED.value,
-                        "attempts": 0,
-                        "last_error": "",
-                        "next_attempt_time": now,
-                        "lease_until": None,
-                        "create_time": now,
-                        "update_time": now,
-                        "sent_time": None,
-                        **state,
-                    }
-                )
+            delivery = Delivery.untried(
+                id=delivery_id,
+                event_id=str(uuid.uuid4()),
+                recipient=owner,
+                channel="webhook",
+                kind="ticket.assigned",
+                node="yuhu",
+                subject="s",
+                body="b",
+                link="",
+                state=State.QUEUED.value,
+                due=now,
+                now=now,
             )
+            for column, value in state.items():
+                setattr(delivery, column, value)
+            session.add(delivery)
     return ids
 
 

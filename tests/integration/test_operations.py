@@ -26,7 +26,7 @@ from services.blocks.models import Base as BlocksBase
 from services.identity.models import Base as IdentityBase
 from services.points.models import Base as PointsBase
 from services.tickets.models import Base as TicketsBase
-from tests.conftest import STACK_ENV, identity_env
+from tests.conftest import STACK_ENV, migrate_identity
 from tests.support.databases import Databases
 from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD
 
@@ -88,10 +88,7 @@ def test_serving_without_nats_events_wait_in_the_outbox_then_drains_on_sigterm(
     outbox, and they go out once NATS comes."""
     stack = Stack(tmp_path_factory.mktemp("ops"), base_env=STACK_ENV)
     try:
-        env = identity_env(databases.url("identity"))
-        stack.run_command("identity", "migrate", env)
-        admin = {**env, "ADMIN_LOGIN": ADMIN_LOGIN, "ADMIN_PASSWORD": ADMIN_PASSWORD}
-        stack.run_command("identity", "create-admin", admin)  # two events in the outbox
+        env = migrate_identity(stack, databases.url("identity"))  # two events in the outbox
         nats_port, grpc_port = free_port(), free_port()
         addr = f"127.0.0.1:{grpc_port}"
         proc = stack.spawn(

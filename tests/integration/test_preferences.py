@@ -28,7 +28,7 @@ from gov.tickets.v1 import events_pb2 as ticket_events
 from gov.tickets.v1 import tickets_pb2
 from gov.tickets.v1.tickets_pb2_grpc import TicketsServiceStub
 from govkit.devstack import Stack
-from tests.conftest import STACK_ENV, identity_env, notifications_env
+from tests.conftest import notifications_env, stack_of_its_own, start_identity
 from tests.integration.test_notifications import (  # noqa: F401 - fixtures
     act,
     eventually,
@@ -37,7 +37,7 @@ from tests.integration.test_notifications import (  # noqa: F401 - fixtures
     world,
 )
 from tests.support.databases import Databases
-from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD, IdentityClient, md
+from tests.support.identity import IdentityClient, md
 from tests.support.mailsink import MailSink
 from tests.support.tickets import Person, World, new_ticket
 
@@ -323,21 +323,13 @@ class Clocked:
 def clock_stack(
     databases: Databases, mail_sink: MailSink, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("clocked"), base_env=STACK_ENV)
-    try:
+    with stack_of_its_own(tmp_path_factory, "clocked") as s:
         s.start_nats()
-        env = identity_env(databases.url("identity"))
-        s.run_command("identity", "migrate", env)
-        s.run_command(
-            "identity", "create-admin", {**env, "ADMIN_LOGIN": ADMIN_LOGIN, "ADMIN_PASSWORD": ADMIN_PASSWORD}
-        )
-        s.start_service("identity", env)
+        start_identity(s, databases)
         mail = {"GOV_SMTP_HOST": "127.0.0.1", "GOV_SMTP_PORT": str(mail_sink.port)}
         # A database of its own: no other notifications process shares its deliveries.
         s.start_service("notifications", notifications_env(s, databases.url("clocked"), **mail, **CLOCK_ENV))
         yield s
-    finally:
-        s.stop()
 
 
 @pytest_asyncio.fixture(scope="module")

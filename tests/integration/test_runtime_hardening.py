@@ -32,7 +32,7 @@ from govkit.outbox import publisher_lock
 from govkit.tables import PlatformTables
 from services.tickets import statistics
 from services.tickets.models import MonthStats
-from tests.conftest import STACK_ENV, identity_env, start_platform
+from tests.conftest import STACK_ENV, identity_env, stack_of_its_own, start_platform
 from tests.integration.test_tickets import Desk, assert_district_sums_agree
 from tests.support.databases import Databases
 from tests.support.identity import IdentityClient
@@ -348,12 +348,9 @@ LOAD_CLIENTS = 8
 @pytest.fixture(scope="module")
 def outage_stack(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A platform of its own: these tests stop NATS and restart services under it."""
-    s = Stack(tmp_path_factory.mktemp("outage"), base_env=STACK_ENV)
-    try:
+    with stack_of_its_own(tmp_path_factory, "outage") as s:
         start_platform(s, databases, with_points=False)
         yield s
-    finally:
-        s.stop()
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -18,7 +18,7 @@ from nats.js.api import StreamConfig
 
 from govkit import streams
 from govkit.devstack import Stack, free_port, wait_serving
-from tests.conftest import STACK_ENV, start_identity
+from tests.conftest import stack_of_its_own, start_identity
 from tests.support.databases import Databases
 
 GIB = 1024**3
@@ -28,13 +28,10 @@ WEEK = 7 * 86400.0
 @pytest.fixture(scope="module")
 def own_stack(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """NATS (streams applied as a deployment does) and identity: these tests change and delete streams."""
-    s = Stack(tmp_path_factory.mktemp("streams"), base_env=STACK_ENV)
-    try:
+    with stack_of_its_own(tmp_path_factory, "streams") as s:
         s.start_nats()
         start_identity(s, databases, admin=False)
         yield s
-    finally:
-        s.stop()
 
 
 async def _config(nats_url: str, name: str) -> StreamConfig:

@@ -37,7 +37,7 @@ from gov.identity.v1.identity_pb2_grpc import IdentityServiceStub
 from govkit import bus, channels
 from govkit.db import make_engine
 from govkit.devstack import REPO, Stack, free_port, nats_server_binary, wait_for_port, wait_serving
-from tests.conftest import STACK_ENV, identity_env
+from tests.conftest import STACK_ENV, identity_env, migrate_identity
 from tests.support.databases import Databases
 from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD
 
@@ -157,11 +157,7 @@ def tls_stack(databases: Databases, pki: Pki, tmp_path_factory: pytest.TempPathF
         s.nats_url = f"nats://127.0.0.1:{port}"
         s.apply_streams()
 
-        env = identity_env(databases.url("identity"))
-        s.run_command("identity", "migrate", env)
-        s.run_command(
-            "identity", "create-admin", {**env, "ADMIN_LOGIN": ADMIN_LOGIN, "ADMIN_PASSWORD": ADMIN_PASSWORD}
-        )
+        env = migrate_identity(s, databases.url("identity"))
         health_ports: dict[str, int] = {}
         for service, service_env in (
             ("identity", env),

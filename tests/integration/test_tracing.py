@@ -15,26 +15,20 @@ import httpx
 
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
 from govkit.devstack import Stack, free_port
-from tests.conftest import STACK_ENV, identity_env
+from tests.conftest import STACK_ENV, start_identity, start_migrated
 from tests.support.blocks import make_tree
 from tests.support.databases import Databases
-from tests.support.identity import IdentityClient
+from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD, IdentityClient
 from tests.support.otlp_collector import CollectedSpan, Collector
 
 SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5  # opentelemetry.proto.trace.v1.Span.SpanKind
-ADMIN = {"ADMIN_LOGIN": "admin", "ADMIN_PASSWORD": "Adm1n-trace-x"}
 ASSIGN = "/gov.blocks.v1.BlocksService/AssignStaff"
 
 
 def _start(stack: Stack, databases: Databases) -> None:
     stack.start_nats()
-    env = identity_env(databases.url("identity"))
-    stack.run_command("identity", "migrate", env)
-    stack.run_command("identity", "create-admin", {**env, **ADMIN})
-    stack.start_service("identity", env)
-    blocks_env = {"GOV_DATABASE_URL": databases.url("blocks")}
-    stack.run_command("blocks", "migrate", blocks_env)
-    stack.start_service("blocks", blocks_env)
+    start_identity(stack, databases)
+    start_migrated(stack, "blocks", {"GOV_DATABASE_URL": databases.url("blocks")})
     stack.start_gateway()
 
 
@@ -63,9 +57,7 @@ async def test_one_trace_from_the_gateway_to_a_consumer(databases: Databases, tm
         # In a thread: the collector answers on this loop while the processes start.
         await asyncio.to_thread(_start, stack, databases)
         identity = IdentityClient(stack.addrs["identity"])
-        identity.admin_token = (
-            await identity.login(ADMIN["ADMIN_LOGIN"], ADMIN["ADMIN_PASSWORD"])
-        ).access_token
+        identity.admin_token = (await identity.login(ADMIN_LOGIN, ADMIN_PASSWORD)).access_token
         async with grpc.aio.insecure_channel(stack.addrs["blocks"]) as channel:
             _, community = await make_tree(BlocksServiceStub(channel), identity.admin_token, {"b01": None})
         block = f"{community}/b01"

@@ -34,6 +34,20 @@ def ok(reply: httpx.Response, status: int = 200) -> Any:
     return reply.json()
 
 
+async def all_items(
+    http: httpx.AsyncClient, url: str, params: Mapping[str, Any], headers: Mapping[str, str]
+) -> list[Any]:
+    """The items of every page of a list, following `next_page_token` (each page a 200)."""
+    items: list[Any] = []
+    token = ""
+    while True:
+        page = ok(await http.get(url, params={**params, "page_token": token}, headers=headers))
+        items += page["items"]
+        token = page["next_page_token"]
+        if not token:
+            return items
+
+
 def is_problem(reply: httpx.Response, status: int) -> dict[str, Any]:
     """The reply is an RFC 9457 problem of this status, for this request (its path and request id)."""
     assert reply.status_code == status, reply.text

@@ -9,14 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.identity.v1 import events_pb2
-from govkit import outbox
-from govkit.auth.principal import Principal
 from govkit.auth.revocations import REVOCATION_SUBJECT
 from govkit.db import Database, utcnow
+from govkit.emitter import Emitter
 from govkit.events import build_event
 from govkit.outbox import add_event
 from govkit.resources import available_cpus
@@ -31,10 +29,6 @@ REVOCATION_MARGIN_SECONDS = 60
 def time_cursor(row: User | RoleBinding | ServiceAccount) -> dict[str, str]:
     """Keyset position of a row in (create_time, id) order."""
     return {"t": row.create_time.isoformat(), "id": row.id}
-
-
-def actor_of(principal: Principal | None) -> str:
-    return principal.subject if principal else "system"
 
 
 class Passwords:
@@ -77,16 +71,7 @@ class FlowBase:
         self.db = db
         self.settings = settings
         self.passwords = passwords
-
-    async def _emit(
-        self,
-        session: AsyncSession,
-        principal: Principal | None,
-        event_type: str,
-        payload: Message,
-        resource: str,
-    ) -> None:
-        await outbox.emit(session, platform.outbox, actor_of(principal), event_type, payload, resource)
+        self._emit = Emitter(platform.outbox)
 
     async def _revoke_tokens(
         self, session: AsyncSession, actor: str, subject: str, reason: int, *, session_id: str = ""

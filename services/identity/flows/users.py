@@ -57,38 +57,54 @@ class UserFlows(FlowBase):
         domain.check_password(password)
         principal.require(Permission.USERS_WRITE, scope_n)
         password_hash = await self.passwords.hash(password)
-        now = utcnow()
         try:
             async with self.db.transaction() as session:
                 if (earlier := await self.idempotency.claim(session, command, pb.User)) is not None:
                     return earlier
                 await self._ensure_unique(session, phone_e164, username_n)
-                user = User(
-                    id=new_id(),
-                    phone=phone_e164,
-                    username=username_n,
-                    display_name=name,
-                    scope=scope_n,
-                    state="active",
-                    password_hash=password_hash,
-                    create_time=now,
-                    update_time=now,
+                user = await self._add_user(
+                    session, principal, phone_e164, username_n, name, scope_n, password_hash
                 )
-                session.add(user)
-                await session.flush()
                 created = convert.user(user)
                 await self.idempotency.record(session, command, created, f"users/{user.id}")
-                await self._emit(
-                    session,
-                    principal,
-                    "identity.v1.user.created",
-                    events_pb2.UserCreated(user=convert.user_summary(user)),
-                    f"users/{user.id}",
-                )
                 return created
         except IntegrityError:
             # A concurrent create took the phone or username between our check and insert.
             raise AlreadyExists("a user with this phone or username already exists") from None
+
+    async def _add_user(
+        self,
+        session: AsyncSession,
+        principal: Principal | None,
+        phone: str,
+        username: str | None,
+        display_name: str,
+        scope: str,
+        password_hash: str,
+    ) -> User:
+        """A new active user, written, and its `identity.v1.user.created` event."""
+        now = utcnow()
+        user = User(
+            id=new_id(),
+            phone=phone,
+            username=username,
+            display_name=display_name,
+            scope=scope,
+            state="active",
+            password_hash=password_hash,
+            create_time=now,
+            update_time=now,
+        )
+        session.add(user)
+        await session.flush()
+        await self._emit(
+            session,
+            principal,
+            "identity.v1.user.created",
+            events_pb2.UserCreated(user=convert.user_summary(user)),
+            f"users/{user.id}",
+        )
+        return user
 
     async def _ensure_unique(
         self, session: AsyncSession, phone: str | None, username: str | None, exclude: str | None = None
@@ -299,41 +315,24 @@ class UserFlows(FlowBase):
         phone_e164 = key if key.startswith("+86") else domain.normalize_phone(phone, field="ADMIN_PHONE")
         username = None if key.startswith("+86") else domain.normalize_username(login, field="ADMIN_LOGIN")
         password_hash = await self.passwords.hash(password)
-        now = utcnow()
         async with self.db.transaction() as session:
             if await repository.user_by_login(session, phone_e164, None) or (
                 username and await repository.user_by_login(session, None, username)
             ):
                 return False
-            user = User(
-                id=new_id(),
-                phone=phone_e164,
-                username=username,
-                display_name="Administrator",
-                scope=GLOBAL,
-                state="active",
-                password_hash=password_hash,
-                create_time=now,
-                update_time=now,
+            user = await self._add_user(
+                session, None, phone_e164, username, "Administrator", GLOBAL, password_hash
             )
-            session.add(user)
             binding = RoleBinding(
                 id=new_id(),
                 principal=f"users/{user.id}",
                 role=Role.ADMIN.value,
                 scope=GLOBAL,
                 granted_by="system",
-                create_time=now,
+                create_time=user.create_time,
             )
             session.add(binding)
             await session.flush()
-            await self._emit(
-                session,
-                None,
-                "identity.v1.user.created",
-                events_pb2.UserCreated(user=convert.user_summary(user)),
-                f"users/{user.id}",
-            )
             await self._emit(
                 session,
                 None,

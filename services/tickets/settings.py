@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from govkit.auth.tokens import DEFAULT_ISSUER
 from govkit.config import ServiceSettings
 
 
@@ -14,7 +13,6 @@ class TicketsSettings(ServiceSettings):
     identity_addr: str = Field("127.0.0.1:50051", min_length=3)
     # Points are located, and households found, through the blocks service.
     blocks_addr: str = Field("127.0.0.1:50052", min_length=3)
-    token_issuer: str = DEFAULT_ISSUER
     # How often each replica looks for breached deadlines; any number of replicas may run.
     sweep_interval_seconds: float = Field(30.0, gt=0, le=3600)
     # How long after resolution a dissatisfied reporter may reopen.

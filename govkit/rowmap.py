@@ -167,8 +167,11 @@ class RowMap(Generic[M]):
         """The message for `row`; `given` sets fields the row does not hold (or overrides them)."""
         if not self._by_key:
             return self._build(_Attributes(row), given)
+        values = row._mapping if isinstance(row, Row) else getattr(row, "__dict__", None)
+        if values is None:  # a row without a __dict__ (a named tuple, slots): by attribute
+            return self._build(_Attributes(row), given)
         try:
-            return self._build(row._mapping if isinstance(row, Row) else row.__dict__, given)
+            return self._build(values, given)
         except KeyError:
             return self._build(_Attributes(row), given)
 

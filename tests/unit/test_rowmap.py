@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import namedtuple
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -540,3 +541,11 @@ def test_fields_given_per_call_and_templates() -> None:
     assert units(row, node="given") == tpb.Unit(name="units/sh/c", code="c", display_name="C", node="given")
     optional = RowMap(tpb.Unit, tm.Unit, name=fmt("units/{node}/{code}", optional=True))
     assert optional(tm.Unit(code="c", node="", create_time=T)).name == ""
+
+
+def test_rows_without_a_dict_convert_by_attribute() -> None:
+    """Named tuples (identity's caller_views splits one joined row into two) have no __dict__."""
+    row = tm.Unit(code="c", display_name="C", kind="department", node="sh", create_time=T)
+    Plain = namedtuple("Plain", ["code", "display_name", "kind", "node", "create_time"])
+    as_tuple = Plain(row.code, row.display_name, row.kind, row.node, row.create_time)
+    assert tc.unit(as_tuple) == tc.unit(row)

@@ -356,7 +356,14 @@ class Runner:
         self.results: list[Result] = []
         self.profiles: dict[tuple[str, str], list[tuple[float, str]]] = {}
 
-    def http(self, name: str, url: str, script: str, procs: set[str]) -> Result:
+    def wanted(self, name: str) -> bool:
+        """Ceilings always run; the platform's paths only those `--only` names (all without it)."""
+        only = self.args.only
+        return name.startswith("ceiling") or not only or any(part in name for part in only)
+
+    def http(self, name: str, url: str, script: str, procs: set[str]) -> Result | None:
+        if not self.wanted(name):
+            return None
         print(f"phase {name} ...", flush=True)
         profilers = self.start_profilers(name, procs)
         self.monitor.begin(name)
@@ -397,7 +404,9 @@ class Runner:
             if path.exists():
                 self.profiles[(phase, name)] = top_frames(path, 12)
 
-    async def grpc(self, name: str, target: str, call_factory: Any, procs: set[str]) -> Result:
+    async def grpc(self, name: str, target: str, call_factory: Any, procs: set[str]) -> Result | None:
+        if not self.wanted(name):
+            return None
         print(f"phase {name} ...", flush=True)
         profilers = self.start_profilers(name, procs)
         self.monitor.begin(name)
@@ -538,6 +547,7 @@ async def measure(
     ceiling2 = runner.http(CEILING + " again", f"{echo.http_url}/echo", wrk_get(None), echo_procs)
     runner.monitor.close()
 
+    assert ceiling1 and ceiling2 and grpc_ceiling  # the ceilings always run
     http_ceiling = (ceiling1.rate + ceiling2.rate) / 2
     for result in runner.results:
         if result.path.startswith("ceiling"):
@@ -609,6 +619,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="DIR",
         help="run py-spy on the platform's processes of each path and write the stacks here "
         "(sampling costs some throughput: compare ratios from runs without it)",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="measure only the paths whose name contains TEXT (repeatable; the ceilings always run)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite files)")
     args = parser.parse_args(argv)

@@ -85,9 +85,10 @@ class ServiceSettings(BaseSettings):
         ..., description="SQLAlchemy async URL (sqlite+aiosqlite:// or postgresql+asyncpg://)"
     )
     nats_url: str = Field("nats://127.0.0.1:4222", pattern=r"^(nats|tls)://")
-    # Connections each replica keeps open to PostgreSQL; a burst may open half as many again. Every
-    # service and replica counts against the server's max_connections (100 by default): five
-    # services at the default take at most 75. SQLite ignores it.
+    # Connections each replica keeps open to PostgreSQL; a burst may open half as many again, and
+    # the hot reads (govkit.hotreads) a third as many more (at least 2). Every service and replica
+    # counts against the server's max_connections (100 by default): five services at the default
+    # take at most 90. SQLite ignores it.
     db_pool_size: int = Field(10, ge=1, le=200)
     # Fail (rather than log) a call that asks for a second connection while it holds a write
     # transaction (govkit.db.Database._check_nesting). The test suite turns it on.

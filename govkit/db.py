@@ -10,7 +10,7 @@ import os
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar, cast
 
 import grpc
@@ -26,6 +26,7 @@ from sqlalchemy.types import TypeDecorator
 
 from govkit import metrics, tls
 from govkit.errors import DomainError, NotFound
+from govkit.hotreads import DatabaseUnavailable, HotReadPool, Reader, core_reader
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ _UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
 def database_unavailable(exc: BaseException) -> bool:
     """The database could not be reached or refused the connection, or every pooled connection stayed
     busy for the pool's whole timeout: the call may be retried."""
-    if isinstance(exc, PoolTimeout):
+    if isinstance(exc, PoolTimeout | DatabaseUnavailable):
         return True
     if not isinstance(exc, DBAPIError):
         return False
@@ -210,6 +211,12 @@ def make_engine(
     )
 
 
+def hot_pool_size(pool_size: int) -> int:
+    """The hot reads' own connections beside a main pool of `pool_size` (a third of it, at least 2):
+    a hot read holds its connection for one or two round trips, so a few serve a replica's load."""
+    return max(2, pool_size // 3)
+
+
 def postgres_connect_args(ssl_ca_file: str | None) -> dict[str, Any]:
     """asyncpg's arguments for TLS verified against `ssl_ca_file` (GOV_TLS_POSTGRES_CA_FILE): the
     server's certificate and its name, like sslmode=verify-full. They win over an `ssl` parameter in
@@ -238,6 +245,7 @@ class Database:
         self.url = url
         self.forbid_nested = forbid_nested
         self.engine = make_engine(url, pool_size=pool_size, ssl_ca_file=ssl_ca_file)
+        self._hot: HotReadPool | None = None
         if is_sqlite(url):
             self.read_engine = make_engine(url, immediate=False)
             snapshot_engine = self.read_engine
@@ -249,6 +257,7 @@ class Database:
             snapshot_engine = self.engine.execution_options(
                 isolation_level="REPEATABLE READ", postgresql_readonly=True
             )
+            self._hot = HotReadPool(self.engine, hot_pool_size(pool_size), postgres_connect_args(ssl_ca_file))
         # Called after a commit that staged outbox events, so the relay publishes at once.
         self.after_event_commit: Callable[[], None] | None = None
         session_cls = type("GovSession", (Session,), {})
@@ -277,6 +286,13 @@ class Database:
         """A read session (`async with db.sessions() as session:`); autocommit on PostgreSQL."""
         self._check_nesting("a read session")
         return self._read_sessions()
+
+    def hot_reads(self) -> AbstractAsyncContextManager[Reader]:
+        """A connection for declared hot reads (`govkit.hotreads`): raw asyncpg on PostgreSQL, the
+        read engine elsewhere. Use it for single-statement reads on the busiest paths only."""
+        if self._hot is not None:
+            return self._hot.reader()
+        return core_reader(self.read_engine)
 
     def _check_nesting(self, what: str) -> None:
         """On PostgreSQL reads and writes share one pool: a task that holds a write transaction and
@@ -333,6 +349,8 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
+        if self._hot is not None:
+            await self._hot.close()
         await self.engine.dispose()
         if is_sqlite(self.url):
             await self.read_engine.dispose()

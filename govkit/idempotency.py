@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from govkit.db import Database, TransactionConflict, utcnow
 from govkit.errors import FailedPrecondition, InvalidArgument
+from govkit.hotreads import HotRead, Reader
 
 M = TypeVar("M", bound=Message)
 
@@ -91,6 +92,7 @@ class IdempotencyKeys:
         self._stored_query = select(table.c.fingerprint, table.c.response, table.c.resource).where(
             table.c.scope == bindparam("scope"), table.c.request_id == bindparam("request_id")
         )
+        self._stored_read = HotRead(self._stored_query)
         self._claim_finished: dict[str, Insert] = {}
 
     async def recall(self, command: Command, response_type: type[M]) -> M | None:
@@ -138,12 +140,12 @@ class IdempotencyKeys:
             .values(resource=resource, response=response.SerializeToString())
         )
 
-    async def recall_on(self, conn: AsyncConnection, command: Command, response_type: type[M]) -> M | None:
-        """`recall` on a connection the caller holds (a read before its transaction)."""
+    async def recall_on(self, reads: Reader, command: Command, response_type: type[M]) -> M | None:
+        """`recall` on hot reads the caller holds (govkit.hotreads; a read before its transaction)."""
         if not command.key:
             return None
-        row = await self._stored(conn, command)
-        return None if row is None else _replay(row, command, response_type)
+        row = await reads.first(self._stored_read, scope=command.scope, request_id=command.key)
+        return None if row is None else _replay((row[0], row[1], row[2]), command, response_type)
 
     async def claim_finished(
         self, conn: AsyncConnection, command: Command, response: M, resource: str

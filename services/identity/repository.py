@@ -28,6 +28,7 @@ from govkit.auth.principal import Binding
 from govkit.auth.roles import Role
 from govkit.auth.scopes import GLOBAL
 from govkit.db import rowcount
+from govkit.hotreads import HotRead, Reader
 from services.identity.models import LoginAttempts, RefreshToken, RoleBinding, ServiceAccount, User
 
 
@@ -86,7 +87,7 @@ async def binding_views(conn: AsyncConnection, principal: str) -> list[RoleBindi
 # repeats the user; a row without a binding (none at all) has its binding columns null.
 _BINDING_COLUMNS = tuple(_bindings)
 _one = select(literal_column("1").label("one")).subquery("one")
-_CALLER = (
+_CALLER = HotRead(
     select(*_USER_BY_ID.selected_columns, *(c.label(f"binding_{c.name}") for c in _BINDING_COLUMNS))
     .select_from(_one)
     .outerjoin(User.__table__, _users.id == bindparam("id"))
@@ -98,12 +99,10 @@ _UserRow = namedtuple("_UserRow", [c.name for c in _USER_BY_ID.selected_columns]
 _BindingRow = namedtuple("_BindingRow", [c.name for c in _BINDING_COLUMNS])  # type: ignore[misc]  # same
 
 
-async def caller_views(
-    conn: AsyncConnection, user_id: str, principal: str
-) -> tuple[User | None, list[RoleBinding]]:
+async def caller_views(reads: Reader, user_id: str, principal: str) -> tuple[User | None, list[RoleBinding]]:
     """What user_view and binding_views read, in one statement: the user (None if there is no such
     user) and the principal's bindings, oldest first; read-only rows with the same attribute names."""
-    rows = (await conn.execute(_CALLER, {"id": user_id, "principal": principal})).all()
+    rows = await reads.all(_CALLER, id=user_id, principal=principal)
     user = _UserRow._make(rows[0][:_USER_WIDTH]) if rows and rows[0][0] is not None else None
     bindings = [_BindingRow._make(row[_USER_WIDTH:]) for row in rows if row[_USER_WIDTH] is not None]
     return cast(User | None, user), cast(list[RoleBinding], bindings)

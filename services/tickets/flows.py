@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from sqlalchemy import bindparam, delete, insert, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gov.tickets.v1 import events_pb2
 from gov.tickets.v1 import tickets_pb2 as pb
@@ -26,6 +26,7 @@ from govkit.auth.scopes import validate_path
 from govkit.crashpoint import crashpoint
 from govkit.db import Database, get_row, utcnow
 from govkit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from govkit.hotreads import HotRead, Reader
 from govkit.protobuf import optional_time, period
 from govkit.sqlpaths import within
 from services.tickets import convert, facts, lifecycle, statistics
@@ -111,20 +112,22 @@ def domain_ticket(row: Ticket, units: Sequence[TicketUnit]) -> lifecycle.Ticket:
 # (bench/README.md, ceiling). The rows carry the mapped classes' attribute names, all that the
 # converters and Viewer read; they are read-only and never reach a write.
 _tickets = Ticket.__table__.c
-_TICKET_BY_ID = select(Ticket.__table__).where(_tickets.id == bindparam("id"))
-_UNITS_OF_TICKET = select(TicketUnit.__table__).where(TicketUnit.__table__.c.ticket_id == bindparam("id"))
-_CALLER_UNITS = (
+_TICKET_BY_ID = HotRead(select(Ticket.__table__).where(_tickets.id == bindparam("id")))
+_UNITS_OF_TICKET = HotRead(
+    select(TicketUnit.__table__).where(TicketUnit.__table__.c.ticket_id == bindparam("id"))
+)
+_CALLER_UNITS = HotRead(
     select(Unit.__table__.c.code, Unit.__table__.c.node)
     .join(UnitMember.__table__, UnitMember.__table__.c.unit_code == Unit.__table__.c.code)
     .where(UnitMember.__table__.c.user_id == bindparam("user"))
 )
 
 
-async def _units_of_caller(conn: AsyncConnection, principal: Principal) -> dict[str, str]:
+async def _units_of_caller(reads: Reader, principal: Principal) -> dict[str, str]:
     """The units the caller staffs right now (code -> node), as CatalogueFlows.units_of reads them."""
     if not principal.user_id:
         return {}
-    return {code: node for code, node in await conn.execute(_CALLER_UNITS, {"user": principal.user_id})}
+    return {code: node for code, node in await reads.all(_CALLER_UNITS, user=principal.user_id)}
 
 
 async def load_units(session: AsyncSession, ticket_id: str) -> list[TicketUnit]:
@@ -204,14 +207,14 @@ class TicketFlows:
         The caller's units are read live, on the same connection, only when the ticket is neither
         theirs nor within a scope of their token: they could not change the answer otherwise."""
         ticket_id = validation.resource_id(name, "tickets")
-        async with self.db.read_engine.connect() as conn:
-            row = cast(Ticket | None, (await conn.execute(_TICKET_BY_ID, {"id": ticket_id})).first())
+        async with self.db.hot_reads() as reads:
+            row = cast(Ticket | None, await reads.first(_TICKET_BY_ID, id=ticket_id))
             if row is None:
                 raise NotFound(f"no ticket tickets/{ticket_id}")
-            units = cast(list[TicketUnit], (await conn.execute(_UNITS_OF_TICKET, {"id": ticket_id})).all())
+            units = cast(list[TicketUnit], await reads.all(_UNITS_OF_TICKET, id=ticket_id))
             codes = [u.unit for u in units]
             if not Viewer(principal, {}).can_see(row, codes):
-                staffed = await _units_of_caller(conn, principal)
+                staffed = await _units_of_caller(reads, principal)
                 if not Viewer(principal, staffed).can_see(row, codes):
                     raise PermissionDenied("the ticket is outside the caller's scope")
         return row, units
@@ -274,9 +277,9 @@ class TicketFlows:
             query = query.where(or_(Ticket.create_time < at, (Ticket.create_time == at) & (Ticket.id < last)))
         query = query.order_by(Ticket.create_time.desc(), Ticket.id.desc()).limit(size + 1)
         # Core statements, read-only rows (see _TICKET_BY_ID).
+        async with self.db.hot_reads() as reads:
+            viewer = Viewer(principal, await _units_of_caller(reads, principal))  # live, as ever
         async with self.db.read_engine.connect() as conn:
-            # The caller's units (live, as ever) on the same connection as the page.
-            viewer = Viewer(principal, await _units_of_caller(conn, principal))
             query = query.where(viewer.visible())
             rows = cast(list[Ticket], (await conn.execute(query)).all())
             page, token = pagination.cut(

@@ -20,6 +20,7 @@ from govkit.crashpoint import crashpoint
 from govkit.db import Database, is_sqlite, new_id, utcnow
 from govkit.errors import InvalidArgument, PermissionDenied, Unavailable
 from govkit.events import NewEvent, build_event
+from govkit.hotreads import HotRead
 from govkit.idempotency import Command, IdempotencyKeys
 from services.tickets import convert, facts, report_write, statistics
 from services.tickets.access import Viewer
@@ -28,7 +29,7 @@ from services.tickets.catalogue import CalendarStore, CatalogueFlows, code_of
 from services.tickets.flows import Settings, deadlines, entry_values, media_links
 from services.tickets.models import Category, Ticket, platform
 
-_CATEGORY_BY_CODE = select(Category.__table__).where(Category.__table__.c.code == bindparam("code"))
+_CATEGORY_BY_CODE = HotRead(select(Category.__table__).where(Category.__table__.c.code == bindparam("code")))
 # month_stats' key columns: the rest of a month row are counters the report adds to.
 _MONTH_KEY = frozenset(c.key for c in report_write.SUMS.primary_key)
 
@@ -149,14 +150,14 @@ class ReportFlows:
         entry, its month sums and its event (outbox), all committed together or not at all.
         Database round trips: 4 on PostgreSQL, where the writes are one statement.
         """
-        async with self.db.read_engine.connect() as conn:
-            if (earlier := await self.idempotency.recall_on(conn, command, pb.Ticket)) is not None:
+        async with self.db.hot_reads() as reads:
+            if (earlier := await self.idempotency.recall_on(reads, command, pb.Ticket)) is not None:
                 return earlier
             if not t.category:
                 raise InvalidArgument("is required", field="ticket.category")
             code = code_of(t.category, "categories", "ticket.category")
-            # A read-only row (Core, no session), as in flows.py.
-            category = cast(Category | None, (await conn.execute(_CATEGORY_BY_CODE, {"code": code})).first())
+            # A read-only row (no session), as in flows.py.
+            category = cast(Category | None, await reads.first(_CATEGORY_BY_CODE, code=code))
         if category is None:
             raise InvalidArgument(f"no category categories/{code}", field="ticket.category")
         if not category.active:

@@ -32,9 +32,10 @@ class UserFlows(FlowBase):
     async def caller(self, principal: Principal) -> tuple[User | None, list[RoleBinding]]:
         """Read live on every call (a disabled user or a revoked binding shows at once); the rows
         are read-only views (repository.user_view)."""
+        if principal.user_id:
+            async with self.db.hot_reads() as reads:
+                return await repository.caller_views(reads, principal.user_id, principal.subject)
         async with self.db.read_engine.connect() as conn:
-            if principal.user_id:
-                return await repository.caller_views(conn, principal.user_id, principal.subject)
             return None, await repository.binding_views(conn, principal.subject)
 
     async def create_user(

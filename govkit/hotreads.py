@@ -1,0 +1,241 @@
+"""The hottest reads (a caller on every `/me`, a ticket on every view) without SQLAlchemy's execution
+layer on PostgreSQL.
+
+    _TICKET = HotRead(select(tickets).where(tickets.c.id == bindparam("id")))
+    async with db.hot_reads() as reads:
+        row = await reads.first(_TICKET, id=ticket_id)
+
+A `HotRead` is a Core statement with bound parameters only, compiled once per dialect. On
+PostgreSQL it runs on a raw asyncpg connection from a small pool of its own: no SQLAlchemy pool
+checkout, greenlet hop, execution context or cursor adapter, which together cost about 0.35 ms of
+CPU per statement against asyncpg's 0.05-0.09 (bench/README.md, "Fourth pass"). The rows are named
+tuples with the statement's column names, after the same result processing SQLAlchemy applies (a
+TypeDecorator's `process_result_value`, JSON decoding), so they read exactly like Core rows. On
+SQLite the statement runs on the read engine as before and the rows are SQLAlchemy's own.
+
+Reads here are single autocommit statements, as `Database.sessions()` runs them on PostgreSQL: each
+sees the latest committed data (live authorization checks stay live). They change no session state,
+so a returned connection needs no reset query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import namedtuple
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from sqlalchemy import Select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+if TYPE_CHECKING:
+    import asyncpg
+
+Processor = Callable[[Any], Any] | None
+
+# asyncpg raises these when the server is gone, restarting or refusing connections, or when every
+# pooled connection stayed busy for the acquire timeout (SQLSTATE classes as govkit.db reads them).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+ACQUIRE_TIMEOUT_SECONDS = 30.0  # SQLAlchemy's pool timeout, so both pools give up alike
+
+
+class DatabaseUnavailable(RuntimeError):
+    """A hot read could not reach the database (govkit.db.database_unavailable: UNAVAILABLE)."""
+
+
+@dataclass
+class _Plan:
+    sql: str
+    params: tuple[str, ...]  # bind names in positional order
+    binders: tuple[Processor, ...]
+    types: tuple[Any, ...]  # the result columns' SQLAlchemy types
+    row: Any  # a namedtuple class of the result columns' names
+    # Set at the first run, from the column types the server reports (some processors need them).
+    processors: tuple[Processor, ...] | None = None
+    plain: bool = False  # no column needs processing: a record goes into its row as it is
+
+
+@dataclass
+class HotRead:
+    """One declared read: a Core SELECT whose parameters are all `bindparam`s (no expanding IN)."""
+
+    statement: Select[Any]
+    _plans: dict[str, _Plan] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def plan(self, dialect: Dialect) -> _Plan:
+        found = self._plans.get(dialect.name)
+        if found is None:
+            found = self._plans[dialect.name] = _compile(self.statement, dialect)
+        return found
+
+
+def _compile(statement: Select[Any], dialect: Dialect) -> _Plan:
+    compiled = statement.compile(dialect=dialect)
+    if compiled.literal_execute_params or compiled.post_compile_params:
+        raise ValueError("a hot read takes plain bound parameters only (no expanding IN)")
+    names = tuple(compiled.positiontup or ())
+    bind_processors = compiled._bind_processors
+    binders = tuple(cast(Processor, bind_processors.get(name)) for name in names)
+    columns = compiled._result_columns
+    row = namedtuple("HotRow", [column[0] for column in columns])  # type: ignore[misc]  # from the statement
+    return _Plan(compiled.string, names, binders, tuple(column[3] for column in columns), row)
+
+
+class Reader(Protocol):
+    async def all(self, read: HotRead, /, **params: Any) -> Sequence[Any]: ...
+
+    async def first(self, read: HotRead, /, **params: Any) -> Any | None: ...
+
+
+class _AsyncpgReader:
+    def __init__(self, conn: asyncpg.Connection, dialect: Dialect) -> None:
+        self.conn = conn
+        self.dialect = dialect
+
+    async def all(self, read: HotRead, /, **params: Any) -> list[Any]:
+        plan = read.plan(self.dialect)
+        args = [
+            params[name] if bind is None else bind(params[name])
+            for name, bind in zip(plan.params, plan.binders, strict=True)
+        ]
+        processors = plan.processors
+        if processors is None:
+            processors = await self._processors(plan)
+        records = await self.conn.fetch(plan.sql, *args)
+        make = plan.row._make
+        if plan.plain:
+            return [make(record) for record in records]
+        return [
+            make([v if p is None else p(v) for v, p in zip(record, processors, strict=True)])
+            for record in records
+        ]
+
+    async def first(self, read: HotRead, /, **params: Any) -> Any | None:
+        rows = await self.all(read, **params)
+        return rows[0] if rows else None
+
+    async def _processors(self, plan: _Plan) -> tuple[Processor, ...]:
+        """SQLAlchemy's result processors for the columns, given the types the server reports (as its
+        cursor description would: a numeric column's processor depends on it)."""
+        attributes = (await self.conn.prepare(plan.sql)).get_attributes()
+        processors = tuple(
+            kind._cached_result_processor(self.dialect, attribute.type.oid)
+            for kind, attribute in zip(plan.types, attributes, strict=True)
+        )
+        plan.processors, plan.plain = processors, not any(processors)
+        return processors
+
+
+class _CoreReader:
+    """SQLite (and any other backend): the same statements through SQLAlchemy."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def all(self, read: HotRead, /, **params: Any) -> Sequence[Any]:
+        rows: Sequence[Any] = (await self.conn.execute(read.statement, params)).all()
+        return rows
+
+    async def first(self, read: HotRead, /, **params: Any) -> Any | None:
+        return (await self.conn.execute(read.statement, params)).first()
+
+
+async def _keep(_conn: object) -> None:
+    """No reset on release: a hot read leaves no session state behind (asyncpg's default reset
+    query is one more round trip per use)."""
+
+
+async def _decode_json(conn: asyncpg.Connection) -> None:
+    # What SQLAlchemy's asyncpg dialect sets up on its connections, so JSON columns read the same.
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+class HotReadPool:
+    """The raw connections for hot reads on PostgreSQL, opened on first use.
+
+    It is small on purpose (a hot read holds its connection for one or two round trips) and counts
+    against the server's max_connections beside the main pool (govkit.config.db_pool_size)."""
+
+    def __init__(self, engine: AsyncEngine, size: int, connect_args: Mapping[str, Any]) -> None:
+        self.engine = engine
+        self.size = size
+        self.connect_args = dict(connect_args)
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+
+    async def _open(self) -> asyncpg.Pool:
+        import asyncpg
+
+        async with self._opening:
+            if self._pool is None:
+                dialect = self.engine.dialect
+                _, kwargs = dialect.create_connect_args(self.engine.url)
+                kwargs.pop("async_creator_fn", None)
+                self._pool = await asyncpg.create_pool(
+                    **{**kwargs, **self.connect_args},
+                    min_size=0,
+                    max_size=self.size,
+                    reset=_keep,
+                    init=_decode_json,
+                )
+            return self._pool
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[Reader]:
+        import asyncpg
+
+        # A connection that fails like these is gone (server restart, failover, a terminated
+        # backend); asyncpg reports one the server closed between uses as an internal client error.
+        broken = (
+            OSError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+        )
+        pool = self._pool or await self._open()
+        try:
+            conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS)
+        except (TimeoutError, *broken) as exc:
+            raise DatabaseUnavailable(f"cannot reach the database: {exc.__class__.__name__}") from exc
+        except asyncpg.PostgresError as exc:
+            if _unavailable(exc):
+                raise DatabaseUnavailable(f"the database refused a connection: {exc.sqlstate}") from exc
+            raise
+        try:
+            yield _AsyncpgReader(conn, self.engine.dialect)
+        except Exception as exc:
+            if not (
+                isinstance(exc, broken) or (isinstance(exc, asyncpg.PostgresError) and _unavailable(exc))
+            ):
+                raise
+            # Not back into the pool (one the server closed is out already); and every idle connection
+            # opened before is likely as dead, so a restart fails the reads in flight, not one read per
+            # pooled connection.
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
+            await pool.expire_connections()
+            raise DatabaseUnavailable(f"the database went away: {exc.__class__.__name__}") from exc
+        finally:
+            await pool.release(conn)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+def _unavailable(exc: Any) -> bool:
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+
+
+@asynccontextmanager
+async def core_reader(engine: AsyncEngine) -> AsyncIterator[Reader]:
+    async with engine.connect() as conn:
+        yield _CoreReader(conn)

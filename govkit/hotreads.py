@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -176,7 +177,10 @@ class HotReadPool:
             if self._pool is None:
                 dialect = self.engine.dialect
                 _, kwargs = dialect.create_connect_args(self.engine.url)
-                kwargs.pop("async_creator_fn", None)
+                # The URL's options as SQLAlchemy hands them to asyncpg, less its own (the statement
+                # cache settings of its adapter, for one).
+                accepted = inspect.signature(asyncpg.connect).parameters
+                kwargs = {k: v for k, v in kwargs.items() if k in accepted}
                 self._pool = await asyncpg.create_pool(
                     **{**kwargs, **self.connect_args},
                     min_size=0,

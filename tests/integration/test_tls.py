@@ -28,15 +28,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from grpc_health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 from grpc_health.v1.health_pb2_grpc import HealthStub
-from sqlalchemy import text
+from sqlalchemy import literal_column, select, text
 
 from gov.blocks.v1 import blocks_pb2
 from gov.blocks.v1.blocks_pb2_grpc import BlocksServiceStub
 from gov.identity.v1 import identity_pb2
 from gov.identity.v1.identity_pb2_grpc import IdentityServiceStub
 from govkit import bus, channels
-from govkit.db import make_engine
+from govkit.db import Database, make_engine
 from govkit.devstack import REPO, Stack, free_port, nats_server_binary, wait_for_port, wait_serving
+from govkit.hotreads import DatabaseUnavailable, HotRead
 from tests.conftest import STACK_ENV, identity_env, migrate_identity
 from tests.support.databases import Databases
 from tests.support.identity import ADMIN_LOGIN, ADMIN_PASSWORD
@@ -373,6 +374,15 @@ async def test_postgres_connections_use_the_ca_context(databases: Databases, pki
             async with with_ca.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         assert "ssl" in str(refused.value).lower() or "SSL" in repr(refused.value)
+        # The hot reads' own pool (govkit.hotreads) gets the same context.
+        database = Database(url, ssl_ca_file=str(pki.ca))
+        try:
+            with pytest.raises(DatabaseUnavailable) as hot_refused:
+                async with database.hot_reads() as reads:
+                    await reads.all(HotRead(select(literal_column("1").label("one"))))
+        finally:
+            await database.close()
+        assert "ssl" in repr(hot_refused.value.__cause__).lower()
     finally:
         await plain.dispose()
         await with_ca.dispose()

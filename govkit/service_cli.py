@@ -47,9 +47,9 @@ class Command(Generic[S]):
     arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
 
 
-def async_command(help: str, run: Callable[[S], Coroutine[Any, Any, int]]) -> Command[S]:
+def async_command(help: str, coroutine: Callable[[S], Coroutine[Any, Any, int]]) -> Command[S]:
     """A command without arguments of its own: one coroutine on the service's settings."""
-    return Command(help, lambda _, settings: asyncio.run(run(settings)))
+    return Command(help, lambda _, settings: asyncio.run(coroutine(settings)))
 
 
 def service_definition(

@@ -17,7 +17,7 @@ from govkit.devstack import REPO
 from govkit.errors import FailedPrecondition, InvalidArgument
 from govkit.idempotency import Command, IdempotencyKeys
 from services.tickets.models import platform
-from tests.support.databases import Databases
+from tests.support.databases import Databases, tickets_replicas
 
 # How long the first call keeps its transaction open: the others must wait it out, not run.
 HOLD_SECONDS = 0.3
@@ -66,9 +66,7 @@ async def _effects(db: Database, subject: str) -> int:
 
 
 async def test_duplicates_racing_from_two_replicas_make_one_effect(databases: Databases) -> None:
-    url = await _migrated(databases)
-    replicas = [Database(url), Database(url)]
-    try:
+    async with tickets_replicas(databases, "idem") as replicas:
         command = Command.of("CreateTicket", "users/a", _request(uuid.uuid4().hex))
         subject = f"test.{uuid.uuid4().hex}"
         replies = await asyncio.gather(*(_create(replicas[i % 2], command, subject) for i in range(6)))
@@ -78,15 +76,10 @@ async def test_duplicates_racing_from_two_replicas_make_one_effect(databases: Da
         other = Command.of("CreateTicket", "users/b", _request(command.key))
         assert (await _create(replicas[0], other, subject)).name != replies[0].name
         assert await _effects(replicas[0], subject) == 2
-    finally:
-        for db in replicas:
-            await db.close()
 
 
 async def test_a_first_call_that_rolls_back_leaves_the_key_to_the_next(databases: Databases) -> None:
-    url = await _migrated(databases)
-    replicas = [Database(url), Database(url)]
-    try:
+    async with tickets_replicas(databases, "idem") as replicas:
         command = Command.of("CreateTicket", "users/a", _request(uuid.uuid4().hex))
         subject = f"test.{uuid.uuid4().hex}"
         first = asyncio.create_task(_create(replicas[0], command, subject, fail=True))
@@ -96,9 +89,6 @@ async def test_a_first_call_that_rolls_back_leaves_the_key_to_the_next(databases
             await first
         assert await _effects(replicas[0], subject) == 1  # the second's; the first's rolled back
         assert (await _create(replicas[0], command, subject)).name == second.name
-    finally:
-        for db in replicas:
-            await db.close()
 
 
 async def test_a_reused_key_or_a_row_without_a_response_is_refused(databases: Databases) -> None:

@@ -22,7 +22,7 @@ from govkit.errors import InvalidArgument
 from govkit.idempotency import Command, IdempotencyKeys
 from services.tickets import report_write
 from services.tickets.models import platform
-from tests.support.databases import Databases
+from tests.support.databases import Databases, tickets_replicas
 
 HOLD_SECONDS = 0.3  # how long the first call keeps its transaction open
 
@@ -69,9 +69,7 @@ async def _count(db: Database, table: Any, *where: Any) -> int:
 
 
 async def test_claim_finished_racing_duplicates_make_one_effect(databases: Databases) -> None:
-    url = await _migrated(databases)
-    replicas = [Database(url), Database(url)]
-    try:
+    async with tickets_replicas(databases, "reportwrite") as replicas:
         command = _command(uuid.uuid4().hex)
         subject = f"test.{uuid.uuid4().hex}"
         replies = await asyncio.gather(*(_create(replicas[i % 2], command, subject) for i in range(6)))
@@ -81,15 +79,10 @@ async def test_claim_finished_racing_duplicates_make_one_effect(databases: Datab
             await _create(replicas[1], _command(command.key, title="别的"), subject)
         assert reused.value.field == "request_id"
         assert await _count(replicas[0], platform.outbox, platform.outbox.c.subject == subject) == 1
-    finally:
-        for db in replicas:
-            await db.close()
 
 
 async def test_claim_finished_rolled_back_leaves_the_key_to_the_next(databases: Databases) -> None:
-    url = await _migrated(databases)
-    replicas = [Database(url), Database(url)]
-    try:
+    async with tickets_replicas(databases, "reportwrite") as replicas:
         command = _command(uuid.uuid4().hex)
         subject = f"test.{uuid.uuid4().hex}"
         first = asyncio.create_task(_create(replicas[0], command, subject, fail=True))
@@ -99,9 +92,6 @@ async def test_claim_finished_rolled_back_leaves_the_key_to_the_next(databases: 
             await first
         assert await _count(replicas[0], platform.outbox, platform.outbox.c.subject == subject) == 1
         assert (await _create(replicas[0], command, subject)).name == second.name
-    finally:
-        for db in replicas:
-            await db.close()
 
 
 def _params(ticket_id: str, command: Command, keys: IdempotencyKeys, month: str) -> dict[str, Any]:

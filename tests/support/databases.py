@@ -8,9 +8,14 @@ import contextlib
 import os
 import socket
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+
+from govkit import migrations
+from govkit.db import Database
+from govkit.devstack import REPO
 
 PG_HOST = os.environ.get("GOV_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("GOV_TEST_PG_PORT", "5432"))
@@ -61,3 +66,18 @@ class Databases:
             with contextlib.suppress(Exception):
                 _run(self._admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
         self.created.clear()
+
+
+@contextlib.asynccontextmanager
+async def tickets_replicas(databases: Databases, name: str, count: int = 2) -> AsyncIterator[list[Database]]:
+    """A freshly migrated tickets database and `count` Database objects on it: replicas that race
+    each other as separate processes would, each with its own pool (and, on SQLite, its own lock
+    queue, so only the file's lock is shared)."""
+    url = databases.url(name)
+    await asyncio.to_thread(migrations.upgrade, REPO / "services/tickets/migrations", url)
+    replicas = [Database(url) for _ in range(count)]
+    try:
+        yield replicas
+    finally:
+        for db in replicas:
+            await db.close()

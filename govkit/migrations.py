@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sqlite3
 from pathlib import Path
 from types import ModuleType
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import MetaData, pool
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from govkit.db import is_sqlite, make_engine, postgres_connect_args
@@ -31,6 +33,20 @@ def upgrade(migrations_dir: Path, database_url: str, revision: str = "head") -> 
     if is_sqlite(database_url):
         make_engine(database_url)  # creates the data folder
     command.upgrade(alembic_config(migrations_dir, database_url), revision)
+    if is_sqlite(database_url):
+        _write_ahead_logging(database_url)
+
+
+def _write_ahead_logging(database_url: str) -> None:
+    """Put a SQLite file in WAL mode once, here, where nothing else has it open. The mode stays with
+    the file; every connection asks for it again (govkit.db), which is then a no-op. Left to the
+    connections, the first ones of several processes starting together raced to switch a fresh
+    file's journal, which needs the file to themselves, and one could fail with "database is locked"."""
+    database = make_url(database_url).database
+    if not database or database == ":memory:":
+        return
+    with contextlib.closing(sqlite3.connect(database, timeout=30)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
 
 
 def run_env(context: ModuleType, metadata: MetaData) -> None:

@@ -15,7 +15,7 @@ from opentelemetry import trace
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import docs, open311, problems
+from gateway import docs, open311, problems, route_index
 from gateway.hygiene import BodyLimit, HttpMiddleware, SecurityHeaders
 from gateway.routes import admin, auth, blocks, meta, notices, notifications, points, tickets, users
 from gateway.settings import GatewaySettings
@@ -168,4 +168,5 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         open311.router,
     ):
         app.include_router(router)
+    route_index.install(app.router)
     return app

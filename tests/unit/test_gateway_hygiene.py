@@ -105,3 +105,27 @@ async def test_open311_answers_the_body_limit_in_its_own_format(client: httpx.As
     assert reply.json() == [
         {"code": 413, "description": "the request body is larger than this route takes (2048 bytes)"}
     ]
+
+
+async def test_tracing_instruments_the_app_and_a_500_keeps_its_headers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The FastAPI instrumentation needs Starlette's error middleware outermost in the stack it
+    rebuilds; the security headers wrap the app around it, not inside that stack."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    app = probe_app()
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as c:
+        reply = await c.get("/probe/boom")
+    assert reply.status_code == 500 and reply.headers["x-frame-options"] == "DENY"
+    assert "Skipping FastAPI instrumentation" not in caplog.text
+    (server,) = [s for s in spans.get_finished_spans() if s.kind.name == "SERVER"]
+    assert [event.name for event in server.events] == ["exception"]  # recorded by the instrumentation

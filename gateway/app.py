@@ -109,8 +109,10 @@ give a node's `path` (slashes) and its `ref` (dots, for URLs); JSON bodies accep
 class GatewayApp(FastAPI):
     """The security headers wrap the whole app, Starlette's error middleware included, so a 500
     carries them too. They wrap the app's call, not its middleware stack: OpenTelemetry's FastAPI
-    instrumentation rebuilds that stack and expects Starlette's ServerErrorMiddleware outermost
-    (otherwise it logs an error and leaves out its exception recording)."""
+    instrumentation rebuilds that stack and expects Starlette's ServerErrorMiddleware outermost.
+    Otherwise it logs an error and adds nothing, and FastAPI's own telemetry makes the server spans
+    instead: without the exceptions, and without the URLs the gateway leaves out of traces (the SSE
+    stream's, whose query may carry an access token)."""
 
     _secured: ASGIApp | None = None
 

@@ -107,9 +107,19 @@ give a node's `path` (slashes) and its `ref` (dots, for URLs); JSON bodies accep
 
 
 class GatewayApp(FastAPI):
-    def build_middleware_stack(self) -> ASGIApp:
-        # Outside even Starlette's error middleware, so a 500 carries the security headers too.
-        return SecurityHeaders(super().build_middleware_stack())
+    """The security headers wrap the whole app, Starlette's error middleware included, so a 500
+    carries them too. They wrap the app's call, not its middleware stack: OpenTelemetry's FastAPI
+    instrumentation rebuilds that stack and expects Starlette's ServerErrorMiddleware outermost.
+    Otherwise it logs an error and adds nothing, and FastAPI's own telemetry makes the server spans
+    instead: without the exceptions, and without the URLs the gateway leaves out of traces (the SSE
+    stream's, whose query may carry an access token)."""
+
+    _secured: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._secured is None:
+            self._secured = SecurityHeaders(super().__call__)
+        await self._secured(scope, receive, send)
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:

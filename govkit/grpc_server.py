@@ -65,10 +65,44 @@ STREAM_CHECK_GRACE_SECONDS = 3.0
 ServicerContext: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
-def _status_details(exc: DomainError) -> bytes:
-    """google.rpc.Status with a BadRequest naming the field, so clients can point at it."""
-    status = status_pb2.Status(code=exc.code.value[0], message=str(exc))
-    pairs = ([(exc.field, exc.message)] if exc.field else []) + exc.violations
+# A status's trailers are one header block, and gRPC clients refuse a received block over 8 KiB at
+# random, the more often the larger it is, and every one over 16 KiB (the defaults of
+# grpc.max_metadata_size and grpc.absolute_max_metadata_size): the call then fails on the client
+# with RESOURCE_EXHAUSTED, "received metadata size exceeds soft limit", whatever the server said.
+# An import's hundred bad rows came to 8.4 KiB: about 3% of those answers reached the gateway as a
+# 429 instead of the 400. So the trailers stay under this, a kilobyte short of the soft limit.
+TRAILERS_BUDGET = 7 * 1024
+# How a receiver counts an entry: its name and value (a -bin value decoded, grpc-message as sent,
+# percent-encoded) and HPACK's 32 bytes per entry.
+_ENTRY_OVERHEAD = 32
+# The rest of an answer sent before any response message (trailers-only): :status, content-type and
+# grpc-status, as grpc counts them.
+_FIXED_ENTRIES_SIZE = 42 + 60 + 44
+# Longest grpc-message sent, percent-encoded: a message quoting a long value leaves room for details.
+MAX_MESSAGE_BYTES = 1024
+_DETAILS_KEY = "grpc-status-details-bin"
+
+
+def _message_bytes(char: str) -> int:
+    """What one character of grpc-message takes on the wire: printable ASCII but `%` as it is,
+    every other byte of its UTF-8 percent-encoded."""
+    return sum(1 if 0x20 <= b <= 0x7E and b != 0x25 else 3 for b in char.encode())
+
+
+def bounded_message(message: str) -> str:
+    """The message, cut (marked with an ellipsis) where it would pass MAX_MESSAGE_BYTES on the wire."""
+    if sum(map(_message_bytes, message)) <= MAX_MESSAGE_BYTES:
+        return message
+    room = MAX_MESSAGE_BYTES - _message_bytes("…")
+    for end, char in enumerate(message):
+        room -= _message_bytes(char)
+        if room < 0:
+            return message[:end] + "…"
+    return message  # not reached: the whole message was found too long
+
+
+def _status(exc: DomainError, message: str, pairs: list[tuple[str, str]]) -> bytes:
+    status = status_pb2.Status(code=exc.code.value[0], message=message)
     if pairs:
         detail = any_pb2.Any()
         detail.Pack(
@@ -83,11 +117,31 @@ def _status_details(exc: DomainError) -> bytes:
     return raw
 
 
+def _status_details(exc: DomainError, message: str, budget: int) -> bytes:
+    """google.rpc.Status with a BadRequest naming the fields, so clients can point at them: as many
+    of the (field, problem) pairs as fit in `budget` bytes, the first ones (an import's first bad
+    rows; its message has the count)."""
+    pairs = ([(exc.field, exc.message)] if exc.field else []) + exc.violations
+    fits, beyond = 0, len(pairs) + 1  # the longest prefix that fits: at least `fits`, under `beyond`
+    while beyond - fits > 1:
+        middle = (fits + beyond) // 2
+        if len(_status(exc, message, pairs[:middle])) <= budget:
+            fits = middle
+        else:
+            beyond = middle
+    return _status(exc, message, pairs[:fits])
+
+
 async def abort_with(context: ServicerContext, exc: DomainError) -> None:
-    trailers: list[tuple[str, str | bytes]] = [("grpc-status-details-bin", _status_details(exc))]
+    message = bounded_message(str(exc))
+    trailers: list[tuple[str, str | bytes]] = []
     if exc.retry_after is not None:
         trailers.append((RETRY_AFTER_KEY, str(exc.retry_after)))
-    await context.abort(exc.code, str(exc), trailing_metadata=tuple(trailers))
+    used = _FIXED_ENTRIES_SIZE + len("grpc-message") + sum(map(_message_bytes, message)) + _ENTRY_OVERHEAD
+    used += sum(len(key) + len(value) + _ENTRY_OVERHEAD for key, value in trailers)
+    budget = TRAILERS_BUDGET - used - len(_DETAILS_KEY) - _ENTRY_OVERHEAD
+    trailers.insert(0, (_DETAILS_KEY, _status_details(exc, message, budget)))
+    await context.abort(exc.code, message, trailing_metadata=tuple(trailers))
 
 
 # Open to every caller on every service: probes and tooling must work without a token.

@@ -173,7 +173,14 @@ async def test_a_bad_file_is_checked_chunk_by_chunk_and_nothing_is_kept(
         f"{tag}-nope{i},张{i},head,+86 138 0000 {i:04d},,\n" for i in range(6_000)
     )
     failed = await http.post(f"{API}/imports/residents", content=residents, headers=_csv(admin))
-    assert failed.status_code == 400
+    # 400 every time: a hundred errors' trailers once came to 8.4 KiB, over what a gRPC client takes
+    # for sure, and about one import in thirty got 429 (test_grpc_trailers).
+    assert failed.status_code == 400, failed.text
     body = failed.json()
     assert body["detail"].startswith("residents: 6000 bad row(s), nothing imported")
-    assert len(body["errors"]) == 100  # the first hundred travel; the count is in the detail
+    # The first rows' errors travel, in order, as many as fit in the trailers (82 of these); the
+    # count is in the detail.
+    fields = [e["field"] for e in body["errors"]]
+    assert 50 <= len(fields) < 100 and fields == [
+        f"line {n}: household_code" for n in range(2, 2 + len(fields))
+    ]

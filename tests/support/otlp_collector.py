@@ -18,6 +18,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 class CollectedSpan:
     service: str
     span: trace_pb2.Span
+    scope: str = ""  # the instrumentation that made it
 
     @property
     def name(self) -> str:
@@ -56,7 +57,8 @@ class Collector(trace_service_pb2_grpc.TraceServiceServicer):
                 "",
             )
             for scope_spans in resource_spans.scope_spans:
-                self.spans.extend(CollectedSpan(service, span) for span in scope_spans.spans)
+                scope = scope_spans.scope.name
+                self.spans.extend(CollectedSpan(service, span, scope) for span in scope_spans.spans)
         return trace_service_pb2.ExportTraceServiceResponse()
 
     async def start(self, port: int) -> None:

@@ -105,3 +105,42 @@ async def test_open311_answers_the_body_limit_in_its_own_format(client: httpx.As
     assert reply.json() == [
         {"code": 413, "description": "the request body is larger than this route takes (2048 bytes)"}
     ]
+
+
+async def test_tracing_instruments_the_app_and_a_500_keeps_its_headers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The FastAPI instrumentation needs Starlette's error middleware outermost in the stack it
+    rebuilds; the security headers wrap the app around it, not inside that stack. (When they were
+    inside, it logged an error and added nothing: no server span of its own, no exception on it.)"""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    app = probe_app()
+    # As gateway/__main__.py instruments it.
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls="healthz,readyz")
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as c:
+        reply = await c.get("/probe/boom")
+        echoed = await c.post("/probe/echo", json={"text": "x"})
+        probed = await c.get("/healthz")
+    assert "Skipping FastAPI instrumentation" not in caplog.text
+    assert reply.status_code == 500 and reply.headers["content-type"] == PROBLEM
+    for answer in (reply, echoed, probed):
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+        assert answer.headers["cache-control"] == "no-store"
+    servers = [s for s in spans.get_finished_spans() if s.kind.name == "SERVER"]
+    assert [(s.name, s.instrumentation_scope.name if s.instrumentation_scope else "") for s in servers] == [
+        ("GET /probe/boom", "opentelemetry.instrumentation.fastapi"),
+        ("POST /probe/echo", "opentelemetry.instrumentation.fastapi"),
+    ]  # and none for the excluded probe
+    boom, echo = servers
+    assert [event.name for event in boom.events] == ["exception"]  # recorded by the instrumentation
+    assert boom.status.status_code.name == "ERROR" and echo.status.status_code.name == "UNSET"

@@ -30,7 +30,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sqlalchemy import Select
+from sqlalchemy import CompoundSelect, Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -56,6 +56,7 @@ class _Plan:
     binders: tuple[Processor, ...]
     types: tuple[Any, ...]  # the result columns' SQLAlchemy types
     row: Any  # a namedtuple class of the result columns' names
+    fixed: dict[str, Any]  # values of parameters the statement itself sets
     # Set at the first run, from the column types the server reports (some processors need them).
     processors: tuple[Processor, ...] | None = None
     plain: bool = False  # no column needs processing: a record goes into its row as it is
@@ -65,7 +66,7 @@ class _Plan:
 class HotRead:
     """One declared read: a Core SELECT whose parameters are all `bindparam`s (no expanding IN)."""
 
-    statement: Select[Any]
+    statement: Select[Any] | CompoundSelect[Any]
     _plans: dict[str, _Plan] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def plan(self, dialect: Dialect) -> _Plan:
@@ -75,16 +76,18 @@ class HotRead:
         return found
 
 
-def _compile(statement: Select[Any], dialect: Dialect) -> _Plan:
+def _compile(statement: Select[Any] | CompoundSelect[Any], dialect: Dialect) -> _Plan:
     compiled = statement.compile(dialect=dialect)
     if compiled.literal_execute_params or compiled.post_compile_params:
         raise ValueError("a hot read takes plain bound parameters only (no expanding IN)")
     names = tuple(compiled.positiontup or ())
+    # Values the statement carries itself (a LIMIT, a constant compared with): bound at every run.
+    fixed = {name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required}
     bind_processors = compiled._bind_processors
     binders = tuple(cast(Processor, bind_processors.get(name)) for name in names)
     columns = compiled._result_columns
     row = namedtuple("HotRow", [column[0] for column in columns])  # type: ignore[misc]  # from the statement
-    return _Plan(compiled.string, names, binders, tuple(column[3] for column in columns), row)
+    return _Plan(compiled.string, names, binders, tuple(column[3] for column in columns), row, fixed)
 
 
 class Reader(Protocol):
@@ -100,8 +103,9 @@ class _AsyncpgReader:
 
     async def all(self, read: HotRead, /, **params: Any) -> list[Any]:
         plan = read.plan(self.dialect)
+        values = {**plan.fixed, **params} if plan.fixed else params
         args = [
-            params[name] if bind is None else bind(params[name])
+            values[name] if bind is None else bind(values[name])
             for name, bind in zip(plan.params, plan.binders, strict=True)
         ]
         processors = plan.processors
@@ -132,8 +136,9 @@ class _AsyncpgReader:
         return processors
 
 
-class _CoreReader:
-    """SQLite (and any other backend): the same statements through SQLAlchemy."""
+class CoreReader:
+    """The same statements through SQLAlchemy, on a connection the caller holds (SQLite's hot reads,
+    or reads inside a write transaction on any backend)."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
@@ -242,4 +247,4 @@ def _unavailable(exc: Any) -> bool:
 @asynccontextmanager
 async def core_reader(engine: AsyncEngine) -> AsyncIterator[Reader]:
     async with engine.connect() as conn:
-        yield _CoreReader(conn)
+        yield CoreReader(conn)

@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.elements import BindParameter
 
+from govkit.hotreads import HotRead
 from services.tickets.flows import FINAL_FOR_DUPLICATES
 from services.tickets.models import MonthStats, Ticket, TimelineEntry, Unit, platform
 
@@ -49,7 +50,7 @@ INSERT_OUTBOX = insert(platform.outbox)
 
 
 @functools.cache
-def candidates(by_household: bool, by_point: bool, by_center: bool) -> Executable | None:
+def candidates(by_household: bool, by_point: bool, by_center: bool) -> HotRead | None:
     """One read for two questions: open tickets of the category reported lately in the household or
     in the box around the point (the caller keeps those within the radius), and the street's first
     unit of the category's center kind, the suggested unit. Rows are (kind, id, lat, lng, household,
@@ -70,7 +71,9 @@ def candidates(by_household: bool, by_point: bool, by_center: bool) -> Executabl
             .where(
                 Ticket.category == bindparam("category"),
                 Ticket.create_time >= bindparam("since"),
-                Ticket.state.not_in(FINAL_FOR_DUPLICATES),
+                # The code's own constants, written into the statement (a list bound at each run
+                # could not be planned once: govkit.hotreads).
+                Ticket.state.not_in([literal_column(f"'{state}'") for state in FINAL_FOR_DUPLICATES]),
                 or_(*near),
             )
             .order_by(Ticket.create_time.desc())
@@ -91,7 +94,7 @@ def candidates(by_household: bool, by_point: bool, by_center: bool) -> Executabl
         )
     if not parts:
         return None
-    return parts[0] if len(parts) == 1 else union_all(*parts)
+    return HotRead(parts[0] if len(parts) == 1 else union_all(*parts))
 
 
 @functools.cache

@@ -8,7 +8,6 @@ from types import SimpleNamespace
 from typing import cast
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gov.blocks.v1 import blocks_pb2, blocks_pb2_grpc
 from gov.tickets.v1 import events_pb2
@@ -20,7 +19,7 @@ from govkit.crashpoint import crashpoint
 from govkit.db import Database, is_sqlite, new_id, utcnow
 from govkit.errors import InvalidArgument, PermissionDenied, Unavailable
 from govkit.events import NewEvent, build_event
-from govkit.hotreads import HotRead
+from govkit.hotreads import CoreReader, HotRead, Reader
 from govkit.idempotency import Command, IdempotencyKeys
 from services.tickets import convert, facts, report_write, statistics
 from services.tickets.access import Viewer
@@ -245,7 +244,7 @@ class ReportFlows:
                 conn = await session.connection()
                 # Read under the write lock, as SQLite serializes writers: a report sees the one
                 # filed just before it at the same place.
-                await self._suggest_and_find_duplicates(conn, row, category, household)
+                await self._suggest_and_find_duplicates(CoreReader(conn), row, category, household)
                 created = convert.ticket(row, [])
                 if (
                     earlier := await self.idempotency.claim_finished(conn, command, created, resource)
@@ -261,8 +260,9 @@ class ReportFlows:
             return created
         # PostgreSQL: autocommit (the read engine), and the writes as one statement. Under READ
         # COMMITTED the candidates read here see what a read inside a transaction would.
+        async with self.db.hot_reads() as reads:
+            await self._suggest_and_find_duplicates(reads, row, category, household)
         async with self.db.read_engine.connect() as conn:
-            await self._suggest_and_find_duplicates(conn, row, category, household)
             created = convert.ticket(row, [])
             event = self._event(principal, row, resource)
             sums = statistics.month_row(statistics.contribution(row))
@@ -284,7 +284,7 @@ class ReportFlows:
         return created
 
     async def _suggest_and_find_duplicates(
-        self, conn: AsyncConnection, row: Ticket, category: Category, household: str | None
+        self, reads: Reader, row: Ticket, category: Category, household: str | None
     ) -> None:
         """The suggested unit and the possible duplicates of `row`, in one read."""
         lat, lng = row.latitude, row.longitude
@@ -306,7 +306,7 @@ class ReportFlows:
             dlng = dlat / max(math.cos(math.radians(lat)), 0.01)
             params.update(lat_lo=lat - dlat, lat_hi=lat + dlat, lng_lo=lng - dlng, lng_hi=lng + dlng)
         candidates = []
-        for kind, tid, tlat, tlng, thh, created in await conn.execute(query, params):
+        for kind, tid, tlat, tlng, thh, created in await reads.all(query, **params):
             if kind == report_write.SUGGESTED:
                 row.suggested_unit = tid
             else:

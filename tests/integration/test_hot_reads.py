@@ -23,7 +23,9 @@ from sqlalchemy import (
     Table,
     bindparam,
     insert,
+    literal_column,
     select,
+    union_all,
 )
 
 from govkit.db import Database, UtcDateTime, database_unavailable
@@ -55,6 +57,19 @@ PAIRS = HotRead(
     .outerjoin(other, (other.c.kind == things.c.kind) & (other.c.id != things.c.id))
     .where(things.c.id == bindparam("id"))
     .order_by(other.c.id)
+)
+# Values the statement sets itself (a LIMIT, constants written in), and a UNION ALL of two shapes.
+OWN_VALUES = HotRead(
+    select(things.c.id, things.c.count)
+    .where(things.c.kind.not_in([literal_column("'other'")]), things.c.count >= bindparam("least"))
+    .order_by(things.c.id.desc())
+    .limit(1)
+)
+BOTH = HotRead(
+    union_all(
+        select(literal_column("0").label("kind"), things.c.id).where(things.c.id == bindparam("id")),
+        select(literal_column("1").label("kind"), things.c.kind).where(things.c.count < 0),
+    )
 )
 ROWS = [
     {
@@ -116,7 +131,14 @@ async def _core(db: Database, read: HotRead, **params: object) -> list[object]:
 
 
 @pytest.mark.parametrize(
-    ("read", "params"), [(ALL, {"kind": "k"}), (ALL, {"kind": "none"}), (PAIRS, {"id": "a"})]
+    ("read", "params"),
+    [
+        (ALL, {"kind": "k"}),
+        (ALL, {"kind": "none"}),
+        (PAIRS, {"id": "a"}),
+        (OWN_VALUES, {"least": 0}),
+        (BOTH, {"id": "b"}),
+    ],
 )
 async def test_hot_rows_are_the_rows_core_reads(
     db: Database, read: HotRead, params: dict[str, object]

@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import json
 import re
+from collections import namedtuple
 from collections.abc import Sequence
 from typing import cast
 
@@ -112,10 +113,17 @@ def domain_ticket(row: Ticket, units: Sequence[TicketUnit]) -> lifecycle.Ticket:
 # (bench/README.md, ceiling). The rows carry the mapped classes' attribute names, all that the
 # converters and Viewer read; they are read-only and never reach a write.
 _tickets = Ticket.__table__.c
-_TICKET_BY_ID = HotRead(select(Ticket.__table__).where(_tickets.id == bindparam("id")))
-_UNITS_OF_TICKET = HotRead(
-    select(TicketUnit.__table__).where(TicketUnit.__table__.c.ticket_id == bindparam("id"))
+_units = TicketUnit.__table__.c
+# A ticket and its units in one statement: a row per unit (one with the unit columns null when it has
+# none), each repeating the ticket.
+_TICKET_WIDTH = len(_tickets)
+_TICKET_WITH_UNITS = HotRead(
+    select(*_tickets, *(c.label(f"unit_{c.name}") for c in _units))
+    .select_from(Ticket.__table__.outerjoin(TicketUnit.__table__, _units.ticket_id == _tickets.id))
+    .where(_tickets.id == bindparam("id"))
 )
+_TicketRow = namedtuple("_TicketRow", [c.name for c in _tickets])  # type: ignore[misc]  # names from the table
+_UnitRow = namedtuple("_UnitRow", [c.name for c in _units])  # type: ignore[misc]  # same
 _CALLER_UNITS = HotRead(
     select(Unit.__table__.c.code, Unit.__table__.c.node)
     .join(UnitMember.__table__, UnitMember.__table__.c.unit_code == Unit.__table__.c.code)
@@ -202,16 +210,21 @@ class TicketFlows:
     # ------------------------------------------------------------------ reading
 
     async def get(self, principal: Principal, name: str) -> tuple[Ticket, list[TicketUnit]]:
-        """The ticket and its units as read-only rows (see _TICKET_BY_ID), if the caller may see it.
+        """The ticket and its units as read-only rows (see _TICKET_WITH_UNITS), if the caller may see it.
 
         The caller's units are read live, on the same connection, only when the ticket is neither
         theirs nor within a scope of their token: they could not change the answer otherwise."""
         ticket_id = validation.resource_id(name, "tickets")
         async with self.db.hot_reads() as reads:
-            row = cast(Ticket | None, await reads.first(_TICKET_BY_ID, id=ticket_id))
-            if row is None:
+            rows = await reads.all(_TICKET_WITH_UNITS, id=ticket_id)
+            if not rows:
                 raise NotFound(f"no ticket tickets/{ticket_id}")
-            units = cast(list[TicketUnit], await reads.all(_UNITS_OF_TICKET, id=ticket_id))
+            row = cast(Ticket, _TicketRow._make(rows[0][:_TICKET_WIDTH]))
+            units = [
+                cast(TicketUnit, _UnitRow._make(r[_TICKET_WIDTH:]))
+                for r in rows
+                if r[_TICKET_WIDTH] is not None
+            ]
             codes = [u.unit for u in units]
             if not Viewer(principal, {}).can_see(row, codes):
                 staffed = await _units_of_caller(reads, principal)
@@ -276,7 +289,7 @@ class TicketFlows:
             at, last = cursor["t"], cursor["id"]
             query = query.where(or_(Ticket.create_time < at, (Ticket.create_time == at) & (Ticket.id < last)))
         query = query.order_by(Ticket.create_time.desc(), Ticket.id.desc()).limit(size + 1)
-        # Core statements, read-only rows (see _TICKET_BY_ID).
+        # Core statements, read-only rows (see _TICKET_WITH_UNITS).
         async with self.db.hot_reads() as reads:
             viewer = Viewer(principal, await _units_of_caller(reads, principal))  # live, as ever
         async with self.db.read_engine.connect() as conn:

@@ -26,7 +26,7 @@ from sqlalchemy.types import TypeDecorator
 
 from govkit import metrics, tls
 from govkit.errors import DomainError, NotFound
-from govkit.hotreads import DatabaseUnavailable, HotReadPool, Reader, core_reader
+from govkit.hotreads import UNAVAILABLE_SQLSTATES, DatabaseUnavailable, HotReadPool, Reader, core_reader
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +92,6 @@ class TransactionConflict(DomainError):
     code = grpc.StatusCode.ABORTED
 
 
-# SQLSTATE classes of a database that cannot serve right now, whatever the statement: connection
-# exceptions (08), insufficient resources such as "too many clients" (53), operator intervention
-# such as a shutdown (57P).
-_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
-
-
 def database_unavailable(exc: BaseException) -> bool:
     """The database could not be reached or refused the connection, or every pooled connection stayed
     busy for the pool's whole timeout: the call may be retried."""
@@ -109,7 +103,7 @@ def database_unavailable(exc: BaseException) -> bool:
         return True
     cause = exc.orig.__cause__ if exc.orig is not None else None
     sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(cause, "sqlstate", None) or ""
-    return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+    return isinstance(sqlstate, str) and sqlstate.startswith(UNAVAILABLE_SQLSTATES)
 
 
 def _conflict_reason(exc: DBAPIError) -> str | None:

@@ -7,8 +7,9 @@ layer on PostgreSQL.
 
 A `HotRead` is a Core statement with bound parameters only, compiled once per dialect. On
 PostgreSQL it runs on a raw asyncpg connection from a small pool of its own: no SQLAlchemy pool
-checkout, greenlet hop, execution context or cursor adapter, which together cost about 0.35 ms of
-CPU per statement against asyncpg's 0.05-0.09 (bench/README.md, "Fourth pass"). The rows are named
+checkout, greenlet hop, execution context or cursor adapter. A single-row read took 0.42-0.48 ms of
+CPU through SQLAlchemy Core and takes 0.15 ms here (bench/request_costs.py; bench/README.md, "Fourth
+pass"). The rows are named
 tuples with the statement's column names, after the same result processing SQLAlchemy applies (a
 TypeDecorator's `process_result_value`, JSON decoding), so they read exactly like Core rows. On
 SQLite the statement runs on the read engine as before and the rows are SQLAlchemy's own.
@@ -39,9 +40,10 @@ if TYPE_CHECKING:
 
 Processor = Callable[[Any], Any] | None
 
-# asyncpg raises these when the server is gone, restarting or refusing connections, or when every
-# pooled connection stayed busy for the acquire timeout (SQLSTATE classes as govkit.db reads them).
-_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+# SQLSTATE classes of a database that cannot serve right now, whatever the statement: connection
+# exceptions (08), insufficient resources such as "too many clients" (53), operator intervention
+# such as a shutdown (57P). govkit.db reads SQLAlchemy's errors by them too.
+UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
 ACQUIRE_TIMEOUT_SECONDS = 30.0  # SQLAlchemy's pool timeout, so both pools give up alike
 
 
@@ -64,7 +66,8 @@ class _Plan:
 
 @dataclass
 class HotRead:
-    """One declared read: a Core SELECT whose parameters are all `bindparam`s (no expanding IN)."""
+    """One declared read: a Core SELECT (or UNION) whose values are bound at each call (`bindparam`)
+    or set by the statement itself (its LIMIT); no expanding IN, whose SQL changes with its values."""
 
     statement: Select[Any] | CompoundSelect[Any]
     _plans: dict[str, _Plan] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -241,7 +244,7 @@ class HotReadPool:
 
 def _unavailable(exc: Any) -> bool:
     sqlstate = getattr(exc, "sqlstate", None) or ""
-    return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+    return isinstance(sqlstate, str) and sqlstate.startswith(UNAVAILABLE_SQLSTATES)
 
 
 @asynccontextmanager

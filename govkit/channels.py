@@ -24,7 +24,7 @@ import contextlib
 import ipaddress
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -60,92 +60,33 @@ def is_safe(method: str | bytes) -> bool:
     return name.rsplit("/", 1)[-1].startswith(SAFE_METHOD_PREFIXES)
 
 
-class _ReadWaitingCall:
-    """A read that first waits for its channel to be READY (at most `bound`, within its timeout),
-    then runs. Awaitable like a call; unary reads are only awaited."""
+class _ReadsWaitForReady(grpc.aio.UnaryUnaryClientInterceptor):
+    """Holds a read until its channel is READY, for at most `bound` seconds (within its deadline)."""
 
-    def __init__(
-        self, multicallable: Any, channel: grpc.aio.Channel, bound: float, request: Any, **kwargs: Any
-    ):
-        self._run = self._wait_then_call(multicallable, channel, bound, request, kwargs)
+    def __init__(self, bound: float) -> None:
+        self.bound = bound
+        self.channel: grpc.aio.Channel | None = None
 
-    @staticmethod
-    async def _wait_then_call(
-        multicallable: Any, channel: grpc.aio.Channel, bound: float, request: Any, kwargs: dict[str, Any]
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]],
+        details: grpc.aio.ClientCallDetails,
+        request: Any,
     ) -> Any:
-        timeout = kwargs.get("timeout")
-        if timeout is not None:
-            bound = min(bound, timeout / 2)
-        started = time.monotonic()
-        # Still away after the bound: the call goes on and fails fast with UNAVAILABLE.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(channel.channel_ready(), bound)
-        if timeout is not None:
-            kwargs["timeout"] = max(timeout - (time.monotonic() - started), 0.001)
-        return await multicallable(request, **kwargs)
-
-    def __await__(self) -> Any:
-        return self._run.__await__()
-
-
-class _ReadsWaitForReady:
-    """A read's multicallable: while the channel is READY (one C call to ask) the call is made as it
-    is; while it reconnects the read is held until it is ready, for at most `bound` seconds.
-
-    An inline check rather than a client interceptor: grpc.aio's intercepted calls put every call,
-    READY or not, through a task and Python-level call objects (4-5 % of the gateway's CPU on a read,
-    bench/README.md "Fourth pass")."""
-
-    def __init__(self, inner: Any, channel: grpc.aio.Channel, bound: float) -> None:
-        self._inner = inner
-        self._channel = channel
-        self._bound = bound
-
-    def __call__(self, request: Any, **kwargs: Any) -> Any:
-        if self._channel.get_state(try_to_connect=True) == grpc.ChannelConnectivity.READY:
-            return self._inner(request, **kwargs)
-        return _ReadWaitingCall(self._inner, self._channel, self._bound, request, **kwargs)
-
-
-class _Channel(grpc.aio.Channel):
-    """A grpc.aio channel whose reads wait for a reconnecting peer (see `_ReadsWaitForReady`)."""
-
-    def __init__(self, inner: grpc.aio.Channel, ready_wait: float) -> None:
-        self._inner = inner
-        self._ready_wait = ready_wait
-
-    async def __aenter__(self) -> _Channel:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._inner.close(None)
-
-    async def close(self, grace: float | None = None) -> None:
-        await self._inner.close(grace)
-
-    def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
-        return self._inner.get_state(try_to_connect)
-
-    async def wait_for_state_change(self, last_observed_state: grpc.ChannelConnectivity) -> None:
-        await self._inner.wait_for_state_change(last_observed_state)
-
-    async def channel_ready(self) -> None:
-        await self._inner.channel_ready()
-
-    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        multicallable = self._inner.unary_unary(method, *args, **kwargs)
-        if self._ready_wait <= 0 or not is_safe(method):
-            return multicallable
-        return _ReadsWaitForReady(multicallable, self._inner, self._ready_wait)
-
-    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return self._inner.unary_stream(method, *args, **kwargs)
-
-    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return self._inner.stream_unary(method, *args, **kwargs)
-
-    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return self._inner.stream_stream(method, *args, **kwargs)
+        channel = self.channel
+        if channel is not None and is_safe(details.method):
+            state = channel.get_state(try_to_connect=True)
+            if state != grpc.ChannelConnectivity.READY:
+                bound = self.bound if details.timeout is None else min(self.bound, details.timeout / 2)
+                started = time.monotonic()
+                # Still away after the bound: the call goes on and fails fast with UNAVAILABLE.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(channel.channel_ready(), bound)
+                if details.timeout is not None:
+                    spent = time.monotonic() - started
+                    # ClientCallDetails is a namedtuple at runtime; the stubs declare a plain class.
+                    details = details._replace(timeout=max(details.timeout - spent, 0.001))  # type: ignore[attr-defined]
+        return await continuation(details, request)
 
 
 def target(address: str) -> str:
@@ -204,10 +145,14 @@ def _channel(
     options: Sequence[tuple[str, Any]],
     ready_wait: float,
 ) -> grpc.aio.Channel:
+    waiter = _ReadsWaitForReady(ready_wait)
     all_options = [*RECONNECT_OPTIONS, ("grpc.service_config", ROUND_ROBIN), *options]
     # Looked up at call time, so OpenTelemetry's instrumentation of them adds its interceptors too.
     if credentials is None:
-        inner = grpc.aio.insecure_channel(target(address), options=all_options)
+        channel = grpc.aio.insecure_channel(target(address), options=all_options, interceptors=[waiter])
     else:
-        inner = grpc.aio.secure_channel(target(address), credentials, options=all_options)
-    return _Channel(inner, ready_wait)
+        channel = grpc.aio.secure_channel(
+            target(address), credentials, options=all_options, interceptors=[waiter]
+        )
+    waiter.channel = channel
+    return channel

@@ -80,20 +80,3 @@ async def test_a_read_gives_up_after_its_bound(port: int) -> None:
         assert 0.4 < time.monotonic() - started < 3.0
     finally:
         await channel.close()
-
-
-async def test_a_read_on_a_ready_channel_is_grpcs_own_call(port: int) -> None:
-    """The wait costs nothing once connected: no interceptor, no wrapper, the call grpc makes."""
-    server = await _serve_later(port, 0)
-    channel = insecure_channel(f"127.0.0.1:{port}", ready_wait=3.0)
-    try:
-        get = channel.unary_unary(f"/{SERVICE}/GetThing")
-        assert await get(b"first", timeout=5) == b"first"  # connects
-        call = get(b"again", timeout=5)
-        # grpc's own call class, not an intercepted call (InterceptedUnaryUnaryCall), nor a waiting one.
-        assert type(call).__name__ == "UnaryUnaryCall"
-        assert await call == b"again"
-        assert (await call.trailing_metadata()) is not None
-    finally:
-        await channel.close()
-        await server.stop(None)

@@ -273,7 +273,14 @@ async def _host(stack: Stack, values: dict[str, str], admin: tuple[str, str], ht
         await asyncio.gather(starting, return_exceptions=True)
         status = 1
     elif starting.exception() is not None:
-        print(f"start-up failed: {starting.exception()} (logs in {DATA / 'logs'}/)", file=sys.stderr)
+        # Ctrl-C reaches a running seeder too, and its failure can end the start first: that is the
+        # interruption, not a failure to report.
+        if not stopping.is_set():
+            await asyncio.sleep(0.2)
+        if stopping.is_set():
+            print("interrupted while starting", file=sys.stderr)
+        else:
+            print(f"start-up failed: {starting.exception()} (logs in {DATA / 'logs'}/)", file=sys.stderr)
         status = 1
     else:
         print(banner(stack, values, *admin, starting.result()), flush=True)

@@ -189,7 +189,7 @@ def run() -> int:
     )
     http_port = int(os.environ.get("GOV_HTTP_PORT", "8080"))
     otel = {"OTEL_SDK_DISABLED": os.environ.get("OTEL_SDK_DISABLED", otel_disabled())}
-    stack = Stack(DATA, base_env=otel)
+    stack = Stack(DATA, base_env=otel, nats_own_session=True)  # stopped last, by us (Stack.stop)
     if mode == "host":
         os.environ.update(otel)  # this process is the host: govkit.telemetry reads its environment
         return run_host(stack, values, admin, http_port)

@@ -100,6 +100,10 @@ class Stack:
     service_envs: dict[str, dict[str, str]] = field(default_factory=dict)
     # Each process's Prometheus endpoint (govkit.metrics), by the name it was started under.
     metrics_urls: dict[str, str] = field(default_factory=dict)
+    # NATS in a session of its own, out of reach of a terminal's Ctrl-C (`make run`): it goes to the
+    # whole foreground process group, and NATS gone before the components had drained left them
+    # reconnecting while they stopped, which sometimes kept `make run` from ending.
+    nats_own_session: bool = False
 
     def __post_init__(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -112,10 +116,12 @@ class Stack:
         env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "gen")])
         return env
 
-    def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> Proc:
+    def spawn(self, name: str, argv: list[str], env: dict[str, str], *, own_session: bool = False) -> Proc:
         log_path = self.data_dir / "logs" / f"{name}.log"
         log = log_path.open("ab")
-        popen = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)  # noqa: S603
+        popen = subprocess.Popen(  # noqa: S603
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=own_session
+        )
         log.close()
         proc = Proc(name, popen, log_path)
         self.procs.append(proc)
@@ -128,7 +134,7 @@ class Stack:
         store = self.data_dir / "nats"
         store.mkdir(exist_ok=True)
         argv = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)]
-        proc = self.spawn("nats", argv, self.env())
+        proc = self.spawn("nats", argv, self.env(), own_session=self.nats_own_session)
         wait_for_port(port, 15, proc.popen)
         self.nats_url = f"nats://127.0.0.1:{port}"
         if streams:

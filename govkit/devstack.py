@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -28,11 +29,43 @@ REPO = Path(__file__).resolve().parent.parent
 SERVICES = ("identity", "blocks", "tickets", "points", "notifications")
 
 
+# Where ports for our own listeners are picked: below the kernel's range for outgoing connections.
+_LISTEN_FLOOR = 10000
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _ephemeral_low() -> int:
+    with contextlib.suppress(OSError, ValueError):
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    return 32768  # Linux's default
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def free_port() -> int:
+    """A port nothing listens on now, for a process about to listen on it.
+
+    Picked below the kernel's range for outgoing connections: a port the kernel hands out (bind to
+    port 0) is one an outgoing connection (a database client, a gRPC channel) may take before the
+    process binds it, and a service then failed to start with "Address already in use" (one CI
+    run lost its session stack that way)."""
+    low = _ephemeral_low()
+    if low - _LISTEN_FLOOR >= 1000:
+        for _ in range(200):
+            port = random.randint(_LISTEN_FLOOR, low - 1)  # noqa: S311 - spreading ports, not security
+            if _bindable(port):
+                return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+        found: int = s.getsockname()[1]
+        return found
 
 
 def nats_server_binary() -> str:

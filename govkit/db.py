@@ -26,7 +26,14 @@ from sqlalchemy.types import TypeDecorator
 
 from govkit import metrics, tls
 from govkit.errors import DomainError, NotFound
-from govkit.hotreads import UNAVAILABLE_SQLSTATES, DatabaseUnavailable, HotReadPool, Reader, core_reader
+from govkit.hotreads import (
+    UNAVAILABLE_SQLSTATES,
+    DatabaseUnavailable,
+    HotReadPool,
+    Reader,
+    core_reader,
+    hot_pool_size,
+)
 
 log = logging.getLogger(__name__)
 
@@ -203,12 +210,6 @@ def make_engine(
     return create_async_engine(
         url, pool_size=pool_size, max_overflow=pool_size // 2, connect_args=postgres_connect_args(ssl_ca_file)
     )
-
-
-def hot_pool_size(pool_size: int) -> int:
-    """The hot reads' own connections beside a main pool of `pool_size` (a third of it, at least 2):
-    a hot read holds its connection for one or two round trips, so a few serve a replica's load."""
-    return max(2, pool_size // 3)
 
 
 def postgres_connect_args(ssl_ca_file: str | None) -> dict[str, Any]:

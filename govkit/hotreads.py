@@ -93,6 +93,16 @@ def _compile(statement: Select[Any] | CompoundSelect[Any], dialect: Dialect) -> 
     return _Plan(compiled.string, names, binders, tuple(column[3] for column in columns), row, fixed)
 
 
+def split_joined(rows: Sequence[Any], width: int, parent: Any, child: Any) -> tuple[Any | None, list[Any]]:
+    """A parent LEFT JOINed to its children, one row per child, split back: the parent from the
+    first `width` columns (None when there are no rows, or the parent's first column is null: an
+    outer join from an anchor), the children from the rest of each row whose first child column is
+    not null. `parent` and `child` are named-tuple classes of those columns."""
+    first = rows[0] if rows else None
+    found = parent._make(first[:width]) if first is not None and first[0] is not None else None
+    return found, [child._make(row[width:]) for row in rows if row[width] is not None]
+
+
 class Reader(Protocol):
     async def all(self, read: HotRead, /, **params: Any) -> Sequence[Any]: ...
 
@@ -163,6 +173,12 @@ async def _decode_json(conn: asyncpg.Connection) -> None:
     # What SQLAlchemy's asyncpg dialect sets up on its connections, so JSON columns read the same.
     for name in ("json", "jsonb"):
         await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+def hot_pool_size(pool_size: int) -> int:
+    """The hot reads' own connections beside a main pool of `pool_size` (a third of it, at least 2):
+    a hot read holds its connection for one or two round trips, so a few serve a replica's load."""
+    return max(2, pool_size // 3)
 
 
 class HotReadPool:

@@ -28,7 +28,7 @@ from govkit.auth.principal import Binding
 from govkit.auth.roles import Role
 from govkit.auth.scopes import GLOBAL
 from govkit.db import rowcount
-from govkit.hotreads import HotRead, Reader
+from govkit.hotreads import HotRead, Reader, split_joined
 from services.identity.models import LoginAttempts, RefreshToken, RoleBinding, ServiceAccount, User
 
 
@@ -103,8 +103,7 @@ async def caller_views(reads: Reader, user_id: str, principal: str) -> tuple[Use
     """What user_view and binding_views read, in one statement: the user (None if there is no such
     user) and the principal's bindings, oldest first; read-only rows with the same attribute names."""
     rows = await reads.all(_CALLER, id=user_id, principal=principal)
-    user = _UserRow._make(rows[0][:_USER_WIDTH]) if rows and rows[0][0] is not None else None
-    bindings = [_BindingRow._make(row[_USER_WIDTH:]) for row in rows if row[_USER_WIDTH] is not None]
+    user, bindings = split_joined(rows, _USER_WIDTH, _UserRow, _BindingRow)
     return cast(User | None, user), cast(list[RoleBinding], bindings)
 
 

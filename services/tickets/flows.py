@@ -27,7 +27,7 @@ from govkit.auth.scopes import validate_path
 from govkit.crashpoint import crashpoint
 from govkit.db import Database, get_row, utcnow
 from govkit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from govkit.hotreads import HotRead, Reader
+from govkit.hotreads import HotRead, Reader, split_joined
 from govkit.protobuf import optional_time, period
 from govkit.sqlpaths import within
 from services.tickets import convert, facts, lifecycle, statistics
@@ -216,15 +216,12 @@ class TicketFlows:
         theirs nor within a scope of their token: they could not change the answer otherwise."""
         ticket_id = validation.resource_id(name, "tickets")
         async with self.db.hot_reads() as reads:
-            rows = await reads.all(_TICKET_WITH_UNITS, id=ticket_id)
-            if not rows:
+            found, unit_rows = split_joined(
+                await reads.all(_TICKET_WITH_UNITS, id=ticket_id), _TICKET_WIDTH, _TicketRow, _UnitRow
+            )
+            if found is None:
                 raise NotFound(f"no ticket tickets/{ticket_id}")
-            row = cast(Ticket, _TicketRow._make(rows[0][:_TICKET_WIDTH]))
-            units = [
-                cast(TicketUnit, _UnitRow._make(r[_TICKET_WIDTH:]))
-                for r in rows
-                if r[_TICKET_WIDTH] is not None
-            ]
+            row, units = cast(Ticket, found), cast(list[TicketUnit], unit_rows)
             codes = [u.unit for u in units]
             if not Viewer(principal, {}).can_see(row, codes):
                 staffed = await _units_of_caller(reads, principal)

@@ -21,8 +21,8 @@ so a returned connection needs no reset query.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import inspect
 import json
 from collections import namedtuple
@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from sqlalchemy import CompoundSelect, Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from govkit.pgpool import ConnectionPool
 
 if TYPE_CHECKING:
     import asyncpg
@@ -164,11 +166,6 @@ class CoreReader:
         return (await self.conn.execute(read.statement, params)).first()
 
 
-async def _keep(_conn: object) -> None:
-    """No reset on release: a hot read leaves no session state behind (asyncpg's default reset
-    query is one more round trip per use)."""
-
-
 async def _decode_json(conn: asyncpg.Connection) -> None:
     # What SQLAlchemy's asyncpg dialect sets up on its connections, so JSON columns read the same.
     for name in ("json", "jsonb"):
@@ -182,7 +179,7 @@ def hot_pool_size(pool_size: int) -> int:
 
 
 class HotReadPool:
-    """The raw connections for hot reads on PostgreSQL, opened on first use.
+    """The raw connections for hot reads on PostgreSQL (govkit.pgpool), opened on first use.
 
     It is small on purpose (a hot read holds its connection for one or two round trips) and counts
     against the server's max_connections beside the main pool (govkit.config.db_pool_size)."""
@@ -190,29 +187,24 @@ class HotReadPool:
     def __init__(self, engine: AsyncEngine, size: int, connect_args: Mapping[str, Any]) -> None:
         self.engine = engine
         self.size = size
-        self.connect_args = dict(connect_args)
-        self._pool: asyncpg.Pool | None = None
-        self._opening = asyncio.Lock()
+        dialect = engine.dialect
+        _, kwargs = dialect.create_connect_args(engine.url)
+        # The URL's options as SQLAlchemy hands them to asyncpg, less its own (the statement cache
+        # settings of its adapter, for one).
+        accepted = _connect_parameters()
+        self._connect_kwargs = {**{k: v for k, v in kwargs.items() if k in accepted}, **connect_args}
+        self.pool = ConnectionPool(self._connect, size, acquire_timeout=ACQUIRE_TIMEOUT_SECONDS)
 
-    async def _open(self) -> asyncpg.Pool:
+    async def _connect(self) -> asyncpg.Connection:
         import asyncpg
 
-        async with self._opening:
-            if self._pool is None:
-                dialect = self.engine.dialect
-                _, kwargs = dialect.create_connect_args(self.engine.url)
-                # The URL's options as SQLAlchemy hands them to asyncpg, less its own (the statement
-                # cache settings of its adapter, for one).
-                accepted = inspect.signature(asyncpg.connect).parameters
-                kwargs = {k: v for k, v in kwargs.items() if k in accepted}
-                self._pool = await asyncpg.create_pool(
-                    **{**kwargs, **self.connect_args},
-                    min_size=0,
-                    max_size=self.size,
-                    reset=_keep,
-                    init=_decode_json,
-                )
-            return self._pool
+        conn = await asyncpg.connect(**self._connect_kwargs)
+        try:
+            await _decode_json(conn)
+        except BaseException:
+            conn.terminate()
+            raise
+        return conn
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[Reader]:
@@ -226,9 +218,8 @@ class HotReadPool:
             asyncpg.InterfaceError,
             asyncpg.InternalClientError,
         )
-        pool = self._pool or await self._open()
         try:
-            conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS)
+            conn = await self.pool.acquire()
         except (TimeoutError, *broken) as exc:
             raise DatabaseUnavailable(f"cannot reach the database: {exc.__class__.__name__}") from exc
         except asyncpg.PostgresError as exc:
@@ -237,25 +228,40 @@ class HotReadPool:
             raise
         try:
             yield _AsyncpgReader(conn, self.engine.dialect)
-        except Exception as exc:
-            if not (
-                isinstance(exc, broken) or (isinstance(exc, asyncpg.PostgresError) and _unavailable(exc))
-            ):
+        except asyncpg.PostgresError as exc:
+            if not _unavailable(exc):
+                # The statement failed on a working connection (autocommit: nothing to undo).
+                self.pool.release(conn)
                 raise
-            # Not back into the pool (one the server closed is out already); and every idle connection
-            # opened before is likely as dead, so a restart fails the reads in flight, not one read per
-            # pooled connection.
-            with contextlib.suppress(asyncpg.InterfaceError):
-                conn.terminate()
-            await pool.expire_connections()
+            self._went_away(conn)
+            raise DatabaseUnavailable(f"the database went away: {exc.sqlstate}") from exc
+        except broken as exc:
+            self._went_away(conn)
             raise DatabaseUnavailable(f"the database went away: {exc.__class__.__name__}") from exc
-        finally:
-            await pool.release(conn)
+        except BaseException:
+            # Cancelled, or failed in between: the connection may be mid-statement; not reused.
+            self.pool.release(conn, discard=True)
+            raise
+        else:
+            self.pool.release(conn)
+
+    def _went_away(self, conn: asyncpg.Connection) -> None:
+        # Every idle connection opened before is likely as dead, so a restart fails the reads in
+        # flight, not one read per pooled connection.
+        self.pool.expire()
+        with contextlib.suppress(Exception):
+            conn.terminate()
+        self.pool.release(conn, discard=True)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        await self.pool.close()
+
+
+@functools.cache
+def _connect_parameters() -> frozenset[str]:
+    import asyncpg
+
+    return frozenset(inspect.signature(asyncpg.connect).parameters)
 
 
 def _unavailable(exc: Any) -> bool:

@@ -285,9 +285,13 @@ def start_echo(tmp: Path) -> Echo:
 
 
 def cpu_per_request(monitor: Monitor, phase: str, requests: int, keep: set[str]) -> dict[str, float]:
+    """CPU per request of the processes in `keep`, and of PostgreSQL's backends for the stack's
+    databases (with `--backend postgres`): they share the machine's cores with the rest."""
     used = monitor.cpu_seconds.get(phase, {})
     return {
-        name: round(seconds * 1000 / max(requests, 1), 3) for name, seconds in used.items() if name in keep
+        name: round(seconds * 1000 / max(requests, 1), 3)
+        for name, seconds in used.items()
+        if name in keep or name == "postgres"
     }
 
 

@@ -452,7 +452,6 @@ class TicketFlows:
             row.update_time = now
             facts.refresh(row)
             await session.flush()
-            await statistics.record(session, counted, statistics.contribution(row))
             units = await load_units(session, ticket_id)
             timeline = await append_entry(
                 session,
@@ -469,6 +468,11 @@ class TicketFlows:
                 ),
             )
             await announce(session, principal.subject, row, units, timeline)
+            # Last before the commit: every transition of a district's month updates the same few
+            # sum rows, and a transition holds their locks from here to its commit. Taken earlier,
+            # they were held over three more round trips, and transitions queued on them (151/s,
+            # p99 370 ms at 16 clients; bench/README.md, "Fifth pass").
+            await statistics.record(session, counted, statistics.contribution(row))
             crashpoint("tickets.transition.before_commit")
         crashpoint("tickets.transition.after_commit")
         return row, units

@@ -98,7 +98,6 @@ class Sweeper:
                     row.resolve_overdue = True
                 row.update_time = now
                 escalated = await self._escalate_if_ruled(session, row, kind, now)
-                await statistics.record(session, counted, statistics.contribution(row))
                 units = await load_units(session, ticket_id)
                 await emit(
                     session,
@@ -114,6 +113,9 @@ class Sweeper:
                     ),
                     f"tickets/{ticket_id}",
                 )
+                # Last, as in a transition: the month sums' row locks are the ones every writer
+                # of the district's month waits for (TicketFlows.transition).
+                await statistics.record(session, counted, statistics.contribution(row))
         except (IntegrityError, _AlreadyHandled):
             return 0
         _breaches.add(1, {"kind": kind})

@@ -10,7 +10,7 @@ import time
 from collections.abc import Set as AbstractSet
 
 from google.protobuf.message import Message
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import bindparam, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +23,7 @@ from govkit.auth.roles import Permission
 from govkit.auth.scopes import GLOBAL, ancestors, validate_path
 from govkit.db import Database, get_row, rowcount, utcnow
 from govkit.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
+from govkit.hotreads import HotRead, Reader
 from services.tickets import convert
 from services.tickets.attributes import Definition, check_definitions
 from services.tickets.calendar import WorkingCalendar
@@ -226,8 +227,8 @@ class CatalogueFlows:
             return {}
         if session is not None:
             return await _units_of(session, principal.user_id)
-        async with self.db.sessions() as own:
-            return await _units_of(own, principal.user_id)
+        async with self.db.hot_reads() as reads:
+            return await units_of_caller(reads, principal)
 
     # ------------------------------------------------------------------ categories
 
@@ -458,10 +459,21 @@ def year_of(name: str) -> int:
     return int(raw)
 
 
+_CALLER_UNITS = HotRead(
+    select(Unit.__table__.c.code, Unit.__table__.c.node)
+    .join(UnitMember.__table__, UnitMember.__table__.c.unit_code == Unit.__table__.c.code)
+    .where(UnitMember.__table__.c.user_id == bindparam("user"))
+)
+
+
+async def units_of_caller(reads: Reader, principal: Principal) -> dict[str, str]:
+    """The units the caller staffs right now (code -> node), as a hot read (a ticket's view reads
+    them on the connection it reads the ticket on)."""
+    if not principal.user_id:
+        return {}
+    return {code: node for code, node in await reads.all(_CALLER_UNITS, user=principal.user_id)}
+
+
 async def _units_of(session: AsyncSession, user_id: str) -> dict[str, str]:
-    rows = await session.execute(
-        select(Unit.code, Unit.node)
-        .join(UnitMember, UnitMember.unit_code == Unit.code)
-        .where(UnitMember.user_id == user_id)
-    )
+    rows = await session.execute(_CALLER_UNITS.statement, {"user": user_id})
     return {code: node for code, node in rows}

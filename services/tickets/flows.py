@@ -27,15 +27,15 @@ from govkit.auth.scopes import validate_path
 from govkit.crashpoint import crashpoint
 from govkit.db import Database, get_row, utcnow
 from govkit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from govkit.hotreads import HotRead, Reader, split_joined
+from govkit.hotreads import HotRead, split_joined
 from govkit.protobuf import optional_time, period
 from govkit.sqlpaths import within
 from services.tickets import convert, facts, lifecycle, statistics
 from services.tickets.access import Viewer
 from services.tickets.calendar import WorkingCalendar, deadline
-from services.tickets.catalogue import CalendarStore, CatalogueFlows, code_of, emit
+from services.tickets.catalogue import CalendarStore, CatalogueFlows, code_of, emit, units_of_caller
 from services.tickets.lifecycle import Action, State, UnitStatus
-from services.tickets.models import Category, Ticket, TicketUnit, TimelineEntry, Unit, UnitMember
+from services.tickets.models import Category, Ticket, TicketUnit, TimelineEntry, Unit
 
 # What each action announces: tickets.v1.ticket.<name>.
 EVENT_NAMES = {
@@ -124,18 +124,6 @@ _TICKET_WITH_UNITS = HotRead(
 )
 _TicketRow = namedtuple("_TicketRow", [c.name for c in _tickets])  # type: ignore[misc]  # names from the table
 _UnitRow = namedtuple("_UnitRow", [c.name for c in _units])  # type: ignore[misc]  # same
-_CALLER_UNITS = HotRead(
-    select(Unit.__table__.c.code, Unit.__table__.c.node)
-    .join(UnitMember.__table__, UnitMember.__table__.c.unit_code == Unit.__table__.c.code)
-    .where(UnitMember.__table__.c.user_id == bindparam("user"))
-)
-
-
-async def _units_of_caller(reads: Reader, principal: Principal) -> dict[str, str]:
-    """The units the caller staffs right now (code -> node), as CatalogueFlows.units_of reads them."""
-    if not principal.user_id:
-        return {}
-    return {code: node for code, node in await reads.all(_CALLER_UNITS, user=principal.user_id)}
 
 
 async def load_units(session: AsyncSession, ticket_id: str) -> list[TicketUnit]:
@@ -224,7 +212,7 @@ class TicketFlows:
             row, units = cast(Ticket, found), cast(list[TicketUnit], unit_rows)
             codes = [u.unit for u in units]
             if not Viewer(principal, {}).can_see(row, codes):
-                staffed = await _units_of_caller(reads, principal)
+                staffed = await units_of_caller(reads, principal)
                 if not Viewer(principal, staffed).can_see(row, codes):
                     raise PermissionDenied("the ticket is outside the caller's scope")
         return row, units
@@ -288,7 +276,7 @@ class TicketFlows:
         query = query.order_by(Ticket.create_time.desc(), Ticket.id.desc()).limit(size + 1)
         # Core statements, read-only rows (see _TICKET_WITH_UNITS).
         async with self.db.hot_reads() as reads:
-            viewer = Viewer(principal, await _units_of_caller(reads, principal))  # live, as ever
+            viewer = Viewer(principal, await units_of_caller(reads, principal))  # live, as ever
         async with self.db.read_engine.connect() as conn:
             query = query.where(viewer.visible())
             rows = cast(list[Ticket], (await conn.execute(query)).all())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -10,11 +10,24 @@ from gateway import params
 
 # What a JSON API answers with: nothing to run, render or frame.
 API_POLICY = "default-src 'none'; frame-ancestors 'none'"
-_ALWAYS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-}
+# As ASGI holds them (lower-case names, bytes): appended to the response's own, no header object
+# built per response.
+_ALWAYS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
+_ALWAYS_NAMES = frozenset(name for name, _ in _ALWAYS)
+_API_POLICY = (b"content-security-policy", API_POLICY.encode())
+_NO_STORE = ((b"cache-control", b"no-store"), (b"pragma", b"no-cache"))
+
+
+def raw_headers(message: Message) -> list[tuple[bytes, bytes]]:
+    """A response start's headers as the list ASGI servers read, to append to in place."""
+    headers = message.get("headers")
+    if not isinstance(headers, list):
+        headers = message["headers"] = list(headers or ())
+    return headers
 
 
 class HttpMiddleware:
@@ -42,13 +55,15 @@ class SecurityHeaders(HttpMiddleware):
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.update(_ALWAYS)
-                if "content-security-policy" not in headers:
-                    headers["Content-Security-Policy"] = API_POLICY
-                if "cache-control" not in headers:
-                    headers["Cache-Control"] = "no-store"
-                    headers["Pragma"] = "no-cache"
+                headers = raw_headers(message)
+                names = {name.lower() for name, _ in headers}
+                if names & _ALWAYS_NAMES:  # ours replace a route's own
+                    headers[:] = [h for h in headers if h[0].lower() not in _ALWAYS_NAMES]
+                headers.extend(_ALWAYS)
+                if b"content-security-policy" not in names:
+                    headers.append(_API_POLICY)
+                if b"cache-control" not in names:
+                    headers.extend(_NO_STORE)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -61,32 +76,27 @@ class ContentTooLarge(HTTPException):
         super().__init__(413, f"the request body is larger than this route takes ({limit} bytes)")
 
 
-class BodyLimit(HttpMiddleware):
-    """413 once a body is larger than its route takes, before anything of it is parsed.
+def limited_receive(scope: Scope, receive: Receive, default: int) -> Receive:
+    """`receive`, raising ContentTooLarge (413) once a body is larger than its route takes, before
+    anything of it is parsed.
 
     The limit is looked up when the route first reads its body (routing has put the route in the
-    scope by then): `params.body_limit` on the endpoint, else the default. A Content-Length over
-    it is refused without reading a byte; a chunked body is counted as it arrives.
+    scope by then): `params.body_limit` on the endpoint, else `default`. A Content-Length over it
+    is refused without reading a byte; a chunked body is counted as it arrives.
     """
+    declared = Headers(scope=scope).get("content-length", "")
+    received = 0
 
-    def __init__(self, app: ASGIApp, default: int) -> None:
-        super().__init__(app)
-        self.default = default
-
-    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        declared = Headers(scope=scope).get("content-length", "")
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            limit = params.body_limit_of(getattr(scope.get("route"), "endpoint", None), self.default)
-            if declared.isdigit() and int(declared) > limit:
+    async def receive_within_limit() -> Message:
+        nonlocal received
+        limit = params.body_limit_of(getattr(scope.get("route"), "endpoint", None), default)
+        if declared.isdigit() and int(declared) > limit:
+            raise ContentTooLarge(limit)
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
                 raise ContentTooLarge(limit)
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise ContentTooLarge(limit)
-            return message
+        return message
 
-        await self.app(scope, limited_receive, send)
+    return receive_within_limit

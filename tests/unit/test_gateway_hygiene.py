@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel
 
 from gateway.app import create_app
@@ -26,6 +26,15 @@ def probe_app(**settings: object) -> FastAPI:
     @app.get("/probe/boom")
     async def boom() -> None:
         raise RuntimeError("a bug")
+
+    @app.get("/probe/own-headers")
+    async def own_headers() -> Response:
+        # A route's own framing rule and caching, in another case than ours.
+        return Response(
+            b"{}",
+            media_type="application/json",
+            headers={"X-Frame-Options": "SAMEORIGIN", "Cache-Control": "max-age=60"},
+        )
 
     @app.post("/probe/echo")
     async def echo(body: Echo) -> Echo:
@@ -144,3 +153,14 @@ async def test_tracing_instruments_the_app_and_a_500_keeps_its_headers(
     boom, echo = servers
     assert [event.name for event in boom.events] == ["exception"]  # recorded by the instrumentation
     assert boom.status.status_code.name == "ERROR" and echo.status.status_code.name == "UNSET"
+
+
+async def test_fixed_headers_replace_a_routes_own_and_its_caching_stays(client: httpx.AsyncClient) -> None:
+    reply = await client.get("/probe/own-headers")
+    assert reply.status_code == 200
+    assert reply.headers.get_list("x-frame-options") == ["DENY"]
+    assert reply.headers.get_list("x-content-type-options") == ["nosniff"]
+    assert reply.headers.get_list("cache-control") == ["max-age=60"]
+    assert "pragma" not in reply.headers
+    assert len(reply.headers.get_list("x-request-id")) == 1
+    assert len(reply.headers.get_list("content-security-policy")) == 1

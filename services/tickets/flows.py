@@ -37,6 +37,19 @@ from services.tickets.catalogue import CalendarStore, CatalogueFlows, code_of, e
 from services.tickets.lifecycle import Action, State, UnitStatus
 from services.tickets.models import Category, Ticket, TicketUnit, TimelineEntry, Unit
 
+# The actions whose _apply rewrites a ticket's unit rows; the others leave them as loaded (under the
+# ticket's row lock), so the rows are not read again.
+_REWRITES_UNITS = frozenset(
+    {
+        Action.DISPATCH,
+        Action.ACKNOWLEDGE,
+        Action.RETURN,
+        Action.ESCALATE,
+        Action.ACCEPT_ESCALATION,
+        Action.REOPEN,
+    }
+)
+
 # What each action announces: tickets.v1.ticket.<name>.
 EVENT_NAMES = {
     Action.ACCEPT: "accepted",
@@ -440,7 +453,8 @@ class TicketFlows:
             row.update_time = now
             facts.refresh(row)
             await session.flush()
-            units = await load_units(session, ticket_id)
+            if action in _REWRITES_UNITS:
+                units = await load_units(session, ticket_id)
             timeline = await append_entry(
                 session,
                 entry_values(

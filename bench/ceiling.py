@@ -284,6 +284,10 @@ def start_echo(tmp: Path) -> Echo:
     return Echo(grpc_addr, url, procs)
 
 
+CREATE = "POST /api/v1/tickets"
+ACCEPT = "POST /api/v1/tickets/{id}/transitions (accept)"
+
+
 def cpu_per_request(monitor: Monitor, phase: str, requests: int, keep: set[str]) -> dict[str, float]:
     """CPU per request of the processes in `keep`, and of PostgreSQL's backends for the stack's
     databases (with `--backend postgres`): they share the machine's cores with the rest."""
@@ -361,8 +365,11 @@ class Runner:
         self.profiles: dict[tuple[str, str], list[tuple[float, str]]] = {}
 
     def wanted(self, name: str) -> bool:
-        """Ceilings always run; the platform's paths only those `--only` names (all without it)."""
+        """Ceilings always run; the platform's paths only those `--only` names (all without it).
+        Creating runs for the transitions too: they accept the tickets it reported."""
         only = self.args.only
+        if name == CREATE and self.wanted(ACCEPT):
+            return True
         return name.startswith("ceiling") or not only or any(part in name for part in only)
 
     def http(self, name: str, url: str, script: str, procs: set[str]) -> Result | None:
@@ -492,7 +499,7 @@ async def measure(
         for i in range(200)
     ]
     runner.http(
-        "POST /api/v1/tickets",
+        CREATE,
         gw,
         script_rotating(creates, None),
         writes,
@@ -508,7 +515,7 @@ async def measure(
         for tid in submitted
     ]
     runner.http(
-        "POST /api/v1/tickets/{id}/transitions (accept)",
+        ACCEPT,
         gw,
         script_rotating(accepts, max(1, len(accepts) - args.connections)),
         writes,

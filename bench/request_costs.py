@@ -8,8 +8,9 @@ dispatch  The real gateway app (gateway.app.create_app) called as an ASGI app, n
           FastAPI's own dispatch over every route, and a bare FastAPI app with one route. The paths
           stop before any upstream call (no token: 401; no route: 404), so what differs is routing.
 reads     One single-row SELECT on PostgreSQL (127.0.0.1:5432, database `test`; skipped when it
-          does not answer): SQLAlchemy Core on an autocommit connection, as the services read, and
-          the same statement as a govkit.hotreads.HotRead on the hot pool.
+          does not answer): SQLAlchemy Core on an autocommit connection, as the services read, the
+          same statement as a govkit.hotreads.HotRead on its pool (govkit.pgpool), and its SQL on
+          asyncpg's own Pool, which the hot reads used before.
 
 Each line is CPU microseconds per request (process time, so a busy machine inflates it less than
 wall time). bench/README.md ("Fourth pass") has the results and what they led to.
@@ -22,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import uvloop
 from fastapi import FastAPI
 from sqlalchemy import bindparam, literal_column, select, text
@@ -131,14 +133,35 @@ async def reads(count: int) -> dict[str, float]:
         async with db.hot_reads() as reader:
             await reader.all(read, oid=11)
 
+    # The hot reads' SQL on asyncpg's own Pool (no reset query either), as they ran before govkit.pgpool.
+    sql = read.plan(db.engine.dialect).sql
+    pool = await asyncpg.create_pool(url.replace("+asyncpg", ""), min_size=1, max_size=4, reset=_no_reset)
+
+    async def asyncpg_pool() -> None:
+        conn = await pool.acquire(timeout=30)
+        try:
+            await conn.fetch(sql, 11)
+        finally:
+            await pool.release(conn)
+
     results: dict[str, float] = {}
+    cases = (
+        ("SQLAlchemy Core, autocommit", core),
+        ("govkit.hotreads", hot),
+        ("its SQL on asyncpg's Pool", asyncpg_pool),
+    )
     try:
-        for name, call in (("SQLAlchemy Core, autocommit", core), ("govkit.hotreads", hot)):
+        for name, call in cases:
             results[name] = await _cpu_us(call, count)
             print(f"reads     {name:48} {results[name]:7.0f} us")
     finally:
         await db.close()
+        await pool.close()
     return results
+
+
+async def _no_reset(_conn: object) -> None:
+    pass
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -21,6 +21,7 @@ so a returned connection needs no reset query.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import inspect
@@ -238,9 +239,14 @@ class HotReadPool:
         except broken as exc:
             self._went_away(conn)
             raise DatabaseUnavailable(f"the database went away: {exc.__class__.__name__}") from exc
-        except BaseException:
-            # Cancelled, or failed in between: the connection may be mid-statement; not reused.
+        except (asyncio.CancelledError, TimeoutError):
+            # Cancelled, perhaps in the middle of a statement: the connection's state is not known.
             self.pool.release(conn, discard=True)
+            raise
+        except BaseException:
+            # Raised by the caller between statements (a NotFound, a PermissionDenied): the
+            # connection is as good as after any read.
+            self.pool.release(conn)
             raise
         else:
             self.pool.release(conn)

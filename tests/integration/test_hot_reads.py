@@ -222,3 +222,40 @@ async def test_a_restarted_server_fails_the_reads_in_flight_once_then_reads_go_o
             failures += 1
     assert failures <= 1
     await read()
+
+
+BACKEND_PID = HotRead(select(literal_column("pg_backend_pid()").label("pid")).where(bindparam("one") == 1))
+SLEEP = HotRead(select(literal_column("pg_sleep(5)").label("slept")).where(bindparam("one") == 1))
+
+
+async def test_an_error_between_reads_keeps_the_connection_and_a_cancelled_read_drops_it(
+    db: Database, databases: Databases
+) -> None:
+    """A caller's own error (a NotFound after its read) leaves the connection as good as any read
+    does, so it serves the next read; a read cancelled mid-statement leaves it in a state nobody
+    knows, so it is closed and the next read gets a new one."""
+    if databases.backend == "sqlite":
+        pytest.skip("a SQLite read has no connection of its own")
+    import asyncio
+
+    async def pid() -> int:
+        async with db.hot_reads() as reads:
+            return int((await reads.all(BACKEND_PID, one=1))[0].pid)
+
+    first = await pid()
+    with pytest.raises(LookupError):
+        async with db.hot_reads() as reads:
+            await reads.all(BACKEND_PID, one=1)
+            raise LookupError("not found")
+    assert await pid() == first
+
+    async def slow() -> None:
+        async with db.hot_reads() as reads:
+            await reads.all(SLEEP, one=1)
+
+    task = asyncio.create_task(slow())
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await pid() != first

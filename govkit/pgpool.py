@@ -100,6 +100,8 @@ class ConnectionPool:
         """Give a connection back: `discard` when its read failed or was cancelled (its state is
         not known, so it is closed rather than reused)."""
         generation = self._generation_of.get(conn)
+        if generation is None:
+            return  # not one of the pool's (or given back twice): nothing to count or close
         if discard or self._closed or generation != self._generation or conn.is_closed():
             self._forget(conn)
             self._close_soon(conn)

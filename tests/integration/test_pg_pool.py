@@ -85,8 +85,9 @@ async def test_a_waiter_times_out_and_leaves_no_slot_taken(server: _Server) -> N
         with pytest.raises(TimeoutError):
             await pool.acquire()
         pool.release(held)
+        pool.release(held)  # twice: the second changes nothing
         assert await _read(pool) == await _read(pool)
-        assert server.opened == 1 and pool.open == 1
+        assert server.opened == 1 and pool.open == 1 and pool.idle == 1
     finally:
         await pool.close()
 
@@ -154,7 +155,7 @@ async def test_a_reader_cancelled_mid_statement_loses_no_slot(server: _Server) -
         await pool.close()
 
 
-async def test_expire_closes_the_idle_connections_and_those_in_use_when_they_come_back(server: _Server) -> None:
+async def test_expire_closes_idle_connections_and_those_in_use_when_they_come_back(server: _Server) -> None:
     pool = ConnectionPool(server.connect, 3)
     try:
         await asyncio.gather(*(_read(pool, hold=0.02) for _ in range(2)))

@@ -49,6 +49,7 @@ class ConnectionPool:
         # A waiter gets a connection, or None: the slot of a discarded one, to open one in.
         self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
         self._generation_of: dict[asyncpg.Connection, int] = {}  # every open connection
+        self._in_use: set[asyncpg.Connection] = set()
         self._opening = 0  # slots taken by connections being opened
         self._generation = 0
         self._closed = False
@@ -72,11 +73,14 @@ class ConnectionPool:
         while self._idle:
             conn, _ = self._idle.pop()
             if not conn.is_closed():
+                self._in_use.add(conn)
                 return conn
             self._forget(conn)  # the server closed it while it sat idle
         async with asyncio.timeout(self.acquire_timeout):
             if self.open < self.size:
-                return await self._open_in_slot()
+                conn = await self._open_in_slot()
+                self._in_use.add(conn)
+                return conn
             waiter: asyncio.Future[asyncpg.Connection | None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
@@ -93,15 +97,17 @@ class ConnectionPool:
                         self._waiters.remove(waiter)
                 raise
             if handed is None:
-                return await self._open_in_slot(taken=True)
+                handed = await self._open_in_slot(taken=True)
+            self._in_use.add(handed)
             return handed
 
     def release(self, conn: asyncpg.Connection, *, discard: bool = False) -> None:
         """Give a connection back: `discard` when its read failed or was cancelled (its state is
         not known, so it is closed rather than reused)."""
+        if conn not in self._in_use:
+            return  # given back twice, or not the pool's: nothing to count or close
+        self._in_use.discard(conn)
         generation = self._generation_of.get(conn)
-        if generation is None:
-            return  # not one of the pool's (or given back twice): nothing to count or close
         if discard or self._closed or generation != self._generation or conn.is_closed():
             self._forget(conn)
             self._close_soon(conn)
@@ -148,10 +154,10 @@ class ConnectionPool:
             self._pass_on(None)
             raise
         self._opening -= 1
-        self._generation_of[conn] = self._generation
-        if self._closed:
-            self.release(conn)  # closes it: the pool closed while it opened
+        if self._closed:  # the pool closed while it opened
+            self._close_soon(conn)
             raise PoolClosed("the connection pool is closed")
+        self._generation_of[conn] = self._generation
         return conn
 
     def _pass_on(self, handed: asyncpg.Connection | None) -> None:

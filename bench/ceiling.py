@@ -403,7 +403,8 @@ class Runner:
         out: dict[str, subprocess.Popen[bytes]] = {}
         for name, pid in pids.items():
             target = self.args.profile / f"{slug(phase)}.{name}.txt"
-            argv = [PY_SPY, "record", "--nonblocking", "-r", "200", "-d", f"{self.args.duration:g}"]
+            sampling = ["--native"] if self.args.native else ["--nonblocking"]
+            argv = [PY_SPY, "record", *sampling, "-r", "200", "-d", f"{self.args.duration:g}"]
             argv += ["--full-filenames", "-f", "raw", "-o", str(target), "-p", str(pid)]
             out[name] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return out
@@ -633,6 +634,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="DIR",
         help="run py-spy on the platform's processes of each path and write the stacks here "
         "(sampling costs some throughput: compare ratios from runs without it)",
+    )
+    parser.add_argument(
+        "--native",
+        action="store_true",
+        help="with --profile: native frames too (grpc's core, uvloop, asyncpg's protocol); py-spy "
+        "then pauses the processes to sample them, which costs much more throughput",
     )
     parser.add_argument(
         "--only",

@@ -20,7 +20,7 @@ from gateway.hygiene import HttpMiddleware, SecurityHeaders, limited_receive, ra
 from gateway.routes import admin, auth, blocks, meta, notices, notifications, points, tickets, users
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstreams
-from govkit import logs, metrics
+from govkit import heap, logs, metrics
 from govkit.auth.revocations import RevocationFeed
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
@@ -141,6 +141,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             ca_file=settings.tls_nats_ca_file,
         )
         feed.start()
+        heap.freeze_startup_heap()
         yield
         app.state.upstreams.shutdown.set()
         await feed.stop()

@@ -31,7 +31,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from opentelemetry import trace
 
-from govkit import bus, channels, logs, metrics, streams, tls
+from govkit import bus, channels, heap, logs, metrics, streams, tls
 from govkit.auth import revocations
 from govkit.auth.principal import Principal, reset_principal, set_principal
 from govkit.auth.tokens import GrpcJwksSource, TokenVerifier, bearer_token
@@ -409,6 +409,7 @@ class ServiceRuntime:
         self._tasks.append(asyncio.create_task(self.housekeeping.run(), name="housekeeping"))
         for job in d.background:
             self._tasks.append(asyncio.create_task(job(self), name=getattr(job, "__name__", "job")))
+        heap.freeze_startup_heap()
 
     def _health_only_server(self, port: int) -> grpc.aio.Server:
         """grpc.health.v1 alone, in plaintext: Kubernetes' gRPC probes do not speak TLS. It tells

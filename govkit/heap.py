@@ -5,7 +5,7 @@ tables and compiled statements, protobuf descriptors, FastAPI's routes, models a
 collection of the oldest generation walks all of it. The gateway allocates many objects per
 request and so collects often: its collections were 9% of its busy samples under `py-spy --native`
 (`bench/ceiling.py --profile DIR --native`), and the full ones showed as pauses in its tail, a p99
-for `/me` of 42-62 ms that fell to 13-14 ms with the heap frozen (bench/README.md, "Fifth pass").
+for `/me` of 43-60 ms that fell to 13-15 ms with the heap frozen (bench/README.md, "Fifth pass").
 """
 
 from __future__ import annotations

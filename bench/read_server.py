@@ -3,11 +3,14 @@
     .venv/bin/python bench/read_server.py [--calls 16000] [--json OUT]
 
 A grpc.aio server on uvloop (as the services run) answers `grpc.health.v1.Health/Check` in a process
-of its own, in three modes: from memory (the echo of bench/ceiling.py), after one single-row SELECT
-on a connection from govkit.pgpool (the hot reads' pool), and after the same SELECT on a connection
-from asyncpg's own Pool (no reset query, as the hot reads used it before). A client in this process
-makes the calls, 16 at a time. Each line is the server's CPU per call (user + system, from /proc),
-so the difference between the lines is what the read costs the server, and the pool with it.
+of its own, in four modes: from memory (the echo of bench/ceiling.py), after one single-row SELECT
+on a connection from govkit.pgpool (the hot reads' pool), after the same SELECT on a connection
+from asyncpg's own Pool (no reset query, as the hot reads used it before), and the pgpool read
+behind the services' own interceptor (govkit.grpc_server.PlatformInterceptor: the caller's bearer
+token verified, the principal bound, the call counted and timed). A client in this process makes
+the calls, 16 at a time, with a signed access token. Each line is the server's CPU per call (user +
+system, from /proc), so the difference between two lines is what the read, its pool or the
+interceptor costs the server.
 PostgreSQL on 127.0.0.1:5432 (database `test`); skipped when it does not answer.
 """
 
@@ -18,25 +21,62 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import grpc
+import jwt
 import uvloop
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench._common import HOST, PG_ADMIN_DB, PG_PORT, PG_USER, add_json, write_json
+from govkit.auth.tokens import ALGORITHM, AUDIENCE, DEFAULT_ISSUER, TokenVerifier
 from govkit.devstack import free_port, wait_for_port
+from govkit.grpc_server import PlatformInterceptor
 from govkit.pgpool import ConnectionPool
 
 SQL = "SELECT oid, nspname FROM pg_namespace WHERE oid = $1"
 DSN = f"postgresql://{PG_USER}@{HOST}:{PG_PORT}/{PG_ADMIN_DB}"
-MODES = ("memory", "govkit.pgpool", "asyncpg Pool")
+INTERCEPTED = "pgpool+interceptor"
+MODES = ("memory", "govkit.pgpool", "asyncpg Pool", INTERCEPTED)
+KID = "bench-key"
 CONCURRENCY = 16
 
 
-async def _serve(port: int, mode: str) -> None:
+class _Jwks:
+    """The key set identity would publish, for the key the client signs with."""
+
+    def __init__(self, public_pem: bytes) -> None:
+        public_key = serialization.load_pem_public_key(public_pem)
+        jwk = jwt.algorithms.ECAlgorithm.to_jwk(public_key, as_dict=True)
+        self.document = {"keys": [{**jwk, "kid": KID, "alg": ALGORITHM, "use": "sig"}]}
+
+    async def fetch_jwks(self) -> dict[str, Any]:
+        return self.document
+
+
+def _token(key: ec.EllipticCurvePrivateKey) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": DEFAULT_ISSUER,
+        "aud": AUDIENCE,
+        "sub": "users/bench",
+        "jti": uuid.uuid4().hex,
+        "iat": now,
+        "exp": now + 600,
+        "typ": "access",
+        "roles": [],
+    }
+    return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": KID})
+
+
+async def _serve(port: int, mode: str, public_pem: bytes) -> None:
     ours = ConnectionPool(lambda: asyncpg.connect(DSN), 4)
 
     async def no_reset(_conn: object) -> None:
@@ -48,7 +88,7 @@ async def _serve(port: int, mode: str) -> None:
         async def Check(
             self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
         ) -> health_pb2.HealthCheckResponse:
-            if mode == "govkit.pgpool":
+            if mode in ("govkit.pgpool", INTERCEPTED):
                 conn = await ours.acquire()
                 try:
                     await conn.fetch(SQL, 11)
@@ -62,7 +102,10 @@ async def _serve(port: int, mode: str) -> None:
                     await theirs.release(conn)
             return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
 
-    server = grpc.aio.server()
+    interceptors = []
+    if mode == INTERCEPTED:
+        interceptors.append(PlatformInterceptor(TokenVerifier(_Jwks(public_pem)), ()))
+    server = grpc.aio.server(interceptors=interceptors)
     health_pb2_grpc.add_HealthServicer_to_server(Reading(), server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
@@ -74,34 +117,43 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _calls(port: int, count: int) -> None:
+async def _calls(port: int, count: int, token: str) -> None:
+    metadata = (("authorization", f"Bearer {token}"), ("x-request-id", uuid.uuid4().hex))
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = health_pb2_grpc.HealthStub(channel)
 
         async def caller(n: int) -> None:
             for _ in range(n):
-                await stub.Check(health_pb2.HealthCheckRequest())
+                await stub.Check(health_pb2.HealthCheckRequest(), metadata=metadata)
 
         await caller(200)  # connections opened, statements prepared
         await asyncio.gather(*(caller(count // CONCURRENCY) for _ in range(CONCURRENCY)))
 
 
-def measure(mode: str, calls: int) -> float:
+def measure(mode: str, calls: int, key: ec.EllipticCurvePrivateKey, folder: Path) -> float:
     port = free_port()
-    server = subprocess.Popen([sys.executable, __file__, "--serve", mode, "--port", str(port)])
+    public = folder / "public.pem"
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    argv = [sys.executable, __file__, "--serve", mode, "--port", str(port), "--public-key", str(public)]
+    server = subprocess.Popen(argv)
+    token = _token(key)
     try:
         wait_for_port(port, 15, server)
-        uvloop.run(_calls(port, 200))  # warm up the server's pool
+        uvloop.run(_calls(port, 200, token))  # warm up the server's pool
         before = _cpu_seconds(server.pid)
         started = time.perf_counter()
-        uvloop.run(_calls(port, calls))
+        uvloop.run(_calls(port, calls, token))
         elapsed = time.perf_counter() - started
         used = _cpu_seconds(server.pid) - before
     finally:
         server.terminate()
         server.wait(10)
     per_call = used / (calls + 200) * 1e6
-    print(f"server    {mode:16} {per_call:6.0f} us CPU per call   {calls / elapsed:7.0f} calls/s")
+    print(f"server    {mode:18} {per_call:6.0f} us CPU per call   {calls / elapsed:7.0f} calls/s")
     return per_call
 
 
@@ -114,17 +166,21 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=16000, help="timed calls per mode")
     parser.add_argument("--serve", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--public-key", type=Path, help=argparse.SUPPRESS)
     add_json(parser)
     args = parser.parse_args()
     if args.serve:
-        uvloop.run(_serve(args.port, args.serve))
+        uvloop.run(_serve(args.port, args.serve, args.public_key.read_bytes()))
         return
     try:
         asyncio.run(_reachable())
     except OSError:
         print("skipped: PostgreSQL does not answer on 127.0.0.1:5432")
         return
-    write_json(args.json, {"server_cpu_us_per_call": {mode: measure(mode, args.calls) for mode in MODES}})
+    key = ec.generate_private_key(ec.SECP256R1())
+    with tempfile.TemporaryDirectory(prefix="read-server-") as folder:
+        per_call = {mode: measure(mode, args.calls, key, Path(folder)) for mode in MODES}
+    write_json(args.json, {"server_cpu_us_per_call": per_call})
 
 
 if __name__ == "__main__":

@@ -25,55 +25,27 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import asyncpg
 import grpc
-import jwt
 import uvloop
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench._common import HOST, PG_ADMIN_DB, PG_PORT, PG_USER, add_json, write_json
-from govkit.auth.tokens import ALGORITHM, AUDIENCE, DEFAULT_ISSUER, TokenVerifier
+from govkit.auth.tokens import TokenVerifier
 from govkit.devstack import free_port, wait_for_port
 from govkit.grpc_server import PlatformInterceptor
 from govkit.pgpool import ConnectionPool
+from tests.support.tokens import StaticJwks, access_token
 
 SQL = "SELECT oid, nspname FROM pg_namespace WHERE oid = $1"
 DSN = f"postgresql://{PG_USER}@{HOST}:{PG_PORT}/{PG_ADMIN_DB}"
 INTERCEPTED = "pgpool+interceptor"
 MODES = ("memory", "govkit.pgpool", "asyncpg Pool", INTERCEPTED)
-KID = "bench-key"
 CONCURRENCY = 16
-
-
-class _Jwks:
-    """The key set identity would publish, for the key the client signs with."""
-
-    def __init__(self, public_pem: bytes) -> None:
-        public_key = serialization.load_pem_public_key(public_pem)
-        jwk = jwt.algorithms.ECAlgorithm.to_jwk(public_key, as_dict=True)
-        self.document = {"keys": [{**jwk, "kid": KID, "alg": ALGORITHM, "use": "sig"}]}
-
-    async def fetch_jwks(self) -> dict[str, Any]:
-        return self.document
-
-
-def _token(key: ec.EllipticCurvePrivateKey) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": DEFAULT_ISSUER,
-        "aud": AUDIENCE,
-        "sub": "users/bench",
-        "jti": uuid.uuid4().hex,
-        "iat": now,
-        "exp": now + 600,
-        "typ": "access",
-        "roles": [],
-    }
-    return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": KID})
 
 
 async def _serve(port: int, mode: str, public_pem: bytes) -> None:
@@ -104,7 +76,8 @@ async def _serve(port: int, mode: str, public_pem: bytes) -> None:
 
     interceptors = []
     if mode == INTERCEPTED:
-        interceptors.append(PlatformInterceptor(TokenVerifier(_Jwks(public_pem)), ()))
+        public_key = cast(ec.EllipticCurvePublicKey, serialization.load_pem_public_key(public_pem))
+        interceptors.append(PlatformInterceptor(TokenVerifier(StaticJwks(public_key)), ()))
     server = grpc.aio.server(interceptors=interceptors)
     health_pb2_grpc.add_HealthServicer_to_server(Reading(), server)
     server.add_insecure_port(f"127.0.0.1:{port}")
@@ -140,7 +113,7 @@ def measure(mode: str, calls: int, key: ec.EllipticCurvePrivateKey, folder: Path
     )
     argv = [sys.executable, __file__, "--serve", mode, "--port", str(port), "--public-key", str(public)]
     server = subprocess.Popen(argv)
-    token = _token(key)
+    token = access_token(key, "users/bench", ttl=600)
     try:
         wait_for_port(port, 15, server)
         uvloop.run(_calls(port, 200, token))  # warm up the server's pool

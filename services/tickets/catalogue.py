@@ -220,13 +220,8 @@ class CatalogueFlows:
         query = select(UnitMember).where(UnitMember.unit_code == unit.code)
         return await keyset.ascending(self.db, query, UnitMember.user_id, "u", cursor, size, fp)
 
-    async def units_of(self, principal: Principal, session: AsyncSession | None = None) -> dict[str, str]:
-        """The units the caller staffs right now (code -> node): read on every call (in `session`
-        when the caller has one open, sparing a connection checkout)."""
-        if not principal.user_id:
-            return {}
-        if session is not None:
-            return await _units_of(session, principal.user_id)
+    async def units_of(self, principal: Principal) -> dict[str, str]:
+        """The units the caller staffs right now (code -> node): read on every call."""
         async with self.db.hot_reads() as reads:
             return await units_of_caller(reads, principal)
 
@@ -472,8 +467,3 @@ async def units_of_caller(reads: Reader, principal: Principal) -> dict[str, str]
     if not principal.user_id:
         return {}
     return {code: node for code, node in await reads.all(_CALLER_UNITS, user=principal.user_id)}
-
-
-async def _units_of(session: AsyncSession, user_id: str) -> dict[str, str]:
-    rows = await session.execute(_CALLER_UNITS.statement, {"user": user_id})
-    return {code: node for code, node in rows}

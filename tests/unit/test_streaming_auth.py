@@ -9,33 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-import jwt
 import pytest
 import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from govkit.auth.principal import current_principal
-from govkit.auth.tokens import ALGORITHM, AUDIENCE, DEFAULT_ISSUER, TokenVerifier
+from govkit.auth.tokens import TokenVerifier
 from govkit.grpc_server import PlatformInterceptor
+from tests.support.tokens import StaticJwks, access_token
 
 SERVICE = "test.v1.Echo"
-KID = "test-key"
-
-
-class StaticJwks:
-    """The key set an identity service would publish, here for one freshly made key."""
-
-    def __init__(self, public_key: ec.EllipticCurvePublicKey) -> None:
-        jwk = jwt.algorithms.ECAlgorithm.to_jwk(public_key, as_dict=True)
-        self.document = {"keys": [{**jwk, "kid": KID, "alg": ALGORITHM, "use": "sig"}]}
-
-    async def fetch_jwks(self) -> dict[str, Any]:
-        return self.document
 
 
 def _identity(request: bytes) -> bytes:
@@ -113,19 +100,7 @@ async def channel(signing_key: ec.EllipticCurvePrivateKey) -> AsyncIterator[grpc
 
 
 def _token(key: ec.EllipticCurvePrivateKey, subject: str = "users/alice", **overrides: Any) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": DEFAULT_ISSUER,
-        "aud": AUDIENCE,
-        "sub": subject,
-        "jti": uuid.uuid4().hex,
-        "iat": now,
-        "exp": now + 300,
-        "typ": "access",
-        "roles": [],
-        **overrides,
-    }
-    return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": KID})
+    return access_token(key, subject, **overrides)
 
 
 def _md(token: str) -> tuple[tuple[str, str], ...]:

@@ -139,16 +139,20 @@ class Endpoints:
             reply_message = await call(request, getattr(stub(request), rpc), request_message, caller)
             if view is None:
                 return Response(status_code=204)
-            result = view.of(reply(reply_message) if reply is not None else reply_message)
-            headers = {"Location": prefix + location(result, values)} if location is not None else None
-            # `of` has built and validated the view; answering with its JSON directly spares FastAPI
-            # validating the same model a second time against response_model (which stays declared
-            # for the OpenAPI document).
+            shown = reply(reply_message) if reply is not None else reply_message
+            # The view's JSON is written directly (response_model stays declared for the OpenAPI
+            # document): FastAPI would validate the same model a second time. Only a Location needs
+            # the view itself; the rest skip building it (View.json_of).
+            if location is None:
+                content, headers = view.json_of(shown), None
+            else:
+                result = view.of(shown)
+                content, headers = (
+                    result.model_dump_json().encode(),
+                    {"Location": prefix + location(result, values)},
+                )
             return Response(
-                result.model_dump_json(),
-                status_code=status_code or 200,
-                headers=headers,
-                media_type="application/json",
+                content, status_code=status_code or 200, headers=headers, media_type="application/json"
             )
 
         endpoint.__name__ = endpoint.__qualname__ = name

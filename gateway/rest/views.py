@@ -16,12 +16,13 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, get_args
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from pydantic import BaseModel, Field
 from pydantic._internal._model_construction import ModelMetaclass
+from pydantic_core import to_json
 
 from gateway.rest.enums import json_enum_of
 from gateway.rest.fields import descriptor_of, enum_type, message_type
@@ -82,6 +83,7 @@ class _ViewType(ModelMetaclass):
         **kwargs: Any,
     ) -> type:
         readers: dict[str, Reader] = {}
+        plain_readers: dict[str, Reader] = {}
         annotations: dict[str, Any] = {}
         module: str = namespace["__module__"]
         if message is not None:
@@ -89,19 +91,26 @@ class _ViewType(ModelMetaclass):
             for field_name, spec in (fields or {}).items():
                 out = spec if isinstance(spec, Out) else Out(description=spec)
                 annotations[field_name], readers[field_name] = _field(module, descriptor, field_name, out)
+                plain_readers[field_name] = _field(module, descriptor, field_name, out, plain=True)[1]
                 namespace[field_name] = Field(description=out.description)
         elif item is not None and source is not None:
             annotations = {"items": list[item], "next_page_token": str}  # type: ignore[valid-type]
             namespace.setdefault("next_page_token", "")  # a page may describe it (Field)
-            readers = {
-                "items": lambda m: list(map(item.of, getattr(m, source))),
-                "next_page_token": lambda m: getattr(m, "next_page_token"),  # noqa: B009  # any list reply
+            token: Reader = lambda m: getattr(m, "next_page_token")  # noqa: B009, E731  # any list reply
+            readers = {"items": lambda m: list(map(item.of, getattr(m, source))), "next_page_token": token}
+            plain_readers = {
+                "items": lambda m: list(map(item.plain, getattr(m, source))),
+                "next_page_token": token,
             }
         namespace["__annotations__"] = {**annotations, **namespace.get("__annotations__", {})}
         cls = super().__new__(mcs, name, bases, namespace, **kwargs)
         if readers:
             cls.readers = readers  # type: ignore[attr-defined]  # View.readers
+            cls.plain_readers = plain_readers  # type: ignore[attr-defined]  # View.plain_readers
+        # The plain path gives the model's JSON only when the readers fill every field, in its order.
+        cls.plain_complete = list(cls.model_fields) == list(cls.plain_readers)  # type: ignore[attr-defined]
         if message is not None:
+            cls.message_type = message  # type: ignore[attr-defined]  # View.message_type
             full_name = message.DESCRIPTOR.full_name
             _VIEWS.setdefault((namespace["__module__"], full_name), cls)
             _FIRST_VIEWS.setdefault(full_name, cls)
@@ -119,6 +128,11 @@ class View(BaseModel, metaclass=_ViewType):
     """
 
     readers: ClassVar[dict[str, Reader]] = {}
+    plain_readers: ClassVar[dict[str, Reader]] = {}
+    """The same fields with nested views as dicts: JSON-ready values, no model built."""
+    plain_complete: ClassVar[bool] = False
+    message_type: ClassVar[type[Message] | None] = None
+    """The message the view reads (None for a page and for a view declared without one)."""
 
     def __init_subclass__(
         cls,
@@ -140,6 +154,21 @@ class View(BaseModel, metaclass=_ViewType):
         values = {name: read(message) for name, read in cls.readers.items() if name not in overrides}
         return cls(**values, **overrides)
 
+    @classmethod
+    def plain(cls, message: Message) -> dict[str, object]:
+        """The values `of` would validate, nested views as dicts: what the view's JSON shows."""
+        return {name: read(message) for name, read in cls.plain_readers.items()}
+
+    @classmethod
+    def json_of(cls, message: Message) -> bytes:
+        """`of(message).model_dump_json()`, byte for byte, without building the models: the readers
+        already give each field its declared type, and pydantic's serializer writes the values as the
+        model's would. A page of tickets is 20 views with a dozen nested ones each; building and
+        validating them cost more than reading the messages (bench/README.md, sixth pass)."""
+        if not cls.plain_complete:
+            return cls.of(message).model_dump_json().encode()
+        return to_json(cls.plain(message))
+
     if TYPE_CHECKING:
         # The fields come from the declaration, which a type checker does not run.
         def __getattr__(self, name: str) -> Any: ...
@@ -158,7 +187,30 @@ def _nested_view(module: str, full_name: str) -> type[View]:
     return found
 
 
-def _field(module: str, descriptor: Descriptor, name: str, out: Out) -> tuple[object, Reader]:
+def _field(
+    module: str, descriptor: Descriptor, name: str, out: Out, *, plain: bool = False
+) -> tuple[object, Reader]:
+    """The field's JSON type and reader. `plain`: a nested view reads as its dict (View.plain) rather
+    than its model, and a declared type that excludes null is checked here, as the model would."""
+    annotation, read = _reader(module, descriptor, name, out, plain)
+    if not plain or out.annotation is None or _admits_none(annotation):
+        return annotation, read
+    where = f"{descriptor.name}.{name}"
+
+    def checked(m: Message) -> object:
+        value = read(m)
+        if value is None:
+            raise ValueError(f"{where}: null where the view's type has none")
+        return value
+
+    return annotation, checked
+
+
+def _admits_none(annotation: object) -> bool:
+    return annotation is None or annotation is type(None) or type(None) in get_args(annotation)
+
+
+def _reader(module: str, descriptor: Descriptor, name: str, out: Out, plain: bool) -> tuple[object, Reader]:
     # The readers run for every field of every item of a page: each is built here as the least
     # work its declaration needs (a C-level attrgetter for a plain field).
     if out.compute is not None:
@@ -172,7 +224,7 @@ def _field(module: str, descriptor: Descriptor, name: str, out: Out) -> tuple[ob
     get = attrgetter(source)
     if _is_map(fd):
         return dict[str, str], lambda m: dict(get(m))
-    item_type, read_one = _scalar(module, fd, out)
+    item_type, read_one = _scalar(module, fd, out, plain)
     if fd.is_repeated:
         if out.annotation is not None:
             item_type = out.annotation
@@ -183,7 +235,7 @@ def _field(module: str, descriptor: Descriptor, name: str, out: Out) -> tuple[ob
             v for v in map(one, get(m)) if v is not None
         ]
     if fd.type == FieldDescriptor.TYPE_MESSAGE:
-        return _message(module, fd, source, out)
+        return _message(module, fd, source, out, plain)
     if out.annotation is not None:
         item_type = out.annotation
     elif out.nullable:
@@ -203,7 +255,9 @@ def _field(module: str, descriptor: Descriptor, name: str, out: Out) -> tuple[ob
     return item_type, read
 
 
-def _scalar(module: str, fd: FieldDescriptor, out: Out) -> tuple[Any, Callable[[Any], object] | None]:
+def _scalar(
+    module: str, fd: FieldDescriptor, out: Out, plain: bool
+) -> tuple[Any, Callable[[Any], object] | None]:
     """The JSON type of one value of the field and its reader (before `nullable`); None for a value
     shown as it is."""
     convert = out.convert
@@ -217,7 +271,7 @@ def _scalar(module: str, fd: FieldDescriptor, out: Out) -> tuple[Any, Callable[[
         if full == _DURATION:
             return float | None, lambda d: d.seconds + d.nanos / 1e9
         nested = _nested_view(module, full)
-        return nested, nested.of
+        return nested, nested.plain if plain else nested.of
     if fd.type in _INTEGERS:
         return int, convert
     if fd.type in _FLOATS:
@@ -227,8 +281,8 @@ def _scalar(module: str, fd: FieldDescriptor, out: Out) -> tuple[Any, Callable[[
     return str, convert
 
 
-def _message(module: str, fd: FieldDescriptor, source: str, out: Out) -> tuple[object, Reader]:
-    annotation, read_one = _scalar(module, fd, out)
+def _message(module: str, fd: FieldDescriptor, source: str, out: Out, plain: bool) -> tuple[object, Reader]:
+    annotation, read_one = _scalar(module, fd, out, plain)
     assert read_one is not None  # a message always has its reader
     one = read_one
     get = attrgetter(source)

@@ -109,9 +109,9 @@ async def logout(request: Request, body: RefreshRequest) -> Response:
 
 
 @router.get("/me", response_model=Me, summary="The caller, with their role bindings")
-async def me(request: Request, caller: CallerDep) -> Me:
+async def me(request: Request, caller: CallerDep) -> Response:
     reply = await call(request, upstreams(request).identity.GetCaller, pb.GetCallerRequest(), caller)
-    return Me.of(reply)
+    return Response(Me.json_of(reply), media_type="application/json")
 
 
 @router.post(

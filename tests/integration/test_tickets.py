@@ -449,6 +449,42 @@ async def test_pages_walk_every_ticket_once(desk: Desk, tickets: TicketsServiceS
     assert changed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+async def test_a_page_shows_each_ticket_once_newest_first_with_the_units_a_ticket_shows(
+    desk: Desk, tickets: TicketsServiceStub
+) -> None:
+    """ListTickets reads the page and its units in one joined statement: a ticket with two units is
+    still one item, a ticket with none is there too, and each item equals what GetTicket answers."""
+    plain = await desk.report()
+    whistled = await desk.report()
+    await desk.act("dispatcher", whistled, pb.ACTION_ACCEPT)
+    await desk.act(
+        "dispatcher",
+        whistled,
+        pb.ACTION_DISPATCH,
+        lead_unit=desk.unit("lead"),
+        assisting_units=[desk.unit("assist")],
+    )
+    newest = await desk.report()
+    md = desk.person("dispatcher").md
+    listed: list[pb.Ticket] = []
+    token = ""
+    while True:  # pages of two, so that the cut falls within the joined rows
+        reply = await tickets.ListTickets(pb.ListTicketsRequest(page_size=2, page_token=token), metadata=md)
+        listed += reply.tickets
+        token = reply.next_page_token
+        if not token:
+            break
+    names = [t.name for t in listed]
+    assert len(names) == len(set(names))
+    whole = await tickets.ListTickets(pb.ListTicketsRequest(page_size=200), metadata=md)
+    assert list(whole.tickets) == listed  # one page, or pages of two: the same tickets
+    ours = [t for t in listed if t.name in {plain.name, whistled.name, newest.name}]
+    assert [t.name for t in ours] == [newest.name, whistled.name, plain.name]
+    assert [len(t.units) for t in ours] == [0, 2, 0]
+    for item in ours:
+        assert item == await tickets.GetTicket(pb.GetTicketRequest(name=item.name), metadata=md)
+
+
 async def test_dispute_resolves_with_a_mediation_outcome_and_statistics_add_up(
     desk: Desk, tickets: TicketsServiceStub, identity: IdentityClient, stack: Stack
 ) -> None:

@@ -106,20 +106,6 @@ def split_joined(rows: Sequence[Any], width: int, parent: Any, child: Any) -> tu
     return found, [child._make(row[width:]) for row in rows if row[width] is not None]
 
 
-def group_joined(rows: Sequence[Any], width: int, parent: Any, child: Any) -> list[tuple[Any, list[Any]]]:
-    """Several parents LEFT JOINed to their children, split back as `split_joined` does, each parent
-    with its children, in the order the parents first appear. A parent's first column is its key."""
-    grouped: dict[Any, tuple[Any, list[Any]]] = {}
-    for row in rows:
-        key = row[0]
-        entry = grouped.get(key)
-        if entry is None:
-            entry = grouped[key] = (parent._make(row[:width]), [])
-        if row[width] is not None:
-            entry[1].append(child._make(row[width:]))
-    return list(grouped.values())
-
-
 class Reader(Protocol):
     async def all(self, read: HotRead, /, **params: Any) -> Sequence[Any]: ...
 

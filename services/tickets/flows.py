@@ -27,7 +27,7 @@ from govkit.auth.scopes import validate_path
 from govkit.crashpoint import crashpoint
 from govkit.db import Database, get_row, utcnow
 from govkit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from govkit.hotreads import HotRead, group_joined, split_joined
+from govkit.hotreads import HotRead, split_joined
 from govkit.protobuf import optional_time, period
 from govkit.sqlpaths import within
 from services.tickets import convert, facts, lifecycle, statistics
@@ -286,26 +286,33 @@ class TicketFlows:
         if cursor:
             at, last = cursor["t"], cursor["id"]
             query = query.where(or_(Ticket.create_time < at, (Ticket.create_time == at) & (Ticket.id < last)))
+        query = query.order_by(Ticket.create_time.desc(), Ticket.id.desc()).limit(size + 1)
         # Core statements, read-only rows (see _TICKET_WITH_UNITS).
         async with self.db.hot_reads() as reads:
             viewer = Viewer(principal, await units_of_caller(reads, principal))  # live, as ever
-        newest_first = (Ticket.create_time.desc(), Ticket.id.desc())
-        found = query.where(viewer.visible()).order_by(*newest_first).limit(size + 1).subquery("page")
-        # The page and its units in one statement, as GetTicket reads one ticket: a row per unit.
-        with_units = (
-            select(found, *(c.label(f"unit_{c.name}") for c in _units))
-            .select_from(found.outerjoin(TicketUnit.__table__, _units.ticket_id == found.c.id))
-            .order_by(found.c.create_time.desc(), found.c.id.desc())
-        )
         async with self.db.read_engine.connect() as conn:
-            rows = (await conn.execute(with_units)).all()
-        tickets = cast(
-            list[tuple[Ticket, list[TicketUnit]]], group_joined(rows, _TICKET_WIDTH, _TicketRow, _UnitRow)
-        )
-        page, token = pagination.cut(
-            tickets, size, fp, lambda t: {"t": t[0].create_time.isoformat(), "id": t[0].id}
-        )
-        return page, token
+            query = query.where(viewer.visible())
+            rows = cast(list[Ticket], (await conn.execute(query)).all())
+            page, token = pagination.cut(
+                rows, size, fp, lambda t: {"t": t.create_time.isoformat(), "id": t.id}
+            )
+            ids = [t.id for t in page]
+            unit_rows = (
+                cast(
+                    list[TicketUnit],
+                    (
+                        await conn.execute(
+                            select(TicketUnit.__table__).where(TicketUnit.__table__.c.ticket_id.in_(ids))
+                        )
+                    ).all(),
+                )
+                if ids
+                else []
+            )
+        by_ticket: dict[str, list[TicketUnit]] = {}
+        for u in unit_rows:
+            by_ticket.setdefault(u.ticket_id, []).append(u)
+        return [(t, by_ticket.get(t.id, [])) for t in page], token
 
     # `builtins.list` in the signatures below: in the class body `list` is the method above.
     async def timeline(

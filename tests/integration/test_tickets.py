@@ -452,8 +452,8 @@ async def test_pages_walk_every_ticket_once(desk: Desk, tickets: TicketsServiceS
 async def test_a_page_shows_each_ticket_once_newest_first_with_the_units_a_ticket_shows(
     desk: Desk, tickets: TicketsServiceStub
 ) -> None:
-    """ListTickets reads the page and its units in one joined statement: a ticket with two units is
-    still one item, a ticket with none is there too, and each item equals what GetTicket answers."""
+    """A listed ticket carries its units as GetTicket does: a ticket with two units is one item, one
+    with none is there too, and paging does not change the items or their order."""
     plain = await desk.report()
     whistled = await desk.report()
     await desk.act("dispatcher", whistled, pb.ACTION_ACCEPT)

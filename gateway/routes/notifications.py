@@ -188,7 +188,7 @@ def _inbox_event(event: pb.InboxEvent) -> bytes | None:
     if not event.HasField("item"):
         return None  # the service's heartbeat: the relay writes its own keep-alives
     item = event.item
-    return sse.frame(id=item.sequence, event="inbox_item", data=InboxItem.of(item).model_dump_json())
+    return sse.frame(id=item.sequence, event="inbox_item", data=InboxItem.json_of(item).decode())
 
 
 @router.get(

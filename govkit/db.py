@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import datetime as dt
+import functools
 import logging
 import os
 import random
@@ -85,7 +86,9 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+@functools.lru_cache(maxsize=64)
 def is_sqlite(url: str) -> bool:
+    # Cached: a report and a transition ask on every call, and parsing the URL cost ~1% of a report.
     return make_url(url).get_backend_name() == "sqlite"
 
 

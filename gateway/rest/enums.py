@@ -112,6 +112,11 @@ def _members_by_number(cls: type[E]) -> dict[int, E]:
     return table
 
 
+def json_values(cls: type[ProtoEnum]) -> dict[int, str]:
+    """Protobuf number -> the member's JSON value: what a view writes, without the member."""
+    return {number: str(member) for number, member in _members_by_number(cls).items()}  # StrEnum: its value
+
+
 def json_enum_of(module: str, enum: EnumDescriptor) -> type[ProtoEnum]:
     found = _BY_PROTO.get((module, enum.full_name)) or _FIRST.get(enum.full_name)
     if found is None:

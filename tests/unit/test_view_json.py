@@ -25,6 +25,15 @@ _STRINGS = [
     "",
 ]
 _FLOATS = [27.843263, 0.1, 1e16, -0.0, 1234567.5, 1e-7]
+_TIMES = [  # (seconds, nanos): fractions or none, before the epoch, the last second of year 9999
+    (1_764_500_000, 123_456_789),
+    (86_400, 0),
+    (1_764_500_000, 500_000_000),
+    (0, 999),
+    (0, 1_000),
+    (-315_619_200, 250_000),
+    (253_402_300_799, 999_999_999),
+]
 
 
 def _views() -> Iterator[type[View]]:
@@ -52,7 +61,7 @@ def _fill(message: Message, rng: random.Random, depth: int = 0) -> Message:
                     break
                 target = getattr(message, fd.name).add() if fd.is_repeated else getattr(message, fd.name)
                 if fd.message_type.full_name == "google.protobuf.Timestamp":
-                    target.seconds, target.nanos = rng.choice([(1_764_500_000, 123_456_789), (86_400, 0)])
+                    target.seconds, target.nanos = rng.choice(_TIMES)
                 elif fd.message_type.full_name == "google.protobuf.Duration":
                     target.seconds, target.nanos = rng.choice([(90, 500_000_000), (3_600, 0)])
                 else:

@@ -129,7 +129,8 @@ class View(BaseModel, metaclass=_ViewType):
 
     readers: ClassVar[dict[str, Reader]] = {}
     plain_readers: ClassVar[dict[str, Reader]] = {}
-    """The same fields with nested views as dicts: JSON-ready values, no model built."""
+    """The same fields as the values their JSON shows: nested views as dicts, enums as their JSON
+    values, times as RFC 3339 text; no model built."""
     plain_complete: ClassVar[bool] = False
     message_type: ClassVar[type[Message] | None] = None
     """The message the view reads (None for a page and for a view declared without one)."""
@@ -156,15 +157,16 @@ class View(BaseModel, metaclass=_ViewType):
 
     @classmethod
     def plain(cls, message: Message) -> dict[str, object]:
-        """The values `of` would validate, nested views as dicts: what the view's JSON shows."""
+        """What the view's JSON shows, as plain values (see `plain_readers`)."""
         return {name: read(message) for name, read in cls.plain_readers.items()}
 
     @classmethod
     def json_of(cls, message: Message) -> bytes:
-        """`of(message).model_dump_json()`, byte for byte, without building the models: the readers
-        already give each field its declared type, and pydantic's serializer writes the values as the
-        model's would. A page of tickets is 20 views with a dozen nested ones each; building and
-        validating them cost more than reading the messages (bench/README.md, sixth pass)."""
+        """`of(message).model_dump_json()`, byte for byte, without building the models: the plain
+        readers give each field's JSON value, and pydantic's own serializer writes them as the
+        model's would (tests/unit/test_view_json.py checks every view). A page of tickets is 20
+        views with several nested ones each; building and validating them cost more than reading
+        the messages (bench/README.md, sixth pass)."""
         if not cls.plain_complete:
             return cls.of(message).model_dump_json().encode()
         return to_json(cls.plain(message))

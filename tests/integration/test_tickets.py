@@ -468,7 +468,7 @@ async def test_a_page_shows_each_ticket_once_newest_first_with_the_units_a_ticke
     md = desk.person("dispatcher").md
     listed: list[pb.Ticket] = []
     token = ""
-    while True:  # pages of two, so that the cut falls within the joined rows
+    while True:  # pages of two, then one page of 200 below
         reply = await tickets.ListTickets(pb.ListTicketsRequest(page_size=2, page_token=token), metadata=md)
         listed += reply.tickets
         token = reply.next_page_token

@@ -130,7 +130,7 @@ def test_json_of_writes_what_the_model_writes(view: type[View]) -> None:
         else:  # a refusal either way (pydantic's ValidationError is a ValueError)
             with pytest.raises((expected, ValueError)):
                 view.json_of(cast(Message, message))
-    assert compared >= 5, "the samples should mostly convert"
+    assert compared >= 5, "too few samples converted to compare"
 
 
 def _page_source(view: type[View]) -> str:

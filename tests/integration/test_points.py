@@ -402,7 +402,18 @@ async def test_expiry_takes_the_oldest_points_first_and_a_reversal_of_expired_po
         pb.FulfilRedemptionRequest(name=redemption.name), metadata=village.staff["assistant"].md
     )
     acct = await account(points, village)
-    assert acct.expiring_points == 10 and acct.balance == 10  # the short-lived ten, within 30 days
+    earned = await points.ListEntries(
+        pb.ListEntriesRequest(parent=village.resident_account(0)), metadata=village.residents[0].md
+    )
+    expires = next(e for e in earned.entries if e.name == soon.entry).expire_time.ToDatetime(tzinfo=dt.UTC)
+    # The short-lived ten count as expiring when they expire within the notice window (30 days by
+    # default). A month from now is 30 days away or less in some months and 31 in others.
+    within = expires <= dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+    assert acct.balance == 10
+    assert acct.expiring_points == (10 if within else 0)
+    assert acct.HasField("next_expire_time") == within
+    if within:
+        assert acct.next_expire_time.ToDatetime(tzinfo=dt.UTC) == expires
     sweeper, clock, db = await sweeper_at(stack)
     try:
         clock.ahead = dt.timedelta(days=40)
